@@ -1,0 +1,137 @@
+"""Model and alignment registries (mixed into :class:`embedstore.store.Store`).
+
+* ``models``: ``model_key`` → :class:`~embedstore.identity.ModelIdentity`.
+  Registering the same identity twice is a no-op; a different identity with
+  an existing key raises :class:`~embedstore.errors.KeyCollisionError`.
+* ``alignments``: ``alignment_key`` → settings JSON and the fitted gap vector.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import KeyCollisionError, NotFoundError
+from .identity import ModelIdentity
+from .schema import ALIGNMENTS, ALIGNMENTS_SCHEMA, MODELS, MODELS_SCHEMA
+
+
+@dataclass(frozen=True)
+class AlignmentRecord:
+    """A registered alignment: its key, method, settings and gap vector."""
+
+    alignment_key: str
+    method: str
+    settings: dict[str, Any]
+    gap: np.ndarray
+
+
+class RegistryMixin:
+    """Registry methods of :class:`~embedstore.store.Store`."""
+
+    # -- models -----------------------------------------------------------
+    def register_model(self, identity: ModelIdentity, *, tag: str | None = None) -> str:
+        """Record ``identity`` in the model registry; returns its ``model_key``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from embedstore import Store, ModelIdentity
+        >>> s = Store(tempfile.mkdtemp() + "/s")
+        >>> ident = ModelIdentity("hf:x", "abc", ("text",), {"text": 4})
+        >>> s.register_model(ident) == ident.key
+        True
+        """
+        key = identity.key
+        existing = self._model_row(key)
+        if existing is not None:
+            stored = ModelIdentity.from_json(existing["identity"])
+            if stored.keyed_fields() != identity.keyed_fields():
+                raise KeyCollisionError(f"model_key {key} already names a different identity ({stored.model_id})")
+            return key
+        row = pa.table({
+            "model_key": [key], "model_id": [identity.model_id],
+            "modalities": [",".join(identity.modalities)],
+            "dims": [json.dumps(identity.dims, sort_keys=True)],
+            "identity": [identity.to_json()],
+            "registered_at": [time.strftime("%Y-%m-%dT%H:%M:%S")],
+        }, schema=MODELS_SCHEMA)
+        self.upsert(MODELS, row, key="model_key", schema=MODELS_SCHEMA, tag=tag)
+        return key
+
+    def _model_row(self, key: str) -> dict[str, Any] | None:
+        if not self.has_table(MODELS):
+            return None
+        rows = self.read(MODELS, where=f"model_key = '{_q(key)}'").to_pylist()
+        return rows[0] if rows else None
+
+    def models(self) -> list[ModelIdentity]:
+        """All registered model identities, oldest first."""
+        if not self.has_table(MODELS):
+            return []
+        rows = sorted(self.read(MODELS).to_pylist(), key=lambda r: r["registered_at"])
+        return [ModelIdentity.from_json(r["identity"]) for r in rows]
+
+    def model(self, ref: str, modality: str | None = None) -> ModelIdentity:
+        """Resolve a ``model_key`` or model id to its registered identity.
+
+        When several identities share an id (e.g. fp32 and 8-bit), the most
+        recently registered one wins; pass the ``model_key`` to choose.
+
+        Raises
+        ------
+        NotFoundError
+            When nothing matches; the message lists what is registered.
+        """
+        matches = [m for m in self.models() if ref in (m.key, m.model_id)
+                   and (modality is None or modality in m.modalities)]
+        if not matches:
+            known = ", ".join(sorted({f"{m.model_id} ({m.key})" for m in self.models()})) or "none"
+            want = f" with modality '{modality}'" if modality else ""
+            raise NotFoundError(
+                f"no model '{ref}'{want} in store {self.uri}; registered: {known}. "
+                "Run 'embedstore extract' with that model first"
+            )
+        exact = [m for m in matches if m.key == ref]
+        return exact[0] if exact else matches[-1]
+
+    # -- alignments -------------------------------------------------------
+    def register_alignment(self, alignment_key: str, method: str, settings: dict[str, Any],
+                           gap: Sequence[float] | np.ndarray, *, tag: str | None = None) -> str:
+        """Record an alignment's settings and gap vector; returns the key."""
+        row = pa.table({
+            "alignment_key": [alignment_key], "method": [method],
+            "settings": [json.dumps(settings, sort_keys=True, default=str)],
+            "gap": [np.asarray(gap, dtype=np.float32).tolist()],
+            "registered_at": [time.strftime("%Y-%m-%dT%H:%M:%S")],
+        }, schema=ALIGNMENTS_SCHEMA)
+        if self.has_table(ALIGNMENTS) and self.read(
+                ALIGNMENTS, where=f"alignment_key = '{_q(alignment_key)}'").num_rows:
+            return alignment_key
+        self.upsert(ALIGNMENTS, row, key="alignment_key", schema=ALIGNMENTS_SCHEMA, tag=tag)
+        return alignment_key
+
+    def alignments(self) -> list[AlignmentRecord]:
+        """All registered alignments."""
+        if not self.has_table(ALIGNMENTS):
+            return []
+        return [AlignmentRecord(r["alignment_key"], r["method"], json.loads(r["settings"]),
+                                np.asarray(r["gap"], dtype=np.float32))
+                for r in self.read(ALIGNMENTS).to_pylist()]
+
+    def alignment(self, alignment_key: str) -> AlignmentRecord:
+        """The registered alignment ``alignment_key``."""
+        for rec in self.alignments():
+            if rec.alignment_key == alignment_key:
+                return rec
+        raise NotFoundError(f"no alignment '{alignment_key}' in store {self.uri}: see 'embedstore info'")
+
+
+def _q(value: str) -> str:
+    """Escape a value for a single-quoted SQL literal."""
+    return str(value).replace("'", "''")

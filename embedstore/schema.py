@@ -1,0 +1,111 @@
+"""Table layout of a store (one LanceDB database).
+
+Granularity
+-----------
+* ``samples__<dataset>``: one table per dataset, keyed by ``sample_id``.
+  Columns: ``sample_id``, ``text``, ``text_sha256``, ``prompt_name``,
+  ``prompt_template``, ``image_ref``, ``image_sha256``, ``label``, one or more
+  ``split_<name>`` columns, optional ``label_<name>`` extra labels,
+  ``group_id``, then the dataset's remaining metadata as typed columns.
+  Metadata differ per dataset, hence one table each.
+* ``emb__<modality>__<model_key>__<dim>``: one table per model, modality and
+  vector width (widths differ between models, and an interpolated alignment
+  may change the width). Columns: ``row_key`` (the merge key, see
+  :func:`embedstore.keys.row_key`), ``dataset``, ``sample_id``, ``modality``,
+  ``model_key``, ``alignment_key`` (``"none"`` when unaligned),
+  ``content_sha256`` (hash of the input bytes/text: the lab-cache key),
+  ``run_tag`` and ``vector`` (``fixed_size_list<float32>[dim]``).
+* ``models``: the model registry, ``model_key`` → full identity JSON.
+* ``alignments``: the alignment registry, ``alignment_key`` → settings JSON
+  and the fitted gap vector.
+* ``runs``: training-run records (written by ``trainers``).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from .keys import check_name
+
+SAMPLES_PREFIX = "samples__"
+EMB_PREFIX = "emb__"
+MODELS = "models"
+ALIGNMENTS = "alignments"
+RUNS = "runs"
+SAMPLE_KEY = "sample_id"
+EMB_KEY = "row_key"
+
+#: Columns every samples table has (adapters add splits, labels, metadata).
+SAMPLE_CORE = (
+    "sample_id", "text", "text_sha256", "prompt_name", "prompt_template",
+    "image_ref", "image_sha256", "label",
+)
+
+
+def samples_table(dataset: str) -> str:
+    """Name of a dataset's samples table.
+
+    Examples
+    --------
+    >>> samples_table("ham10000")
+    'samples__ham10000'
+    """
+    return SAMPLES_PREFIX + check_name(dataset)
+
+
+def embeddings_table(model_key: str, modality: str, dim: int) -> str:
+    """Name of the embeddings table of one model, modality and width.
+
+    Examples
+    --------
+    >>> embeddings_table("0123456789abcdef", "image", 768)
+    'emb__image__0123456789abcdef__768'
+    """
+    return f"{EMB_PREFIX}{modality}__{model_key}__{int(dim)}"
+
+
+def parse_embeddings_table(name: str) -> tuple[str, str, int] | None:
+    """Inverse of :func:`embeddings_table`; ``None`` for other tables.
+
+    Examples
+    --------
+    >>> parse_embeddings_table('emb__text__abc__384')
+    ('text', 'abc', 384)
+    """
+    if not name.startswith(EMB_PREFIX):
+        return None
+    modality, model_key, dim = name[len(EMB_PREFIX):].split("__")
+    return modality, model_key, int(dim)
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    """Arrow schema of an embeddings table of width ``dim``."""
+    return pa.schema([
+        pa.field(EMB_KEY, pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("modality", pa.string(), nullable=False),
+        pa.field("model_key", pa.string(), nullable=False),
+        pa.field("alignment_key", pa.string(), nullable=False),
+        pa.field("content_sha256", pa.string()),
+        pa.field("run_tag", pa.string()),
+        pa.field("vector", pa.list_(pa.float32(), int(dim)), nullable=False),
+    ])
+
+
+MODELS_SCHEMA = pa.schema([
+    pa.field("model_key", pa.string(), nullable=False),
+    pa.field("model_id", pa.string(), nullable=False),
+    pa.field("modalities", pa.string()),
+    pa.field("dims", pa.string()),
+    pa.field("identity", pa.string()),
+    pa.field("registered_at", pa.string()),
+])
+
+ALIGNMENTS_SCHEMA = pa.schema([
+    pa.field("alignment_key", pa.string(), nullable=False),
+    pa.field("method", pa.string()),
+    pa.field("settings", pa.string()),
+    pa.field("gap", pa.list_(pa.float32())),
+    pa.field("registered_at", pa.string()),
+])

@@ -1,0 +1,429 @@
+"""The store: one LanceDB database at a URI, and the single write path.
+
+Open one with :func:`open_store` (or :class:`Store`). The URI is, in order:
+the ``uri`` argument (``--store`` on the CLI), ``$EMBEDSTORE_URI``, or the
+embedded default, a local directory (:func:`default_uri`). Any URI LanceDB
+accepts passes through (``s3://``, ``gs://``, ``az://`` with
+``storage_options``).
+
+Concurrency design
+------------------
+Every write goes through :meth:`Store.upsert`: a keyed ``merge_insert`` done
+while holding the table's exclusive writer lock (:mod:`embedstore.locks`),
+retried with backoff on LanceDB's retryable commit conflicts (the count is in
+:class:`WriteResult`). Writes to one table are therefore serialised, writes to
+different tables run in parallel, and every commit is atomic: readers only
+ever see committed versions, and a writer killed mid-write leaves the table at
+its last committed version. Each write returns its new version; a run tags the
+versions it wrote so it can be read back exactly. The connection uses
+``read_consistency_interval=0``, so handles always see other writers' commits.
+
+Table layout: see :mod:`embedstore.schema`. Registries: :mod:`embedstore.registry`.
+Sample/embedding reads and writes: :mod:`embedstore.data`. Search:
+:mod:`embedstore.neighbors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from .data import DataMixin
+from .errors import InputError, NotFoundError
+from .locks import table_lock
+from .neighbors import NeighborsMixin
+from .registry import RegistryMixin
+
+_REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://", "db://", "memory://", "s3+ddb://")
+
+
+def default_uri() -> str:
+    """The embedded default store: ``$XDG_DATA_HOME/embedstore/store``.
+
+    It is per user and shared by all of that user's experiments, so
+    embeddings are computed once.
+
+    Examples
+    --------
+    >>> default_uri().endswith("embedstore/store")
+    True
+    """
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "embedstore", "store")
+
+
+def resolve_uri(uri: str | os.PathLike | None = None) -> str:
+    """``uri`` if given, else ``$EMBEDSTORE_URI``, else :func:`default_uri`.
+
+    Examples
+    --------
+    >>> resolve_uri("s3://bucket/lab")
+    's3://bucket/lab'
+    """
+    if uri is None or str(uri) == "":
+        uri = os.environ.get("EMBEDSTORE_URI") or default_uri()
+    return str(uri)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of one keyed write.
+
+    Attributes
+    ----------
+    table : str
+    version : int
+        Table version after the write (unchanged when nothing was written).
+    inserted, updated, unchanged : int
+        Rows inserted, overwritten, and skipped because identical.
+    retries : int
+        Retryable commit conflicts that were retried.
+    lock_wait_s : float
+        Seconds spent waiting for the writer lock.
+    tag : str or None
+        Tag placed on ``version``, if any.
+    """
+
+    table: str
+    version: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retries: int = 0
+    lock_wait_s: float = 0.0
+    tag: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True when the write created a new version."""
+        return (self.inserted + self.updated) > 0
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One table version and the tags pointing at it."""
+
+    version: int
+    timestamp: str
+    tags: tuple[str, ...]
+    rows: int | None
+
+
+class Store(RegistryMixin, DataMixin, NeighborsMixin):
+    """A LanceDB-backed embedding store.
+
+    Parameters
+    ----------
+    uri : str or path, optional
+        Database URI; see :func:`resolve_uri`.
+    storage_options : dict, optional
+        Passed through to LanceDB (object-store credentials, endpoints...).
+    create : bool
+        Create a missing local directory (its parent must exist).
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> store = Store(tempfile.mkdtemp() + "/store")
+    >>> r = store.upsert("t", pa.table({"k": ["a", "b"], "x": [1, 2]}), key="k")
+    >>> (r.version, r.inserted, store.read("t").num_rows)
+    (1, 2, 2)
+    """
+
+    def __init__(self, uri: str | os.PathLike | None = None, *,
+                 storage_options: dict[str, str] | None = None, create: bool = True) -> None:
+        self.uri = resolve_uri(uri)
+        self.storage_options = dict(storage_options or {})
+        self.is_local = not self.uri.startswith(_REMOTE_SCHEMES) and "://" not in self.uri
+        if self.is_local:
+            self._check_local_path(Path(self.uri), create)
+        self._db = None
+
+    # -- connection -------------------------------------------------------
+    @staticmethod
+    def _check_local_path(path: Path, create: bool) -> None:
+        if path.exists():
+            if not path.is_dir():
+                raise InputError(f"store path {path} is a file: pass a directory with --store")
+            if not os.access(path, os.R_OK | os.X_OK):
+                raise InputError(f"store path {path} is not readable: fix its permissions or pass another --store")
+            return
+        if not path.parent.exists():
+            raise InputError(
+                f"store path {path}: parent directory {path.parent} does not exist; "
+                "create it first or pass another --store"
+            )
+        if not create:
+            raise NotFoundError(f"no store at {path}: run 'embedstore ingest' first or pass another --store")
+        try:
+            path.mkdir()
+        except PermissionError:
+            raise InputError(f"store path {path}: cannot create it (permission denied); pass a writable --store") from None
+
+    @property
+    def db(self):
+        """The underlying ``lancedb`` connection (opened lazily)."""
+        if self._db is None:
+            import lancedb
+
+            os.environ.setdefault("LANCEDB_LOG", "error")
+            self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None,
+                                       read_consistency_interval=timedelta(0))
+        return self._db
+
+    @property
+    def lock_dir(self) -> Path:
+        """Directory of the per-table writer locks (see :mod:`embedstore.locks`)."""
+        if self.is_local:
+            return Path(self.uri) / "_locks"
+        shared = os.environ.get("EMBEDSTORE_LOCK_DIR")
+        if shared:
+            return Path(shared)
+        digest = hashlib.sha256(self.uri.encode()).hexdigest()[:12]
+        return Path(os.path.expanduser("~")) / ".cache" / "embedstore" / "locks" / digest
+
+    def _check_writable(self) -> None:
+        if self.is_local and not os.access(self.uri, os.W_OK):
+            raise InputError(f"store path {self.uri} is read-only: fix its permissions or pass a writable --store")
+
+    # -- tables -----------------------------------------------------------
+    def list_tables(self) -> list[str]:
+        """Names of all tables, sorted.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Store(tempfile.mkdtemp() + "/s").list_tables()
+        []
+        """
+        names: list[str] = []
+        token = None
+        while True:
+            resp = self.db.list_tables(page_token=token) if token else self.db.list_tables()
+            names.extend(resp.tables)
+            token = getattr(resp, "page_token", None)
+            if not token:
+                return sorted(names)
+
+    def has_table(self, name: str) -> bool:
+        """Whether table ``name`` exists."""
+        return name in self.list_tables()
+
+    def open_table(self, name: str, version: int | str | None = None):
+        """Open table ``name`` as of ``version`` (int or tag), default latest."""
+        try:
+            tbl = self.db.open_table(name)
+        except (ValueError, FileNotFoundError) as exc:
+            raise NotFoundError(f"table '{name}' does not exist in store {self.uri}: see 'embedstore info'") from exc
+        if version is not None:
+            try:
+                tbl.checkout(_as_version(version))
+            except Exception as exc:  # lance raises several types here
+                raise NotFoundError(
+                    f"table '{name}' has no version or tag {version!r}: see 'embedstore versions {name}'"
+                ) from exc
+        return tbl
+
+    def version(self, name: str) -> int:
+        """Latest version of table ``name``."""
+        return int(self.open_table(name).version)
+
+    def read(self, name: str, *, version: int | str | None = None,
+             columns: Sequence[str] | None = None, where: str | None = None) -> pa.Table:
+        """Read table ``name`` (optionally as of a version or tag) as Arrow.
+
+        Parameters
+        ----------
+        name : str
+        version : int or str, optional
+            Version number or tag; latest when omitted.
+        columns : list of str, optional
+        where : str, optional
+            SQL filter, e.g. ``"split_paper = 'train'"``.
+        """
+        ds = self.open_table(name, version).to_lance()
+        return ds.to_table(columns=list(columns) if columns else None, filter=where)
+
+    # -- the single write path -------------------------------------------
+    def upsert(self, name: str, data: pa.Table, key: str, *, tag: str | None = None,
+               skip_unchanged: bool = False, schema: pa.Schema | None = None) -> WriteResult:
+        """Keyed upsert of ``data`` into table ``name``; the only write path.
+
+        Rows whose ``key`` exists are overwritten, others inserted. With
+        ``skip_unchanged``, rows identical to the stored ones are not written,
+        and a write with nothing new creates no version.
+
+        Parameters
+        ----------
+        name : str
+        data : pyarrow.Table
+        key : str
+            Column holding the unique key.
+        tag : str, optional
+            Tag (created or moved) on the resulting version.
+        skip_unchanged : bool
+        schema : pyarrow.Schema, optional
+            Schema of the table when it must be created.
+
+        Returns
+        -------
+        WriteResult
+
+        Examples
+        --------
+        >>> import tempfile, pyarrow as pa
+        >>> s = Store(tempfile.mkdtemp() + "/s")
+        >>> t = pa.table({"k": ["a"], "x": [1]})
+        >>> _ = s.upsert("t", t, key="k")
+        >>> r = s.upsert("t", t, key="k")
+        >>> (r.version, r.updated, s.read("t").num_rows)
+        (2, 1, 1)
+        """
+        if key not in data.column_names:
+            raise InputError(f"write to '{name}': key column '{key}' missing from data columns {data.column_names}")
+        keys = data.column(key)
+        if len(set(keys.to_pylist())) != len(keys):
+            raise InputError(f"write to '{name}': duplicate values in key column '{key}'")
+        self._check_writable()
+        if schema is not None:
+            data = data.select(schema.names).cast(schema)
+        with table_lock(self.lock_dir, name) as waited:
+            exists = self.has_table(name)
+            unchanged = 0
+            if exists and skip_unchanged and data.num_rows:
+                before = data.num_rows
+                data = _drop_identical(self.read(name), data, key)
+                unchanged = before - data.num_rows
+            if data.num_rows == 0:
+                version = self.version(name) if exists else 0
+                return WriteResult(name, version, unchanged=unchanged, lock_wait_s=waited,
+                                   tag=self._tag_locked(name, tag, version) if tag and exists else None)
+            result, retries = _with_retries(lambda: self._commit(name, data, key, exists, schema))
+            version, inserted, updated = result
+            if tag:
+                self._tag_locked(name, tag, version)
+        return WriteResult(name, version, inserted, updated, unchanged, retries, waited, tag)
+
+    def _commit(self, name: str, data: pa.Table, key: str, exists: bool,
+                schema: pa.Schema | None) -> tuple[int, int, int]:
+        if not exists:
+            tbl = self.db.create_table(name, data, schema=schema, exist_ok=False)
+            return int(tbl.version), data.num_rows, 0
+        tbl = self.db.open_table(name)
+        res = (tbl.merge_insert(key).when_matched_update_all()
+               .when_not_matched_insert_all().execute(data))
+        return int(res.version), int(res.num_inserted_rows), int(res.num_updated_rows)
+
+    # -- versions and tags -------------------------------------------------
+    def versions(self, name: str) -> list[VersionInfo]:
+        """All versions of table ``name`` with their tags, oldest first."""
+        tbl = self.open_table(name)
+        by_version: dict[int, list[str]] = {}
+        for tag, info in tbl.tags.list().items():
+            by_version.setdefault(int(info["version"]), []).append(tag)
+        out = []
+        for v in tbl.list_versions():
+            rows = v.get("metadata", {}).get("total_rows")
+            out.append(VersionInfo(int(v["version"]), str(v["timestamp"]),
+                                   tuple(sorted(by_version.get(int(v["version"]), []))),
+                                   int(rows) if rows is not None else None))
+        return out
+
+    def tags(self, name: str) -> dict[str, int]:
+        """Tags of table ``name`` as ``{tag: version}``."""
+        return {t: int(i["version"]) for t, i in self.open_table(name).tags.list().items()}
+
+    def tag(self, name: str, tag: str, version: int | None = None) -> int:
+        """Create (or move) ``tag`` on ``version`` (default latest); returns it.
+
+        Examples
+        --------
+        >>> import tempfile, pyarrow as pa
+        >>> s = Store(tempfile.mkdtemp() + "/s")
+        >>> _ = s.upsert("t", pa.table({"k": ["a"]}), key="k")
+        >>> s.tag("t", "v1")
+        1
+        >>> s.tags("t")
+        {'v1': 1}
+        """
+        from .keys import check_name
+
+        check_name(tag, "tag name")
+        with table_lock(self.lock_dir, name):
+            return self._tag_locked(name, tag, self.version(name) if version is None else int(version))
+
+    def _tag_locked(self, name: str, tag: str, version: int) -> int:
+        tbl = self.db.open_table(name)
+        existing = tbl.tags.list()
+        if tag in existing:
+            if int(existing[tag]["version"]) != version:
+                tbl.tags.update(tag, version)
+        else:
+            tbl.tags.create(tag, version)
+        return version
+
+
+def open_store(uri: str | os.PathLike | None = None, **kwargs: Any) -> Store:
+    """Open (or create) the store at ``uri``; see :class:`Store`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> open_store(tempfile.mkdtemp() + "/store").list_tables()
+    []
+    """
+    return Store(uri, **kwargs)
+
+
+def new_run_tag(kind: str) -> str:
+    """A unique tag name for one ingest/extract/align run.
+
+    Examples
+    --------
+    >>> new_run_tag("extract").startswith("extract-")
+    True
+    """
+    return f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.randrange(16**4):04x}"
+
+
+def _as_version(version: int | str) -> int | str:
+    if isinstance(version, str) and version.isdigit():
+        return int(version)
+    return version
+
+
+def _with_retries(fn, attempts: int = 8):
+    retries = 0
+    while True:
+        try:
+            return fn(), retries
+        except Exception as exc:  # lance surfaces conflicts as OSError/RuntimeError
+            msg = str(exc).lower()
+            if retries >= attempts or ("conflict" not in msg and "retry" not in msg):
+                raise
+            retries += 1
+            time.sleep(min(2.0, 0.05 * 2 ** retries) * (0.5 + random.random()))
+
+
+def _drop_identical(existing: pa.Table, new: pa.Table, key: str) -> pa.Table:
+    """Rows of ``new`` that are absent from ``existing`` or differ from it."""
+    import polars as pl
+
+    cols = [c for c in new.column_names if c in existing.column_names]
+    if set(cols) != set(new.column_names):
+        return new  # schema change: write everything
+    old = pl.from_arrow(existing.select(cols))
+    cur = pl.from_arrow(new)
+    same = cur.join(old, on=cols, how="semi", nulls_equal=True)
+    if same.height == 0:
+        return new
+    keep = cur.join(same.select(key), on=key, how="anti")
+    return keep.to_arrow().cast(new.schema)
