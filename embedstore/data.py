@@ -203,6 +203,10 @@ class DataMixin:
             return data["sample_id"].to_pylist(), vectors_of(data)
         return _convert(data, as_)
 
+    def export(self, dataset: str, model: str | ModelIdentity, modality: str, out: str, **kwargs: Any) -> int:
+        """Export embeddings with labels/splits to Parquet or CSV; see :func:`export_embeddings`."""
+        return export_embeddings(self, dataset, model, modality, out, **kwargs)
+
     # -- the lab cache ----------------------------------------------------
     def missing(self, dataset: str, model: ModelIdentity | str, modality: str, *,
                 reuse: bool = True, limit: int | None = None) -> pa.Table:
@@ -267,6 +271,31 @@ class DataMixin:
         arrow = hit.to_arrow()
         return self.write_embeddings(dataset, identity, modality, arrow["sample_id"].to_pylist(),
                                      vectors_of(arrow), arrow[hash_col].to_pylist(), tag=tag)
+
+
+def export_embeddings(store, dataset: str, model: str | ModelIdentity, modality: str, out: str, *,
+                      alignment_key: str = NO_ALIGNMENT, version: int | str | None = None) -> int:
+    """Write a dataset's embeddings joined with labels and splits to ``.parquet`` or ``.csv``.
+
+    CSV gets one column per dimension (``<modality>_0``...); Parquet keeps a
+    list column. Returns the number of rows written.
+    """
+    import polars as pl
+
+    if not str(out).endswith((".parquet", ".csv")):
+        raise InputError(f"export target {out}: the file name must end in .parquet or .csv")
+    emb = pl.from_arrow(store.embeddings(dataset, model, modality, alignment_key=alignment_key, version=version))
+    samples = pl.from_arrow(store.samples(dataset))
+    keep = ["sample_id", "label"] + [c for c in samples.columns if c.startswith(("split_", "label_"))]
+    frame = samples.select(keep).join(emb.drop("content_sha256"), on="sample_id", how="inner")
+    if str(out).endswith(".csv"):
+        width = frame["vector"].dtype.size
+        frame = frame.with_columns(pl.col("vector").arr.to_struct(
+            fields=[f"{modality}_{i}" for i in range(width)])).unnest("vector")
+        frame.write_csv(out)
+    else:
+        frame.write_parquet(out)
+    return frame.height
 
 
 def vectors_of(table: pa.Table, column: str = "vector") -> np.ndarray:

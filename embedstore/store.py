@@ -252,6 +252,24 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
         ds = self.open_table(name, version).to_lance()
         return ds.to_table(columns=list(columns) if columns else None, filter=where)
 
+    def info(self) -> dict[str, Any]:
+        """Summary of the store: tables with rows and latest version, models, datasets.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Store(tempfile.mkdtemp() + "/s").info()["tables"]
+        []
+        """
+        tables = []
+        for name in self.list_tables():
+            tbl = self.open_table(name)
+            tables.append({"table": name, "rows": tbl.count_rows(), "version": int(tbl.version),
+                           "tags": len(tbl.tags.list())})
+        models = [{"model_key": m.key, "model_id": m.model_id, "modalities": ",".join(m.modalities),
+                   "dims": m.dims, "dtype": m.dtype, "pooling": m.pooling} for m in self.models()]
+        return {"uri": self.uri, "datasets": self.datasets(), "tables": tables, "models": models}
+
     # -- the single write path -------------------------------------------
     def upsert(self, name: str, data: pa.Table, key: str, *, tag: str | None = None,
                skip_unchanged: bool = False, schema: pa.Schema | None = None) -> WriteResult:

@@ -1,0 +1,116 @@
+"""Shared CLI plumbing: the store option, ``--json`` output and error handling.
+
+Commands use :func:`command` instead of ``click.command`` to get ``--store``,
+``--storage-option`` and ``--json``, and to turn every
+:class:`~embedstore.errors.EmbedstoreError` (and ``KeyboardInterrupt``) into a
+one-line message with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable
+
+import click
+
+
+def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``("KEY=VALUE", ...)`` → dict; ``EMBEDSTORE_STORAGE_<KEY>`` env vars are added first.
+
+    Examples
+    --------
+    >>> parse_storage_options(["endpoint=http://localhost:9000"])["endpoint"]
+    'http://localhost:9000'
+    """
+    opts = {k[len("EMBEDSTORE_STORAGE_"):].lower(): v for k, v in os.environ.items()
+            if k.startswith("EMBEDSTORE_STORAGE_")}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"{pair!r}: use KEY=VALUE", param_hint="--storage-option")
+        key, value = pair.split("=", 1)
+        opts[key.strip()] = value
+    return opts
+
+
+def get_store(ctx: click.Context, uri: str | None = None, storage_options: tuple[str, ...] = ()):
+    """Open the store named by the command's or the group's ``--store``."""
+    from embedstore.store import Store
+
+    root = ctx.find_root().obj or {}
+    uri = uri or root.get("store_uri")
+    opts = parse_storage_options(tuple(root.get("storage_options") or ()) + tuple(storage_options))
+    return Store(uri, storage_options=opts)
+
+
+def emit(ctx: click.Context, payload: Any, text: str | Callable[[], str]) -> None:
+    """Print ``payload`` as JSON when ``--json`` was given, else ``text``."""
+    if ctx.params.get("as_json"):
+        click.echo(json.dumps(payload, indent=2, default=_default))
+    else:
+        click.echo(text() if callable(text) else text)
+
+
+def _default(obj: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """Render rows as a plain aligned text table.
+
+    Examples
+    --------
+    >>> print(table([{"a": 1, "b": "x"}]))
+    a  b
+    -  -
+    1  x
+    """
+    if not rows:
+        return "(none)"
+    columns = columns or list(rows[0])
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def command(name: str | None = None, **kwargs: Any):
+    """``click.command`` plus ``--store``, ``--storage-option``, ``--json`` and error handling."""
+
+    def decorate(fn: Callable) -> click.Command:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            from embedstore.errors import EmbedstoreError
+
+            try:
+                return fn(*args, **kw)
+            except EmbedstoreError as exc:
+                raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            except KeyboardInterrupt:
+                click.echo("interrupted: committed work is kept; re-run the same command to resume", err=True)
+                sys.exit(130)
+
+        wrapper = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(wrapper)
+        wrapper = click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+                               help="LanceDB storage option (repeatable).")(wrapper)
+        wrapper = click.option("--store", "store_uri", default=None, metavar="URI",
+                               help="Store URI (overrides the group's --store).")(wrapper)
+        return click.command(name, **kwargs)(click.pass_context(wrapper))
+
+    return decorate

@@ -1,0 +1,134 @@
+"""Reading images referenced by sample rows, safely.
+
+:func:`load_image` is the one place that turns an ``image_ref`` into an RGB
+PIL image. It converts CMYK, grayscale, palette and 16-bit images to 8-bit
+RGB, refuses decompression bombs, and raises :class:`InputError` with the
+file name for anything unreadable (missing, empty, truncated, not an image).
+
+Multi-band GeoTIFFs (SatelliteBench) are read with ``tifffile``; a ref may
+carry a band selection fragment, e.g. ``img.tiff#bands=3,2,1&crop=224``
+(0-based band indices into the file's bands, and a centre crop size).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+#: Largest image accepted, in pixels (PIL's bomb guard raises above 2x this).
+MAX_PIXELS = 89_478_485
+
+
+def split_ref(ref: str) -> tuple[str, dict[str, str]]:
+    """Split ``path#k=v&k2=v2`` into the path and its options.
+
+    Examples
+    --------
+    >>> split_ref("a.tiff#bands=3,2,1&crop=224")
+    ('a.tiff', {'bands': '3,2,1', 'crop': '224'})
+    """
+    path, _, frag = str(ref).partition("#")
+    opts = dict(p.split("=", 1) for p in frag.split("&") if "=" in p)
+    return path, opts
+
+
+def load_image(ref: str):
+    """Open ``ref`` as an 8-bit RGB ``PIL.Image``.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the problem (missing, zero bytes, not an image,
+        truncated, too large).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from PIL import Image
+    >>> p = os.path.join(tempfile.mkdtemp(), "g.png")
+    >>> Image.new("L", (4, 3)).save(p)
+    >>> load_image(p).mode, load_image(p).size
+    ('RGB', (4, 3))
+    """
+    path, opts = split_ref(ref)
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"image {path}: file not found; check the dataset root or the image column")
+    if p.stat().st_size == 0:
+        raise InputError(f"image {path}: file is empty (0 bytes); re-download or remove it")
+    if p.suffix.lower() in (".tif", ".tiff"):
+        return _load_tiff(p, opts)
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(p) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise InputError(f"image {path}: {im.width}x{im.height} exceeds the {MAX_PIXELS}-pixel "
+                                 "decompression-bomb guard; downscale it first")
+            im.load()
+            return to_rgb(im)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(f"image {path}: exceeds the {MAX_PIXELS}-pixel decompression-bomb guard; "
+                         "downscale it first") from None
+    except UnidentifiedImageError:
+        raise InputError(f"image {path}: not a readable image file; replace or remove it") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"image {path}: corrupt or truncated ({exc}); replace or remove it") from None
+
+
+def to_rgb(im):
+    """Convert any PIL image (CMYK, L, P, I;16, RGBA...) to 8-bit RGB."""
+    from PIL import Image
+
+    if im.mode == "RGB":
+        return im.copy()
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max() or 1.0
+        arr = (arr / (65535.0 if hi > 255 and im.mode.startswith("I;16") else hi) * 255.0)
+        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("RGB")
+    return im.convert("RGB")
+
+
+def _load_tiff(p: Path, opts: dict[str, str]):
+    import tifffile
+    from PIL import Image
+
+    try:
+        arr = tifffile.imread(p)
+    except Exception as exc:
+        raise InputError(f"image {p}: unreadable TIFF ({exc}); replace or remove it") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim == 3 and arr.shape[0] < arr.shape[-1] and arr.shape[0] <= 16:
+        arr = np.moveaxis(arr, 0, -1)  # bands-first -> bands-last
+    bands = [int(b) for b in opts.get("bands", "0,1,2").split(",")]
+    if max(bands) >= arr.shape[-1]:
+        raise InputError(f"image {p}: has {arr.shape[-1]} bands, asked for bands {bands}")
+    arr = arr[:, :, bands]
+    if "crop" in opts:
+        arr = centre_crop(arr, int(opts["crop"]))
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr.astype(np.float64) / max(float(arr.max()), 1.0) * 255.0, 0, 255).astype(np.uint8)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+
+
+def centre_crop(arr: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop an (H, W, C) array to ``size``×``size`` (clipped to the image).
+
+    Examples
+    --------
+    >>> centre_crop(np.zeros((10, 12, 3)), 4).shape
+    (4, 4, 3)
+    """
+    h, w = arr.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return arr[top:top + size, left:left + size]
