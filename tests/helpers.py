@@ -1,0 +1,30 @@
+"""Small builders shared by tests (sample rows, toy identities)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from embedstore import ModelIdentity
+from embedstore.keys import sha256_text
+
+
+def sample_rows(ids, *, labels=None, splits=None, texts=None, image_hashes=None) -> pa.Table:
+    """Minimal valid samples-table rows."""
+    n = len(ids)
+    texts = texts or [f"text {i}" for i in ids]
+    return pa.table({
+        "sample_id": list(ids),
+        "text": texts,
+        "text_sha256": [sha256_text(t) for t in texts],
+        "prompt_name": ["default"] * n,
+        "prompt_template": ["{x}"] * n,
+        "image_ref": [f"/nowhere/{i}.jpg" for i in ids],
+        "image_sha256": image_hashes or [sha256_text(f"img-{i}") for i in ids],
+        "label": labels or ["0"] * n,
+        "split_paper": splits or ["train"] * n,
+    })
+
+
+def toy_model(dim: int = 4, modality: str = "image", name: str = "hf:toy") -> ModelIdentity:
+    """A registered-able identity of a fake encoder of width ``dim``."""
+    return ModelIdentity(name, "weights-sha", (modality,), {modality: dim}, pooling="cls")
