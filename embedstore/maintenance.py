@@ -1,0 +1,365 @@
+"""Store maintenance: compaction, safe version cleanup, and a health check.
+
+* :func:`compact` merges a table's small fragments (many small upserts leave
+  many) into few large ones. It commits a new version with identical content.
+* :func:`cleanup` deletes versions older than N days, except the latest
+  version of each table, every **tagged** version, and every version that a
+  recorded training run points to (:func:`embedstore.runs.referenced_versions`).
+  Those keep reading back exactly as they were.
+* :func:`doctor` checks the invariants the rest of embedstore relies on and
+  returns a :class:`DoctorReport` listing every problem found.
+
+Each operation on a table holds that table's writer lock
+(:mod:`embedstore.locks`), so it never races an upsert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import InputError
+from .keys import NO_ALIGNMENT
+from .locks import table_lock
+from .schema import (ALIGNMENTS, EMB_KEY, MODELS, RUNS, SAMPLE_KEY, SAMPLES_PREFIX,
+                     parse_embeddings_table, samples_table)
+
+#: Key column of the runs table (see :mod:`embedstore.runs`).
+RUN_KEY = "run_id"
+_EXAMPLES = 3
+
+
+# -- compaction ------------------------------------------------------------
+@dataclass(frozen=True)
+class CompactResult:
+    """Outcome of compacting one table.
+
+    Attributes
+    ----------
+    table : str
+    version_before, version_after : int
+        Latest version before and after (equal when nothing was merged).
+    fragments_before, fragments_after : int
+    retries : int
+        Retryable commit conflicts that were retried.
+    """
+
+    table: str
+    version_before: int
+    version_after: int
+    fragments_before: int
+    fragments_after: int
+    retries: int = 0
+
+
+def compact(store, table: str | None = None) -> list[CompactResult]:
+    """Merge the fragments of ``table`` (default: every table).
+
+    Content is unchanged; a new version is committed when fragments were
+    merged. Indices are remapped (and updated with new rows) when present.
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> from embedstore import Store
+    >>> s = Store(tempfile.mkdtemp() + "/s")
+    >>> for i in range(3):
+    ...     _ = s.upsert("t", pa.table({"k": [str(i)]}), key="k")
+    >>> r = compact(s, "t")[0]
+    >>> (r.fragments_before, r.fragments_after, s.read("t").num_rows)
+    (3, 1, 3)
+    """
+    from .store import _with_retries
+
+    names = [table] if table else store.list_tables()
+    if table and not store.has_table(table):
+        store.open_table(table)  # raises the NotFoundError with its fix
+    out = []
+    for name in names:
+        with table_lock(store.lock_dir, name):
+            ds = store.open_table(name).to_lance()
+            before, frags = int(ds.version), len(ds.get_fragments())
+
+            def run(name=name):
+                latest = store.open_table(name).to_lance()
+                latest.optimize.compact_files()
+                if latest.list_indices():
+                    latest.optimize.optimize_indices()
+
+            _, retries = _with_retries(run)
+            ds = store.open_table(name).to_lance()
+            out.append(CompactResult(name, before, int(ds.version), frags, len(ds.get_fragments()), retries))
+    return out
+
+
+# -- cleanup ---------------------------------------------------------------
+@dataclass(frozen=True)
+class CleanupResult:
+    """Outcome of cleaning up one table.
+
+    Attributes
+    ----------
+    table : str
+    removed : tuple of int
+        Versions deleted (or that would be, with ``dry_run``).
+    kept_tagged, kept_referenced : tuple of int
+        Old versions kept because a tag or a recorded run points to them.
+    bytes_removed : int
+    """
+
+    table: str
+    removed: tuple[int, ...]
+    kept_tagged: tuple[int, ...]
+    kept_referenced: tuple[int, ...]
+    bytes_removed: int = 0
+
+
+def cleanup(store, older_than_days: float, *, table: str | None = None,
+            dry_run: bool = False) -> list[CleanupResult]:
+    """Delete table versions older than ``older_than_days`` days.
+
+    Never deleted: the latest version of a table, a tagged version, a version
+    that a recorded run points to. Data files still used by a kept version
+    stay; everything else of a deleted version is removed.
+
+    Parameters
+    ----------
+    store : Store
+    older_than_days : float
+        Age threshold; ``0`` removes every unprotected old version.
+    table : str, optional
+        Only this table (default: all).
+    dry_run : bool
+        Report what would be removed without deleting anything.
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> from embedstore import Store
+    >>> s = Store(tempfile.mkdtemp() + "/s")
+    >>> for i in range(3):
+    ...     _ = s.upsert("t", pa.table({"k": ["a"], "x": [i]}), key="k")
+    >>> _ = s.tag("t", "first", 1)
+    >>> r = cleanup(s, 0)[0]
+    >>> (r.removed, r.kept_tagged, [v.version for v in s.versions("t")])
+    ((2,), (1,), [1, 3])
+    """
+    if older_than_days is None or older_than_days < 0:
+        raise InputError(f"cleanup: --older-than must be a number of days >= 0, got {older_than_days!r}")
+    referenced = _referenced_versions(store)
+    names = [table] if table else store.list_tables()
+    out = []
+    for name in names:
+        with table_lock(store.lock_dir, name):
+            ds = store.open_table(name).to_lance()
+            versions = ds.versions()
+            latest = max(int(v["version"]) for v in versions)
+            cutoff = _now_like(versions[0]["timestamp"]) - timedelta(days=float(older_than_days))
+            tagged = {int(i["version"]) for i in ds.tags.list().values()}
+            refs = {int(v) for v in referenced.get(name, ())}
+            old = [int(v["version"]) for v in versions
+                   if int(v["version"]) != latest and v["timestamp"] <= cutoff]
+            remove = tuple(v for v in old if v not in tagged and v not in refs)
+            result = CleanupResult(name, remove, tuple(v for v in old if v in tagged),
+                                   tuple(v for v in old if v in refs and v not in tagged))
+            if remove and not dry_run:
+                stats = ds.cleanup_old_versions(versions=list(remove), error_if_tagged_old_versions=False)
+                result = CleanupResult(name, remove, result.kept_tagged, result.kept_referenced,
+                                       int(getattr(stats, "bytes_removed", 0)))
+            out.append(result)
+    return out
+
+
+def _now_like(ts: datetime) -> datetime:
+    """Now, in the same (naive local or aware) form as lance's timestamps."""
+    return datetime.now(ts.tzinfo) if ts.tzinfo else datetime.now()
+
+
+def _referenced_versions(store) -> dict[str, set[int]]:
+    """``{table: versions}`` that recorded runs point to."""
+    try:
+        from .runs import referenced_versions
+    except ImportError:
+        if store.has_table(RUNS):
+            raise InputError("cleanup: the store has run records but embedstore.runs is not installed; "
+                             "upgrade embedstore before cleaning up") from None
+        return {}
+    return {t: set(map(int, vs)) for t, vs in referenced_versions(store).items()}
+
+
+# -- doctor ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """One failed check.
+
+    Attributes
+    ----------
+    check : str
+        ``readable``, ``unique_keys``, ``embedding_has_sample``,
+        ``model_registered``, ``alignment_registered`` or ``table_consistency``.
+    table : str
+    count : int
+        Number of offending rows (or keys).
+    message : str
+        One line saying what is wrong and how to fix it.
+    examples : tuple of str
+    """
+
+    check: str
+    table: str
+    count: int
+    message: str
+    examples: tuple[str, ...] = ()
+
+
+@dataclass
+class DoctorReport:
+    """Result of :func:`doctor`: the tables and rows checked and the problems found."""
+
+    tables: int = 0
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def add(self, check: str, table: str, bad: list[str], what: str, fix: str) -> None:
+        if bad:
+            ex = tuple(str(b).replace("\x1f", "/") for b in bad[:_EXAMPLES])
+            self.problems.append(Problem(check, table, len(bad), f"{table}: {len(bad)} {what} "
+                                         f"(e.g. {', '.join(ex)}); {fix}", ex))
+
+    def summary(self) -> str:
+        """Human-readable multi-line summary."""
+        head = f"checked {self.tables} tables, {self.rows} rows: "
+        if self.ok:
+            return head + "no problems"
+        return head + f"{len(self.problems)} problem(s)\n" + "\n".join(
+            f"  [{p.check}] {p.message}" for p in self.problems)
+
+
+def key_column(table: str) -> str | None:
+    """The unique key column of a store table, or ``None`` for unknown tables.
+
+    Examples
+    --------
+    >>> key_column("samples__ham10000"), key_column("emb__text__abc__384"), key_column("models")
+    ('sample_id', 'row_key', 'model_key')
+    """
+    if table.startswith(SAMPLES_PREFIX):
+        return SAMPLE_KEY
+    if parse_embeddings_table(table):
+        return EMB_KEY
+    return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY}.get(table)
+
+
+def doctor(store) -> DoctorReport:
+    """Check the store's invariants; problems are listed, never fixed.
+
+    Checks: every table reads at its latest version; keys are unique per
+    table; every embedding row has its sample; every model key used by a
+    table is in the model registry; every alignment key used is registered;
+    each embedding row sits in the table of its own model and modality.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from embedstore import Store, ModelIdentity
+    >>> s = Store(tempfile.mkdtemp() + "/s")
+    >>> m = ModelIdentity("hf:toy", "w", ("image",), {"image": 2})
+    >>> _ = s.write_embeddings("d", m, "image", ["a"], np.ones((1, 2)), ["h"])
+    >>> rep = doctor(s)
+    >>> (rep.ok, rep.problems[0].check)
+    (False, 'embedding_has_sample')
+    """
+    import polars as pl
+
+    report = DoctorReport()
+    frames: dict[str, pl.DataFrame] = {}
+    for name in store.list_tables():
+        key = key_column(name)
+        cols = _doctor_columns(name, key)
+        try:
+            tbl = store.open_table(name)
+            have = set(tbl.schema.names)
+            data = tbl.to_lance().to_table(columns=[c for c in cols if c in have])
+        except Exception as exc:  # any failure to read is the problem being reported
+            report.problems.append(Problem("readable", name, 1, f"{name}: cannot be read ({_first_line(exc)}); "
+                                           "see 'embedstore versions' and restore a good version"))
+            continue
+        report.tables += 1
+        report.rows += data.num_rows
+        frame = pl.from_arrow(data) if data.num_columns else pl.DataFrame()
+        frames[name] = frame
+        if key and key in frame.columns:
+            dup = frame.group_by(key).len().filter(pl.col("len") > 1).get_column(key).to_list()
+            report.add("unique_keys", name, sorted(map(str, dup)), f"duplicate {key} value(s)",
+                       "re-run the write that made them (upserts replace by key), or restore an earlier version")
+    _check_embeddings(store, frames, report)
+    return report
+
+
+def _doctor_columns(name: str, key: str | None) -> list[str]:
+    if parse_embeddings_table(name):
+        return [EMB_KEY, "dataset", "sample_id", "model_key", "modality", "alignment_key"]
+    if name == RUNS:
+        return [RUN_KEY]
+    return [key] if key else []
+
+
+def _check_embeddings(store, frames: dict[str, Any], report: DoctorReport) -> None:
+    import polars as pl
+
+    models = set(frames[MODELS].get_column("model_key").to_list()) if MODELS in frames else set()
+    aligns = set(frames[ALIGNMENTS].get_column("alignment_key").to_list()) if ALIGNMENTS in frames else set()
+    for name, frame in frames.items():
+        parsed = parse_embeddings_table(name)
+        if not parsed:
+            continue
+        modality, model_key, _dim = parsed
+        used = {model_key} | set(frame.get_column("model_key").unique().to_list())
+        report.add("model_registered", name, sorted(used - models), "model key(s) missing from the model registry",
+                   "re-run 'embedstore extract' with that model (it registers it)")
+        wrong = frame.filter((pl.col("model_key") != model_key) | (pl.col("modality") != modality))
+        report.add("table_consistency", name, wrong.get_column(EMB_KEY).to_list(),
+                   f"row(s) not of model {model_key} / modality {modality}",
+                   "they were written to the wrong table; re-extract them")
+        used_al = set(frame.get_column("alignment_key").unique().to_list()) - {NO_ALIGNMENT}
+        report.add("alignment_registered", name, sorted(used_al - aligns), "alignment key(s) missing from the "
+                   "alignment registry", "re-run 'embedstore gap' to re-fit and register them")
+        for dataset in frame.get_column("dataset").unique().sort().to_list():
+            rows = frame.filter(pl.col("dataset") == dataset)
+            samples = frames.get(_samples_name(dataset))
+            if samples is None:
+                orphans = rows.get_column("sample_id").to_list()
+            else:
+                orphans = rows.join(samples.select(SAMPLE_KEY), on=SAMPLE_KEY, how="anti").get_column(
+                    SAMPLE_KEY).to_list()
+            report.add("embedding_has_sample", name, orphans, f"embedding(s) of dataset '{dataset}' without a sample",
+                       f"ingest dataset '{dataset}' (or restore its samples table)")
+
+
+def _samples_name(dataset: str) -> str:
+    try:
+        return samples_table(dataset)
+    except InputError:
+        return SAMPLES_PREFIX + dataset
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def as_rows(results: list[Any]) -> list[dict[str, Any]]:
+    """Dataclass results as plain dicts (for tables and JSON)."""
+    import dataclasses
+
+    return [dataclasses.asdict(r) for r in results]
+
+
+__all__ = ["compact", "cleanup", "doctor", "CompactResult", "CleanupResult", "DoctorReport", "Problem",
+           "key_column", "as_rows"]

@@ -1,0 +1,149 @@
+"""compact / cleanup / doctor against real on-disk LanceDB stores, API and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from embedstore import ModelIdentity
+from embedstore.maintenance import cleanup, compact, doctor
+from embedstore.schema import ALIGNMENTS, MODELS, embeddings_table, samples_table
+
+MODEL = ModelIdentity("hf:toy/enc", "w0", ("image",), {"image": 4})
+
+
+def sample_rows(ids, label="0"):
+    n = len(ids)
+    return pa.table({
+        "sample_id": list(ids), "text": [f"t{i}" for i in ids], "text_sha256": [f"ht{i}" for i in ids],
+        "prompt_name": ["default"] * n, "prompt_template": ["{t}"] * n,
+        "image_ref": [f"{i}.jpg" for i in ids], "image_sha256": [f"hi{i}" for i in ids],
+        "label": [label] * n, "split_paper": ["train"] * n,
+    })
+
+
+def healthy(store, n=6):
+    ids = [f"s{i}" for i in range(n)]
+    store.write_samples("toy", sample_rows(ids))
+    vecs = np.arange(n * 4, dtype=np.float32).reshape(n, 4)
+    store.write_embeddings("toy", MODEL, "image", ids, vecs, [f"hi{i}" for i in ids])
+    return ids
+
+
+def emb_table():
+    return embeddings_table(MODEL.key, "image", 4)
+
+
+def run_cli(store, *args):
+    return CliRunner().invoke(cli, ["--store", store.uri, *args], obj={})
+
+
+# -- compact ---------------------------------------------------------------
+def test_compact_merges_fragments_and_keeps_content(store):
+    healthy(store, 2)
+    for i in range(5):
+        store.write_samples("toy", sample_rows([f"x{i}"], label=str(i)))
+    name = samples_table("toy")
+    before = store.read(name).sort_by("sample_id")
+    res = compact(store, name)
+    assert len(res) == 1 and res[0].fragments_before >= 6 and res[0].fragments_after == 1
+    assert res[0].version_after > res[0].version_before
+    assert store.read(name).sort_by("sample_id").equals(before)
+    # the pre-compaction version is still readable and identical
+    assert store.read(name, version=res[0].version_before).sort_by("sample_id").equals(before)
+
+
+def test_compact_all_tables_via_cli(store):
+    healthy(store)
+    store.write_samples("toy", sample_rows(["late"]))
+    r = run_cli(store, "compact", "--json")
+    assert r.exit_code == 0, r.output
+    tables = {row["table"]: row for row in json.loads(r.output)}
+    assert set(tables) == set(store.list_tables())
+    assert all(row["fragments_after"] <= 1 for row in tables.values())
+    bad = run_cli(store, "compact", "no_such_table")
+    assert bad.exit_code == 1 and "no_such_table" in bad.output and "embedstore info" in bad.output
+
+
+# -- cleanup ---------------------------------------------------------------
+def _versions(store, name):
+    return [v.version for v in store.versions(name)]
+
+
+def test_cleanup_keeps_tagged_and_latest_and_removes_the_rest(store):
+    name = "t"
+    contents = {}
+    for i in range(6):
+        r = store.upsert(name, pa.table({"k": ["a", f"b{i}"], "x": [i, i]}), key="k")
+        contents[r.version] = store.read(name, version=r.version).sort_by("k")
+    store.tag(name, "paper-v2", 2)
+    store.tag(name, "keep4", 4)
+    dry = cleanup(store, 0, dry_run=True)
+    assert dry[0].removed == (1, 3, 5) and _versions(store, name) == [1, 2, 3, 4, 5, 6]
+    assert cleanup(store, 30)[0].removed == ()  # nothing is 30 days old
+    res = cleanup(store, 0)
+    assert res[0].removed == (1, 3, 5) and res[0].kept_tagged == (2, 4)
+    assert _versions(store, name) == [2, 4, 6]
+    for v in (2, 4, 6):
+        assert store.read(name, version=v).sort_by("k").equals(contents[v])
+    assert store.read(name, version="paper-v2").sort_by("k").equals(contents[2])
+
+
+def test_cleanup_rejects_negative_age_with_cli_error(store):
+    healthy(store)
+    r = run_cli(store, "cleanup", "--older-than", "-1")
+    assert r.exit_code == 1 and "--older-than" in r.output and len(r.output.strip().splitlines()) == 1
+    r = run_cli(store, "cleanup", "--older-than", "0")
+    assert r.exit_code == 0, r.output
+    assert "removed" in r.output
+
+
+# -- doctor ----------------------------------------------------------------
+def test_doctor_clean_store_passes_api_and_cli(store):
+    healthy(store)
+    rep = doctor(store)
+    assert rep.ok and rep.tables == 3 and rep.rows == 6 + 6 + 1, rep.summary()
+    r = run_cli(store, "doctor")
+    assert r.exit_code == 0 and "no problems" in r.output
+
+
+def test_doctor_finds_duplicate_keys(store):
+    healthy(store)
+    # what a racing, unlocked merge_insert leaves behind: the same key twice
+    store.db.open_table(samples_table("toy")).add(sample_rows(["s1"]))
+    rep = doctor(store)
+    assert [(p.check, p.table, p.count) for p in rep.problems] == [("unique_keys", samples_table("toy"), 1)]
+    assert "s1" in rep.problems[0].message
+    r = run_cli(store, "doctor", "--json")
+    assert r.exit_code == 1 and json.loads(r.output)["ok"] is False
+
+
+def test_doctor_finds_embeddings_without_samples(store):
+    healthy(store)
+    store.write_embeddings("other", MODEL, "image", ["z1", "z2"], np.ones((2, 4)), ["h1", "h2"])
+    store.db.open_table(samples_table("toy")).delete("sample_id = 's3'")
+    rep = doctor(store)
+    got = sorted((p.check, p.count, p.examples) for p in rep.problems)
+    assert got == [("embedding_has_sample", 1, ("s3",)), ("embedding_has_sample", 2, ("z1", "z2"))]
+    r = run_cli(store, "doctor")
+    assert r.exit_code == 1 and "without a sample" in r.output and "ingest dataset 'other'" in r.output
+
+
+def test_doctor_finds_unregistered_models_and_alignments(store):
+    healthy(store)
+    store.write_embeddings("toy", MODEL, "image", ["s0"], np.ones((1, 4)), ["hi0"], alignment_key="gap-abc")
+    store.register_alignment("gap-used", "mean_shift", {"lam": 1}, np.zeros(4))
+    store.write_embeddings("toy", MODEL, "image", ["s1"], np.ones((1, 4)), ["hi1"], alignment_key="gap-used")
+    store.db.open_table(MODELS).delete(f"model_key = '{MODEL.key}'")
+    rep = doctor(store)
+    got = {(p.check, p.table): p for p in rep.problems}
+    assert set(got) == {("model_registered", emb_table()), ("alignment_registered", emb_table())}
+    assert got[("model_registered", emb_table())].examples == (MODEL.key,)
+    assert got[("alignment_registered", emb_table())].examples == ("gap-abc",)
+    assert store.has_table(ALIGNMENTS)
+    assert run_cli(store, "doctor").exit_code == 1
