@@ -175,8 +175,15 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
             import lancedb
 
             os.environ.setdefault("LANCEDB_LOG", "error")
-            self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None,
-                                       read_consistency_interval=timedelta(0))
+            try:
+                self._db = lancedb.connect(self.uri, storage_options=self.storage_options or None,
+                                           read_consistency_interval=timedelta(0))
+            except Exception as exc:  # object stores: turn the Rust error dump into one line
+                if self.is_local:
+                    raise
+                from .objstore import connect_error
+
+                raise connect_error(self.uri, exc) from exc
         return self._db
 
     @property
