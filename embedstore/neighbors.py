@@ -75,7 +75,7 @@ class NeighborsMixin:
                   k: int = 10, metric: str = "cosine", where: str | None = None,
                   alignment_key: str = NO_ALIGNMENT, version: int | str | None = None,
                   use_index: bool = False, nprobes: int = 20, refine_factor: int | None = 10,
-                  exclude_self: bool = True, engine: str = "numpy") -> pa.Table:
+                  exclude_self: bool = True, engine: str = "numpy", dim: int | None = None) -> pa.Table:
         """The ``k`` nearest stored embeddings to a vector or a stored sample.
 
         Parameters
@@ -98,6 +98,9 @@ class NeighborsMixin:
         engine : {"numpy", "lance"}
             Exact-search engine: the cached NumPy brute force (default) or
             LanceDB's flat scan. Ignored with ``use_index``.
+        dim : int, optional
+            Width of the table to search, when it differs from the model's
+            (aligned vectors of an interpolated alignment).
 
         Returns
         -------
@@ -126,12 +129,13 @@ class NeighborsMixin:
         if int(k) < 1:
             raise InputError(f"neighbors: k must be at least 1, got {k}")
         identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
-        table = self._emb_table(identity, modality)
+        table = self._emb_table(identity, modality, dim)
+        width = int(dim) if dim is not None else identity.dim(modality)
         if not self.has_table(table):
             raise NotFoundError(f"no {modality} embeddings for {identity.model_id} in store {self.uri}")
         base = [f"dataset = '{_q(dataset)}'", f"alignment_key = '{_q(alignment_key)}'"]
         if not use_index and engine == "numpy":
-            return self._exact_neighbors(table, identity.dim(modality), base, dataset, modality,
+            return self._exact_neighbors(table, width, base, dataset, modality,
                                          vector, sample_id, int(k), metric, where, version, exclude_self)
         filters = list(base)
         if sample_id is not None:
@@ -142,7 +146,7 @@ class NeighborsMixin:
             vector = row["vector"][0].as_py()
             if exclude_self:
                 filters.append(f"sample_id != '{_q(sample_id)}'")
-        query = _check_query(vector, identity.dim(modality))
+        query = _check_query(vector, width)
         if where:
             filters.append(f"({where})")
         tbl = self.open_table(table, version)
