@@ -7,7 +7,9 @@ file name for anything unreadable (missing, empty, truncated, not an image).
 
 Multi-band GeoTIFFs (SatelliteBench) are read with ``tifffile``; a ref may
 carry a band selection fragment, e.g. ``img.tiff#bands=3,2,1&crop=224``
-(0-based band indices into the file's bands, and a centre crop size).
+(0-based band indices into the file's bands, and a centre crop size);
+``anchor=row`` centres the crop on the row midpoint on both axes, as the
+SatelliteBench paper code did. :func:`read_bands` returns all bands.
 """
 
 from __future__ import annotations
@@ -96,24 +98,37 @@ def to_rgb(im):
     return im.convert("RGB")
 
 
-def _load_tiff(p: Path, opts: dict[str, str]):
+def read_bands(path: str | Path) -> np.ndarray:
+    """All bands of a TIFF as an ``(H, W, bands)`` array (bands-first files are transposed).
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read as a TIFF.
+    """
     import tifffile
-    from PIL import Image
 
     try:
-        arr = tifffile.imread(p)
+        arr = tifffile.imread(path)
     except Exception as exc:
-        raise InputError(f"image {p}: unreadable TIFF ({exc}); replace or remove it") from None
+        raise InputError(f"image {path}: unreadable TIFF ({exc}); replace or remove it") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim == 3 and arr.shape[0] < arr.shape[-1] and arr.shape[0] <= 16:
         arr = np.moveaxis(arr, 0, -1)  # bands-first -> bands-last
+    return arr
+
+
+def _load_tiff(p: Path, opts: dict[str, str]):
+    from PIL import Image
+
+    arr = read_bands(p)
     bands = [int(b) for b in opts.get("bands", "0,1,2").split(",")]
     if max(bands) >= arr.shape[-1]:
         raise InputError(f"image {p}: has {arr.shape[-1]} bands, asked for bands {bands}")
     arr = arr[:, :, bands]
     if "crop" in opts:
-        arr = centre_crop(arr, int(opts["crop"]))
+        arr = centre_crop(arr, int(opts["crop"]), opts.get("anchor", "centre"))
     if arr.dtype != np.uint8:
         arr = np.clip(arr.astype(np.float64) / max(float(arr.max()), 1.0) * 255.0, 0, 255).astype(np.uint8)
     if arr.shape[-1] == 1:
@@ -121,14 +136,26 @@ def _load_tiff(p: Path, opts: dict[str, str]):
     return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
 
 
-def centre_crop(arr: np.ndarray, size: int) -> np.ndarray:
+def centre_crop(arr: np.ndarray, size: int, anchor: str = "centre") -> np.ndarray:
     """Centre crop an (H, W, C) array to ``size``×``size`` (clipped to the image).
+
+    ``anchor="row"`` centres both axes on the row midpoint ``H // 2`` (the
+    SatelliteBench paper code's crop).
 
     Examples
     --------
     >>> centre_crop(np.zeros((10, 12, 3)), 4).shape
     (4, 4, 3)
+    >>> a = np.arange(7 * 9).reshape(7, 9, 1)
+    >>> int(centre_crop(a, 2)[0, 0, 0]), int(centre_crop(a, 2, "row")[0, 0, 0])
+    (21, 20)
     """
     h, w = arr.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    if anchor == "row":
+        mid = h // 2
+        top = left = max(0, mid - size // 2)
+    elif anchor == "centre":
+        top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    else:
+        raise InputError(f"crop anchor {anchor!r}: use 'centre' or 'row'")
     return arr[top:top + size, left:left + size]
