@@ -36,6 +36,7 @@ class PairedSources:
     split_column : str
     versions : dict
         ``{table: version}`` of the samples and both embeddings tables read.
+    alignment_key, dataset : str
     unpaired : dict
         ``{"image": n, "text": n}``: samples skipped for lacking that embedding.
     """
@@ -52,6 +53,7 @@ class PairedSources:
     split_column: str
     versions: dict[str, int]
     alignment_key: str = NO_ALIGNMENT
+    dataset: str = ""
     unpaired: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -127,7 +129,8 @@ def paired_sources(store, dataset: str, image_model: str | ModelIdentity, text_m
         image_hashes=arrow["image_hash"].to_pylist(), text_hashes=arrow["text_hash"].to_pylist(),
         labels=[str(v) for v in arrow["label"].to_pylist()],
         splits=np.asarray([str(v) for v in arrow[split_col].to_pylist()]),
-        split_column=split_col, versions=versions, alignment_key=alignment_key, unpaired=unpaired)
+        split_column=split_col, versions=versions, alignment_key=alignment_key, dataset=dataset,
+        unpaired=unpaired)
 
 
 def toy_pairs(store, dataset: str = "toy", *, n: int = 60, image_dim: int = 8, text_dim: int = 5,
