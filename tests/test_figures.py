@@ -1,0 +1,62 @@
+"""The PNG figures: real files that Pillow opens, of the expected size, not blank."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from embedstore.diagnostics import gap_diagnostics
+from embedstore.figures import (before_after, gap_figures, paired_cosine_hist, pca_scatter_2d,
+                                pca_scatter_3d, sweep_plot)
+from embedstore.pairs import toy_pairs
+
+
+def _unit(rng, n, d, shift):
+    x = rng.standard_normal((n, d)) + shift
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _open(png) -> Image.Image:
+    data = png.getvalue() if isinstance(png, io.BytesIO) else open(png, "rb").read()
+    assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img.convert("RGB")
+
+
+def test_2d_scatter_renders_both_modalities(tmp_path):
+    rng = np.random.default_rng(0)
+    image, text = _unit(rng, 80, 6, 2 * np.eye(1, 6)), _unit(rng, 80, 6, -2 * np.eye(1, 6))
+    path = pca_scatter_2d(image, text, tmp_path / "sub" / "2d.png", title="toy")
+    img = _open(path)
+    assert img.size == (500, 500)  # 5 x 5 in at 100 dpi
+    arr = np.asarray(img).astype(int)
+    assert arr.std() > 10  # not blank
+    # both scatter colours are present (blue image points, red text points, alpha-blended)
+    r, b = arr[..., 0], arr[..., 2]
+    assert (b - r > 60).sum() > 50 and (r - b > 60).sum() > 50
+
+
+def test_other_figures_are_valid_pngs():
+    rng = np.random.default_rng(1)
+    image, text = _unit(rng, 50, 5, 1.0), _unit(rng, 50, 5, -1.0)
+    assert _open(pca_scatter_3d(image, text, io.BytesIO())).size == (600, 600)
+    assert _open(before_after((image, text), (text, image), io.BytesIO(), lam=1.0)).size == (1000, 500)
+    hist = _open(paired_cosine_hist({"before": rng.uniform(-1, 1, 50), "after": rng.uniform(0, 1, 50)},
+                                    io.BytesIO()))
+    assert np.asarray(hist).std() > 5
+    rows = [{"series": s, "lam": lam, "acc_mean": 0.6 + 0.05 * lam, "acc_sd": 0.02,
+             "f1_mean": 0.5, "f1_sd": 0.03} for s in ("early", "late") for lam in (-1, -0.5, 0, 0.5, 1)]
+    sweep = _open(sweep_plot(rows, io.BytesIO(), selected={"early": 0.5}))
+    assert sweep.size == (1100, 420) and np.asarray(sweep).std() > 5
+
+
+def test_gap_figures_from_the_store(store, tmp_path):
+    img, txt = toy_pairs(store, "toy", n=30)
+    rep = gap_diagnostics(store, "toy", image_model=img, text_model=txt, max_queries=5)
+    paths = gap_figures(store, rep, tmp_path / "figs")
+    assert set(paths) == {"2d_before", "2d_after", "3d_before", "3d_after", "before_after", "paired_cosine"}
+    for p in paths.values():
+        assert p.is_file() and _open(p).size[0] >= 500
