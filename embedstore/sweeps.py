@@ -1,0 +1,175 @@
+"""λ-sweep summaries, read back from the ``runs`` table.
+
+A sweep (``trainers.sweep.sweep``) records every seed of every λ as an
+ordinary run whose ``group_id`` is ``<sweep_id>.<alignment_key>``; λ itself
+is read from the alignment registry. This module turns those records into
+per-λ points (mean ± sd over seeds) and makes the selection:
+
+* ``honest``: λ is chosen on **validation** macro-F1 (mean over seeds; ties
+  go to the smaller |λ|), and the test score at that λ is reported;
+* ``paper``: the curve of test accuracy and of the F1 at the best-accuracy
+  epoch, both picked on test, exactly as the paper plotted it, and the λ
+  with the best test accuracy / F1.
+
+It never imports ``trainers``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .runs import RunRecord, list_runs
+
+SWEEP_PREFIX = "sweep-"
+
+
+def sweep_group_id(sweep_id: str, alignment_key: str) -> str:
+    """The ``group_id`` of one λ of a sweep.
+
+    Examples
+    --------
+    >>> sweep_group_id("sweep-abc", "gs-123")
+    'sweep-abc.gs-123'
+    """
+    return f"{sweep_id}.{alignment_key}"
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return None, None
+    mean = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return mean, sd
+
+
+@dataclass
+class SweepPoint:
+    """One λ of a sweep: test (and, honest, validation) metrics over seeds."""
+
+    lam: float
+    alignment_key: str
+    group_id: str
+    seeds: int
+    run_ids: list[str]
+    test_acc: float | None
+    test_acc_sd: float | None
+    test_f1: float | None
+    test_f1_sd: float | None
+    val_acc: float | None = None
+    val_acc_sd: float | None = None
+    val_f1: float | None = None
+    val_f1_sd: float | None = None
+    table_versions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        return asdict(self)
+
+
+def point_from_records(lam: float, alignment_key: str, records: list[RunRecord]) -> SweepPoint:
+    """Aggregate the seeds of one λ (records ordered by seed)."""
+    records = sorted(records, key=lambda r: (r.seed, r.run_id))
+    vals = {"test_acc": [r.metrics.get("accuracy") for r in records],
+            "test_f1": [r.metrics.get("macro_f1") for r in records],
+            "val_acc": [(r.metrics.get("selection") or {}).get("val", {}).get("accuracy") for r in records],
+            "val_f1": [(r.metrics.get("selection") or {}).get("val", {}).get("macro_f1") for r in records]}
+    stats: dict[str, Any] = {}
+    for name, v in vals.items():
+        stats[name], stats[f"{name}_sd"] = _mean_sd(v)
+    return SweepPoint(lam=float(lam), alignment_key=alignment_key, group_id=records[0].group_id,
+                      seeds=len(records), run_ids=[r.run_id for r in records],
+                      table_versions=dict(records[0].table_versions), **stats)
+
+
+def sweep_records(store, dataset: str, sweep_id: str) -> dict[str, list[RunRecord]]:
+    """``{group_id: [records]}`` of one sweep."""
+    out: dict[str, list[RunRecord]] = {}
+    for rec in list_runs(store, dataset):
+        if rec.group_id.startswith(sweep_id + "."):
+            out.setdefault(rec.group_id, []).append(rec)
+    return out
+
+
+def sweep_points(store, dataset: str, sweep_id: str) -> list[SweepPoint]:
+    """Per-λ points of one sweep, sorted by λ (λ read from the alignment registry)."""
+    points = []
+    for gid, recs in sweep_records(store, dataset, sweep_id).items():
+        key = gid[len(sweep_id) + 1:]
+        points.append(point_from_records(store.alignment(key).settings["lam"], key, recs))
+    return sorted(points, key=lambda p: p.lam)
+
+
+def list_sweeps(store, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Recorded sweeps, oldest first: ``sweep_id``, dataset, fusion, mode, λ count, seeds."""
+    seen: dict[str, dict[str, Any]] = {}
+    for rec in list_runs(store, dataset):
+        if not rec.group_id.startswith(SWEEP_PREFIX) or "." not in rec.group_id:
+            continue
+        sid = rec.group_id.split(".", 1)[0]
+        row = seen.setdefault(sid, {"sweep_id": sid, "dataset": rec.dataset, "fusion": rec.fusion,
+                                    "mode": rec.mode, "groups": set(), "runs": 0, "created_at": rec.created_at})
+        row["groups"].add(rec.group_id)
+        row["runs"] += 1
+    return [{**{k: v for k, v in r.items() if k != "groups"}, "lambdas": len(r["groups"])} for r in seen.values()]
+
+
+def select(points: list[SweepPoint], mode: str) -> dict[str, Any]:
+    """The λ a sweep reports (see the module docstring).
+
+    Examples
+    --------
+    >>> pts = [SweepPoint(l, "k", "g", 2, [], 0.5 + a, 0.0, 0.4 + a, 0.0, 0.6, 0.0, 0.3 + v, 0.0)
+    ...        for l, a, v in ((-1.0, 0.0, 0.0), (0.0, 0.1, 0.2), (1.0, 0.2, 0.1))]
+    >>> select(pts, "honest")["lam"], select(pts, "paper")["best_acc_lam"]
+    (0.0, 1.0)
+    """
+    if not points:
+        return {}
+    base = next((p for p in points if abs(p.lam) < 1e-12), None)
+    out: dict[str, Any] = {"mode": mode}
+    if base is not None:
+        out["lam0"] = {"test_acc": base.test_acc, "test_acc_sd": base.test_acc_sd,
+                       "test_f1": base.test_f1, "test_f1_sd": base.test_f1_sd}
+    if mode == "honest":
+        pick = max(points, key=lambda p: (p.val_f1 if p.val_f1 is not None else -1.0, -abs(p.lam)))
+        out.update({"criterion": "mean validation macro-F1", "lam": pick.lam,
+                    "val_f1": pick.val_f1, "val_f1_sd": pick.val_f1_sd,
+                    "test_acc": pick.test_acc, "test_acc_sd": pick.test_acc_sd,
+                    "test_f1": pick.test_f1, "test_f1_sd": pick.test_f1_sd})
+    else:
+        best_acc = max(points, key=lambda p: (p.test_acc or -1.0, -abs(p.lam)))
+        best_f1 = max(points, key=lambda p: (p.test_f1 or -1.0, -abs(p.lam)))
+        out.update({"criterion": "best on test (the paper's selection; optimistic)",
+                    "best_acc_lam": best_acc.lam, "best_acc": best_acc.test_acc,
+                    "best_f1_lam": best_f1.lam, "best_f1": best_f1.test_f1})
+    return out
+
+
+def plot_rows(points: list[SweepPoint], fusion: str, mode: str) -> list[dict[str, Any]]:
+    """Rows for :func:`embedstore.figures.sweep_plot` (test, plus validation in honest mode)."""
+    label = f"{fusion} test" + (" (best epoch on test)" if mode == "paper" else "")
+    rows = [{"series": label, "lam": p.lam, "acc_mean": p.test_acc, "acc_sd": p.test_acc_sd,
+             "f1_mean": p.test_f1, "f1_sd": p.test_f1_sd} for p in points]
+    if mode == "honest":
+        rows += [{"series": f"{fusion} val", "lam": p.lam, "acc_mean": p.val_acc, "acc_sd": p.val_acc_sd,
+                  "f1_mean": p.val_f1, "f1_sd": p.val_f1_sd} for p in points if p.val_f1 is not None]
+    return rows
+
+
+def table_rows(points: list[SweepPoint], mode: str) -> list[dict[str, Any]]:
+    """One printable row per λ (mean ± sd strings)."""
+    def fmt(m, s):
+        return "" if m is None else f"{m:.4f} ± {s or 0.0:.4f}"
+
+    rows = []
+    for p in points:
+        row = {"lam": f"{p.lam:+.2f}", "seeds": p.seeds, "test_acc": fmt(p.test_acc, p.test_acc_sd),
+               "test_f1": fmt(p.test_f1, p.test_f1_sd)}
+        if mode == "honest":
+            row.update({"val_acc": fmt(p.val_acc, p.val_acc_sd), "val_f1": fmt(p.val_f1, p.val_f1_sd)})
+        row["alignment"] = p.alignment_key
+        rows.append(row)
+    return rows

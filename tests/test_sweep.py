@@ -1,0 +1,72 @@
+"""The λ sweep on constructed data: aligned + trained + recorded per λ, honest/paper selection, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from embedstore.errors import InputError
+from embedstore.pairs import toy_pairs
+from embedstore.runs import get_run, list_runs
+from embedstore.sweeps import list_sweeps, sweep_points
+from trainers.sweep import parse_lambdas, sweep
+
+
+def _versions(store):
+    return {t["table"]: t["version"] for t in store.info()["tables"]}
+
+
+def test_parse_lambdas():
+    assert parse_lambdas("-1:1:0.1")[:3] == [-1.0, -0.9, -0.8] and len(parse_lambdas("-1:1:0.1")) == 21
+    assert 0.0 in parse_lambdas("-1:1:0.1")
+    with pytest.raises(InputError, match="START:STOP:STEP"):
+        parse_lambdas("1:x:2")
+    with pytest.raises(InputError, match="STEP > 0"):
+        parse_lambdas("1:-1:0.5")
+
+
+@pytest.mark.slow
+def test_honest_sweep_selects_on_validation_and_resumes(store, tmp_path):
+    img, txt = toy_pairs(store, "toy", n=60)
+    res = sweep(store, "toy", image_model=img, text_model=txt, fusion="late", lambdas="-1:1:1", seeds=2,
+                epochs=2, out=tmp_path / "sweep.png", progress=False)
+    assert [p.lam for p in res.points] == [-1.0, 0.0, 1.0] and res.trained == [-1.0, 0.0, 1.0]
+    for p in res.points:
+        assert p.seeds == 2 and len(set(p.run_ids)) == 2
+        rec = store.alignment(p.alignment_key)
+        assert rec.settings["lam"] == p.lam and rec.settings["fit_on"] == "train"
+        assert rec.settings["match"] == "interp" and rec.settings["dim"] == 8  # 8-d image, 5-d text
+        runs = [get_run(store, r) for r in p.run_ids]
+        assert {r.alignment_keys["image"] for r in runs} == {p.alignment_key}
+        assert all(r.metrics["selection"]["selected_on"] == "val" for r in runs)
+        assert p.test_f1 == pytest.approx(np.mean([r.metrics["macro_f1"] for r in runs]))
+        assert p.val_f1 == pytest.approx(np.mean([r.metrics["selection"]["val"]["macro_f1"] for r in runs]))
+    best = max(res.points, key=lambda p: (p.val_f1, -abs(p.lam)))
+    assert res.selection["lam"] == best.lam and res.selection["test_f1"] == best.test_f1
+    png = Image.open(res.png)
+    assert png.size == (1100, 420) and np.asarray(png.convert("L")).std() > 5
+    # read back from the runs table alone
+    assert [p.to_dict() for p in sweep_points(store, "toy", res.sweep_id)] == [p.to_dict() for p in res.points]
+    assert list_sweeps(store, "toy")[0]["lambdas"] == 3
+    # same sweep again: nothing is aligned or trained, no table gets a new version
+    before = _versions(store)
+    again = sweep(store, "toy", image_model=img, text_model=txt, fusion="late", lambdas="-1:1:1", seeds=2,
+                  epochs=2, progress=False)
+    assert again.trained == [] and again.reused == [-1.0, 0.0, 1.0] and again.sweep_id == res.sweep_id
+    assert _versions(store) == before
+    assert len(list_runs(store, "toy")) == 6
+
+
+def test_paper_sweep_fits_on_all_rows_and_reports_best_on_test(store):
+    img, txt = toy_pairs(store, "toy", n=60)
+    res = sweep(store, "toy", image_model=img, text_model=txt, fusion="early", mode="paper", lambdas="0,1",
+                seeds=1, epochs=2, progress=False)
+    for p in res.points:
+        assert store.alignment(p.alignment_key).settings["fit_on"] == "all"
+        run = get_run(store, p.run_ids[0])
+        assert run.mode == "paper" and run.metrics["selection"]["selected_on"] == "test"
+        assert p.val_f1 is None
+    assert res.selection["best_acc"] == max(p.test_acc for p in res.points)
+    assert res.selection["best_f1"] == max(p.test_f1 for p in res.points)
+    assert "lam0" in res.selection and res.selection["criterion"].startswith("best on test")
