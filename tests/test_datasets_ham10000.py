@@ -68,7 +68,7 @@ def test_sample70_rows_have_labels_hashes_and_groups(shared_data):
     assert sorted({r["label"] for r in rows}) == list(ham10000.CLASSES)
 
 
-def _link_copy(src: Path, dst: Path, folders=("images",)) -> list[str]:
+def link_ham_copy(src: Path, dst: Path, folders=("images",)) -> list[str]:
     """Symlink the photos of ``src`` into ``dst`` (split over ``folders``); returns the ids."""
     shutil.copy(src / ham10000.METADATA, dst / ham10000.METADATA)
     photos = sorted((src / "images").iterdir())
@@ -80,14 +80,14 @@ def _link_copy(src: Path, dst: Path, folders=("images",)) -> list[str]:
 
 
 def test_distributed_part_folders_are_found(shared_data, tmp_path):
-    _link_copy(shared_data / "ham10000-sample70", tmp_path, ("HAM10000_images_part_1", "HAM10000_images_part_2"))
+    link_ham_copy(shared_data / "ham10000-sample70", tmp_path, ("HAM10000_images_part_1", "HAM10000_images_part_2"))
     built = ham10000.rows(tmp_path, progress=False)
     assert built.table.num_rows == 70 and not built.skipped
     assert any("HAM10000_images_part_2" in ref for ref in built.table["image_ref"].to_pylist())
 
 
 def test_corrupt_empty_and_missing_images_are_skipped_and_reported(shared_data, tmp_path):
-    ids = _link_copy(shared_data / "ham10000-sample70", tmp_path)
+    ids = link_ham_copy(shared_data / "ham10000-sample70", tmp_path)
     corrupt, empty, missing = ids[0], ids[1], ids[2]
     real = (tmp_path / "images" / f"{corrupt}.jpg").resolve().read_bytes()
     (tmp_path / "images" / f"{corrupt}.jpg").unlink()
