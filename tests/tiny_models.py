@@ -107,13 +107,13 @@ def _train_bpe(*, clip_style: bool, special: list[str], vocab_size: int = 400):
         tk.normalizer = normalizers.Lowercase()
         tk.pre_tokenizer = pre_tokenizers.Whitespace()
         tk.decoder = decoders.BPEDecoder(suffix="</w>")
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, end_of_word_suffix="</w>",
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, end_of_word_suffix="</w>", show_progress=False,
                                       initial_alphabet=list("abcdefghijklmnopqrstuvwxyz0123456789.,:%-"))
     else:
         tk = Tokenizer(models.BPE(unk_token=special[0], byte_fallback=True))
         tk.pre_tokenizer = pre_tokenizers.Metaspace()
         tk.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace()])
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special + [f"<0x{i:02X}>" for i in range(256)])
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=special + [f"<0x{i:02X}>" for i in range(256)])
     tk.train_from_iterator(CORPUS * 4, trainer=trainer)
     return tk
 

@@ -1,0 +1,114 @@
+"""Frozen encoders chosen by a scheme-prefixed id: :func:`load_extractor`.
+
+========================================  ==========  =====================================
+id                                        modalities  output
+========================================  ==========  =====================================
+``hf:facebook/dinov2-base``               image       CLS after final norm, 768-d, raw
+``hf:<vision model>``                     image       cls / mean / pooler
+``hf:meta-llama/Llama-2-7b-chat-hf``      text        last-token hidden state (8-bit)
+``hf:<causal LM>``                        text        last_token / mean
+``hf:<BERT-family encoder>``              text        masked mean (sentence-transformers)
+``hf-clip:openai/clip-vit-base-patch32``  both        projected, L2-normalised, 77 tokens
+``open_clip:ARCH/PRETRAINED``             both        projected, L2-normalised
+``open_clip:hf-hub:ORG/NAME``             both        e.g. BiomedCLIP
+``builtin:minilm-l6``                     text        384-d, offline (``[offline]`` extra)
+``builtin:efficientnet-lite0``            image       1280-d, offline (``[offline]`` extra)
+a local directory / ``local:``            by config   as its family above
+========================================  ==========  =====================================
+
+Creating an extractor resolves the weights (local path, the Hugging Face
+cache, or a download when online) and computes its identity; the model is
+loaded on first use only. See :mod:`embedstore.extractors.resolve` for the
+offline behaviour and :mod:`embedstore.extractors.registry` for defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Extractor, ImagePreprocess
+from .registry import KnownModel, known, list_known
+from .resolve import ResolvedModel, canonical_id, fingerprint, hub_offline, split_scheme
+
+__all__ = ["Extractor", "ImagePreprocess", "KnownModel", "ResolvedModel", "canonical_id", "fingerprint",
+           "hub_offline", "known", "list_known", "load_extractor", "resolve"]
+
+
+def resolve(model_id: str) -> ResolvedModel:
+    """Resolve ``model_id`` to local weights and a fingerprint (downloads only when online).
+
+    Raises
+    ------
+    InputError
+        For a malformed id (the message lists the accepted forms).
+    ModelNotAvailableError
+        When the weights are not available locally and cannot be fetched.
+    """
+    cid = canonical_id(model_id)
+    scheme, rest = split_scheme(cid)
+    if scheme == "builtin":
+        from .builtin import resolve_builtin
+
+        return resolve_builtin(rest)
+    if scheme == "open_clip":
+        from .open_clip import resolve_open_clip
+
+        return resolve_open_clip(cid, rest)
+    from pathlib import Path
+
+    from .resolve import fingerprint as fp
+    from .resolve import hf_snapshot
+
+    if rest.startswith("/"):
+        return ResolvedModel(cid, scheme, Path(rest), fp(rest))
+    path, commit = hf_snapshot(rest, cid)
+    return ResolvedModel(cid, scheme, path, commit)
+
+
+def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str | None = None,
+                   **opts: Any) -> Extractor:
+    """The extractor for ``model_id``; its identity is ready, the model loads on first use.
+
+    Parameters
+    ----------
+    model_id : str
+        A scheme-prefixed id or a local model directory (see the module table).
+    quantize : {None, "none", "fp32", "bf16", "8bit"}
+        ``None`` takes the id's default (see :func:`list_known`), else fp32.
+        ``bf16`` runs under bfloat16 autocast (bfloat16 weights for causal
+        LMs); ``8bit`` (bitsandbytes, CPU) is for ``hf:`` text models.
+    pooling : str, optional
+        Override the default pooling (``cls``/``mean``/``pooler`` for vision,
+        ``last_token``/``mean`` for causal LMs, ``mean``/``cls`` for encoders).
+    **opts
+        ``max_length`` for text models (the truncation length).
+
+    Returns
+    -------
+    Extractor
+        With ``.identity`` (its ``.key`` is the model_key), ``.modalities``,
+        ``.encode_images``, ``.encode_texts`` and ``.forward_calls``.
+
+    Examples
+    --------
+    >>> ext = load_extractor("builtin:minilm-l6")  # doctest: +SKIP
+    >>> ext.encode_texts(["a lesion on the back"]).shape  # doctest: +SKIP
+    (1, 384)
+    """
+    resolved = resolve(model_id)
+    default = known(resolved.model_id)
+    if quantize is None and default is not None:
+        quantize = default.quantize
+    if default is not None:
+        opts = {**default.options, **opts}
+    if resolved.scheme == "builtin":
+        from .builtin import load_builtin
+
+        return load_builtin(resolved, quantize=quantize, pooling=pooling, **opts)
+    if resolved.scheme == "open_clip":
+        from .open_clip import OpenClip
+
+        return OpenClip(resolved, quantize=quantize, pooling=pooling, **opts)
+    from .hf import load_hf
+
+    return load_hf(resolved, quantize=quantize, pooling=pooling, **opts)
