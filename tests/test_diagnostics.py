@@ -114,3 +114,26 @@ def test_paper_variance_is_per_modality():
     wide, narrow = rng.normal(0, 1, (100, 5)), rng.normal(0, 0.01, (100, 5)) + 3
     vi, vt = paper_variance(wide, narrow)
     assert vi > 100 * vt
+
+
+def test_gap_command_prints_every_diagnostic(store, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    _paired_store(store, n=24)
+    args = ["--store", store.uri, "gap", "pairs", "--image-model", "hf:pi", "--text-model", "hf:pt"]
+    res = CliRunner().invoke(cli, args + ["--figures", str(tmp_path / "figs")])
+    assert res.exit_code == 0, res.output
+    for row in report_rows(gap_diagnostics(store, "pairs", image_model="hf:pi", text_model="hf:pt")):
+        assert row["metric"] in res.output and row["after"] in res.output
+    assert "store versions: emb__image__" in res.output
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 6
+    data = json.loads(CliRunner().invoke(cli, args + ["--json"]).output)
+    assert data["before"]["recall_image_to_text"]["10"] >= data["before"]["recall_image_to_text"]["1"]
+    assert data["after"]["lam"] == 1.0 and data["settings"]["fit_on"] == "train"
+    bad = CliRunner().invoke(cli, ["--store", store.uri, "gap", "pairs", "--image-model", "hf:nope",
+                                   "--text-model", "hf:pt"])
+    assert bad.exit_code == 1 and "Error: no model 'hf:nope'" in bad.output and "Traceback" not in bad.output

@@ -1,0 +1,97 @@
+"""The HTML report: one self-contained file, every figure embedded, runs/sweeps/versions inside."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import cli
+from embedstore.alignment import align
+from embedstore.pairs import toy_pairs
+from embedstore.report import write_report
+
+
+class _Refs(HTMLParser):
+    """Collects every attribute that could load something."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.refs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "data", "action", "poster", "background"):
+                self.refs.append((tag, name, value or ""))
+
+
+def _check_self_contained(text: str) -> list[bytes]:
+    parser = _Refs()
+    parser.feed(text)
+    assert not {"script", "link", "iframe", "object", "embed"} & set(parser.tags)
+    pngs = []
+    for tag, name, value in parser.refs:
+        assert tag == "img" and name == "src", (tag, name)
+        assert value.startswith("data:image/png;base64,"), value[:40]
+        pngs.append(base64.b64decode(value.split(",", 1)[1]))
+    assert not re.search(r"url\(|@import|https?://", text)
+    for png in pngs:  # every embedded figure is a real, non-trivial PNG
+        img = Image.open(io.BytesIO(png))
+        img.load()
+        assert img.size[0] >= 400
+    return pngs
+
+
+@pytest.mark.slow
+def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
+    from trainers.train import train
+
+    img, txt = toy_pairs(store, "toy", n=60)
+    train(store, "toy", image_model=img, text_model=txt, fusion="text", epochs=2, seeds=2)
+    key = align(store, "toy", image_model=img, text_model=txt, lam=1.0, match="interp").alignment_key
+    train(store, "toy", image_model=img, text_model=txt, fusion="late", epochs=2, alignment_key=key)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["--store", store.uri, "sweep", "toy", "--image-model", img, "--text-model", txt,
+                              "--fusion", "early", "--lambdas", "0:1:1", "--epochs", "2", "--no-progress",
+                              "--out", str(tmp_path / "sweep.png")])
+    assert res.exit_code == 0, res.output
+    assert "selected on validation macro-F1" in res.output and (tmp_path / "sweep.png").stat().st_size > 1000
+    out = tmp_path / "r" / "report.html"
+    res = runner.invoke(cli, ["--store", store.uri, "report", "toy", "--out", str(out), "--max-queries", "10"])
+    assert res.exit_code == 0, res.output
+    assert "7 embedded figures" in res.output  # 6 gap figures + 1 sweep plot
+    text = out.read_text(encoding="utf-8")
+    assert len(_check_self_contained(text)) == 7
+    # gap diagnostics, the comparison table (text-only, aligned late, sweep rows) and store versions
+    for needle in ("recall@1 image→text", "variance, paper PCA(2): text", "kNN@5 label agreement",
+                   "<td>text</td>", "<td>late</td>", f"λ=1 (train) {key}", "sweep λ=0", "sweep selected λ",
+                   "samples__toy@", "emb__image__"):
+        assert needle in text, needle
+    # --runs restricts the runs; the gap section can be left out
+    only = write_report(store, "toy", tmp_path / "only.html", runs=[_text_group(store)], gap=False)
+    assert only.images == 0 and only.run_groups == 1 and only.sweeps == 0
+    _check_self_contained((tmp_path / "only.html").read_text())
+
+
+def _text_group(store):
+    from embedstore.runs import list_runs
+
+    return next(r.group_id for r in list_runs(store, "toy") if r.fusion == "text")
+
+
+def test_report_without_runs_and_bad_target(store, tmp_path):
+    img, txt = toy_pairs(store, "toy", n=20)
+    res = write_report(store, "toy", tmp_path / "r.html", image_model=img, text_model=txt, max_queries=5)
+    assert res.images == 6 and res.run_groups == 0 and res.gap
+    text = (tmp_path / "r.html").read_text()
+    assert len(_check_self_contained(text)) == 6 and "(no sweep recorded)" in text
+    from embedstore.errors import InputError
+
+    with pytest.raises(InputError, match="must end in .html"):
+        write_report(store, "toy", tmp_path / "r.pdf")
