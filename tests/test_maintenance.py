@@ -10,28 +10,19 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from embedstore import ModelIdentity
 from embedstore.maintenance import cleanup, compact, doctor
 from embedstore.schema import ALIGNMENTS, MODELS, embeddings_table, samples_table
+from tests.helpers import sample_rows, toy_model
 
-MODEL = ModelIdentity("hf:toy/enc", "w0", ("image",), {"image": 4})
-
-
-def sample_rows(ids, label="0"):
-    n = len(ids)
-    return pa.table({
-        "sample_id": list(ids), "text": [f"t{i}" for i in ids], "text_sha256": [f"ht{i}" for i in ids],
-        "prompt_name": ["default"] * n, "prompt_template": ["{t}"] * n,
-        "image_ref": [f"{i}.jpg" for i in ids], "image_sha256": [f"hi{i}" for i in ids],
-        "label": [label] * n, "split_paper": ["train"] * n,
-    })
+MODEL = toy_model(4, "image", "hf:toy/enc")
 
 
 def healthy(store, n=6):
     ids = [f"s{i}" for i in range(n)]
-    store.write_samples("toy", sample_rows(ids))
+    rows = sample_rows(ids)
+    store.write_samples("toy", rows)
     vecs = np.arange(n * 4, dtype=np.float32).reshape(n, 4)
-    store.write_embeddings("toy", MODEL, "image", ids, vecs, [f"hi{i}" for i in ids])
+    store.write_embeddings("toy", MODEL, "image", ids, vecs, rows["image_sha256"].to_pylist())
     return ids
 
 
@@ -47,7 +38,7 @@ def run_cli(store, *args):
 def test_compact_merges_fragments_and_keeps_content(store):
     healthy(store, 2)
     for i in range(5):
-        store.write_samples("toy", sample_rows([f"x{i}"], label=str(i)))
+        store.write_samples("toy", sample_rows([f"x{i}"], labels=[str(i)]))
     name = samples_table("toy")
     before = store.read(name).sort_by("sample_id")
     res = compact(store, name)

@@ -1,0 +1,102 @@
+"""Many processes writing one store at once: never a lost or duplicated row.
+
+Workers are started with ``spawn`` (lance is not fork-safe) and released
+together by a barrier, so their writes really overlap. Every test checks the
+result with :func:`embedstore.maintenance.doctor` too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+from embedstore import Store
+from embedstore.maintenance import doctor
+from embedstore.schema import embeddings_table, samples_table
+from tests.helpers import sample_rows, toy_model
+
+N_SAMPLES = 40
+HALVES = ([f"s{i:02d}" for i in range(0, 30)], [f"s{i:02d}" for i in range(10, 40)])  # overlap s10..s29
+MODEL = toy_model(8, "image", "hf:toy/concurrent")
+REPEATS = 5
+
+
+def _vectors(ids):
+    return np.array([[int(i[1:])] * 8 for i in ids], dtype=np.float32)
+
+
+def _store_writer(uris, half, barrier, results):
+    """Upsert one half (samples, an alignment, plain and aligned embeddings) in chunks."""
+    ids = HALVES[half]
+    stats = []
+    for uri in uris:
+        store = Store(uri)
+        barrier.wait()
+        for start in range(0, len(ids), 6):
+            chunk = ids[start:start + 6]
+            rows = sample_rows(chunk)
+            stats.append(store.write_samples("ds", rows))
+            hashes = rows["image_sha256"].to_pylist()
+            stats.append(store.write_embeddings("ds", MODEL, "image", chunk, _vectors(chunk), hashes))
+            store.register_alignment("gap1", "mean_shift", {"lam": 0.5}, np.zeros(8))
+            stats.append(store.write_embeddings("ds", MODEL, "image", chunk, _vectors(chunk) + 1, hashes,
+                                                alignment_key="gap1"))
+    results.put((sum(r.retries for r in stats), sum(r.lock_wait_s for r in stats)))
+
+
+def _reader(uri, stop, bad):
+    """Read the embeddings table until told to stop; report any read that is not a committed state."""
+    store = Store(uri)
+    table = embeddings_table(MODEL.key, "image", 8)
+    last = 0
+    while not stop.is_set():
+        if not store.has_table(table):
+            time.sleep(0.01)
+            continue
+        keys = store.read(table, columns=["row_key"])["row_key"].to_pylist()
+        if len(keys) != len(set(keys)) or len(keys) < last:
+            bad.put(f"read {len(keys)} rows, {len(set(keys))} unique, after {last}")
+        last = len(keys)
+
+
+@pytest.mark.slow
+def test_four_processes_upserting_overlapping_halves_leave_one_row_per_key(tmp_path):
+    ctx = mp.get_context("spawn")
+    uris = [str(tmp_path / f"store{r}") for r in range(REPEATS)]
+    for uri in uris:
+        Store(uri)
+    barrier, results, stop, bad = ctx.Barrier(4), ctx.Queue(), ctx.Event(), ctx.Queue()
+    reader = ctx.Process(target=_reader, args=(uris[0], stop, bad))
+    reader.start()
+    writers = [ctx.Process(target=_store_writer, args=(uris, w % 2, barrier, results)) for w in range(4)]
+    for p in writers:
+        p.start()
+    for p in writers:
+        p.join(240)
+        assert p.exitcode == 0, "a writer failed; see its traceback above"
+    stop.set()
+    reader.join(60)
+    assert reader.exitcode == 0
+    assert bad.empty(), bad.get()
+    waited = sum(results.get(timeout=10)[1] for _ in writers)
+    assert waited > 0  # the writers really contended for the table locks
+    emb = embeddings_table(MODEL.key, "image", 8)
+    for uri in uris:
+        store = Store(uri)
+        for table, expected in ((samples_table("ds"), N_SAMPLES), (emb, 2 * N_SAMPLES)):
+            keys = store.read(table, columns=[store_key(table)])[store_key(table)].to_pylist()
+            assert len(keys) == len(set(keys)) == expected, (uri, table)
+        ids, vecs = store.embeddings("ds", MODEL, "image", as_="numpy")
+        assert sorted(ids) == sorted(set(HALVES[0]) | set(HALVES[1]))
+        assert np.array_equal(vecs, _vectors(ids))
+        report = doctor(store)
+        assert report.ok, report.summary()
+
+
+def store_key(table):
+    from embedstore.maintenance import key_column
+
+    return key_column(table)
