@@ -76,8 +76,7 @@ class DatasetRows:
         Samples left out (missing/empty/corrupt image, no label...).
     prompt : PromptTemplate
     candidates : int
-        Samples found before image checks (``table.num_rows + len(skipped)``
-        minus metadata-level skips).
+        Samples found in ``root`` (``table.num_rows + len(skipped)``).
     notes : tuple of str
         Non-fatal remarks (e.g. a split that could not be stratified).
     """

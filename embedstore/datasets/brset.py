@@ -62,10 +62,6 @@ NUMERIC = ("patient_sex", "exam_eye", "optic_disc", "vessels", "macula", "DR_SDR
            "iluminaton", "image_field", "artifacts", "diabetic_retinopathy", "hypertensive_retinopathy") + FINDINGS
 
 
-def _code(value: Any) -> float | None:
-    return as_float(value)
-
-
 def _paper_number(value: Any) -> float | None:
     """The paper's parse: 'O' -> '0', ',' -> '.', then float."""
     if value is None:
@@ -75,7 +71,7 @@ def _paper_number(value: Any) -> float | None:
 
 def presence(value: Any) -> str:
     """'present' when the value is 1, else 'absent' (the paper's rule)."""
-    return "present" if _code(value) == 1.0 else "absent"
+    return "present" if as_float(value) == 1.0 else "absent"
 
 
 def prompt_fields(row: dict[str, Any]) -> dict[str, str]:
@@ -90,8 +86,8 @@ def prompt_fields(row: dict[str, Any]) -> dict[str, str]:
     >>> f["optic_disc"], f["optic_disc_state"], f["vessels_state"]
     ('present', 'normal', 'not reported')
     """
-    eye = {1.0: "right", 2.0: "left"}.get(_code(row.get("exam_eye")), "no eye reported")
-    sex = {1.0: "male", 2.0: "female"}.get(_code(row.get("patient_sex")), "no sex reported")
+    eye = {1.0: "right", 2.0: "left"}.get(as_float(row.get("exam_eye")), "no eye reported")
+    sex = {1.0: "male", 2.0: "female"}.get(as_float(row.get("patient_sex")), "no sex reported")
     age = _paper_number(row.get("patient_age"))
     como = row.get("comorbidities")
     dtime = row.get("diabetes_time_y")
@@ -107,7 +103,7 @@ def prompt_fields(row: dict[str, Any]) -> dict[str, str]:
     for name in ANATOMY + FINDINGS:
         out[name] = presence(row.get(name))
     for name in ANATOMY:
-        out[f"{name}_state"] = {1.0: "normal", 2.0: "abnormal"}.get(_code(row.get(name)), "not reported")
+        out[f"{name}_state"] = {1.0: "normal", 2.0: "abnormal"}.get(as_float(row.get(name)), "not reported")
     return out
 
 

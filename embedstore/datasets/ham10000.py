@@ -23,7 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from .base import (DatasetRows, Sample, Skipped, abspath, as_float, check_unique, finish, read_csv)
+from ..errors import InputError
+from .base import DatasetRows, Sample, Skipped, abspath, as_float, check_unique, finish, read_csv
 from .prompts import resolve_prompt
 from .splits import grouped_split, paper_split
 
@@ -103,8 +104,6 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     """
     root = Path(root)
     if not root.is_dir():
-        from ..errors import InputError
-
         raise InputError(f"HAM10000 root {root} is not a directory; pass the folder holding {METADATA}")
     frame = read_metadata(root / METADATA)
     template = resolve_prompt("ham10000", prompt, FIELDS)
