@@ -328,9 +328,9 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
                 data = _drop_identical(self.read(name), data, key)
                 unchanged = before - data.num_rows
             if data.num_rows == 0:
+                # Nothing new: no version, and no tag (the version was tagged when written).
                 version = self.version(name) if exists else 0
-                return WriteResult(name, version, unchanged=unchanged, lock_wait_s=waited,
-                                   tag=self._tag_locked(name, tag, version) if tag and exists else None)
+                return WriteResult(name, version, unchanged=unchanged, lock_wait_s=waited)
             result, retries = _with_retries(lambda: self._commit(name, data, key, exists, schema))
             version, inserted, updated = result
             if tag:
