@@ -28,7 +28,7 @@ from embedstore.errors import InputError
 from embedstore.keys import NO_ALIGNMENT
 from embedstore.runs import RunRecord, get_run, new_run_id, record_run
 
-from .engine import HeadSpec, SeedOutcome, fit_seed
+from .engine import HeadSpec, SeedOutcome, fit_seed, torch_threads
 from .environment import capture
 from .loader import ArraySource, Source, StoreSource
 from .metrics import summarize
@@ -126,21 +126,29 @@ def _run_seeds(source: Source, spec: HeadSpec, proto: Protocol, seeds: list[int]
                config: dict[str, Any], store=None, record: bool, progress: bool, group_id: str | None,
                rerun_of: str | None = None) -> TrainResult:
     group_id = group_id or new_run_id().replace("run-", "grp-", 1)
-    env = capture()
     runs: list[RunResult] = []
-    for seed in seeds:
-        start = len(source.events)
-        source.mark(f"seed {seed}")
-        out = fit_seed(source, spec, proto, seed, progress=progress, desc=f"{dataset} {spec.fusion} seed {seed}")
-        res = _result(out, source, start)
-        if record and store is not None:
-            res.run_id = new_run_id()
-            record_run(store, _record(res, out, source, spec, proto, dataset, config, env, group_id, rerun_of))
-        runs.append(res)
+    with torch_threads(config.get("threads")):
+        env = capture()
+        for seed in seeds:
+            start = len(source.events)
+            source.mark(f"seed {seed}")
+            out = fit_seed(source, spec, proto, seed, progress=progress,
+                           desc=f"{dataset} {spec.fusion} seed {seed}")
+            runs.append(_finish(out, source, start, spec, proto, dataset, config, env, group_id, rerun_of,
+                                store if record else None))
     result = TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=source)
     for name in SUMMARY_METRICS:
         result.mean[name], result.sd[name] = summarize([r.flat()[name] for r in runs])
     return result
+
+
+def _finish(out: SeedOutcome, source: Source, start: int, spec: HeadSpec, proto: Protocol, dataset: str,
+            config: dict[str, Any], env: dict[str, Any], group_id: str, rerun_of: str | None, store) -> RunResult:
+    res = _result(out, source, start)
+    if store is not None:
+        res.run_id = new_run_id()
+        record_run(store, _record(res, out, source, spec, proto, dataset, config, env, group_id, rerun_of))
+    return res
 
 
 def _result(out: SeedOutcome, source: Source, start: int) -> RunResult:
@@ -207,7 +215,10 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         ``output_size``, ``hidden_image``, ``block_order``, ``weight_decay``,
         ``patience``, ``label_column``, ``loader`` (auto/memory/stream),
         ``versions`` ({table: version} to pin), ``image_dim``, ``text_dim``,
-        ``seed``, ``readahead``, ``chunk_rows``, ``group_id``.
+        ``seed``, ``readahead``, ``chunk_rows``, ``group_id``, ``threads``
+        (torch intra-op threads while training, default 1: the heads are
+        tiny, and one thread is fastest on a shared CPU and independent of
+        the core count; ``None`` keeps torch's setting).
 
     Returns
     -------
@@ -240,9 +251,11 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     spec = _head(fusion, len(source.classes), hidden, align_loss_weight, kw)
     seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
+    threads = kw.pop("threads", 1)
     if kw:
         raise InputError(f"unknown train options {sorted(kw)}")
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
+              "threads": threads,
               "label_column": source.label_column, "classes": source.classes,
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables},
               "tables": dict(source.tables), "image_dim": source.image_dim, "text_dim": source.text_dim,
@@ -273,7 +286,7 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
     seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "classes": source.classes,
-              "loader": source.path, "provenance": kw.pop("provenance", None)}
+              "loader": source.path, "provenance": kw.pop("provenance", None), "threads": kw.pop("threads", 1)}
     if kw:
         raise InputError(f"unknown train options {sorted(kw)}")
     return _run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,

@@ -1,0 +1,60 @@
+"""``embedstore train`` / ``embedstore runs`` driven through click against a real store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from embedstore.runs import list_runs
+from trainers.synthetic import write_synthetic
+
+
+@pytest.fixture
+def synth(store):
+    return store, write_synthetic(store, "toy", n=300, image_dim=12, text_dim=10, signal=1.0, seed=2)
+
+
+def _invoke(store, *args):
+    return CliRunner().invoke(cli, ["--store", store.uri, *args], catch_exceptions=False)
+
+
+def test_train_prints_mean_sd_table_and_records_runs(synth):
+    store, info = synth
+    res = _invoke(store, "train", "toy", "--image-model", info["image_model"], "--text-model", info["text_model"],
+                  "--fusion", "early", "--fusion", "text", "--seeds", "2", "--epochs", "3", "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "macro_f1" in res.output and " ± " in res.output and "runs: run-" in res.output
+    assert "early" in res.output and "text" in res.output
+    runs = list_runs(store, "toy")
+    assert len(runs) == 4 and {r.fusion for r in runs} == {"early", "text"}
+    listing = _invoke(store, "runs", "toy")
+    assert listing.exit_code == 0 and listing.output.count("honest") == 2
+    each = _invoke(store, "runs", "--each")
+    assert all(r.run_id in each.output for r in runs)
+
+
+def test_train_json_paper_mode_reports_both_best_epochs(synth):
+    store, info = synth
+    res = _invoke(store, "train", "toy", "--image-model", info["image_model"], "--text-model", info["text_model"],
+                  "--fusion", "late", "--mode", "paper", "--epochs", "2", "--hidden", "16", "--json", "--no-record")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)[0]
+    run = out["runs"][0]
+    assert {"best_accuracy", "best_f1"} <= set(run["selection"])
+    assert {"train", "test_paper", "test"} <= set(run["cost"]["data_mib"])
+    assert run["cost"]["params"] == (10 * 16 + 16 + 32) + (12 * 16 + 16 + 32) + 33
+    assert out["run_ids"] == [None] and list_runs(store) == []
+    runs_json = json.loads(_invoke(store, "runs", "--json").output)
+    assert runs_json == []
+
+
+def test_train_errors_are_one_line(synth):
+    store, info = synth
+    res = _invoke(store, "train", "toy", "--image-model", "missing-model", "--text-model", info["text_model"])
+    assert res.exit_code == 1 and "no model 'missing-model'" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = _invoke(store, "train", "toy", "--image-model", info["image_model"], "--fusion", "early")
+    assert res.exit_code == 1 and "needs --text-model" in res.output
