@@ -298,7 +298,8 @@ def doctor(store) -> DoctorReport:
             dup = frame.group_by(key).len().filter(pl.col("len") > 1).get_column(key).to_list()
             report.add("unique_keys", name, sorted(map(str, dup)), f"duplicate {key} value(s)",
                        "re-run the write that made them (upserts replace by key), or restore an earlier version")
-    _check_embeddings(store, frames, report)
+    _check_embeddings(frames, report)
+    _check_runs(frames, report)
     return report
 
 
@@ -306,15 +307,41 @@ def _doctor_columns(name: str, key: str | None) -> list[str]:
     if parse_embeddings_table(name):
         return [EMB_KEY, "dataset", "sample_id", "model_key", "modality", "alignment_key"]
     if name == RUNS:
-        return [RUN_KEY]
+        return [RUN_KEY, "model_keys", "alignment_keys"]
     return [key] if key else []
 
 
-def _check_embeddings(store, frames: dict[str, Any], report: DoctorReport) -> None:
-    import polars as pl
-
+def _registered(frames: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Model keys and alignment keys present in the registries."""
     models = set(frames[MODELS].get_column("model_key").to_list()) if MODELS in frames else set()
     aligns = set(frames[ALIGNMENTS].get_column("alignment_key").to_list()) if ALIGNMENTS in frames else set()
+    return models, aligns
+
+
+def _check_runs(frames: dict[str, Any], report: DoctorReport) -> None:
+    """Model and alignment keys named by run records must be registered."""
+    import json
+
+    runs = frames.get(RUNS)
+    if runs is None or not {"model_keys", "alignment_keys"} <= set(runs.columns):
+        return
+    models, aligns = _registered(frames)
+    bad_models, bad_aligns = [], []
+    for row in runs.iter_rows(named=True):
+        used_m = set(json.loads(row["model_keys"] or "{}").values())
+        used_a = set(json.loads(row["alignment_keys"] or "{}").values()) - {NO_ALIGNMENT}
+        bad_models += [f"{row[RUN_KEY]}:{k}" for k in sorted(used_m - models)]
+        bad_aligns += [f"{row[RUN_KEY]}:{k}" for k in sorted(used_a - aligns)]
+    report.add("model_registered", RUNS, bad_models, "run model key(s) missing from the model registry",
+               "the run cannot be re-executed; re-extract with that model")
+    report.add("alignment_registered", RUNS, bad_aligns, "run alignment key(s) missing from the alignment "
+               "registry", "the run cannot be re-executed; re-run 'embedstore gap'")
+
+
+def _check_embeddings(frames: dict[str, Any], report: DoctorReport) -> None:
+    import polars as pl
+
+    models, aligns = _registered(frames)
     for name, frame in frames.items():
         parsed = parse_embeddings_table(name)
         if not parsed:

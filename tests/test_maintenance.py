@@ -85,6 +85,60 @@ def test_cleanup_keeps_tagged_and_latest_and_removes_the_rest(store):
     assert store.read(name, version="paper-v2").sort_by("k").equals(contents[2])
 
 
+def _snapshot(store):
+    """Every version of every table, as sorted Arrow tables."""
+    from embedstore.maintenance import key_column
+
+    return {(t, v): store.read(t, version=v).sort_by(key_column(t) or "k")
+            for t in store.list_tables() for v in _versions(store, t)}
+
+
+@pytest.mark.slow
+def test_tagged_and_run_referenced_versions_survive_compact_and_cleanup(store):
+    from embedstore.runs import referenced_versions
+    from trainers.train import rerun, train
+
+    image, text = toy_model(4, "image", "hf:img"), toy_model(4, "text", "hf:txt")
+    ids = [f"s{i:02d}" for i in range(40)]
+    rows = sample_rows(ids, labels=[str(i % 2) for i in range(40)],
+                       splits=["train"] * 24 + ["val"] * 8 + ["test"] * 8)
+    rng = np.random.default_rng(0)
+
+    def write_vectors():
+        for model, col in ((image, "image_sha256"), (text, "text_sha256")):
+            store.write_embeddings("toy", model, model.modalities[0], ids, rng.normal(size=(40, 4)),
+                                   rows[col].to_pylist())
+
+    store.write_samples("toy", rows)
+    write_vectors()
+    run = train(store, "toy", image_model=image.key, text_model=text.key, epochs=2).runs[0]
+    for i in range(3):  # later versions of every table; the run pinned the first ones
+        store.write_samples("toy", sample_rows([f"late{i}"]))
+        write_vectors()
+    name = samples_table("toy")
+    store.tag(name, "paper-split", 2)
+    store.tag(embeddings_table(image.key, "image", 4), "img-v3", 3)
+    compact(store)
+    protected = {(t, v) for t, vs in referenced_versions(store).items() for v in vs}
+    protected |= {(t, v) for t in store.list_tables() for v in store.tags(t).values()}
+    assert {t for t, _ in protected} >= {name, embeddings_table(image.key, "image", 4)}
+    before = _snapshot(store)
+    results = {r.table: r for r in cleanup(store, 0)}
+    after = _snapshot(store)
+    removed = {(t, v) for t, r in results.items() for v in r.removed}
+    assert removed and not removed & protected
+    assert set(after) == set(before) - removed
+    for key in protected:
+        assert after[key].equals(before[key]), key
+    for t in store.list_tables():  # latest versions are untouched too
+        latest = max(_versions(store, t))
+        assert after[(t, latest)].equals(before[(t, latest)])
+    assert results[name].kept_referenced == (1,) and results[name].kept_tagged == (2,)
+    again = rerun(store, run.run_id)  # the run still re-executes from its pinned versions
+    assert (again.metrics["accuracy"], again.metrics["macro_f1"]) == (run.metrics["accuracy"], run.metrics["macro_f1"])
+    assert doctor(store).ok
+
+
 def test_cleanup_rejects_negative_age_with_cli_error(store):
     healthy(store)
     r = run_cli(store, "cleanup", "--older-than", "-1")
@@ -138,3 +192,17 @@ def test_doctor_finds_unregistered_models_and_alignments(store):
     assert got[("alignment_registered", emb_table())].examples == ("gap-abc",)
     assert store.has_table(ALIGNMENTS)
     assert run_cli(store, "doctor").exit_code == 1
+
+
+def test_doctor_finds_runs_naming_unregistered_models_or_alignments(store):
+    from embedstore.runs import RunRecord, new_run_id, record_run
+
+    healthy(store)
+    rec = RunRecord(run_id=new_run_id(), dataset="toy", fusion="early", mode="honest", seed=0,
+                    model_keys={"image": MODEL.key, "text": "feedfacefeedface"},
+                    alignment_keys={"image": "none", "text": "gap-gone"})
+    record_run(store, rec)
+    rep = doctor(store)
+    got = sorted((p.check, p.table, p.examples) for p in rep.problems)
+    assert got == [("alignment_registered", "runs", (f"{rec.run_id}:gap-gone",)),
+                   ("model_registered", "runs", (f"{rec.run_id}:feedfacefeedface",))]
