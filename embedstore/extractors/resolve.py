@@ -68,11 +68,20 @@ class ResolvedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def not_available(model_id: str, reason: str) -> ModelNotAvailableError:
-    """The one-line error for weights that cannot be found, with both fixes."""
+def not_available(model_id: str, reason: str, repo: str | None = None) -> ModelNotAvailableError:
+    """The one-line error for weights that cannot be found, with both fixes.
+
+    Examples
+    --------
+    >>> print(not_available("hf:org/x", "not cached", "org/x"))  # doctest: +NORMALIZE_WHITESPACE
+    model 'hf:org/x' is not available locally (not cached): download it once with network access
+    (run the same command online, or 'hf download org/x'), or pass a local path to the model
+    directory (--model /path/to/model)
+    """
+    how = f"'hf download {repo}'" if repo else "'hf download <repo>'"
     return ModelNotAvailableError(
-        f"model '{model_id}' is not available locally ({reason}): download it once on a machine with "
-        f"network access (run the same command online, or 'hf download <repo>'), or pass a local "
+        f"model '{model_id}' is not available locally ({reason}): download it once with network "
+        f"access (run the same command online, or {how}), or pass a local "
         f"path to the model directory (--model /path/to/model)")
 
 
@@ -262,9 +271,9 @@ def hf_snapshot(repo_id: str, model_id: str, *, patterns: list[str] | None = Non
     except Exception as exc:  # hub errors: not cached, gated, unknown repo, network
         reason = "not in the local Hugging Face cache and the hub is offline" if offline else \
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-        raise not_available(model_id, reason) from None
+        raise not_available(model_id, reason, repo) from None
     if need_weights and not _has_weights(path):
-        raise not_available(model_id, f"the cached snapshot {path} has no weight files")
+        raise not_available(model_id, f"the cached snapshot {path} has no weight files", repo)
     return path, f"hf@{path.name}"
 
 

@@ -1,0 +1,107 @@
+"""``embedstore extract`` and ``embedstore models``: thin wrappers over :mod:`embedstore.extract`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import command, emit, get_store, table
+
+
+def render(report) -> str:
+    """Console text of an :class:`~embedstore.extract.ExtractReport`."""
+    rows = [{"modality": r.modality, "computed": r.computed, "reused": r.reused, "skipped": len(r.skipped),
+             "rows/s": r.rows_per_s, "forwards": r.forward_calls, "version": r.version, "table": r.table}
+            for r in report.results]
+    lines = [f"model {report.model_id}  model_key {report.model_key}",
+             table(rows, ["modality", "computed", "reused", "skipped", "rows/s", "forwards", "version", "table"])]
+    for s in report.skipped[:5]:
+        lines.append(f"skipped {s.sample_id}: {s.reason}")
+    if len(report.skipped) > 5:
+        lines.append(f"... and {len(report.skipped) - 5} more skipped (full list with --json)")
+    if report.computed or report.reused:
+        lines.append(f"new version(s) tagged {report.tag}")
+    else:
+        lines.append("nothing to compute: every sample is already embedded (no model load, no new version)")
+    return "\n".join(lines)
+
+
+@command()
+@click.argument("dataset")
+@click.option("--model", "model_id", required=True, metavar="ID",
+              help="Model id: hf:ORG/NAME, hf-clip:ORG/NAME, open_clip:ARCH/PRETRAINED, "
+                   "open_clip:hf-hub:ORG/NAME, builtin:NAME, or a local model directory.")
+@click.option("--modality", type=click.Choice(["image", "text", "both"]), default="both", show_default=True,
+              help="What to embed (both = every modality the model encodes).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per forward.")
+@click.option("--quantize", type=click.Choice(["8bit", "bf16", "none"]), default=None,
+              help="8bit (bitsandbytes, hf: text models), bf16, or none (fp32). Default: the model's default.")
+@click.option("--pooling", default=None, help="Override pooling: cls|mean|pooler (vision), last_token|mean (LLM).")
+@click.option("--max-length", type=click.IntRange(min=1), default=None, help="Text truncation length in tokens.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Compute at most N missing rows per modality.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Rows per commit (a kill loses at most one chunk).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modality, batch_size, quantize, pooling,
+            max_length, limit, chunk_rows, threads, no_progress):
+    """Embed DATASET with a frozen model, computing only what is missing.
+
+    Identical content already embedded by the same model (any dataset) is
+    copied, not recomputed; a second run over the same data loads no model
+    and writes nothing. Results are committed every --chunk-rows rows: after
+    a kill or Ctrl-C, re-run the same command to continue.
+
+    \b
+    Examples:
+      embedstore extract ham10000 --model builtin:efficientnet-lite0 --modality image
+      embedstore extract ham10000 --model builtin:minilm-l6 --modality text
+      embedstore extract brset --model hf:facebook/dinov2-base --modality image --quantize bf16
+      embedstore extract brset --model hf:meta-llama/Llama-2-7b-chat-hf --modality text --quantize 8bit
+      embedstore extract brset --model hf-clip:openai/clip-vit-base-patch32 --batch-size 24
+    """
+    from embedstore.extract import ExtractInterrupted
+    from embedstore.extract import extract as run
+
+    store = get_store(ctx, store_uri, storage_options)
+    opts = {"max_length": max_length} if max_length else {}
+    try:
+        report = run(store, dataset, model_id, modality=modality, batch_size=batch_size, quantize=quantize,
+                     pooling=pooling, limit=limit, chunk_rows=chunk_rows, threads=threads,
+                     progress=not no_progress and not as_json, **opts)
+    except ExtractInterrupted as exc:
+        click.echo(render(exc.report), err=True)
+        click.echo(f"interrupted: {exc.report.computed} computed rows are committed; "
+                   "re-run the same command to continue", err=True)
+        sys.exit(130)
+    emit(ctx, report.to_dict(), lambda: render(report))
+
+
+@command()
+def models(ctx, store_uri, storage_options, as_json):
+    """List the known model ids and the model_keys present in the store.
+
+    \b
+    Example:
+      embedstore models
+    """
+    from embedstore.extract import models_overview
+
+    data = models_overview(get_store(ctx, store_uri, storage_options))
+
+    def text() -> str:
+        stored = [dict(m, dims=_dims(m["dims"]), rows=_dims(m["rows"])) for m in data["stored"]]
+        known = [dict(m, dims=_dims(m["dims"])) for m in data["known"]]
+        return "\n".join([
+            "known model ids:",
+            table(known, ["model_id", "modalities", "dims", "pooling", "quantize", "note"]),
+            "", "in this store:",
+            table(stored, ["model_key", "model_id", "modalities", "dims", "dtype", "pooling", "rows"])
+            if stored else "(none yet: run 'embedstore extract')"])
+
+    emit(ctx, data, text)
+
+
+def _dims(d: dict) -> str:
+    return ",".join(f"{k}:{v}" for k, v in d.items())
