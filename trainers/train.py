@@ -248,6 +248,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         label_column=kw.pop("label_column", "label"), path=kw.pop("loader", "auto"),
         readahead=kw.pop("readahead", 4), chunk_rows=kw.pop("chunk_rows", 4096))
     _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
+    source.prepare(("train", proto.select_on))
     spec = _head(fusion, len(source.classes), hidden, align_loss_weight, kw)
     seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
@@ -327,6 +328,7 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
         setup_splits=("train", "test") if proto.mode == "paper" else ("train", "val"),
         label_column=cfg["label_column"], path=loader or rec.loader,
         readahead=cfg.get("readahead", 4), chunk_rows=cfg.get("chunk_rows", 4096))
+    source.prepare(("train", proto.select_on))
     result = _run_seeds(source, spec, proto, [rec.seed], dataset=rec.dataset, config=cfg, store=store,
                         record=record, progress=False, group_id=None, rerun_of=run_id)
     return result.runs[0]
