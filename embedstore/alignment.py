@@ -350,8 +350,13 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
     previous = _find_existing(store, settings, src.rows)
     if previous is not None:
         return previous
-    settings["source_versions"] = src.versions
-    key = alignment_key_of(settings)
+    # An interrupted run registered its key before writing rows: finish it under that key.
+    partial = next(iter(_matching(store, settings)), None)
+    if partial is None:
+        settings["source_versions"] = src.versions
+        key = alignment_key_of(settings)
+    else:
+        key, settings = partial.alignment_key, dict(partial.settings)
     shift.fit(src.image_vectors, src.text_vectors, split=src.splits)
     img, txt = shift.transform(src.image_vectors, src.text_vectors)
     settings["dim"] = shift.dim_
@@ -359,21 +364,20 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
     from .store import new_run_tag
 
     tag = tag or new_run_tag("align")
+    # Register first, so a kill between the writes below never leaves rows under an unknown key.
+    store.register_alignment(key, METHOD, settings, shift.gap_, tag=tag)
     store.write_embeddings(dataset, src.image, "image", src.ids, img, src.image_hashes,
                            alignment_key=key, dim=shift.dim_, tag=tag)
     store.write_embeddings(dataset, src.text, "text", src.ids, txt, src.text_hashes,
                            alignment_key=key, dim=shift.dim_, tag=tag)
-    store.register_alignment(key, METHOD, settings, shift.gap_, tag=tag)
     return AlignmentResult(key, src.image.key, src.text.key, shift.dim_, src.rows, shift.n_fit_rows_,
                            float(np.linalg.norm(shift.gap_)), False, settings)
 
 
 def _find_existing(store, settings: dict[str, Any], rows: int) -> AlignmentResult | None:
     """A registered alignment with these settings whose rows are all stored."""
-    for rec in store.alignments():
+    for rec in _matching(store, settings):
         s = rec.settings
-        if rec.method != METHOD or any(s.get(k) != v for k, v in settings.items()):
-            continue
         dim = int(s["dim"])
         have = [_count(store, s[f"{m}_model_key"], m, dim, settings["dataset"], rec.alignment_key)
                 for m in ("image", "text")]
@@ -381,6 +385,12 @@ def _find_existing(store, settings: dict[str, Any], rows: int) -> AlignmentResul
             return AlignmentResult(rec.alignment_key, s["image_model_key"], s["text_model_key"], dim, rows,
                                    int(s.get("n_fit_rows", 0)), float(np.linalg.norm(rec.gap)), True, s)
     return None
+
+
+def _matching(store, settings: dict[str, Any]) -> list[Any]:
+    """Registered alignments whose settings include ``settings``."""
+    return [rec for rec in store.alignments()
+            if rec.method == METHOD and all(rec.settings.get(k) == v for k, v in settings.items())]
 
 
 def _count(store, model_key: str, modality: str, dim: int, dataset: str, key: str) -> int:
