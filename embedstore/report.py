@@ -108,6 +108,10 @@ def comparison_rows(store, records: list[RunRecord]) -> list[dict[str, Any]]:
                      "seeds": len(recs), "test accuracy": _mean_sd([r.metrics.get("accuracy") for r in recs]),
                      "test macro-F1": _mean_sd([r.metrics.get("macro_f1") for r in recs]),
                      "split": first.split, "group": gid, "store versions": first.table_versions})
+    return _sorted(rows)
+
+
+def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {"early": 0, "late": 1, "image": 2, "text": 3}
     return sorted(rows, key=lambda r: (order.get(r["fusion"], 9), r["mode"], r["alignment"] != "none",
                                        r["alignment"], r["group"]))
@@ -164,14 +168,14 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
     html_part = (f"<h3>Sweep <code>{_e(info['sweep_id'])}</code>: {_e(fusion)} fusion, {_e(mode)} mode</h3>"
                  f"<p>{text}</p>" + _img(buf.getvalue(), f"λ sweep {fusion} {mode}") + _table(rows))
     extra = []
-    picks = [("λ=0", 0.0)] + ([("selected λ", sel["lam"])] if mode == "honest" else
-                              [("best-on-test λ", sel["best_acc_lam"])])
+    picks = [("λ", 0.0)] + ([("selected λ", sel["lam"])] if mode == "honest" else
+                            [("best-on-test λ", sel["best_acc_lam"])])
     for label, lam in picks:
         p = next((q for q in points if abs(q.lam - lam) < 1e-12), None)
         if p is not None:
-            extra.append({"fusion": fusion, "mode": mode, "alignment": f"sweep {label}: λ={p.lam:g} {p.alignment_key}",
+            extra.append({"fusion": fusion, "mode": mode, "alignment": f"sweep {label}={p.lam:g} ({p.alignment_key})",
                           "seeds": p.seeds, "test accuracy": f"{p.test_acc:.4f} ± {p.test_acc_sd:.4f}",
-                          "test macro-F1": f"{p.test_f1:.4f} ± {p.test_f1_sd:.4f}", "split": "",
+                          "test macro-F1": f"{p.test_f1:.4f} ± {p.test_f1_sd:.4f}", "split": info["split"],
                           "group": p.group_id, "store versions": p.table_versions})
     return html_part, extra
 
@@ -241,7 +245,7 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
             sweep_parts.append(part)
             extra_rows += extra
             images += 1
-    comp = comparison_rows(store, plain) + extra_rows
+    comp = _sorted(comparison_rows(store, plain) + extra_rows)
     sections.append("<h2>Run comparison</h2><p class=\"note\">Mean ± sd over seeds of the test metrics. Paper "
                     "mode picks the epoch on test (optimistic, as the paper did); honest mode picks it on "
                     "validation and touches test once. Store versions are the exact table versions the runs "

@@ -103,14 +103,15 @@ def sweep_points(store, dataset: str, sweep_id: str) -> list[SweepPoint]:
 
 
 def list_sweeps(store, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Recorded sweeps, oldest first: ``sweep_id``, dataset, fusion, mode, λ count, seeds."""
+    """Recorded sweeps, oldest first: ``sweep_id``, dataset, fusion, mode, split, runs, λ count."""
     seen: dict[str, dict[str, Any]] = {}
     for rec in list_runs(store, dataset):
         if not rec.group_id.startswith(SWEEP_PREFIX) or "." not in rec.group_id:
             continue
         sid = rec.group_id.split(".", 1)[0]
         row = seen.setdefault(sid, {"sweep_id": sid, "dataset": rec.dataset, "fusion": rec.fusion,
-                                    "mode": rec.mode, "groups": set(), "runs": 0, "created_at": rec.created_at})
+                                    "mode": rec.mode, "split": rec.split, "groups": set(), "runs": 0,
+                                    "created_at": rec.created_at})
         row["groups"].add(rec.group_id)
         row["runs"] += 1
     return [{**{k: v for k, v in r.items() if k != "groups"}, "lambdas": len(r["groups"])} for r in seen.values()]

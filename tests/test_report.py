@@ -70,7 +70,7 @@ def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
     assert len(_check_self_contained(text)) == 7
     # gap diagnostics, the comparison table (text-only, aligned late, sweep rows) and store versions
     for needle in ("recall@1 image→text", "variance, paper PCA(2): text", "kNN@5 label agreement",
-                   "<td>text</td>", "<td>late</td>", f"λ=1 (train) {key}", "sweep λ=0", "sweep selected λ",
+                   "<td>text</td>", "<td>late</td>", f"λ=1 (train) {key}", "sweep λ=0 (gs-", "sweep selected λ=",
                    "samples__toy@", "emb__image__"):
         assert needle in text, needle
     # --runs restricts the runs; the gap section can be left out
