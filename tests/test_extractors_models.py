@@ -51,6 +51,12 @@ def test_dinov2_paper_identity_cls_768_unnormalised(models, images):
     mean = load_extractor(models["dinov2"], pooling="mean")
     assert mean.identity.key != ident.key and mean.identity.pooling == "mean"
     assert not np.allclose(mean.encode_images(images), vec)
+    bf16 = load_extractor(models["dinov2"], quantize="bf16")  # bfloat16 autocast
+    assert bf16.identity.dtype == "bf16" and bf16.identity.key != ident.key
+    low = bf16.encode_images(images)
+    assert low.dtype == np.float32 and not np.array_equal(low, vec)
+    cos = (low * vec).sum(1) / np.linalg.norm(low, axis=1) / np.linalg.norm(vec, axis=1)
+    assert (cos > 0.99).all()
 
 
 def test_generic_vision_model_uses_its_processor_config(models, images):
