@@ -26,7 +26,6 @@ def test_parse_lambdas():
         parse_lambdas("1:-1:0.5")
 
 
-@pytest.mark.slow
 def test_honest_sweep_selects_on_validation_and_resumes(store, tmp_path):
     img, txt = toy_pairs(store, "toy", n=60)
     res = sweep(store, "toy", image_model=img, text_model=txt, fusion="late", lambdas="-1:1:1", seeds=2,
@@ -70,3 +69,16 @@ def test_paper_sweep_fits_on_all_rows_and_reports_best_on_test(store):
     assert res.selection["best_acc"] == max(p.test_acc for p in res.points)
     assert res.selection["best_f1"] == max(p.test_f1 for p in res.points)
     assert "lam0" in res.selection and res.selection["criterion"].startswith("best on test")
+
+
+def test_sweep_passes_the_late_fusion_alignment_loss_and_noise(store):
+    img, txt = toy_pairs(store, "toy", n=30)
+    res = sweep(store, "toy", image_model=img, text_model=txt, fusion="late", mode="paper", lambdas="0.5",
+                epochs=1, align_loss_weight=0.5, noise_std=0.01, align_seed=3, progress=False)
+    (point,) = res.points
+    run = get_run(store, point.run_ids[0])
+    assert run.config["head"]["align_loss_weight"] == 0.5
+    s = store.alignment(point.alignment_key).settings
+    assert (s["noise_std"], s["seed"], s["lam"]) == (0.01, 3, 0.5)
+    with pytest.raises(InputError, match="unknown mode"):
+        sweep(store, "toy", image_model=img, text_model=txt, mode="best", lambdas="0")
