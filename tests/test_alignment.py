@@ -181,3 +181,17 @@ def test_paper_mode_reproduces_the_paper_order(store):
     # the honest (train-only) fit gives a different gap on the same data
     honest = align(store, "toy", image_model=img, text_model=txt, lam=lam, match="interp")
     assert not np.allclose(store.alignment(honest.alignment_key).gap, gap)
+
+
+def test_an_interrupted_alignment_is_finished_under_its_key(store):
+    """A kill after registering and writing the image rows (text rows missing) is resumed, not re-keyed."""
+    img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
+    first = align(store, "toy", image_model=img, text_model=txt, lam=0.4, match="interp")
+    text_table = f"emb__text__{first.text_model_key}__8"
+    store.db.open_table(text_table).delete(f"alignment_key = '{first.alignment_key}'")  # the lost write
+    assert aligned(store, "toy", first.alignment_key, "text")[0] == []
+    again = align(store, "toy", image_model=img, text_model=txt, lam=0.4, match="interp")
+    assert again.alignment_key == first.alignment_key and not again.reused
+    assert [r.alignment_key for r in store.alignments()] == [first.alignment_key]
+    ids, vecs = aligned(store, "toy", first.alignment_key, "text")
+    assert len(ids) == 20 and vecs.shape == (20, 8)
