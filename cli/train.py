@@ -61,7 +61,8 @@ def _row(res) -> dict[str, Any]:
 @click.option("--dropout", type=float, default=None, help="Dropout p (default 0).")
 @click.option("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--patience", type=int, default=None, help="Honest mode early-stopping patience (default 5).")
+@click.option("--patience", type=int, default=None,
+              help="Honest mode early-stopping patience in epochs (default 10).")
 @click.option("--output-size", type=int, default=None, help="Outputs (default: 1 for binary, else classes).")
 @click.option("--alignment", "alignment_key", default=None, help="Alignment key for both modalities.")
 @click.option("--image-alignment", default="none", show_default=True)

@@ -58,3 +58,35 @@ def test_train_errors_are_one_line(synth):
     assert len(res.output.strip().splitlines()) == 1
     res = _invoke(store, "train", "toy", "--image-model", info["image_model"], "--fusion", "early")
     assert res.exit_code == 1 and "needs --text-model" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_real_data_ingest_extract_train_runs_rerun(tmp_path, shared_data):
+    """ham10000-sample70 → ingest → extract (tiny local encoders) → train --seeds 2 → runs → rerun."""
+    from embedstore import Store
+    from tests.tiny_models import make_tiny_bert, make_tiny_dinov2
+    from trainers.train import rerun
+
+    uri = str(tmp_path / "store")
+    image_model, text_model = make_tiny_dinov2(tmp_path / "dino"), make_tiny_bert(tmp_path / "bert")
+    runner = CliRunner()
+    steps = [["ingest", "ham10000", "--root", str(shared_data / "ham10000-sample70"), "--name", "ham70",
+              "--no-progress"],
+             ["extract", "ham70", "--model", image_model, "--modality", "image", "--no-progress"],
+             ["extract", "ham70", "--model", text_model, "--modality", "text", "--no-progress"]]
+    for args in steps:
+        res = runner.invoke(cli, ["--store", uri, *args], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["--store", uri, "train", "ham70", "--image-model", image_model, "--text-model",
+                              text_model, "--fusion", "early", "--fusion", "image", "--seeds", "2", "--epochs", "4",
+                              "--no-progress", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [o["fusion"] for o in out] == ["early", "image"] and len(out[0]["run_ids"]) == 2
+    store = Store(uri)
+    rec = list_runs(store, "ham70")[0]
+    assert rec.table_versions["samples__ham70"] == store.version("samples__ham70")
+    assert len(rec.table_versions) == 3 and len(rec.metrics["per_class_f1"]) == 7
+    again = rerun(store, rec.run_id).metrics
+    assert again == {k: rec.metrics[k] for k in again}

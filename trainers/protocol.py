@@ -59,6 +59,11 @@ class Protocol:
         Split used for epoch selection: ``test`` (paper) or ``val`` (honest).
     patience : int or None
         Early-stopping patience in epochs (honest mode), ``None`` = off.
+        The default, 10, outlasts the BatchNorm warm-up: the running
+        statistics used in eval mode start at mean 0 / variance 1 and need a
+        few dozen optimiser steps to reach the data's scale, so on a small
+        dataset (a few batches per epoch) a shorter patience stops while
+        every validation prediction is still the same class.
     """
 
     mode: str
@@ -69,7 +74,7 @@ class Protocol:
     dropout: float = 0.0
     split: str = "grouped"
     select_on: str = "val"
-    patience: int | None = 5
+    patience: int | None = 10
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (stored in the run record)."""
