@@ -44,8 +44,14 @@ def render(report) -> str:
               help="Rows per commit (a kill loses at most one chunk).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: run the forwards on Ray actors (pip install 'embedstore[ray]'); see docs/scale-out.md.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (auto, ray://HOST:10001). Default: a local Ray with this machine's CPUs.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray actors, i.e. model copies (default: cluster CPUs / --threads; --threads = CPUs per actor).")
 def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modality, batch_size, quantize, pooling,
-            max_length, limit, chunk_rows, threads, no_progress):
+            max_length, limit, chunk_rows, threads, no_progress, engine, ray_address, workers):
     """Embed DATASET with a frozen model, computing only what is missing.
 
     Identical content already embedded by the same model (any dataset) is
@@ -60,6 +66,7 @@ def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modalit
       embedstore extract brset --model hf:facebook/dinov2-base --modality image --quantize bf16
       embedstore extract brset --model hf:meta-llama/Llama-2-7b-chat-hf --modality text --quantize 8bit
       embedstore extract brset --model hf-clip:openai/clip-vit-base-patch32 --batch-size 24
+      embedstore extract brset --model builtin:minilm-l6 --engine ray --ray-address auto --workers 8
     """
     from embedstore.extract import ExtractInterrupted
     from embedstore.extract import extract as run
@@ -69,7 +76,8 @@ def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modalit
     try:
         report = run(store, dataset, model_id, modality=modality, batch_size=batch_size, quantize=quantize,
                      pooling=pooling, limit=limit, chunk_rows=chunk_rows, threads=threads,
-                     progress=not no_progress and not as_json, **opts)
+                     progress=not no_progress and not as_json, engine=engine, ray_address=ray_address,
+                     workers=workers, **opts)
     except ExtractInterrupted as exc:
         click.echo(render(exc.report), err=True)
         click.echo(f"interrupted: {exc.report.computed} computed rows are committed; "

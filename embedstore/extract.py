@@ -147,7 +147,8 @@ class ExtractInterrupted(KeyboardInterrupt):
 def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both", batch_size: int = 32,
             quantize: str | None = None, pooling: str | None = None, limit: int | None = None,
             chunk_rows: int = CHUNK_ROWS, progress: bool = True, extractor: Any = None,
-            threads: int | None = None, **opts: Any) -> ExtractReport:
+            threads: int | None = None, engine: str = "local", ray_address: str | None = None,
+            workers: int | None = None, **opts: Any) -> ExtractReport:
     """Embed the samples of ``dataset`` that are not embedded yet by ``model_id``.
 
     Parameters
@@ -175,6 +176,15 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
     threads : int, optional
         torch intra-op threads while computing (default: every core this
         process may use; fewer helps on a machine shared with other jobs).
+        With ``engine="ray"``: CPUs and torch threads per actor (default 1).
+    engine : {"local", "ray"}
+        ``ray`` runs the forwards on Ray Data actors (``embedstore[ray]``);
+        see :mod:`embedstore.engines.ray_engine`. Writes stay in this process.
+    ray_address : str, optional
+        Ray cluster to join (``auto``, ``ray://host:10001``); default: start
+        a local instance with this machine's CPUs and stop it at the end.
+    workers : int, optional
+        Ray actors (model copies); default: cluster CPUs / ``threads``.
     **opts
         Extractor options (``max_length``).
 
@@ -200,6 +210,9 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         raise InputError(f"limit must be >= 0, got {limit}")
     if modality not in ("both",) + MODALITIES:
         raise InputError(f"unknown modality {modality!r}: use image, text or both")
+    from .engines import make_engine
+
+    ray_engine = make_engine(engine, model_id, extractor, quantize, pooling, opts, ray_address, workers, threads)
     store.samples(dataset, columns=["sample_id"])  # a clear error when the dataset is missing
     if extractor is None:
         from .extractors import load_extractor
@@ -214,8 +227,13 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
     else:
         mods = [modality]
     run = _Run(store, dataset, extractor, new_run_tag("extract"), batch_size, chunk_rows, limit, progress, threads)
-    for m in mods:
-        run.modality(m)
+    run.engine = ray_engine
+    try:
+        for m in mods:
+            run.modality(m)
+    finally:
+        if ray_engine is not None:
+            ray_engine.close()
     return run.report()
 
 
@@ -227,6 +245,7 @@ class _Run:
         self.store, self.dataset, self.ext, self.tag = store, dataset, extractor, tag
         self.batch_size, self.chunk_rows, self.limit, self.progress = batch_size, chunk_rows, limit, progress
         self.threads = threads
+        self.engine: Any = None  # a RayEngine runs the compute step elsewhere
         self.ident = extractor.identity
         self.results: list[ModalityResult] = []
         self.load_seconds = 0.0
@@ -254,7 +273,10 @@ class _Run:
         state = _Progress(modality, table, reused, self.ext.forward_calls)
         try:
             with _torch_threads(self.threads):
-                self._compute(modality, ids, hashes, inputs, state)
+                if self.engine is not None:
+                    self.engine.compute(self, modality, ids, hashes, inputs, state)
+                else:
+                    self._compute(modality, ids, hashes, inputs, state)
         except KeyboardInterrupt:
             self._flush(modality, state)
             self.results.append(state.result(self._version(table), self.ext.forward_calls))
