@@ -93,7 +93,7 @@ def write_store(store, n_train: int, n_test: int, image_dim: int, text_dim: int)
 
 def arrays(store, info) -> tuple:
     """Train and test matrices for (b), read once from the store (outside any timing)."""
-    from trainers.loader import StoreSource
+    from trainers.store_source import StoreSource
 
     src = StoreSource(store, "brset-shape", image_model=info["image_model"], text_model=info["text_model"],
                       split_by="paper", setup_splits=("train", "test"), path="memory")

@@ -9,7 +9,8 @@ import torch
 
 from embedstore import Store
 from embedstore.errors import InputError, NotFoundError
-from trainers.loader import ArraySource, StoreSource
+from trainers.loader import ArraySource
+from trainers.store_source import StoreSource
 from trainers.synthetic import synthetic_model, write_synthetic
 
 

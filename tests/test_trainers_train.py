@@ -78,6 +78,7 @@ def test_paper_mode_reports_both_best_epochs_and_both_memory_formulas(signal):
     assert mem["test"] > mem["test_paper"] > 0
     n_train, n_test = run.cost["rows"]["train"], run.cost["rows"]["test"]
     assert mem["train"] == pytest.approx(n_train * (24 + 32 + 1) * 4 / 2**20)
+    assert mem["test"] == pytest.approx(n_test * (24 + 32 + 1) * 4 / 2**20)
     assert sum(1 for e in run.events if e == ("iter", "test")) == 5  # evaluated every epoch
     assert run.cost["model_mib"] > 0 and run.cost["peak_rss_mib"] > 0 and run.cost["train_s_per_epoch"] > 0
 

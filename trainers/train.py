@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
+import numpy as np  # noqa: F401 (used by the module doctest)
 
 from embedstore.errors import InputError
 from embedstore.keys import NO_ALIGNMENT
@@ -30,7 +30,8 @@ from embedstore.runs import RunRecord, get_run, new_run_id, record_run
 
 from .engine import HeadSpec, SeedOutcome, fit_seed, torch_threads
 from .environment import capture
-from .loader import ArraySource, Source, StoreSource
+from .loader import ArraySource, Source
+from .store_source import StoreSource
 from .metrics import summarize
 from .models import BLOCK_ORDER, FUSIONS
 from .protocol import Protocol, resolve_protocol
