@@ -164,7 +164,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
         if not create:
             raise NotFoundError(f"no store at {path}: run 'embedstore ingest' first or pass another --store")
         try:
-            path.mkdir()
+            path.mkdir(exist_ok=True)  # another process may create it at the same moment
         except PermissionError:
             raise InputError(f"store path {path}: cannot create it (permission denied); pass a writable --store") from None
 
