@@ -176,7 +176,8 @@ def report(args, rows, setup, load, write_s: float, total_s: float) -> str:
         f"every epoch). Synthetic vectors written to a real on-disk store ({write_s:.1f} s). "
         f"{args.rounds} interleaved rounds x {args.epochs} epochs per variant; medians over all epochs. "
         "The machine is shared with other jobs (load average in the line above): absolute times are noisy, "
-        "ratios are taken within the same run.", "",
+        "ratios are taken within the same run. Every variant runs with the torch thread count of its table row "
+        "(the machine line shows torch's process default).", "",
         md_table(["variant", "torch threads", "epochs", "train s/epoch (median)", "IQR", "inference s/epoch",
                   "train ratio vs (b)", "inference ratio vs (b)", "setup s per run (of which vector load)", "last test acc"], table), "",
         f"**(a)/(b) = {head:.3f}** for train s/epoch with {t1} torch thread(s) (goal <= {GOAL}): {verdict} the goal.",
