@@ -86,7 +86,7 @@ class RawSource(Source):
                  setup_splits: Sequence[str] = ("train",), label_column: str = "label",
                  train_mode: bool = False, bf16: bool = False, feature_dropout: float = FEATURE_DROPOUT,
                  max_batches: int | None = None, lr: float = 1e-3, weight_decay: float = 0.01,
-                 prefetch: int = 2) -> None:
+                 prefetch: int = 2, keep_initial: bool = True) -> None:
         super().__init__()
         if backbone not in BACKBONE_MODES:
             raise InputError(f"unknown backbone mode {backbone!r}: use frozen or finetune")
@@ -127,7 +127,8 @@ class RawSource(Source):
             params = [p for m in backbones.modules() for p in m.parameters()]
             self._opt_args = dict(lr=lr, weight_decay=weight_decay)
             self._opt = torch.optim.AdamW(params, **self._opt_args)
-            self._initial = [copy.deepcopy(m.state_dict()) for m in backbones.modules()]
+            if keep_initial:  # to restart every seed from the same weights (costs one copy of them)
+                self._initial = [copy.deepcopy(m.state_dict()) for m in backbones.modules()]
 
     # -- Source interface ------------------------------------------------
     def has_split(self, split: str) -> bool:
@@ -320,13 +321,14 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
     proto = _settings(fusion, mode, epochs, dropout, batch_size, lr, kw)
     bb = backbones or load_backbones(text_model, image_model, max_length=max_length, image_norm=image_norm)
     split_by = split_by if split_by is not None else ("paper" if mode == "paper" else None)
+    seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     source = RawSource(store, dataset, bb, backbone=backbone, split_by=split_by, version=version,
                        setup_splits=("train", "test") if mode == "paper" else ("train", "val"),
                        label_column=kw.pop("label_column", "label"), train_mode=(mode == "paper"), bf16=bf16,
                        feature_dropout=kw.pop("feature_dropout", FEATURE_DROPOUT), max_batches=max_batches,
-                       lr=proto.lr, weight_decay=proto.weight_decay)
+                       lr=proto.lr, weight_decay=proto.weight_decay,
+                       keep_initial=backbone == "finetune" and len(seed_list) > 1)
     _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
-    seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
     raw_cfg = {"backbone": backbone, "cache_features": cache_features, "bf16": bf16, "max_batches": max_batches,
                "samples_version": source.versions, **bb.info}
