@@ -80,6 +80,8 @@ class RegistryMixin:
     def model(self, ref: str, modality: str | None = None) -> ModelIdentity:
         """Resolve a ``model_key`` or model id to its registered identity.
 
+        ``ref`` may be spelled as it was given to ``extract`` (a bare
+        ``ORG/NAME`` or a local path): it is canonicalised the same way.
         When several identities share an id (e.g. fp32 and 8-bit), the most
         recently registered one wins; pass the ``model_key`` to choose.
 
@@ -88,7 +90,8 @@ class RegistryMixin:
         NotFoundError
             When nothing matches; the message lists what is registered.
         """
-        matches = [m for m in self.models() if ref in (m.key, m.model_id)
+        refs = {ref, _canonical(ref)}
+        matches = [m for m in self.models() if refs & {m.key, m.model_id}
                    and (modality is None or modality in m.modalities)]
         if not matches:
             known = ", ".join(sorted({f"{m.model_id} ({m.key})" for m in self.models()})) or "none"
@@ -130,6 +133,17 @@ class RegistryMixin:
             if rec.alignment_key == alignment_key:
                 return rec
         raise NotFoundError(f"no alignment '{alignment_key}' in store {self.uri}: see 'embedstore info'")
+
+
+def _canonical(ref: str) -> str:
+    """The canonical model id of ``ref`` (as ``extract`` registers it), or ``ref``."""
+    from .errors import EmbedstoreError
+    from .extractors.resolve import canonical_id
+
+    try:
+        return canonical_id(ref)
+    except EmbedstoreError:
+        return ref
 
 
 def _q(value: str) -> str:

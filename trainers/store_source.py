@@ -115,7 +115,7 @@ class StoreSource(Source):
         for modality, ref, dim in (("image", image_model, image_dim), ("text", text_model, text_dim)):
             if ref is None:
                 continue
-            identity = resolve_model(store, ref, modality)
+            identity = store.model(ref, modality)
             self.model_keys[modality] = identity.key
             self.tables[modality] = _find_table(store, identity, modality, self.alignment_keys[modality], dim)
         if not self.tables:
@@ -312,28 +312,6 @@ class StoreSource(Source):
         return {"loader": self.path, "split_column": self.split_column, "tables": dict(self.tables),
                 "setup_s": round(self.setup_s, 4), "load_s": round(self.load_s, 4), "skipped": self.skipped,
                 **({"readahead": self.readahead, "chunk_rows": self.chunk_rows} if self.path == "stream" else {})}
-
-
-def resolve_model(store, ref: str, modality: str):
-    """``store.model(ref)``, also accepting the id in the form given to ``extract``.
-
-    ``extract`` registers canonical ids (``hf:/abs/path`` for a local
-    directory, ``hf:ORG/NAME`` for a bare ``ORG/NAME``); the same spelling
-    works here.
-    """
-    try:
-        return store.model(ref, modality)
-    except NotFoundError:
-        from embedstore.errors import EmbedstoreError
-        from embedstore.extractors.resolve import canonical_id
-
-        try:
-            canon = canonical_id(ref)
-        except EmbedstoreError:
-            canon = ref
-        if canon == ref:
-            raise
-        return store.model(canon, modality)
 
 
 def _width(ds) -> int:
