@@ -38,6 +38,6 @@ def make_engine(engine: str, model_id: str, extractor: Any, quantize: str | None
     from .ray_engine import RayEngine
 
     if extractor is not None:  # workers rebuild it from its id; their model_key is checked against it
-        model_id, quantize = extractor.resolved.model_id, extractor.dtype
+        model_id, quantize, pooling = extractor.resolved.model_id, extractor.dtype, extractor.identity.pooling
     spec = {"model_id": model_id, "quantize": quantize, "pooling": pooling, "opts": dict(opts)}
     return RayEngine(spec, address=address, workers=workers, cpus_per_worker=threads)

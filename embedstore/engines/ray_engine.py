@@ -155,6 +155,8 @@ class RayEngine:
                                    "threads": max(1, int(self.cpus_per_worker))})
         bar = tqdm(total=rows.num_rows, unit="rows", desc=f"extract {modality} (ray x{size})",
                    disable=not run.progress, dynamic_ncols=True, leave=False)
+        import pyarrow.compute as pc
+
         from ..data import vectors_of
         from ..extract import Skipped
 
@@ -168,7 +170,7 @@ class RayEngine:
                         state.skipped.append(Skipped(sid, reason))
                     if ok.num_rows:
                         state.add(ok["sample_id"].to_pylist(), ok["content_sha256"].to_pylist(), vectors_of(ok))
-                        run.ext.forward_calls += 1  # one forward per non-empty batch, done on an actor
+                    run.ext.forward_calls += pc.sum(out["forwards"]).as_py() or 0  # made on the actors
                     bar.update(out.num_rows)
                     if state.pending_rows >= run.chunk_rows:
                         run._flush(modality, state)
@@ -182,35 +184,48 @@ def _results(ds):
         yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
     except KeyboardInterrupt:
         raise
-    except EmbedstoreError as exc:  # Ray re-raises a worker's exception as a subclass of its type
-        cause = getattr(exc, "cause", None)
-        raise (cause if isinstance(cause, EmbedstoreError) else exc) from None
     except Exception as exc:
-        cause = _root_cause(exc)
-        if isinstance(cause, EmbedstoreError):
-            raise cause from None
-        text = str(cause).strip().splitlines()
-        raise RayEngineError(f"a Ray worker failed: {type(cause).__name__}: {text[-1] if text else ''}; "
-                             "see the Ray worker logs") from exc
+        raise _worker_error(exc) from None
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    while id(exc) not in seen:
+def _worker_error(exc: BaseException) -> EmbedstoreError:
+    """The embedstore error a worker raised, or a one-line :class:`RayEngineError`.
+
+    A failure inside a batch arrives as Ray's subclass of the worker's
+    exception type with the original in ``.cause``; a failure while an actor
+    starts (e.g. a model_key mismatch) arrives only as text, whose last line
+    is ``embedstore.errors.<Class>: <message>``.
+    """
+    import re
+
+    from .. import errors
+
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        nxt = getattr(exc, "cause", None) or exc.__cause__
-        if nxt is None:
-            return exc
-        exc = nxt
-    return exc
+        chain.append(exc)
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, EmbedstoreError):
+            return cause
+        exc = cause if isinstance(cause, BaseException) else exc.__cause__
+    text = "\n".join(str(e) for e in chain)
+    found = re.findall(r"^embedstore\.errors\.(\w+): (.+)$", text, re.M)
+    if found:
+        name, message = found[-1]
+        cls = getattr(errors, name, RayEngineError)
+        return (cls if isinstance(cls, type) and issubclass(cls, EmbedstoreError) else RayEngineError)(message)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return RayEngineError(f"a Ray worker failed: {lines[-1][:300] if lines else type(chain[0]).__name__}; "
+                          "see the Ray worker logs")
 
 
 class EncodeActor:
     """A Ray Data callable class: loads the model once per actor, embeds batches.
 
     Output per input row: ``sample_id``, ``content_sha256``, ``vector``
-    (float32 list, null when skipped) and ``error`` (the skip reason, null
-    when embedded).
+    (float32 list, null when skipped), ``error`` (the skip reason, null
+    when embedded) and ``forwards`` (1 on the first row of a batch that ran
+    the model, else 0; Ray may merge output blocks, so this is summed).
     """
 
     def __init__(self, spec: dict[str, Any], modality: str, expected_key: str, threads: int = 1) -> None:
@@ -244,9 +259,13 @@ class EncodeActor:
             full[idx] = self.ext.forward(self.modality, self.ext.prepare(self.modality, items))
             done[idx] = True
         reasons = {s.sample_id: s.reason for s in sink.skipped}
+        forwards = [0] * len(ids)
+        if idx and ids:
+            forwards[0] = 1
         vectors = pa.FixedSizeListArray.from_arrays(pa.array(full.reshape(-1)), self.dim, mask=pa.array(~done))
         return pa.table({"sample_id": batch["sample_id"], "content_sha256": batch["content_sha256"],
-                         "vector": vectors, "error": pa.array([reasons.get(str(s)) for s in ids], pa.string())})
+                         "vector": vectors, "error": pa.array([reasons.get(str(s)) for s in ids], pa.string()),
+                         "forwards": pa.array(forwards, pa.int32())})
 
 
 class _SkipSink:
