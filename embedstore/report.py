@@ -34,6 +34,7 @@ table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f2f2f2}code,.v{font-family:ui-monospace,monospace;font-size:12px}
 img{max-width:100%;border:1px solid #eee;margin:.3em 0}.note{color:#555;font-size:13px}
+.banner{background:#fff4c2;border:2px solid #e0b000;padding:.6em 1em;font-weight:600}
 .figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:48%}"""
 
 
@@ -121,7 +122,7 @@ def _gap_section(store, dataset: str, kwargs: dict[str, Any]) -> tuple[str, int]
     from .diagnostics import gap_diagnostics, report_rows
     from .figures import gap_figures
 
-    rep = gap_diagnostics(store, dataset, **kwargs)
+    rep = kwargs.pop("report", None) or gap_diagnostics(store, dataset, **kwargs)
     s = rep.settings
     parts = ["<h2>Modality gap</h2>",
              f'<p>Image model <code>{_e(rep.image_model)}</code> ({_e(s["image_model_key"])}), text model '
@@ -183,7 +184,7 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
 def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | None = None,
                  image_model: str | None = None, text_model: str | None = None,
                  alignment_key: str | None = None, lam: float = 1.0, max_queries: int = 1000,
-                 gap: bool = True) -> ReportResult:
+                 gap: bool = True, banner: str | None = None, gap_report: Any = None) -> ReportResult:
     """Write the HTML report of ``dataset`` to ``out``.
 
     Parameters
@@ -201,6 +202,11 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         models of the most recent run that used both modalities are taken.
     gap : bool
         Include the gap section.
+    banner : str, optional
+        Text shown in a highlighted box under the title (e.g. "SYNTHETIC DATA").
+    gap_report : GapReport, optional
+        Already computed :func:`~embedstore.diagnostics.gap_diagnostics` of
+        this dataset; used instead of computing it again.
 
     Examples
     --------
@@ -229,10 +235,12 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         if both:
             image_model, text_model = both[-1].model_keys["image"], both[-1].model_keys["text"]
     sections, images, extra_rows = [], 0, []
+    if gap_report is not None:
+        image_model, text_model = gap_report.settings["image_model_key"], gap_report.settings["text_model_key"]
     if gap and (alignment_key or (image_model and text_model)):
         part, n = _gap_section(store, dataset, {"image_model": image_model, "text_model": text_model,
                                                 "alignment_key": alignment_key, "lam": lam,
-                                                "max_queries": max_queries})
+                                                "max_queries": max_queries, "report": gap_report})
         sections.append(part)
         images += n
     elif gap:
@@ -256,6 +264,8 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     head = (f"<h1>embedstore report: {_e(dataset)}</h1><p class=\"note\">Store <code>{_e(store.uri)}</code>; "
             f"generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by embedstore {_e(__version__)}; "
             f"{len(records)} runs in {len({r.group_id for r in records})} groups.</p>")
+    if banner:
+        head += f'<p class="banner">{_e(banner)}</p>'
     doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>embedstore report: {_e(dataset)}'
            f"</title><style>{_CSS}</style></head><body>{head}{''.join(sections)}</body></html>")
     out.parent.mkdir(parents=True, exist_ok=True)
