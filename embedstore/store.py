@@ -218,11 +218,23 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
             names.extend(resp.tables)
             token = getattr(resp, "page_token", None)
             if not token:
+                if self.is_local:
+                    names = [n for n in names if _committed_locally(Path(self.uri) / f"{n}.lance")]
                 return sorted(names)
 
     def has_table(self, name: str) -> bool:
         """Whether table ``name`` exists."""
         return name in self.list_tables()
+
+    def _committed(self, name: str) -> bool:
+        """Whether ``name`` has a committed version (a creation killed before its first commit has none)."""
+        if not self.has_table(name):
+            return False
+        try:
+            self.db.open_table(name)
+        except (ValueError, FileNotFoundError):
+            return False
+        return True
 
     def open_table(self, name: str, version: int | str | None = None):
         """Open table ``name`` as of ``version`` (int or tag), default latest."""
@@ -321,7 +333,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
         if schema is not None:
             data = data.select(schema.names).cast(schema)
         with table_lock(self.lock_dir, name) as waited:
-            exists = self.has_table(name)
+            exists = self._committed(name)
             unchanged = 0
             if exists and skip_unchanged and data.num_rows:
                 before = data.num_rows
@@ -417,6 +429,14 @@ def new_run_tag(kind: str) -> str:
     True
     """
     return f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.randrange(16**4):04x}"
+
+
+def _committed_locally(path: Path) -> bool:
+    """False for the leftover directory of a table creation killed before its first commit."""
+    try:
+        return any(e.name.endswith(".manifest") for e in os.scandir(path / "_versions"))
+    except OSError:
+        return False
 
 
 def _as_version(version: int | str) -> int | str:
