@@ -100,3 +100,36 @@ def store_key(table):
     from embedstore.maintenance import key_column
 
     return key_column(table)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    from tests.lab import make_lab
+
+    return make_lab(tmp_path_factory.mktemp("lab"))
+
+
+@pytest.mark.slow
+def test_four_extract_processes_on_overlapping_halves_leave_one_row_per_key(tmp_path, lab):
+    """4 workers behind a barrier each ingest one of two overlapping halves of one dataset and extract it."""
+    from embedstore.extractors import load_extractor
+    from tests.lab import N_ROWS, barrier_worker, context, run_all, write_half
+
+    manifest, model = lab
+    halves = [write_half(manifest, 0, 16), write_half(manifest, 8, N_ROWS)]  # rows 8..15 in both
+    ctx = context()
+    uris = [str(tmp_path / f"store{r}") for r in range(REPEATS)]
+    barrier = ctx.Barrier(4, timeout=120)
+    procs = [ctx.Process(target=barrier_worker, args=(uris, str(halves[w % 2]), model, barrier)) for w in range(4)]
+    assert run_all(procs, 300) == [0] * 4, "a worker failed; see its traceback above"
+    key = load_extractor(model).identity.key
+    for uri in uris:
+        store = Store(uri)
+        sample_ids = store.samples("ds", columns=["sample_id"])["sample_id"].to_pylist()
+        assert len(sample_ids) == len(set(sample_ids)) == N_ROWS
+        for modality in ("image", "text"):
+            table = embeddings_table(key, modality, 16)
+            keys = store.read(table, columns=["row_key"])["row_key"].to_pylist()
+            assert len(keys) == len(set(keys)) == N_ROWS, (uri, table)
+        report = doctor(store)
+        assert report.ok, report.summary()
