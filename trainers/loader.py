@@ -55,7 +55,8 @@ def label_codes(values: np.ndarray, classes: Sequence[str], where: str) -> np.nd
     uniq, inverse = np.unique(np.asarray(values).astype(str), return_inverse=True)
     unknown = [u for u in uniq if u not in lookup]
     if unknown:
-        raise InputError(f"{where}: labels {unknown[:5]} are absent from the training classes {list(classes)}; "
+        shown = [str(u) for u in unknown[:5]]
+        raise InputError(f"{where}: labels {shown} are absent from the training classes {list(classes)}; "
                          "fix the split so every class occurs in train")
     return np.array([lookup[u] for u in uniq], dtype=np.int64)[inverse.reshape(-1)]
 
