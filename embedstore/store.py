@@ -127,7 +127,8 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
     storage_options : dict, optional
         Passed through to LanceDB (object-store credentials, endpoints...).
     create : bool
-        Create a missing local directory (its parent must exist).
+        Create a missing local directory (its parent must exist, except for
+        the embedded default, whose parents are created too).
 
     Examples
     --------
@@ -144,6 +145,8 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
         self.storage_options = dict(storage_options or {})
         self.is_local = not self.uri.startswith(_REMOTE_SCHEMES) and "://" not in self.uri
         if self.is_local:
+            if create and self.uri == default_uri():  # a fresh machine has no ~/.local/share/embedstore yet
+                Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
             self._check_local_path(Path(self.uri), create)
         self._db = None
 

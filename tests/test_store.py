@@ -111,6 +111,13 @@ def test_store_path_errors_are_one_line_and_actionable(tmp_path):
         Store(f)
 
 
+def test_embedded_default_store_is_created_on_a_fresh_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "fresh" / "share"))  # no such folder yet
+    store = Store()
+    assert store.uri == str(tmp_path / "fresh" / "share" / "embedstore" / "store")
+    assert Path(store.uri).is_dir() and store.list_tables() == []
+
+
 def _upsert_worker(uri: str, start: int, barrier) -> None:
     store = Store(uri)
     barrier.wait()
