@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .errors import StoreLockedError
+from .errors import InputError, StoreLockedError
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("EMBEDSTORE_LOCK_TIMEOUT", "300"))
 
@@ -40,9 +40,14 @@ def table_lock(lock_dir: Path, table: str, timeout: float = DEFAULT_TIMEOUT_S) -
     ...     waited < 1.0
     True
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{table}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise InputError(f"cannot open the writer lock {path} ({exc.strerror}): every writer needs write access "
+                         "to the lock directory; fix its permissions, or for an object store point "
+                         "EMBEDSTORE_LOCK_DIR at a shared writable directory") from None
     start = time.monotonic()
     try:
         delay = 0.01

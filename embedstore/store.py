@@ -397,6 +397,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
         from .keys import check_name
 
         check_name(tag, "tag name")
+        self._check_writable()
         with table_lock(self.lock_dir, name):
             return self._tag_locked(name, tag, self.version(name) if version is None else int(version))
 
