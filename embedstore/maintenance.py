@@ -72,6 +72,7 @@ def compact(store, table: str | None = None) -> list[CompactResult]:
     """
     from .store import _with_retries
 
+    store._check_writable()
     names = [table] if table else store.list_tables()
     if table and not store.has_table(table):
         store.open_table(table)  # raises the NotFoundError with its fix
@@ -147,6 +148,8 @@ def cleanup(store, older_than_days: float, *, table: str | None = None,
     """
     if older_than_days is None or older_than_days < 0:
         raise InputError(f"cleanup: --older-than must be a number of days >= 0, got {older_than_days!r}")
+    if not dry_run:
+        store._check_writable()
     referenced = _referenced_versions(store)
     names = [table] if table else store.list_tables()
     out = []
