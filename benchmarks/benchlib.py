@@ -57,6 +57,18 @@ def time_calls(fn: Callable[[], object], n: int, warmup: int = 1) -> np.ndarray:
     return out
 
 
+def time_calls_cpu(fn: Callable[[], object], n: int, warmup: int = 1) -> tuple[np.ndarray, float]:
+    """Like :func:`time_calls`, plus the mean process CPU seconds per call (all threads).
+
+    CPU time is much less sensitive than wall time to other jobs on a shared machine.
+    """
+    for _ in range(warmup):
+        fn()
+    c0 = time.process_time()
+    wall = time_calls(fn, n, warmup=0)
+    return wall, (time.process_time() - c0) / n
+
+
 def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub markdown table."""
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]

@@ -86,7 +86,7 @@ class RawSource(Source):
                  setup_splits: Sequence[str] = ("train",), label_column: str = "label",
                  train_mode: bool = False, bf16: bool = False, feature_dropout: float = FEATURE_DROPOUT,
                  max_batches: int | None = None, lr: float = 1e-3, weight_decay: float = 0.01,
-                 prefetch: int = 2, keep_initial: bool = True) -> None:
+                 prefetch: int = 2, keep_initial: bool = True, progress: bool = False) -> None:
         super().__init__()
         if backbone not in BACKBONE_MODES:
             raise InputError(f"unknown backbone mode {backbone!r}: use frozen or finetune")
@@ -117,6 +117,7 @@ class RawSource(Source):
         self.train_mode, self.bf16, self.p = bool(train_mode), bool(bf16), float(feature_dropout)
         self.max_batches = None if max_batches is None else int(max_batches)
         self.prefetch = max(1, int(prefetch))
+        self.progress = bool(progress)
         self.skipped: dict[str, str] = {}
         self._opt = None
         self._initial = None
@@ -159,7 +160,7 @@ class RawSource(Source):
         chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
         if self.max_batches is not None:
             chunks = chunks[:self.max_batches]
-        return self._run(chunks)
+        return self._run(chunks, split)
 
     def describe(self) -> dict[str, Any]:
         return {"loader": self.path, "split_column": self.split_column, "backbone": self.backbone,
@@ -220,9 +221,14 @@ class RawSource(Source):
             stop.set()
             worker.join(timeout=5)
 
-    def _run(self, chunks: list[np.ndarray]) -> Iterator:
+    def _run(self, chunks: list[np.ndarray], split: str) -> Iterator:
         finetune = self._opt is not None
-        for pixels, tokens, y in self._prepared(chunks):
+        batches = self._prepared(chunks)
+        if self.progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, total=len(chunks), desc=f"raw {split} batches", unit="batch", leave=False)
+        for pixels, tokens, y in batches:
             if len(y) == 0:
                 continue
             training = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
@@ -327,7 +333,7 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
                        label_column=kw.pop("label_column", "label"), train_mode=(mode == "paper"), bf16=bf16,
                        feature_dropout=kw.pop("feature_dropout", FEATURE_DROPOUT), max_batches=max_batches,
                        lr=proto.lr, weight_decay=proto.weight_decay,
-                       keep_initial=backbone == "finetune" and len(seed_list) > 1)
+                       keep_initial=backbone == "finetune" and len(seed_list) > 1, progress=progress)
     _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     group_id = kw.pop("group_id", None)
     raw_cfg = {"backbone": backbone, "cache_features": cache_features, "bf16": bf16, "max_batches": max_batches,
@@ -345,7 +351,7 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
         result = _run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                             record=record, progress=progress, group_id=group_id)
     result.source = source
-    _add_raw_cost(result, source, fusion, proto.batch_size)
+    _add_raw_cost(result, source, proto.batch_size)
     if record:
         for run in result.runs:
             _mark_raw(store, run, source)
@@ -370,7 +376,7 @@ def _train_cached(source: RawSource, proto, fusion: str, hidden, seeds: list[int
     return result
 
 
-def _add_raw_cost(result: TrainResult, source: RawSource, fusion: str, batch_size: int) -> None:
+def _add_raw_cost(result: TrainResult, source: RawSource, batch_size: int) -> None:
     backbone_params = sum(p.numel() for m in source.backbones.modules() for p in m.parameters())
     pixels = int(source.backbones.preprocess.size)
     label_width = int(result.config["head"]["output_size"])
