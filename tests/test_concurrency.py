@@ -1,13 +1,12 @@
 """Many processes writing one store at once: never a lost or duplicated row.
 
-Workers are started with ``spawn`` (lance is not fork-safe) and released
-together by a barrier, so their writes really overlap. Every test checks the
+Workers come from :func:`tests.lab.context` (a fork server that never loads
+lance, which is not fork-safe) and are released together by a barrier, so their writes really overlap. Every test checks the
 result with :func:`embedstore.maintenance.doctor` too.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 
 import numpy as np
@@ -35,8 +34,8 @@ def _store_writer(uris, half, barrier, results):
     for uri in uris:
         store = Store(uri)
         barrier.wait()
-        for start in range(0, len(ids), 6):
-            chunk = ids[start:start + 6]
+        for start in range(0, len(ids), 10):
+            chunk = ids[start:start + 10]
             rows = sample_rows(chunk)
             stats.append(store.write_samples("ds", rows))
             hashes = rows["image_sha256"].to_pylist()
@@ -64,19 +63,17 @@ def _reader(uri, stop, bad):
 
 @pytest.mark.slow
 def test_four_processes_upserting_overlapping_halves_leave_one_row_per_key(tmp_path):
-    ctx = mp.get_context("spawn")
+    from tests.lab import context, run_all
+
+    ctx = context()
     uris = [str(tmp_path / f"store{r}") for r in range(REPEATS)]
     for uri in uris:
         Store(uri)
-    barrier, results, stop, bad = ctx.Barrier(4), ctx.Queue(), ctx.Event(), ctx.Queue()
+    barrier, results, stop, bad = ctx.Barrier(4, timeout=120), ctx.Queue(), ctx.Event(), ctx.Queue()
     reader = ctx.Process(target=_reader, args=(uris[0], stop, bad))
     reader.start()
     writers = [ctx.Process(target=_store_writer, args=(uris, w % 2, barrier, results)) for w in range(4)]
-    for p in writers:
-        p.start()
-    for p in writers:
-        p.join(240)
-        assert p.exitcode == 0, "a writer failed; see its traceback above"
+    assert run_all(writers, 240) == [0] * 4, "a writer failed; see its traceback above"
     stop.set()
     reader.join(60)
     assert reader.exitcode == 0
