@@ -254,7 +254,8 @@ class NeighborsMixin:
 def _check_query(vector, dim: int) -> np.ndarray:
     query = np.asarray(vector, dtype=np.float32).reshape(-1)
     if query.shape[0] != dim:
-        raise InputError(f"query vector has width {query.shape[0]}, table expects {dim}")
+        raise InputError(f"query vector has width {query.shape[0]}, table expects {dim}: pass a {dim}-d vector "
+                         "from the same model (and alignment) as the table")
     if not np.all(np.isfinite(query)):
         raise InputError("query vector contains NaN or infinite values: pass a finite vector")
     return query
