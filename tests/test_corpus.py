@@ -224,7 +224,7 @@ def test_vector_width_that_does_not_match_the_table(store, tmp_path):
     np.save(tmp_path / "q.npy", np.ones(3, dtype=np.float32))
     r = invoke(store.uri, "neighbors", "d", "--model", "hf:w4", "--modality", "image",
                "--vector-file", tmp_path / "q.npy")
-    one_line_error(r, "3", "4")
+    one_line_error(r, "query vector has width 3, table expects 4", "pass a 4-d vector")
     assert store.read(f"emb__image__{model.key}__4").num_rows == 2
 
 
