@@ -25,6 +25,7 @@ from embedstore import Store
 from embedstore.extract import extract
 from embedstore.schema import EMB_KEY
 from tests.helpers import sample_rows
+from tests.s3_server import moto_endpoint, s3  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from cli.main import main; main()"]
@@ -136,18 +137,20 @@ def _rows_and_keys(store: Store, table: str) -> tuple[int, int]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_engine_matches_local_then_computes_nothing(sandbox, tmp_path):
+def test_ray_engine_matches_local_then_computes_nothing(sandbox, tmp_path, s3):
+    """The scale-out set-up in miniature: Ray actors embed, the driver writes to an s3:// store."""
     from tests.tiny_models import make_tiny_clip_hf
 
     model = make_tiny_clip_hf(tmp_path / "clip", projection_dim=16)
     rows = _rows(14, _images(tmp_path / "img", 14))
-    local, remote = Store(tmp_path / "local"), Store(tmp_path / "ray")
+    local, remote = Store(tmp_path / "local"), Store(s3.uri("ray"), storage_options=s3.options)
+    sandbox.env["EMBEDSTORE_LOCK_DIR"] = os.environ["EMBEDSTORE_LOCK_DIR"]
     local.write_samples("toy", rows)
     remote.write_samples("toy", rows)
     ref = extract(local, "toy", model, batch_size=4, progress=False)
 
     args = ["extract", "toy", "--model", model, "--batch-size", "4", "--chunk-rows", "5", "--engine", "ray",
-            "--workers", "2", "--store", str(tmp_path / "ray"), "--json"]
+            "--workers", "2", "--store", s3.uri("ray"), *s3.cli_options(), "--json"]
     first = sandbox.run(args)
     assert first["model_key"] == ref.model_key and first["computed"] == ref.computed == 2 * 14 - 1
     assert [s["sample_id"] for r in first["results"] for s in r["skipped"]] == ["s003"]
