@@ -55,13 +55,15 @@ def train_raw(ctx, store_uri, storage_options, as_json, dataset, text_model, ima
     from trainers.raw import load_backbones, train_raw as train_raw_api
 
     store = get_store(ctx, store_uri, storage_options)
-    backbones = load_backbones(text_model, image_model, max_length=max_length, image_norm=image_norm)
-    results = [train_raw_api(store, dataset, fusion=fusion, backbone=backbone, cache_features=cache_features,
-                             mode=mode, split_by=split_by, epochs=epochs, seeds=seeds, seed=seed,
-                             hidden=_ints(hidden), dropout=dropout, lr=lr, batch_size=batch_size, bf16=bf16,
-                             max_batches=max_batches, label_column=label_column, backbones=backbones,
-                             record=not no_record, progress=progress and not as_json)
-               for fusion in fusions]
+    results, backbones = [], None
+    for fusion in fusions:
+        if backbones is None or backbone == "finetune":  # fine-tuning changes the weights: reload per head
+            backbones = load_backbones(text_model, image_model, max_length=max_length, image_norm=image_norm)
+        results.append(train_raw_api(
+            store, dataset, fusion=fusion, backbone=backbone, cache_features=cache_features, mode=mode,
+            split_by=split_by, epochs=epochs, seeds=seeds, seed=seed, hidden=_ints(hidden), dropout=dropout, lr=lr,
+            batch_size=batch_size, bf16=bf16, max_batches=max_batches, label_column=label_column,
+            backbones=backbones, record=not no_record, progress=progress and not as_json))
 
     def text() -> str:
         rows = []

@@ -147,3 +147,13 @@ def test_unreadable_image_is_skipped_and_reported(ham):
     src = res.source
     assert first in src.skipped and "gone.jpg" in src.skipped[first]
     assert res.runs[0].cost["skipped_images"] == 1
+
+
+def test_cli_train_raw_fails_fast_with_one_line_when_weights_are_missing(tmp_path):
+    from cli.main import cli
+
+    out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "train-raw", "ham10000",
+                                   "--text-model", "hf:nobody/missing-bert", "--image-model", "hf:nobody/missing-vit"])
+    assert out.exit_code == 1
+    assert "hf:nobody/missing-bert" in out.output and "not available locally" in out.output
+    assert len(out.output.strip().splitlines()) == 1
