@@ -16,8 +16,8 @@ Usage::
     python benchmarks/extract_ray.py --quick        # one repeat
     python benchmarks/extract_ray.py --splice-only  # re-insert the saved section, no runs
 
-``benchmarks/extract.py`` rewrites extract.md from scratch; afterwards run
-this script with ``--splice-only`` to put the engine section back.
+``benchmarks/extract.py`` keeps this marked section when it rewrites
+extract.md; ``--splice-only`` puts the saved section back should it be lost.
 """
 
 from __future__ import annotations
