@@ -86,7 +86,7 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
       embedstore train ham10000 --image-model builtin:efficientnet-lite0 \\
           --text-model builtin:minilm-l6 --fusion early --fusion late --seeds 3
       embedstore train brset --image-model hf:facebook/dinov2-base \\
-          --text-model llama-cpp:llama-2-7b-chat.Q8_0 --mode paper
+          --text-model hf:meta-llama/Llama-2-7b-chat-hf --mode paper
     """
     from trainers.train import train as train_api
 
