@@ -139,7 +139,7 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
     if split not in ("grouped", "paper"):
         raise InputError(f"split '{split}': use grouped or paper")
     dataset = check_name(name or kind)
-    built = build_rows(kind, root, prompt=prompt, seed=seed, progress=progress, **options)
+    built = build_rows(kind, Path(root).expanduser(), prompt=prompt, seed=seed, progress=progress, **options)
     if built.table.num_rows == 0:
         first = built.skipped[0] if built.skipped else None
         detail = f"; e.g. {first.sample_id}: {first.reason}" if first else ""
