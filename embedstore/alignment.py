@@ -32,7 +32,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from .errors import EmbedstoreError, InputError, NotFoundError
+from .errors import EmbedstoreError, InputError
 from .keys import NO_ALIGNMENT, stable_hash
 
 METHOD = "gapshift"

@@ -21,8 +21,6 @@ skipped and listed in the report.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -32,6 +30,7 @@ import numpy as np
 from .data import HASH_COLUMN
 from .errors import InputError
 from .identity import MODALITIES
+from .prefetch import prefetch
 from .schema import embeddings_table
 from .store import Store, new_run_tag
 
@@ -358,53 +357,21 @@ class _Progress:
                               round(seconds, 4), round(rate, 3), version, forward_calls - self.forward_start)
 
 
-_DONE = object()
-
-
 def _prefetch(ext: Any, modality: str, ids: Sequence[str], inputs: Sequence[Any], batch_size: int,
               state: _Progress, depth: int = 3) -> Iterator[tuple[list[int], Any]]:
     """Yield ``(row indices, prepared batch)``; decoding/preprocessing runs in a background thread.
 
     Rows whose image fails to decode are recorded in ``state.skipped`` and left
-    out of their batch. A bounded queue keeps at most ``depth`` batches ahead.
+    out of their batch. At most ``depth`` batches are prepared ahead.
     """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def batches() -> Iterator[tuple[list[int], Any]]:
+        for start in range(0, len(ids), batch_size):
+            idx, items = _decode(modality, ids, inputs, range(start, min(start + batch_size, len(ids))), state)
+            if idx:
+                yield idx, ext.prepare(modality, items)
 
-    def work() -> None:
-        try:
-            for start in range(0, len(ids), batch_size):
-                if stop.is_set():
-                    return
-                idx, items = _decode(modality, ids, inputs, range(start, min(start + batch_size, len(ids))), state)
-                if idx and not put((idx, ext.prepare(modality, items))):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # surface worker errors in the main thread
-            put(exc)
-
-    worker = threading.Thread(target=work, name="embedstore-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
+    return prefetch(batches(), depth, name="embedstore-prefetch")
 
 
 def _decode(modality: str, ids: Sequence[str], inputs: Sequence[Any], rows: range,

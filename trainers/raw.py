@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import queue
-import threading
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -48,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from embedstore.errors import InputError, NotFoundError
+from embedstore.prefetch import prefetch
 from embedstore.runs import get_run, record_run
 from embedstore.schema import samples_table
 
@@ -56,7 +55,6 @@ from .raw_models import (BACKBONE_MODES, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
                          Backbones, load_backbones, raw_data_mib)
 from .train import TrainResult, _check_splits, _head, _run_seeds, _seeds, _settings, train_arrays
 
-_END = object()
 
 
 def _q(value: str) -> str:
@@ -186,40 +184,7 @@ class RawSource(Source):
 
     def _prepared(self, chunks: list[np.ndarray]) -> Iterator:
         """``prepare`` each chunk in a background thread, ``prefetch`` chunks ahead."""
-        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
-
-        def put(item: Any) -> None:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-
-        def produce() -> None:
-            try:
-                for rows in chunks:
-                    if stop.is_set():
-                        return
-                    put(self.prepare(rows))
-                put(_END)
-            except BaseException as exc:  # surfaced in the consumer
-                put(exc)
-
-        worker = threading.Thread(target=produce, name="embedstore-raw-decode", daemon=True)
-        worker.start()
-        try:
-            while True:
-                item = q.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            worker.join(timeout=5)
+        return prefetch((self.prepare(rows) for rows in chunks), self.prefetch, name="embedstore-raw-decode")
 
     def _run(self, chunks: list[np.ndarray], split: str) -> Iterator:
         finetune = self._opt is not None

@@ -32,8 +32,6 @@ changed since extraction) are skipped and reported in :attr:`StoreSource.skipped
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -43,12 +41,12 @@ import torch
 
 from embedstore.errors import InputError, NotFoundError
 from embedstore.keys import NO_ALIGNMENT
+from embedstore.prefetch import prefetch
 from embedstore.schema import embeddings_table, samples_table
 
 from .loader import Batch, Source, _slices, encode_labels, epoch_order, label_codes
 
 PATHS = ("auto", "memory", "stream")
-_END = object()
 
 
 def _q(value: str) -> str:
@@ -270,43 +268,15 @@ class StoreSource(Source):
 
     def _stream(self, ix: SplitIndex, order: np.ndarray, batch_size: int) -> Iterator[Batch]:
         chunk = max(1, self.chunk_rows // batch_size) * batch_size
-        q: queue.Queue = queue.Queue(maxsize=self.readahead)
-        stop = threading.Event()
 
-        def put(item: Any) -> None:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+        def chunks() -> Iterator[tuple]:
+            for start in range(0, len(order), chunk):
+                rows = order[start:start + chunk]
+                xi, xt = self._vectors(ix, rows)
+                yield xi, xt, torch.from_numpy(ix.y[rows])
 
-        def produce() -> None:
-            try:
-                for start in range(0, len(order), chunk):
-                    if stop.is_set():
-                        return
-                    rows = order[start:start + chunk]
-                    xi, xt = self._vectors(ix, rows)
-                    put((xi, xt, torch.from_numpy(ix.y[rows])))
-                put(_END)
-            except BaseException as exc:  # surfaced in the consumer
-                put(exc)
-
-        worker = threading.Thread(target=produce, name="embedstore-readahead", daemon=True)
-        worker.start()
-        try:
-            while True:
-                item = q.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                xi, xt, y = item
-                yield from _slices(xi, xt, y, np.arange(len(y)), batch_size)
-        finally:
-            stop.set()
-            worker.join(timeout=5)
+        for xi, xt, y in prefetch(chunks(), self.readahead, name="embedstore-readahead"):
+            yield from _slices(xi, xt, y, np.arange(len(y)), batch_size)
 
     def describe(self) -> dict[str, Any]:
         return {"loader": self.path, "split_column": self.split_column, "tables": dict(self.tables),
