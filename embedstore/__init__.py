@@ -19,7 +19,7 @@ _EXPORTS = {
     "Store": "embedstore.store",
     "open_store": "embedstore.store",
     "WriteResult": "embedstore.store",
-    "VersionInfo": "embedstore.store",
+    "VersionInfo": "embedstore.versions",
     "default_uri": "embedstore.store",
     "new_run_tag": "embedstore.store",
     "ModelIdentity": "embedstore.identity",

@@ -41,6 +41,7 @@ from .errors import InputError, NotFoundError
 from .locks import table_lock
 from .neighbors import NeighborsMixin
 from .registry import RegistryMixin
+from .versions import VersionsMixin
 
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://", "db://", "memory://", "s3+ddb://")
 
@@ -107,17 +108,7 @@ class WriteResult:
         return (self.inserted + self.updated) > 0
 
 
-@dataclass(frozen=True)
-class VersionInfo:
-    """One table version and the tags pointing at it."""
-
-    version: int
-    timestamp: str
-    tags: tuple[str, ...]
-    rows: int | None
-
-
-class Store(RegistryMixin, DataMixin, NeighborsMixin):
+class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
     """A LanceDB-backed embedding store.
 
     Parameters
@@ -361,55 +352,6 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin):
         res = (tbl.merge_insert(key).when_matched_update_all()
                .when_not_matched_insert_all().execute(data))
         return int(res.version), int(res.num_inserted_rows), int(res.num_updated_rows)
-
-    # -- versions and tags -------------------------------------------------
-    def versions(self, name: str) -> list[VersionInfo]:
-        """All versions of table ``name`` with their tags, oldest first."""
-        tbl = self.open_table(name)
-        by_version: dict[int, list[str]] = {}
-        for tag, info in tbl.tags.list().items():
-            by_version.setdefault(int(info["version"]), []).append(tag)
-        out = []
-        for v in tbl.list_versions():
-            rows = v.get("metadata", {}).get("total_rows")
-            out.append(VersionInfo(int(v["version"]), str(v["timestamp"]),
-                                   tuple(sorted(by_version.get(int(v["version"]), []))),
-                                   int(rows) if rows is not None else None))
-        return out
-
-    def tags(self, name: str) -> dict[str, int]:
-        """Tags of table ``name`` as ``{tag: version}``."""
-        return {t: int(i["version"]) for t, i in self.open_table(name).tags.list().items()}
-
-    def tag(self, name: str, tag: str, version: int | None = None) -> int:
-        """Create (or move) ``tag`` on ``version`` (default latest); returns it.
-
-        Examples
-        --------
-        >>> import tempfile, pyarrow as pa
-        >>> s = Store(tempfile.mkdtemp() + "/s")
-        >>> _ = s.upsert("t", pa.table({"k": ["a"]}), key="k")
-        >>> s.tag("t", "v1")
-        1
-        >>> s.tags("t")
-        {'v1': 1}
-        """
-        from .keys import check_name
-
-        check_name(tag, "tag name")
-        self._check_writable()
-        with table_lock(self.lock_dir, name):
-            return self._tag_locked(name, tag, self.version(name) if version is None else int(version))
-
-    def _tag_locked(self, name: str, tag: str, version: int) -> int:
-        tbl = self.db.open_table(name)
-        existing = tbl.tags.list()
-        if tag in existing:
-            if int(existing[tag]["version"]) != version:
-                tbl.tags.update(tag, version)
-        else:
-            tbl.tags.create(tag, version)
-        return version
 
 
 def open_store(uri: str | os.PathLike | None = None, **kwargs: Any) -> Store:
