@@ -56,11 +56,6 @@ from .raw_models import (BACKBONE_MODES, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
 from .train import TrainResult, _check_splits, _head, _run_seeds, _seeds, _settings, train_arrays
 
 
-
-def _q(value: str) -> str:
-    return str(value).replace("'", "''")
-
-
 class RawSource(Source):
     """Batches of backbone features computed from raw images and texts, per step.
 
