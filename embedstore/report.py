@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from .errors import InputError, NotFoundError
 from .keys import NO_ALIGNMENT
-from .runs import RunRecord, list_runs
+from .runs import RunRecord, group_runs, list_runs
 from .sweeps import SWEEP_PREFIX, list_sweeps, plot_rows, select, sweep_points, table_rows
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}
@@ -99,11 +99,8 @@ def _lam_of(store, keys: dict[str, str]) -> str:
 
 def comparison_rows(store, records: list[RunRecord]) -> list[dict[str, Any]]:
     """One row per group of seeds, sorted by fusion, mode and alignment."""
-    groups: dict[str, list[RunRecord]] = {}
-    for rec in records:
-        groups.setdefault(rec.group_id or rec.run_id, []).append(rec)
     rows = []
-    for gid, recs in groups.items():
+    for gid, recs in group_runs(records).items():
         first = recs[0]
         rows.append({"fusion": first.fusion, "mode": first.mode, "alignment": _lam_of(store, first.alignment_keys),
                      "seeds": len(recs), "test accuracy": _mean_sd([r.metrics.get("accuracy") for r in recs]),

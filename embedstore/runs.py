@@ -196,6 +196,22 @@ def referenced_versions(store) -> dict[str, set[int]]:
     return dict(sorted(out.items()))
 
 
+def group_runs(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    """Records grouped by ``group_id`` (the seeds of one setting), in first-seen order.
+
+    Examples
+    --------
+    >>> recs = [RunRecord("a", "toy", "early", "honest", 0, group_id="g"),
+    ...         RunRecord("b", "toy", "early", "honest", 1, group_id="g")]
+    >>> {g: len(r) for g, r in group_runs(recs).items()}
+    {'g': 2}
+    """
+    groups: dict[str, list[RunRecord]] = {}
+    for rec in records:
+        groups.setdefault(rec.group_id or rec.run_id, []).append(rec)
+    return groups
+
+
 def compare_groups(records: list[RunRecord]) -> list[dict[str, Any]]:
     """One row per group of seeds: setting, n seeds, mean ± sd of accuracy and macro-F1.
 
@@ -207,11 +223,8 @@ def compare_groups(records: list[RunRecord]) -> list[dict[str, Any]]:
     >>> (row["seeds"], row["macro_f1"])
     (2, '0.6000 ± 0.1414')
     """
-    groups: dict[str, list[RunRecord]] = {}
-    for rec in records:
-        groups.setdefault(rec.group_id or rec.run_id, []).append(rec)
     rows = []
-    for gid, recs in groups.items():
+    for gid, recs in group_runs(records).items():
         first = recs[0]
         row = {"group_id": gid, "dataset": first.dataset, "fusion": first.fusion, "mode": first.mode,
                "alignment": ",".join(sorted(set(first.alignment_keys.values()))), "seeds": len(recs)}
