@@ -34,6 +34,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A small manifest dataset and a tiny local model for multi-process tests (see tests/lab.py)."""
+    from tests.lab import make_lab
+
+    return make_lab(tmp_path_factory.mktemp("lab"))
+
+
 @pytest.fixture(autouse=True)
 def _no_user_store(monkeypatch, tmp_path):
     """Never touch the user's default store from a test."""

@@ -99,13 +99,6 @@ def store_key(table):
     return key_column(table)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    from tests.lab import make_lab
-
-    return make_lab(tmp_path_factory.mktemp("lab"))
-
-
 @pytest.mark.slow
 def test_four_extract_processes_on_overlapping_halves_leave_one_row_per_key(tmp_path, lab):
     """4 workers behind a barrier each ingest one of two overlapping halves of one dataset and extract it."""

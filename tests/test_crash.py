@@ -160,13 +160,6 @@ def _standby(ctx, uri, manifest, model):
     return Worker(proc, uri, ready, go, phase, times)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    from tests.lab import make_lab
-
-    return make_lab(tmp_path_factory.mktemp("lab"))
-
-
 @pytest.mark.slow
 def test_20_random_sigkills_of_ingest_or_extract_then_rerun_leave_one_row_per_key(tmp_path, lab):
     from embedstore.extractors import load_extractor
