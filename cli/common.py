@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from typing import Any, Callable
 
@@ -25,8 +24,9 @@ def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     >>> parse_storage_options(["endpoint=http://localhost:9000"])["endpoint"]
     'http://localhost:9000'
     """
-    opts = {k[len("EMBEDSTORE_STORAGE_"):].lower(): v for k, v in os.environ.items()
-            if k.startswith("EMBEDSTORE_STORAGE_")}
+    from embedstore.objstore import env_storage_options
+
+    opts = env_storage_options()
     for pair in pairs:
         if "=" not in pair:
             raise click.BadParameter(f"{pair!r}: use KEY=VALUE", param_hint="--storage-option")

@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "compact": "cli.maintenance:compact",
     "cleanup": "cli.maintenance:cleanup",
     "doctor": "cli.maintenance:doctor",
+    "upgrade": "cli.maintenance:upgrade",
+    "repair": "cli.maintenance:repair",
     "demo": "cli.demo:demo",
 }
 

@@ -70,3 +70,44 @@ def doctor(ctx, store_uri, storage_options, as_json):
     emit(ctx, payload, report.summary)
     if not report.ok:
         ctx.exit(1)
+
+
+@command()
+@click.argument("table_name", metavar="[TABLE]", required=False)
+def upgrade(ctx, store_uri, storage_options, as_json, table_name):
+    """Declare the primary key of TABLE (default: every table) of a store made by embedstore 0.1.
+
+    Two new versions per table; older versions, tags and run references
+    stay readable. Writes upgrade a table by themselves; run this once
+    before several machines write to an old store.
+
+    \b
+    Example:
+      embedstore --store s3://lab-bucket/store upgrade
+    """
+    from embedstore.upgrade import upgrade as run
+
+    results = run(get_store(ctx, store_uri, storage_options), table_name)
+    rows = [{"table": r.table, "key": r.key, "upgraded": r.upgraded, "version_before": r.version_before,
+             "version_after": r.version_after} for r in results]
+    emit(ctx, rows, lambda: table(rows) + f"\nupgraded {sum(r.upgraded for r in results)} table(s)")
+
+
+@command()
+@click.argument("table_name", metavar="[TABLE]", required=False)
+@click.option("--dry-run", is_flag=True, help="Count duplicates; delete nothing.")
+def repair(ctx, store_uri, storage_options, as_json, table_name, dry_run):
+    """Keep the newest row of each key of TABLE (default: every table), in one commit per table.
+
+    \b
+    Example:
+      embedstore repair --dry-run
+    """
+    from embedstore.maintenance import as_rows
+    from embedstore.upgrade import repair as run
+
+    results = run(get_store(ctx, store_uri, storage_options), table_name, dry_run=dry_run)
+    rows = as_rows(results)
+    verb = "would remove" if dry_run else "removed"
+    emit(ctx, rows, lambda: table(rows, ["table", "key", "duplicate_keys", "removed", "version_before",
+                                         "version_after"]) + f"\n{verb} {sum(r.removed for r in results)} row(s)")

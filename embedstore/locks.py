@@ -1,16 +1,25 @@
-"""Per-table writer locks.
+"""Maintenance locks: one owner at a time for ``compact``, ``cleanup`` and index builds.
 
-LanceDB's concurrent ``merge_insert`` on overlapping keys duplicates rows
-(measured: 5 of 5 trials), so all writes to one table are serialised by an
-exclusive ``flock`` on ``<lock dir>/<table>.lock``.
+Writes need no lock (see :mod:`embedstore.store`: declared primary keys and
+Lance's conflict detection keep one row per key on every backend). What a
+lock still buys is that two maintenance runs on one table do not redo each
+other's work: concurrent compactions rewrite the same fragments and all but
+one commit is retried or wasted; a ``cleanup`` racing a compaction may find
+the files it planned to delete already gone. Either way no data is lost, so
+the lock is an efficiency measure, not a safety one.
 
-* The kernel releases an ``flock`` when its holder dies, so a lock left by a
-  ``kill -9`` never blocks anyone: the next writer simply acquires it.
-* The holder writes ``pid@host since <time>`` into the lock file, and a writer
-  that times out names that holder and the file in its error.
-* For local stores the lock dir is ``<store>/_locks``; for object-store URIs
-  it is ``$EMBEDSTORE_LOCK_DIR`` (point every machine of a lab at one shared
-  directory) or, failing that, a per-machine directory under the user cache.
+* It is an exclusive ``flock`` on ``<lock dir>/<table>.lock``. The kernel
+  releases it when its holder dies, so a ``kill -9`` never blocks anyone.
+* The holder writes ``pid@host since <time>`` into the file, and a run that
+  times out names that holder and the file in its error.
+* Lock directory (:func:`maintenance_lock_dir`): ``<store>/_locks`` for a
+  local store (serialises every process of the machine, and every machine of
+  an NFS mount with working ``flock``); for object-store URIs
+  ``$EMBEDSTORE_LOCK_DIR`` when set (a directory every machine shares), else a
+  per-machine directory under the user cache, which serialises maintenance on
+  that machine only. Run ``compact``/``cleanup`` of an object store from one
+  machine (e.g. one nightly job); it is still correct, only wasteful, if two
+  machines run it at once.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import hashlib
 import socket
 import time
 from pathlib import Path
@@ -28,9 +38,26 @@ from .errors import InputError, StoreLockedError
 DEFAULT_TIMEOUT_S = float(os.environ.get("EMBEDSTORE_LOCK_TIMEOUT", "300"))
 
 
+def maintenance_lock_dir(uri: str, is_local: bool) -> Path:
+    """Where the maintenance locks of the store at ``uri`` live (see the module docstring).
+
+    Examples
+    --------
+    >>> maintenance_lock_dir("/data/store", True)
+    PosixPath('/data/store/_locks')
+    """
+    if is_local:
+        return Path(uri) / "_locks"
+    shared = os.environ.get("EMBEDSTORE_LOCK_DIR")
+    if shared:
+        return Path(shared)
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    return Path(os.path.expanduser("~")) / ".cache" / "embedstore" / "locks" / digest
+
+
 @contextlib.contextmanager
 def table_lock(lock_dir: Path, table: str, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[float]:
-    """Hold the exclusive writer lock of ``table``; yields the seconds waited.
+    """Hold the exclusive maintenance lock of ``table``; yields the seconds waited.
 
     Examples
     --------
@@ -45,8 +72,8 @@ def table_lock(lock_dir: Path, table: str, timeout: float = DEFAULT_TIMEOUT_S) -
         lock_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise InputError(f"cannot open the writer lock {path} ({exc.strerror}): every writer needs write access "
-                         "to the lock directory; fix its permissions, or for an object store point "
+        raise InputError(f"cannot open the maintenance lock {path} ({exc.strerror}): compact/cleanup need write "
+                         "access to the lock directory; fix its permissions, or for an object store point "
                          "EMBEDSTORE_LOCK_DIR at a shared writable directory") from None
     start = time.monotonic()
     try:

@@ -9,8 +9,9 @@
 * :func:`doctor` checks the invariants the rest of embedstore relies on and
   returns a :class:`DoctorReport` listing every problem found.
 
-Each operation on a table holds that table's writer lock
-(:mod:`embedstore.locks`), so it never races an upsert.
+Compaction and cleanup of a table hold its maintenance lock
+(:mod:`embedstore.locks`), so two of them never redo each other's work;
+upserts go on meanwhile (Lance retries whichever commit conflicts).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from .errors import InputError
 from .keys import NO_ALIGNMENT
 from .locks import table_lock
+from .versions import read_retrying
 from .schema import (ALIGNMENTS, EMB_KEY, MODELS, RUNS, SAMPLE_KEY, SAMPLES_PREFIX,
                      parse_embeddings_table, samples_table)
 
@@ -159,7 +161,7 @@ def cleanup(store, older_than_days: float, *, table: str | None = None,
             versions = ds.versions()
             latest = max(int(v["version"]) for v in versions)
             cutoff = _now_like(versions[0]["timestamp"]) - timedelta(days=float(older_than_days))
-            tagged = {int(i["version"]) for i in ds.tags.list().values()}
+            tagged = {int(i["version"]) for i in read_retrying(ds.tags.list).values()}
             refs = {int(v) for v in referenced.get(name, ())}
             old = [int(v["version"]) for v in versions
                    if int(v["version"]) != latest and v["timestamp"] <= cutoff]
@@ -200,7 +202,8 @@ class Problem:
     ----------
     check : str
         ``readable``, ``unique_keys``, ``embedding_has_sample``,
-        ``model_registered``, ``alignment_registered`` or ``table_consistency``.
+        ``model_registered``, ``alignment_registered``, ``table_consistency`` or
+        ``declared_key``.
     table : str
     count : int
         Number of offending rows (or keys).
@@ -263,7 +266,8 @@ def doctor(store) -> DoctorReport:
     """Check the store's invariants; problems are listed, never fixed.
 
     Checks: every table reads at its latest version; keys are unique per
-    table; every embedding row has its sample; every model key used by a
+    table (fix: ``embedstore repair``); every keyed table declares its key
+    as primary key (fix: ``embedstore upgrade``); every embedding row has its sample; every model key used by a
     table is in the model registry; every alignment key used is registered;
     each embedding row sits in the table of its own model and modality.
 
@@ -300,9 +304,12 @@ def doctor(store) -> DoctorReport:
         if key and key in frame.columns:
             dup = frame.group_by(key).len().filter(pl.col("len") > 1).get_column(key).to_list()
             report.add("unique_keys", name, sorted(map(str, dup)), f"duplicate {key} value(s)",
-                       "re-run the write that made them (upserts replace by key), or restore an earlier version")
+                       "run 'embedstore repair' (keeps the newest row of each key, in one commit)")
     _check_embeddings(frames, report)
     _check_runs(frames, report)
+    from .upgrade import check_declared_keys
+
+    check_declared_keys(store, report)
     return report
 
 

@@ -16,9 +16,29 @@ variables itself.
 
 from __future__ import annotations
 
+import os
 import re
 
 from .errors import InputError
+
+#: Prefix of the environment variables that hold storage options (``EMBEDSTORE_STORAGE_ENDPOINT=...``).
+ENV_PREFIX = "EMBEDSTORE_STORAGE_"
+
+
+def env_storage_options() -> dict[str, str]:
+    """Storage options from ``EMBEDSTORE_STORAGE_<KEY>`` variables, keys lower-cased.
+
+    :class:`~embedstore.store.Store` merges them under its ``storage_options``
+    for object-store URIs, so the API and the CLI read the same settings.
+
+    Examples
+    --------
+    >>> os.environ["EMBEDSTORE_STORAGE_ALLOW_HTTP"] = "true"
+    >>> env_storage_options()["allow_http"]
+    'true'
+    >>> del os.environ["EMBEDSTORE_STORAGE_ALLOW_HTTP"]
+    """
+    return {k[len(ENV_PREFIX):].lower(): v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and v}
 
 _CAUSES = (
     ("NoSuchBucket", "the bucket does not exist: create it first (e.g. 'aws s3 mb s3://{bucket}')"),

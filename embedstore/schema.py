@@ -109,3 +109,41 @@ ALIGNMENTS_SCHEMA = pa.schema([
     pa.field("gap", pa.list_(pa.float32())),
     pa.field("registered_at", pa.string()),
 ])
+
+
+#: Field metadata that declares Lance's unenforced primary key (see docs/lab-sharing.md).
+PRIMARY_KEY_META = b"lance-schema:unenforced-primary-key"
+
+
+def keyed_schema(schema: pa.Schema, key: str) -> pa.Schema:
+    """``schema`` with ``key`` non-nullable and declared as the table's primary key.
+
+    Lance records the keys a ``merge_insert`` inserts and turns a concurrent
+    insert of the same key into a retried update, so writers on any backend
+    leave one row per key without a lock.
+
+    Examples
+    --------
+    >>> s = keyed_schema(pa.schema([pa.field("k", pa.string()), pa.field("x", pa.int64())]), "k")
+    >>> (s.field("k").nullable, declared_key(s))
+    (False, 'k')
+    """
+    i = schema.get_field_index(key)
+    f = schema.field(i)
+    meta = dict(f.metadata or {})
+    meta[PRIMARY_KEY_META] = b"true"
+    return schema.set(i, f.with_nullable(False).with_metadata(meta))
+
+
+def declared_key(schema: pa.Schema) -> str | None:
+    """The column declared as primary key in ``schema``, or ``None`` (tables made before 0.2).
+
+    Examples
+    --------
+    >>> declared_key(pa.schema([pa.field("k", pa.string())])) is None
+    True
+    """
+    for f in schema:
+        if f.metadata and any(k.startswith(PRIMARY_KEY_META) for k in f.metadata):
+            return f.name
+    return None

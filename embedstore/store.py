@@ -8,15 +8,22 @@ accepts passes through (``s3://``, ``gs://``, ``az://`` with
 
 Concurrency design
 ------------------
-Every write goes through :meth:`Store.upsert`: a keyed ``merge_insert`` done
-while holding the table's exclusive writer lock (:mod:`embedstore.locks`),
-retried with backoff on LanceDB's retryable commit conflicts (the count is in
-:class:`WriteResult`). Writes to one table are therefore serialised, writes to
-different tables run in parallel, and every commit is atomic: readers only
-ever see committed versions, and a writer killed mid-write leaves the table at
-its last committed version. Each write returns its new version; a run tags the
+Every write goes through :meth:`Store.upsert`: a keyed ``merge_insert`` into a
+table whose key column is declared as Lance's unenforced primary key
+(:func:`embedstore.schema.keyed_schema`). Each batch is first deduplicated on
+the key (the last row of a key wins). No external lock is taken: Lance
+records the keys a commit inserts and turns a concurrent insert of the same
+key into a retried update, so any number of writers, on one machine or on
+many sharing an ``s3://``/``gs://``/``az://`` store (commits use conditional
+PUT), leave exactly one row per key. Conflicts Lance does not resolve itself
+are retried here with bounded exponential backoff; :class:`WriteResult`
+reports the attempts. Every commit is atomic: readers only ever see committed
+versions, and a writer killed mid-write leaves the table at its last
+committed version. Each write returns its new version; a run tags the
 versions it wrote so it can be read back exactly. The connection uses
 ``read_consistency_interval=0``, so handles always see other writers' commits.
+A table made before keys were declared is upgraded in place by its first
+write (or by ``embedstore upgrade``, :mod:`embedstore.upgrade`).
 
 Table layout: see :mod:`embedstore.schema`. Registries: :mod:`embedstore.registry`.
 Sample/embedding reads and writes: :mod:`embedstore.data`. Search:
@@ -25,7 +32,6 @@ Sample/embedding reads and writes: :mod:`embedstore.data`. Search:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import time
@@ -38,10 +44,11 @@ import pyarrow as pa
 
 from .data import DataMixin
 from .errors import InputError, NotFoundError
-from .locks import table_lock
+from .locks import maintenance_lock_dir
 from .neighbors import NeighborsMixin
 from .registry import RegistryMixin
-from .versions import VersionsMixin
+from .schema import keyed_schema
+from .versions import VersionsMixin, read_retrying
 
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://", "db://", "memory://", "s3+ddb://")
 
@@ -86,9 +93,12 @@ class WriteResult:
     inserted, updated, unchanged : int
         Rows inserted, overwritten, and skipped because identical.
     retries : int
-        Retryable commit conflicts that were retried.
-    lock_wait_s : float
-        Seconds spent waiting for the writer lock.
+        Commit attempts beyond the first: conflicts with concurrent writers
+        that Lance or embedstore retried.
+    attempts : int
+        Commit attempts in all (0 when nothing was written).
+    deduplicated : int
+        Rows dropped from the batch because a later row had the same key.
     tag : str or None
         Tag placed on ``version``, if any.
     """
@@ -99,7 +109,8 @@ class WriteResult:
     updated: int = 0
     unchanged: int = 0
     retries: int = 0
-    lock_wait_s: float = 0.0
+    attempts: int = 0
+    deduplicated: int = 0
     tag: str | None = None
 
     @property
@@ -117,6 +128,9 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         Database URI; see :func:`resolve_uri`.
     storage_options : dict, optional
         Passed through to LanceDB (object-store credentials, endpoints...).
+        For object-store URIs they are added to the ``EMBEDSTORE_STORAGE_<KEY>``
+        environment variables (:func:`embedstore.objstore.env_storage_options`);
+        a key given here wins.
     create : bool
         Create a missing local directory (its parent must exist, except for
         the embedded default, whose parents are created too).
@@ -133,8 +147,12 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
     def __init__(self, uri: str | os.PathLike | None = None, *,
                  storage_options: dict[str, str] | None = None, create: bool = True) -> None:
         self.uri = resolve_uri(uri)
-        self.storage_options = dict(storage_options or {})
         self.is_local = not self.uri.startswith(_REMOTE_SCHEMES) and "://" not in self.uri
+        self.storage_options = dict(storage_options or {})
+        if not self.is_local:
+            from .objstore import env_storage_options
+
+            self.storage_options = env_storage_options() | self.storage_options
         if self.is_local:
             if create and self.uri == default_uri():  # a fresh machine has no ~/.local/share/embedstore yet
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
@@ -182,14 +200,8 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
 
     @property
     def lock_dir(self) -> Path:
-        """Directory of the per-table writer locks (see :mod:`embedstore.locks`)."""
-        if self.is_local:
-            return Path(self.uri) / "_locks"
-        shared = os.environ.get("EMBEDSTORE_LOCK_DIR")
-        if shared:
-            return Path(shared)
-        digest = hashlib.sha256(self.uri.encode()).hexdigest()[:12]
-        return Path(os.path.expanduser("~")) / ".cache" / "embedstore" / "locks" / digest
+        """Directory of the maintenance locks (``compact``/``cleanup``/index builds, :mod:`embedstore.locks`)."""
+        return maintenance_lock_dir(self.uri, self.is_local)
 
     def _check_writable(self) -> None:
         if self.is_local and not os.access(self.uri, os.W_OK):
@@ -238,7 +250,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             raise NotFoundError(f"table '{name}' does not exist in store {self.uri}: see 'embedstore info'") from exc
         if version is not None:
             try:
-                tbl.checkout(_as_version(version))
+                read_retrying(lambda: tbl.checkout(_as_version(version)))
             except Exception as exc:  # lance raises several types here
                 raise NotFoundError(
                     f"table '{name}' has no version or tag {version!r}: see 'embedstore versions {name}'"
@@ -278,7 +290,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         for name in self.list_tables():
             tbl = self.open_table(name)
             tables.append({"table": name, "rows": tbl.count_rows(), "version": int(tbl.version),
-                           "tags": len(tbl.tags.list())})
+                           "tags": len(read_retrying(tbl.tags.list))})
         models = [{"model_key": m.key, "model_id": m.model_id, "modalities": ",".join(m.modalities),
                    "dims": m.dims, "dtype": m.dtype, "pooling": m.pooling} for m in self.models()]
         return {"uri": self.uri, "datasets": self.datasets(), "tables": tables, "models": models}
@@ -288,16 +300,18 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
                skip_unchanged: bool = False, schema: pa.Schema | None = None) -> WriteResult:
         """Keyed upsert of ``data`` into table ``name``; the only write path.
 
-        Rows whose ``key`` exists are overwritten, others inserted. With
-        ``skip_unchanged``, rows identical to the stored ones are not written,
-        and a write with nothing new creates no version.
+        Rows whose ``key`` exists are overwritten, others inserted; when the
+        batch holds a key twice, its last row wins. With ``skip_unchanged``,
+        rows identical to the stored ones are not written, and a write with
+        nothing new creates no version. Safe to run from many processes and
+        machines at once (see the module docstring).
 
         Parameters
         ----------
         name : str
         data : pyarrow.Table
         key : str
-            Column holding the unique key.
+            Column holding the unique key (declared as the table's primary key).
         tag : str, optional
             Tag (created or moved) on the resulting version.
         skip_unchanged : bool
@@ -314,44 +328,70 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         >>> s = Store(tempfile.mkdtemp() + "/s")
         >>> t = pa.table({"k": ["a"], "x": [1]})
         >>> _ = s.upsert("t", t, key="k")
-        >>> r = s.upsert("t", t, key="k")
-        >>> (r.version, r.updated, s.read("t").num_rows)
-        (2, 1, 1)
+        >>> r = s.upsert("t", pa.table({"k": ["a", "a"], "x": [2, 3]}), key="k")
+        >>> (r.version, r.updated, r.deduplicated, s.read("t").to_pylist())
+        (2, 1, 1, [{'k': 'a', 'x': 3}])
         """
         if key not in data.column_names:
             raise InputError(f"write to '{name}': key column '{key}' missing from data columns {data.column_names}")
-        keys = data.column(key)
-        if len(set(keys.to_pylist())) != len(keys):
-            raise InputError(f"write to '{name}': duplicate values in key column '{key}'")
+        if data.column(key).null_count:
+            raise InputError(f"write to '{name}': {data.column(key).null_count} row(s) with an empty key "
+                             f"'{key}'; give every row a {key}")
         self._check_writable()
         if schema is not None:
             data = data.select(schema.names).cast(schema)
-        with table_lock(self.lock_dir, name) as waited:
-            exists = self._committed(name)
-            unchanged = 0
-            if exists and skip_unchanged and data.num_rows:
-                before = data.num_rows
-                data = _drop_identical(self.read(name), data, key)
-                unchanged = before - data.num_rows
-            if data.num_rows == 0:
-                # Nothing new: no version, and no tag (the version was tagged when written).
-                version = self.version(name) if exists else 0
-                return WriteResult(name, version, unchanged=unchanged, lock_wait_s=waited)
-            result, retries = _with_retries(lambda: self._commit(name, data, key, exists, schema))
-            version, inserted, updated = result
-            if tag:
-                self._tag_locked(name, tag, version)
-        return WriteResult(name, version, inserted, updated, unchanged, retries, waited, tag)
+        before = data.num_rows
+        data = _last_row_per_key(data, key)
+        deduplicated = before - data.num_rows
+        state = {"attempts": 0, "unchanged": 0}
 
-    def _commit(self, name: str, data: pa.Table, key: str, exists: bool,
-                schema: pa.Schema | None) -> tuple[int, int, int]:
-        if not exists:
-            tbl = self.db.create_table(name, data, schema=schema, exist_ok=False)
-            return int(tbl.version), data.num_rows, 0
+        def attempt() -> tuple[int, int, int]:
+            return self._write_once(name, data, key, schema, skip_unchanged, state)
+
+        (version, inserted, updated), _ = _with_retries(attempt)
+        attempts = state["attempts"]
+        if inserted + updated == 0:
+            # Nothing new: no version, and no tag (the version was tagged when written).
+            return WriteResult(name, version, unchanged=state["unchanged"], deduplicated=deduplicated)
+        if tag:
+            _with_retries(lambda: self._set_tag(name, tag, version))
+        return WriteResult(name, version, inserted, updated, state["unchanged"], max(0, attempts - 1),
+                           attempts, deduplicated, tag)
+
+    def _write_once(self, name: str, data: pa.Table, key: str, schema: pa.Schema | None,
+                    skip_unchanged: bool, state: dict[str, int]) -> tuple[int, int, int]:
+        """One attempt of :meth:`upsert`: create the table, or merge into it; ``(version, inserted, updated)``."""
+        from .upgrade import declare_key
+
+        if not self._committed(name):
+            state["attempts"] += 1
+            created = self._create_keyed(name, data, key, schema)
+            if created is not None:
+                return created
         tbl = self.db.open_table(name)
-        res = (tbl.merge_insert(key).when_matched_update_all()
-               .when_not_matched_insert_all().execute(data))
+        declare_key(tbl, key)
+        if skip_unchanged and data.num_rows:
+            fresh = _drop_identical(tbl.to_lance().to_table(), data, key)
+            state["unchanged"] = data.num_rows - fresh.num_rows
+            data = fresh
+        if data.num_rows == 0:
+            return int(tbl.version), 0, 0
+        data = data.cast(data.schema.set(data.schema.get_field_index(key), tbl.schema.field(key)))
+        res = tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data)
+        state["attempts"] += int(getattr(res, "num_attempts", 1) or 1)
         return int(res.version), int(res.num_inserted_rows), int(res.num_updated_rows)
+
+    def _create_keyed(self, name: str, data: pa.Table, key: str,
+                      schema: pa.Schema | None) -> tuple[int, int, int] | None:
+        """Create ``name`` with its key declared; ``None`` when another writer created it first."""
+        target = keyed_schema(schema or data.schema, key)
+        try:
+            tbl = self.db.create_table(name, data.cast(target), schema=target, exist_ok=False)
+        except Exception:
+            if self._committed(name):
+                return None  # lost the creation race: merge into the winner's table instead
+            raise
+        return int(tbl.version), data.num_rows, 0
 
 
 def open_store(uri: str | os.PathLike | None = None, **kwargs: Any) -> Store:
@@ -391,7 +431,12 @@ def _as_version(version: int | str) -> int | str:
     return version
 
 
-def _with_retries(fn, attempts: int = 8):
+#: Bounded backoff of :func:`_with_retries`: attempts after the first, first and largest sleep (s).
+RETRY_ATTEMPTS, RETRY_BASE_S, RETRY_MAX_S = 8, 0.05, 2.0
+
+
+def _with_retries(fn, attempts: int = RETRY_ATTEMPTS):
+    """``(fn(), retries)``, retrying Lance's retryable commit conflicts with bounded exponential backoff."""
     retries = 0
     while True:
         try:
@@ -401,7 +446,25 @@ def _with_retries(fn, attempts: int = 8):
             if retries >= attempts or ("conflict" not in msg and "retry" not in msg):
                 raise
             retries += 1
-            time.sleep(min(2.0, 0.05 * 2 ** retries) * (0.5 + random.random()))
+            time.sleep(min(RETRY_MAX_S, RETRY_BASE_S * 2 ** retries) * (0.5 + random.random()))
+
+
+def _last_row_per_key(data: pa.Table, key: str) -> pa.Table:
+    """``data`` with one row per ``key``: the last one (Lance leaves duplicate source keys undefined).
+
+    Examples
+    --------
+    >>> _last_row_per_key(pa.table({"k": ["a", "b", "a"], "x": [1, 2, 3]}), "k").to_pylist()
+    [{'k': 'b', 'x': 2}, {'k': 'a', 'x': 3}]
+    """
+    import pyarrow.compute as pc
+
+    if pc.count_distinct(data.column(key)).as_py() == data.num_rows:
+        return data
+    index = pa.array(range(data.num_rows), pa.int64())
+    last = pa.table({"k": data.column(key), "i": index}).group_by("k", use_threads=False).aggregate([("i", "max")])
+    rows = last.column("i_max").combine_chunks()
+    return data.take(pc.take(rows, pc.sort_indices(rows)))
 
 
 def _drop_identical(existing: pa.Table, new: pa.Table, key: str) -> pa.Table:

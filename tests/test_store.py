@@ -34,9 +34,30 @@ def test_skip_unchanged_writes_nothing_and_keeps_the_version(store):
     assert changed.version == first.version + 1 and changed.updated == 1
 
 
-def test_duplicate_keys_in_one_write_are_refused(store):
-    with pytest.raises(InputError, match="duplicate"):
-        store.upsert("t", pa.table({"k": ["a", "a"]}), key="k")
+def test_duplicate_keys_in_one_write_keep_the_last_row_and_are_counted(store):
+    first = store.upsert("t", pa.table({"k": ["a", "b", "a"], "x": [1, 2, 3]}), key="k")
+    assert (first.inserted, first.deduplicated, first.attempts) == (2, 1, 1)
+    again = store.upsert("t", pa.table({"k": ["b", "b"], "x": [4, 5]}), key="k")
+    assert (again.updated, again.deduplicated) == (1, 1)
+    assert sorted(store.read("t").to_pylist(), key=lambda r: r["k"]) == [{"k": "a", "x": 3}, {"k": "b", "x": 5}]
+
+
+def test_empty_keys_are_refused_with_the_column_named(store):
+    with pytest.raises(InputError, match="empty key 'k'"):
+        store.upsert("t", pa.table({"k": ["a", None]}), key="k")
+
+
+def test_every_keyed_table_declares_its_key(store):
+    from embedstore.schema import declared_key
+    from embedstore.runs import RunRecord, new_run_id, record_run
+
+    store.write_samples("ds", sample_rows(["a"]))
+    store.write_embeddings("ds", toy_model(dim=4), "image", ["a"], np.ones((1, 4)), ["h"])
+    store.register_alignment("g", "mean_shift", {}, np.zeros(4))
+    record_run(store, RunRecord(run_id=new_run_id(), dataset="ds", fusion="early", mode="honest", seed=0))
+    declared = {t: declared_key(store.open_table(t).schema) for t in store.list_tables()}
+    assert declared == {"samples__ds": "sample_id", "models": "model_key", "alignments": "alignment_key",
+                        "runs": "run_id", store.embedding_tables()[0]: "row_key"}
 
 
 def test_dimension_mismatch_names_model_and_widths(store):
