@@ -225,17 +225,16 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             token = getattr(resp, "page_token", None)
             if not token:
                 if self.is_local:
-                    names = [n for n in names if _committed_locally(Path(self.uri) / f"{n}.lance")]
-                return sorted(names)
+                    return sorted(n for n in names if _committed_locally(Path(self.uri) / f"{n}.lance"))
+                return sorted(n for n in names if self.has_table(n))
 
     def has_table(self, name: str) -> bool:
-        """Whether table ``name`` exists."""
-        return name in self.list_tables()
+        """Whether table ``name`` has a committed version.
 
-    def _committed(self, name: str) -> bool:
-        """Whether ``name`` has a committed version (a creation killed before its first commit has none)."""
-        if not self.has_table(name):
-            return False
+        A table another writer is creating right now (its data files written,
+        its first version not yet committed), or whose creation was killed,
+        does not exist yet.
+        """
         try:
             self.db.open_table(name)
         except (ValueError, FileNotFoundError):
@@ -363,7 +362,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         """One attempt of :meth:`upsert`: create the table, or merge into it; ``(version, inserted, updated)``."""
         from .upgrade import declare_key
 
-        if not self._committed(name):
+        if not self.has_table(name):
             state["attempts"] += 1
             created = self._create_keyed(name, data, key, schema)
             if created is not None:
@@ -388,7 +387,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         try:
             tbl = self.db.create_table(name, data.cast(target), schema=target, exist_ok=False)
         except Exception:
-            if self._committed(name):
+            if self.has_table(name):
                 return None  # lost the creation race: merge into the winner's table instead
             raise
         return int(tbl.version), data.num_rows, 0

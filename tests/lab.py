@@ -144,3 +144,39 @@ def barrier_worker(uris: list[str], manifest: str, model: str, barrier) -> None:
     for uri in uris:
         barrier.wait()
         ingest_and_extract(uri, manifest, model, extractor=ext)
+
+
+def s3_env(endpoint: str, lock_dir: str) -> dict[str, str]:
+    """Environment of one 'machine' of an S3 lab: the storage options as ``EMBEDSTORE_STORAGE_*``, its own lock dir."""
+    from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
+
+    opts = {"endpoint": endpoint, "region": REGION, "aws_access_key_id": ACCESS_KEY,
+            "aws_secret_access_key": SECRET_KEY, "allow_http": "true"}
+    return {f"EMBEDSTORE_STORAGE_{k.upper()}": v for k, v in opts.items()} | {"EMBEDSTORE_LOCK_DIR": lock_dir}
+
+
+def extract_worker(uris: list[str], model: str, barrier, env: dict[str, str]) -> None:
+    """One 'machine' (its own ``env``, no shared files): for each store, wait at the barrier, then extract ``ds``."""
+    os.environ.update(env)
+    from embedstore import Store
+    from embedstore.extract import extract
+    from embedstore.extractors import load_extractor
+
+    ext = load_extractor(model)
+    ext.ensure_loaded()
+    for uri in uris:
+        barrier.wait()
+        extract(Store(uri), "ds", model, extractor=ext, batch_size=4, chunk_rows=4, progress=False, threads=1)
+
+
+def ingest_worker(uris: list[str], manifest: str, barrier, env: dict[str, str]) -> None:
+    """One 'machine': for each store, wait at the barrier, then ingest ``manifest`` as dataset ``ds``."""
+    os.environ.update(env)
+    import lancedb  # noqa: F401  (imported before the barrier, so the writes overlap)
+
+    from embedstore import Store
+    from embedstore.ingest import ingest
+
+    for uri in uris:
+        barrier.wait()
+        ingest(Store(uri), "manifest", manifest, name="ds", id_column="sample_id", progress=False)
