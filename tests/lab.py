@@ -88,8 +88,9 @@ def ingest_and_extract(uri: str, manifest: str, model: str, phase=None, times=No
     mark(3)
 
 
-def standby_worker(uri: str, manifest: str, model: str, ready, go, phase, times) -> None:
+def standby_worker(uri: str, manifest: str, model: str, ready, go, phase, times, env=None) -> None:
     """Warm up (imports, model, one pipeline run on a scratch store), say ready, wait for go, run the pipeline."""
+    os.environ.update(env or {})
     from embedstore.extractors import load_extractor
 
     ext = load_extractor(model)

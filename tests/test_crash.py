@@ -24,6 +24,7 @@ from embedstore.locks import table_lock
 from embedstore.maintenance import doctor, key_column
 from embedstore.schema import ALIGNMENTS, RUNS, embeddings_table, samples_table
 from tests.conftest import REPO
+from tests.s3_server import moto_endpoint, s3  # noqa: F401
 
 HOLD_LOCK = ("import sys, time; from pathlib import Path; from embedstore.locks import table_lock\n"
              "with table_lock(Path(sys.argv[1]), sys.argv[2]):\n"
@@ -154,17 +155,33 @@ def test_sigkill_between_run_records_then_rerun(tmp_path, toy_store):
 Worker = collections.namedtuple("Worker", "proc uri ready go phase times")
 
 
-def _standby(ctx, uri, manifest, model):
+def _standby(ctx, uri, manifest, model, env):
     from tests.lab import standby_worker
 
     ready, go, phase, times = ctx.Event(), ctx.Event(), ctx.Value("i", 0), ctx.Array("d", 2)
-    proc = ctx.Process(target=standby_worker, args=(uri, str(manifest), model, ready, go, phase, times), daemon=True)
+    proc = ctx.Process(target=standby_worker, args=(uri, str(manifest), model, ready, go, phase, times, env),
+                       daemon=True)
     proc.start()
     return Worker(proc, uri, ready, go, phase, times)
 
 
 @pytest.mark.slow
 def test_20_random_sigkills_of_ingest_or_extract_then_rerun_leave_one_row_per_key(tmp_path, lab):
+    _random_sigkills(lab, 20, lambda i: str(tmp_path / f"s{i}"), {})
+
+
+@pytest.mark.slow
+def test_5_random_sigkills_on_an_s3_store_then_rerun_leave_one_row_per_key(s3, lab, monkeypatch, tmp_path):
+    from tests.lab import s3_env
+
+    env = s3_env(s3.endpoint, str(tmp_path / "locks"))
+    for name, value in env.items():  # this process re-runs and checks the killed stores: same settings
+        monkeypatch.setenv(name, value)
+    _random_sigkills(lab, 5, lambda i: s3.uri(f"s{i}"), env)
+
+
+def _random_sigkills(lab, trials: int, uri_of, env: dict[str, str]) -> None:
+    """``trials`` SIGKILLs of an ingest+extract pipeline at random moments, each followed by checks and a re-run."""
     from embedstore.extractors import load_extractor
     from tests.lab import N_ROWS, context, ingest_and_extract
 
@@ -173,8 +190,7 @@ def test_20_random_sigkills_of_ingest_or_extract_then_rerun_leave_one_row_per_ke
     ext.ensure_loaded()
     ctx = context()
     rng = random.Random(8)
-    trials = 20
-    pool = collections.deque(_standby(ctx, str(tmp_path / f"s{i}"), manifest, model) for i in range(3))
+    pool = collections.deque(_standby(ctx, uri_of(i), manifest, model, env) for i in range(3))
     started = len(pool)
     # one uninterrupted run measures how long ingest and extract take in a worker
     calib = pool.popleft()
@@ -189,7 +205,7 @@ def test_20_random_sigkills_of_ingest_or_extract_then_rerun_leave_one_row_per_ke
     landed = collections.Counter()
     for trial in range(trials):
         if started < trials + 1:
-            pool.append(_standby(ctx, str(tmp_path / f"s{started}"), manifest, model))
+            pool.append(_standby(ctx, uri_of(started), manifest, model, env))
             started += 1
         w = pool.popleft()
         assert w.ready.wait(180), "a worker did not start"
