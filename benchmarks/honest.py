@@ -129,9 +129,9 @@ def main() -> None:
              "`ratio` = head macro-F1 / linear-probe macro-F1 of the same run and scaling.", "",
              machine_md(machine()), ""]
     for ds in datasets:
-        rows, compares = [], []
+        rows, compares, by_scale = [], [], {}
         for scale in scales:
-            res = run(store, ds, scale, args.cv)
+            res = by_scale[scale] = run(store, ds, scale, args.cv)
             base = res["linear"].mean["macro_f1"]
             for head, r in res.items():
                 rows.append([scale, head, f"{r.mean['macro_f1']:.4f} ± {r.sd['macro_f1']:.4f}",
@@ -141,6 +141,11 @@ def main() -> None:
             cmp = compare_settings(store, res[best].group_id, res["linear"].group_id)
             compares.append(f"- scale `{scale}`: best MLP head `{best}` − linear probe: {cmp.difference:+.4f} "
                             f"macro-F1 (95% CI {cmp.low:+.4f} to {cmp.high:+.4f}): {cmp.verdict}")
+        for scale in (s for s in scales if s != "none" and "none" in by_scale):
+            for head, r in by_scale[scale].items():
+                cmp = compare_settings(store, r.group_id, by_scale["none"][head].group_id)
+                compares.append(f"- `{head}`: scale `{scale}` − `none`: {cmp.difference:+.4f} macro-F1 "
+                                f"(95% CI {cmp.low:+.4f} to {cmp.high:+.4f}): {cmp.verdict}")
         table = md_table(["scale", "head", "macro-F1", "accuracy", "ratio", "group"], rows)
         print(f"\n{ds}\n{table}\n" + "\n".join(compares), flush=True)
         lines += [f"## {ds}", "", table, "", *compares, ""]

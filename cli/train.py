@@ -104,8 +104,11 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
     """
     from trainers.train import train as train_api
 
+    import warnings
+
     store = get_store(ctx, store_uri, storage_options)
     results = []
+    warnings.filterwarnings("ignore", message="paper mode on ", category=UserWarning)  # printed below
     for fusion in fusions:
         kw = {"patience": patience, "output_size": output_size, "hidden_image": _ints(hidden_image),
               "label_column": label_column, "loader": loader, "seed": seed, "threads": threads,
@@ -127,6 +130,11 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
         if skipped:
             lines.append(f"skipped samples (no current embedding or label): {skipped}")
         notes = {n for r in results for run in r.runs for n in [run.selection.get("dropped_final_batch")] if n}
+        preset = first.config.get("paper_preset")
+        if preset:
+            lines.append(f"paper preset for {preset['kind'] or 'an unrecognised dataset'}: {preset['applied'] or 'none'}"
+                         + (f" ({preset['loss']})" if preset.get("loss") else ""))
+            lines += [f"warning: {w}" for w in preset["warnings"]]
         lines += [f"note: {n}" for n in sorted(notes)]
         if not no_record:
             lines.append("groups: " + ", ".join(f"{r.fusion}={r.group_id}" for r in results)

@@ -302,6 +302,11 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     if not cv:
         _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
         source.prepare(("train", proto.select_on))
+    preset = None
+    if mode == "paper":
+        from .presets import apply_paper_preset
+
+        preset = apply_paper_preset(store, dataset, kw, source.versions[source.samples_table])
     spec = _head(fusion, len(source.classes), hidden, align_loss_weight, kw)
     seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
@@ -310,7 +315,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     if kw:
         raise InputError(f"unknown train options {sorted(kw)}")
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
-              "threads": threads, "scale": scale,
+              "threads": threads, "scale": scale, **({"paper_preset": preset} if preset else {}),
               "label_column": source.label_column, "classes": source.classes,
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables},
               "tables": dict(source.tables), "image_dim": source.image_dim, "text_dim": source.text_dim,
