@@ -140,6 +140,9 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     if mode not in ("honest", "paper"):
         raise InputError(f"unknown mode {mode!r}: use honest or paper")
     grid = parse_lambdas(lambdas)
+    # the aligned vectors are unit-norm and the shift is a constant vector: a per-feature standardisation
+    # would subtract it again, so the sweep measures the shift on its own (λ=0 = normalisation only)
+    train_kw.setdefault("scale", "none")
     seed_list = _seeds(seeds, int(train_kw.pop("seed", 0)))
     split_col = store.split_column(dataset, split_by if split_by is not None else ("paper" if mode == "paper"
                                                                                   else None))
