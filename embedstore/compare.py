@@ -72,7 +72,9 @@ def paired_bootstrap(pairs: Sequence[tuple[np.ndarray, Sequence[np.ndarray], Seq
     Parameters
     ----------
     pairs : list of (y, preds_a, preds_b)
-        Per fold: test labels and the predictions of each seed of A and of B.
+        Per fold: test labels and the predictions of each seed of A and of
+        B. An empty ``preds_b`` stands for 0: the result is then A's own
+        mean and interval.
     n_classes : int
     metric : {"macro_f1", "accuracy"}
     n_resamples, seed, level : int, int, float
@@ -88,6 +90,8 @@ def paired_bootstrap(pairs: Sequence[tuple[np.ndarray, Sequence[np.ndarray], Seq
         idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
 
         def mean_over_seeds(preds: Sequence[np.ndarray], rows) -> np.ndarray:
+            if not len(preds):
+                return np.zeros(len(rows))
             return np.mean([batch_metric(y[rows], np.asarray(p, dtype=np.int64)[rows], n_classes, metric)
                             for p in preds], axis=0)
 
@@ -192,6 +196,27 @@ def compare_records(a: Sequence[RunRecord], b: Sequence[RunRecord], *, metric: s
     mean_a = float(np.mean([np.mean([batch_metric(y, p, n_classes, metric)[0] for p in pa]) for y, pa, _ in pairs]))
     return Comparison(names[0], names[1], metric, diff, low, high, level, len(pairs), n_rows, mean_a,
                       mean_a - diff, describe_setting(a), describe_setting(b), n_resamples=n_resamples, pairs=info)
+
+
+def fold_predictions(records: Sequence[RunRecord]) -> tuple[list[tuple[np.ndarray, list, list]], int]:
+    """``(pairs, n_classes)`` of one setting for :func:`paired_bootstrap` (its runs grouped by fold)."""
+    by_key: dict[tuple, list[RunRecord]] = {}
+    for rec in records:
+        if "test_pred" in rec.metrics:
+            by_key.setdefault(_pair_key(rec), []).append(rec)
+    n_classes = max([2] + [len(r.metrics.get("classes") or []) for r in records])
+    return [(np.asarray(rs[0].metrics["test_y"]), [np.asarray(r.metrics["test_pred"]) for r in rs], [])
+            for _, rs in sorted(by_key.items())], n_classes
+
+
+def setting_interval(records: Sequence[RunRecord], metric: str = "macro_f1", n_resamples: int = 2000,
+                     seed: int = 0) -> tuple[float, float, float] | None:
+    """Mean ``metric`` of one setting over its folds with a 95% bootstrap interval over test rows (or ``None``)."""
+    pairs, k = fold_predictions(records)
+    if not pairs:
+        return None
+    mean, low, high, _ = paired_bootstrap(pairs, k, metric=metric, n_resamples=n_resamples, seed=seed)
+    return mean, low, high
 
 
 def compare_settings(store, a: str, b: str, **kw: Any) -> Comparison:
