@@ -93,8 +93,10 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="First training seed.")
 @click.option("--split", "split_by", default=None, help="Split (default: paper in paper mode, else the store's).")
-@click.option("--epochs", type=int, default=None, help="Epochs (default: the protocol's 30).")
-@click.option("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3).")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs (default: the protocol's 30; paper mode: the sweep runs' 50, protocol §5.3).")
+@click.option("--lr", type=float, default=None,
+              help="AdamW learning rate (default 1e-3; paper mode: §5.3's 3e-4 for DINOv2+LLaMA, 1e-3 for CLIP).")
 @click.option("--match", type=_MATCH, default="auto", show_default=True)
 @click.option("--noise-std", type=float, default=0.0, show_default=True)
 @click.option("--align-seed", type=int, default=0, show_default=True)

@@ -18,7 +18,9 @@ def render(res) -> str:
              f"results on the test split (mean ± sd over {seeds} seeds, honest protocol):",
              table(res.rows, ["setting", "alignment", "seeds", "test accuracy", "test macro-F1"]),
              "gap shift: both modalities L2-normalised (the narrower one interpolated to the wider width), then "
-             "moved by λ/2 of their centroid gap; λ=0 only normalises. λ is chosen on validation macro-F1.", ""]
+             "moved by λ/2 of their centroid gap; λ=0 only normalises. λ is chosen on validation macro-F1.",
+             "the gap shift's own effect (paired on the same test rows, against the sweep's λ=0 row):",
+             *[f"  {s['fusion']} fusion: {s['vs_lam0']['claim']}" for s in res.sweeps if s.get("vs_lam0")], ""]
     g = res.gap
     gap_rows = [{"modality gap": name, "before": g[name][0], "after (λ=1)": g[name][1]}
                 for name in ("gap_norm", "centroid_cosine", "paired_cosine_median", "recall@1 image→text")]

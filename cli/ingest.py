@@ -54,8 +54,9 @@ def render(report) -> str:
               help="Split scheme to summarise (both split_paper and split_grouped are stored).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the splits.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@click.option("--rgb", type=click.Choice(["true", "paper"]), default=None,
-              help="satellitebench: true colour B4,B3,B2 (default) or the paper's B,G,R order.")
+@click.option("--rgb", type=click.Choice(["true", "paper", "paper255"]), default=None,
+              help="satellitebench: true colour B4,B3,B2 (default), the paper's B,G,R order, or B,G,R with "
+                   "the notebook's /255 (paper255, inferred).")
 @click.option("--layout", type=click.Choice(["auto", "physionet", "metadengue"]), default=None,
               help="satellitebench: file layout (default auto).")
 @click.option("--median-over", type=click.Choice(["window", "samples"]), default=None,

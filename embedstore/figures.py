@@ -204,3 +204,33 @@ def gap_figures(store, report, out_dir: str | Path) -> dict[str, Path]:
         {"before (λ=0)": report.before.paired_cosines, f"after (λ={lam:g})": report.after.paired_cosines},
         out_dir / "paired_cosine.png", title=f"{report.dataset}: paired cosine")
     return {k: Path(v) for k, v in paths.items()}
+
+
+def confusion_plot(confusion: Sequence[Sequence[int]], classes: Sequence[str], out: Out, *,
+                   title: str = "confusion matrix") -> Out:
+    """Row-normalised confusion matrix (true class per row) with the counts written in each cell.
+
+    Examples
+    --------
+    >>> import io
+    >>> buf = confusion_plot([[5, 1], [2, 4]], ["a", "b"], io.BytesIO())
+    >>> buf.getvalue()[:4] == b"\\x89PNG"
+    True
+    """
+    conf = np.asarray(confusion, dtype=np.float64)
+    rates = conf / np.clip(conf.sum(axis=1, keepdims=True), 1, None)
+    size = 1.2 + 0.55 * len(classes)
+    fig = _figure(size + 1.0, size)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(conf.shape[0]):
+        for j in range(conf.shape[1]):
+            ax.text(j, i, f"{int(conf[i, j])}", ha="center", va="center",
+                    color="white" if rates[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), labels=list(classes), rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), labels=list(classes))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    return _save(fig, out)

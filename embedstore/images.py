@@ -129,7 +129,9 @@ def _load_tiff(p: Path, opts: dict[str, str]):
     arr = arr[:, :, bands]
     if "crop" in opts:
         arr = centre_crop(arr, int(opts["crop"]), opts.get("anchor", "centre"))
-    if arr.dtype != np.uint8:
+    if "div" in opts:  # the paper notebook's x / 255 then an 8-bit save (inferred): saturates above 255
+        arr = (np.clip(arr.astype(np.float64) / float(opts["div"]), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    elif arr.dtype != np.uint8:
         arr = np.clip(arr.astype(np.float64) / max(float(arr.max()), 1.0) * 255.0, 0, 255).astype(np.uint8)
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)

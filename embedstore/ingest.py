@@ -18,6 +18,7 @@ from typing import Any
 
 from .datasets import build_rows
 from .datasets.base import Skipped, class_counts
+from .datasets.prompts import leak_warnings
 from .errors import InputError
 from .keys import check_name
 from .schema import samples_table
@@ -160,4 +161,5 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
         version=result.version, tag=tag, split=split,
         class_counts=class_counts(built.table, f"split_{split}"), split_counts=split_counts,
         skipped=list(built.skipped), prompt_name=built.prompt.name, prompt_template=built.prompt.template,
-        notes=list(built.notes))
+        notes=list(built.notes) + leak_warnings(kind, built.prompt, options.get("label_column") or
+                                                ("label" if kind == "manifest" else None)))

@@ -231,7 +231,10 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         both = [r for r in records if {"image", "text"} <= set(r.model_keys)]
         if both:
             image_model, text_model = both[-1].model_keys["image"], both[-1].model_keys["text"]
-    sections, images, extra_rows = [], 0, []
+    from .results import results_section
+
+    results_html, images, _ = results_section(store, dataset, plain)
+    sections, extra_rows = [results_html], []
     if gap_report is not None:
         image_model, text_model = gap_report.settings["image_model_key"], gap_report.settings["text_model_key"]
     if gap and (alignment_key or (image_model and text_model)):

@@ -158,3 +158,16 @@ def test_images_folder_and_bad_grades(brset_root):
     assert [s.sample_id for s in built.skipped] == ["img00007", "img00008"]
     assert all("not a grade" in s.reason for s in built.skipped)
     assert "/images/img00001.jpg" in built.table["image_ref"][0].as_py()
+
+
+def test_default_prompt_drops_the_findings_and_ingest_warns_on_prompts_that_carry_them(brset_root, store):
+    from embedstore.ingest import ingest
+
+    root, _ = brset_root
+    default = brset.rows(root, progress=False).table["text"].to_pylist()
+    assert all("hemorrhage" not in t and "macular edema" not in t for t in default)
+    findings = brset.rows(root, prompt="findings", progress=False).table["text"].to_pylist()
+    assert all(t.startswith(d) and "hemorrhage: " in t for d, t in zip(default, findings))
+    assert not any("label-related" in n for n in ingest(store, "brset", root, progress=False).notes)
+    warned = ingest(store, "brset", root, name="brset_f", prompt="findings", progress=False).notes
+    assert any("label-related field(s) ['macular_edema'" in n for n in warned)

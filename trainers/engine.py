@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .loader import Source
-from .metrics import classification_metrics, data_mib
+from .metrics import classification_metrics, data_mib, predictions
 from .models import BLOCK_ORDER, build_model, count_params, model_mib
 from .protocol import Protocol, TaskLoss, alignment_loss
 
@@ -120,6 +120,14 @@ def _train_epoch(model, source, proto: Protocol, loss_fn, opt, gen, align_w: flo
     return total / max(count, 1)
 
 
+def _dropped_batch(n_train: int, batch_size: int, model) -> str | None:
+    """The note for a one-row final train batch, which BatchNorm cannot train on (skipped every epoch)."""
+    if n_train % batch_size != 1 or not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()):
+        return None
+    return (f"{n_train} train rows with batch {batch_size}: the final one-row batch is skipped every epoch "
+            "(BatchNorm cannot train on one row; the authors' code would stop with an error there)")
+
+
 def _brief(m: dict[str, Any]) -> dict[str, Any]:
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "roc_auc_ovr": m["roc_auc_ovr"]}
 
@@ -193,22 +201,29 @@ def fit_seed(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *,
         logits, y = predict(model, source, "test", proto.batch_size)
         metrics = classification_metrics(y, logits, n_classes)
         test_s = time.perf_counter() - t0
-    cost = _cost(model, source, spec, proto, history, test_s)
+    cost = cost_summary(count_params(model), source, spec.fusion, spec.output_size, proto, history, test_s,
+                        model_mib(model))
+    if proto.mode == "honest":
+        metrics["test_y"], metrics["test_pred"] = y.tolist(), predictions(logits).tolist()
+    dropped = _dropped_batch(len(y_train), proto.batch_size, model)
+    if dropped:
+        selection["dropped_final_batch"] = dropped
     return SeedOutcome(int(seed), metrics, history, selection, cost, loss_fn.describe(), model)
 
 
-def _cost(model, source: Source, spec: HeadSpec, proto: Protocol,
-          history: Sequence[dict[str, Any]], test_s: float | None) -> dict[str, Any]:
+def cost_summary(params: int, source: Source, fusion: str, output_size: int, proto: Protocol,
+                 history: Sequence[dict[str, Any]], test_s: float | None, mib: float | None = None) -> dict[str, Any]:
+    """Parameters, memory (protocol §3.4), mean train/inference seconds per epoch and row counts of one run."""
     dims = {"image": source.image_dim or 0, "text": source.text_dim or 0}
-    used = dims["image"] + dims["text"] if spec.fusion in ("early", "late") else dims[spec.fusion]
+    used = dims.get(fusion, dims["image"] + dims["text"])
     splits = ("train", "test") if proto.mode == "paper" else ("train", "val", "test")
     n = {s: len(source.labels(s)) for s in splits}
-    mem = data_mib(n["train"], n.get("test", 0), used, spec.output_size, proto.batch_size)
+    mem = data_mib(n["train"], n.get("test", 0), used, output_size, proto.batch_size)
     if proto.mode == "honest" and "val" in n:
-        mem["val"] = n["val"] * (used + spec.output_size) * 4 / 2**20
+        mem["val"] = n["val"] * (used + output_size) * 4 / 2**20
     return {
-        "params": count_params(model),
-        "model_mib": model_mib(model),
+        "params": int(params),
+        "model_mib": params * 4 / 2**20 if mib is None else mib,
         "data_mib": mem,
         "train_s_per_epoch": float(np.mean([h["train_s"] for h in history])),
         "infer_s_per_epoch": float(np.mean([h["infer_s"] for h in history])),

@@ -140,6 +140,9 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     if mode not in ("honest", "paper"):
         raise InputError(f"unknown mode {mode!r}: use honest or paper")
     grid = parse_lambdas(lambdas)
+    # the aligned vectors are unit-norm and the shift is a constant vector: a per-feature standardisation
+    # would subtract it again, so the sweep measures the shift on its own (λ=0 = normalisation only)
+    train_kw.setdefault("scale", "none")
     seed_list = _seeds(seeds, int(train_kw.pop("seed", 0)))
     split_col = store.split_column(dataset, split_by if split_by is not None else ("paper" if mode == "paper"
                                                                                   else None))
@@ -147,10 +150,20 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     if match == "auto":
         match = "interp" if image_id.dim("image") != text_id.dim("text") else None
     fit_on = "all" if mode == "paper" else "train"
+    preset = None
+    if mode == "paper":  # the sweep runs' own epochs and lr (protocol §5.3), not the main runs'
+        from .presets import dataset_profile, embedding_family, sweep_preset
+
+        preset = sweep_preset(dataset_profile(store, dataset)["kind"],
+                              embedding_family(image_id.model_id, text_id.model_id))
+        epochs = epochs if epochs is not None else preset["epochs"]
+        if train_kw.get("lr") is None:
+            train_kw["lr"] = preset["lr"]
     settings = {"dataset": dataset, "image_model_key": image_id.key, "text_model_key": text_id.key,
                 "fusion": fusion, "mode": mode, "seeds": seed_list, "split_column": split_col, "epochs": epochs,
                 "match": match, "fit_on": fit_on, "noise_std": float(noise_std), "align_seed": int(align_seed),
-                "align_loss_weight": float(align_loss_weight), "train": dict(sorted(train_kw.items()))}
+                "align_loss_weight": float(align_loss_weight), "train": dict(sorted(train_kw.items())),
+                **({"paper_preset": preset} if preset else {})}
     nonce = None if resume else uuid.uuid4().hex
     sweep_id = SWEEP_PREFIX + stable_hash({**settings, "nonce": nonce}, 12)
     done = sweep_records(store, dataset, sweep_id)

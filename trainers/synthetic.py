@@ -48,7 +48,8 @@ def _splits(n: int, rng: np.random.Generator, test_frac: float) -> tuple[np.ndar
 
 def write_synthetic(store, dataset: str, *, n: int = 400, image_dim: int = 32, text_dim: int = 48,
                     n_classes: int = 2, signal: float = 1.0, shuffle_labels: bool = False, seed: int = 0,
-                    test_frac: float = 0.2, n_test: int | None = None, prefix: str = "s") -> dict[str, Any]:
+                    test_frac: float = 0.2, n_test: int | None = None, prefix: str = "s",
+                    group_size: int = 1) -> dict[str, Any]:
     """Write a synthetic dataset (samples + image and text embeddings) to ``store``.
 
     Parameters
@@ -66,6 +67,8 @@ def write_synthetic(store, dataset: str, *, n: int = 400, image_dim: int = 32, t
     n_test : int, optional
         Exact number of ``paper`` test rows (the first rows after shuffling);
         overrides ``test_frac`` for ``split_paper``.
+    group_size : int
+        Consecutive rows sharing a ``group_id`` (a "patient"; 1 = each row its own).
 
     Returns
     -------
@@ -91,7 +94,7 @@ def write_synthetic(store, dataset: str, *, n: int = 400, image_dim: int = 32, t
         "sample_id": ids, "text": text, "text_sha256": sha["text"], "prompt_name": ["synthetic"] * n,
         "prompt_template": ["synthetic sample {id}"] * n, "image_ref": [f"synthetic://{i}" for i in ids],
         "image_sha256": sha["image"], "label": y.astype(str), "split_paper": paper, "split_grouped": grouped,
-        "group_id": ids,
+        "group_id": ids if group_size <= 1 else np.array([f"g{i // group_size:06d}" for i in range(n)]),
     })
     version = store.write_samples(dataset, rows).version
     out = {"samples_version": version}

@@ -35,6 +35,10 @@ from .store_source import StoreSource
 from .metrics import summarize
 from .models import BLOCK_ORDER, FUSIONS
 from .protocol import Protocol, resolve_protocol
+from .scaling import parse_scale, scaled
+
+#: Every head ``fusion=`` accepts: the MLP heads and the linear probe (:mod:`trainers.linear`).
+HEADS = (*FUSIONS, "linear")
 
 #: Metrics averaged over seeds in :attr:`TrainResult.mean` / :attr:`TrainResult.sd`.
 SUMMARY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "selected_epoch", "train_s_per_epoch",
@@ -54,6 +58,7 @@ class RunResult:
     table_versions: dict[str, int]
     run_id: str | None = None
     events: list[tuple[str, str]] = field(default_factory=list)
+    cv: dict[str, Any] | None = None
 
     def flat(self) -> dict[str, Any]:
         """Headline numbers of this seed, flat (for tables and summaries)."""
@@ -87,7 +92,8 @@ class TrainResult:
         return {"dataset": self.dataset, "fusion": self.fusion, "mode": self.mode, "group_id": self.group_id,
                 "run_ids": self.run_ids, "mean": self.mean, "sd": self.sd, "config": self.config,
                 "runs": [{"run_id": r.run_id, "seed": r.seed, "metrics": r.metrics, "selection": r.selection,
-                          "cost": r.cost, "loader": r.loader, "table_versions": r.table_versions}
+                          "cost": r.cost, "loader": r.loader, "table_versions": r.table_versions,
+                          **({"cv": r.cv} if r.cv else {})}
                          for r in self.runs]}
 
 
@@ -100,8 +106,8 @@ def _seeds(seeds: int | Sequence[int], start: int) -> list[int]:
 
 
 def _settings(fusion: str, mode: str, epochs, dropout, batch_size, lr, kw: dict[str, Any]) -> Protocol:
-    if fusion not in FUSIONS:
-        raise InputError(f"unknown fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
+    if fusion not in HEADS:
+        raise InputError(f"unknown fusion {fusion!r}: use one of {', '.join(HEADS)}")
     return resolve_protocol(mode, epochs=epochs, dropout=dropout, batch_size=batch_size, lr=lr,
                             weight_decay=kw.pop("weight_decay", None), patience=kw.pop("patience", None))
 
@@ -123,6 +129,22 @@ def _check_splits(source: Source, proto: Protocol, where: str) -> None:
         raise InputError(f"{where} has no {'/'.join(missing)} rows: {hint}")
 
 
+def fit_head(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *, progress: bool = False,
+             desc: str = "") -> SeedOutcome:
+    """One seed of ``spec``'s head: the MLP training loop, or the linear probe's C selection."""
+    if spec.fusion == "linear":
+        from .linear import fit_linear
+
+        return fit_linear(source, proto, seed)
+    return fit_seed(source, spec, proto, seed, progress=progress, desc=desc)
+
+
+def _scale_of(mode: str, scale) -> dict[str, str]:
+    if mode == "paper" and scale is not None and parse_scale(scale) != parse_scale("none"):
+        raise InputError("paper mode feeds the paper's raw inputs: drop --scale or use --mode honest")
+    return parse_scale("none" if mode == "paper" else scale)
+
+
 def _run_seeds(source: Source, spec: HeadSpec, proto: Protocol, seeds: list[int], *, dataset: str,
                config: dict[str, Any], store=None, record: bool, progress: bool, group_id: str | None,
                rerun_of: str | None = None) -> TrainResult:
@@ -130,22 +152,29 @@ def _run_seeds(source: Source, spec: HeadSpec, proto: Protocol, seeds: list[int]
     runs: list[RunResult] = []
     with torch_threads(config.get("threads")):
         env = capture()
+        source = scaled(source, config.get("scale"))
+        config = {**config, "scaling": getattr(source, "scaling", dict)()}
         for seed in seeds:
             start = len(source.events)
             source.mark(f"seed {seed}")
-            out = fit_seed(source, spec, proto, seed, progress=progress,
+            out = fit_head(source, spec, proto, seed, progress=progress,
                            desc=f"{dataset} {spec.fusion} seed {seed}")
             runs.append(_finish(out, source, start, spec, proto, dataset, config, env, group_id, rerun_of,
                                 store if record else None))
-    result = TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=source)
+    return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=source))
+
+
+def summarize_runs(result: TrainResult) -> TrainResult:
+    """Fill ``result.mean`` / ``result.sd`` over all its runs (seeds, or folds × seeds)."""
     for name in SUMMARY_METRICS:
-        result.mean[name], result.sd[name] = summarize([r.flat()[name] for r in runs])
+        result.mean[name], result.sd[name] = summarize([r.flat()[name] for r in result.runs])
     return result
 
 
 def _finish(out: SeedOutcome, source: Source, start: int, spec: HeadSpec, proto: Protocol, dataset: str,
             config: dict[str, Any], env: dict[str, Any], group_id: str, rerun_of: str | None, store) -> RunResult:
     res = _result(out, source, start)
+    res.cv = config.get("cv")
     if store is not None:
         res.run_id = new_run_id()
         record_run(store, _record(res, out, source, spec, proto, dataset, config, env, group_id, rerun_of))
@@ -177,6 +206,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
           batch_size: int = 64, lr: float | None = None, image_alignment_key: str = NO_ALIGNMENT,
           text_alignment_key: str = NO_ALIGNMENT, alignment_key: str | None = None,
           align_loss_weight: float = 0.0, record: bool = True, progress: bool = False,
+          cv: int | None = None, repeats: int = 1, scale: str | dict[str, str] | None = None,
           **kw: Any) -> TrainResult:
     """Train a fusion head on a dataset's stored embeddings, one run per seed.
 
@@ -187,7 +217,9 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     image_model, text_model : str
         Model id or ``model_key`` (``store.model(ref)`` resolves). Only the
         modalities the head uses are read.
-    fusion : {"early", "late", "image", "text"}
+    fusion : {"early", "late", "image", "text", "linear"}
+        ``linear`` is the logistic-regression probe (:mod:`trainers.linear`)
+        on the modalities whose models are given.
     mode : {"honest", "paper"}
         See :mod:`trainers.protocol`.
     split_by : str, optional
@@ -212,6 +244,18 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         Write each seed to the ``runs`` table.
     progress : bool
         Show a per-epoch progress bar.
+    cv : int, optional
+        Honest mode: ``K``-fold grouped, stratified cross-validation over
+        every labelled row (:mod:`trainers.cv`) instead of the fixed split.
+    repeats : int
+        Cross-validation repeats, each with new folds (split seeds
+        ``cv_seed, cv_seed+1, ...``; ``cv_seed=`` in ``kw``, default 0;
+        ``val_fraction=`` in ``kw``, default 0.2).
+    scale : str or dict, optional
+        Input scaling per modality (:mod:`trainers.scaling`): ``none``,
+        ``l2`` or ``standard``, or ``"image=standard,text=l2"``; fitted on
+        training rows only and recorded. Default ``standard`` in honest
+        mode; paper mode keeps raw inputs.
     **kw
         ``output_size``, ``hidden_image``, ``block_order``, ``weight_decay``,
         ``patience``, ``label_column``, ``loader`` (auto/memory/stream),
@@ -235,33 +279,53 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         image_alignment_key = text_alignment_key = alignment_key
     kw = dict(kw)
     proto = _settings(fusion, mode, epochs, dropout, batch_size, lr, kw)
+    scale = _scale_of(mode, scale)
     uses = {"image": fusion in ("early", "late", "image"), "text": fusion in ("early", "late", "text")}
+    if fusion == "linear":
+        uses = {"image": bool(image_model), "text": bool(text_model)}
+        if not any(uses.values()):
+            raise InputError("the linear probe needs --image-model, --text-model or both")
     for modality, ref in (("image", image_model), ("text", text_model)):
         if uses[modality] and not ref:
             raise InputError(f"{fusion} fusion needs --{modality}-model (a model id or model_key)")
+    if cv and mode != "honest":
+        raise InputError("--cv is honest-mode cross-validation: use --mode honest (paper mode has one split)")
     split_by = split_by if split_by is not None else ("paper" if mode == "paper" else None)
     source = StoreSource(
         store, dataset, image_model=image_model if uses["image"] else None,
         text_model=text_model if uses["text"] else None, split_by=split_by,
         image_alignment_key=image_alignment_key, text_alignment_key=text_alignment_key,
         image_dim=kw.pop("image_dim", None), text_dim=kw.pop("text_dim", None), versions=kw.pop("versions", None),
-        setup_splits=("train", "test") if mode == "paper" else ("train", "val"),
+        setup_splits=("train", "test") if mode == "paper" else ("train", "val", "test") if cv else ("train", "val"),
         label_column=kw.pop("label_column", "label"), path=kw.pop("loader", "auto"),
         readahead=kw.pop("readahead", 4), chunk_rows=kw.pop("chunk_rows", 4096))
-    _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
-    source.prepare(("train", proto.select_on))
+    if not cv:
+        _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
+        source.prepare(("train", proto.select_on))
+    preset = None
+    if mode == "paper":
+        from .presets import apply_paper_preset
+
+        preset = apply_paper_preset(store, dataset, kw, source.versions[source.samples_table])
     spec = _head(fusion, len(source.classes), hidden, align_loss_weight, kw)
     seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
     threads = kw.pop("threads", 1)
+    cv_kw = {"cv_seed": int(kw.pop("cv_seed", 0)), "val_fraction": float(kw.pop("val_fraction", 0.2))}
     if kw:
         raise InputError(f"unknown train options {sorted(kw)}")
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
-              "threads": threads,
+              "threads": threads, "scale": scale, **({"paper_preset": preset} if preset else {}),
               "label_column": source.label_column, "classes": source.classes,
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables},
               "tables": dict(source.tables), "image_dim": source.image_dim, "text_dim": source.text_dim,
               "loader": source.path, "readahead": source.readahead, "chunk_rows": source.chunk_rows}
+    if cv:
+        from .cv import run_cv, store_folds
+
+        return run_cv(store_folds(source), spec, proto, seed_list, k=int(cv), repeats=int(repeats), **cv_kw,
+                      dataset=dataset, config=config, store=store, record=record, progress=progress,
+                      group_id=group_id)
     return _run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                       record=record, progress=progress, group_id=group_id)
 
@@ -271,26 +335,42 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
                  hidden: Sequence[int] | None = None, dropout: float | None = None, batch_size: int = 64,
                  lr: float | None = None, align_loss_weight: float = 0.0, classes: Sequence[str] | None = None,
                  store=None, dataset: str = "arrays", record: bool = False, progress: bool = False,
-                 **kw: Any) -> TrainResult:
+                 cv: int | None = None, groups: Sequence[Any] | None = None, repeats: int = 1,
+                 scale: str | dict[str, str] | None = None, **kw: Any) -> TrainResult:
     """Train from in-memory arrays with the same heads, protocols, metrics and records.
 
     ``split`` holds ``train``/``test`` (paper) or ``train``/``val``/``test``
     (honest) per row; ``x_image``/``x_text`` may be ``None`` when the head
-    does not use them. With ``store`` and ``record=True`` each seed is written
-    to the ``runs`` table (``table_versions`` empty; put provenance in
-    ``kw["provenance"]``, stored in the config).
+    does not use them. With ``cv=K`` the split is ignored (pass ``None``)
+    and ``groups`` (one group id per row; default: each row its own group)
+    drive grouped cross-validation as in :func:`train`; ``scale`` as there.
+    With ``store`` and ``record=True`` each seed is written to the ``runs``
+    table (``table_versions`` empty; put provenance in ``kw["provenance"]``,
+    stored in the config).
     """
     kw = dict(kw)
     proto = _settings(fusion, mode, epochs, dropout, batch_size, lr, kw)
-    source = ArraySource(x_image, x_text, y, split, classes)
-    _check_splits(source, proto, "the split array")
+    scale = _scale_of(mode, scale)
+    if cv and mode != "honest":
+        raise InputError("cv is honest-mode cross-validation: use mode='honest'")
+    source = ArraySource(x_image, x_text, y, ["train"] * len(y) if cv else split, classes)
+    if not cv:
+        _check_splits(source, proto, "the split array")
     spec = _head(fusion, len(source.classes), hidden, align_loss_weight, kw)
     seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
-    config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "classes": source.classes,
+    cv_kw = {"cv_seed": int(kw.pop("cv_seed", 0)), "val_fraction": float(kw.pop("val_fraction", 0.2))}
+    config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "classes": source.classes, "scale": scale,
               "loader": source.path, "provenance": kw.pop("provenance", None), "threads": kw.pop("threads", 1)}
     if kw:
         raise InputError(f"unknown train options {sorted(kw)}")
+    if cv:
+        from .cv import array_folds, run_cv
+
+        folds = array_folds(x_image, x_text, source.labels("train"),
+                            np.arange(len(y)) if groups is None else groups, source.classes)
+        return run_cv(folds, spec, proto, seed_list, k=int(cv), repeats=int(repeats), **cv_kw, dataset=dataset,
+                      config=config, store=store, record=record, progress=progress, group_id=group_id)
     return _run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                       record=record, progress=progress, group_id=group_id)
 
@@ -313,6 +393,8 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
     if rec.kind != "fusion" or "tables" not in rec.config:
         raise InputError(f"run '{run_id}' is a {rec.kind} run without store tables; it cannot be re-run here")
     cfg = rec.config
+    if cfg.get("cv"):
+        raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with train --cv")
     proto = Protocol(**cfg["protocol"])
     head = cfg["head"]
     spec = HeadSpec(head["fusion"], int(head["output_size"]),

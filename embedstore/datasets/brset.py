@@ -28,9 +28,10 @@ Prompt fields, with the paper's quirks (protocol §1.1):
   "present" means "normal"; the ``default`` prompt says ``normal`` /
   ``abnormal`` / ``not reported`` instead (fields ``*_state``).
 
-The co-annotated findings (hemorrhage, macular edema, ...) are allowed in
-both prompts, as in the paper, but they nearly determine DR (protocol §7.2):
-a text model that reads them partly reads the label. ``DR_ICDR``,
+The co-annotated findings (hemorrhage, macular edema, ...) are in the
+``paper`` prompt and in the explicit ``findings`` prompt, not in
+``default``: they nearly determine DR (protocol §7.2), so a text model
+that reads them partly reads the label (the ingest report warns). ``DR_ICDR``,
 ``DR_SDRG``, ``diabetic_retinopathy`` and ``hypertensive_retinopathy`` are
 never in the text.
 """

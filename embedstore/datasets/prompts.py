@@ -11,7 +11,14 @@ Every dataset has two built-in templates:
 * ``paper`` reproduces the sentences of Restrepo et al. (2024) exactly,
   quirks included (protocol §1.1–1.3);
 * ``default`` is for new work: it omits fields that leak the label
-  (HAM10000 ``dx_type``; SatelliteBench's date, see protocol §7.2).
+  (HAM10000 ``dx_type``; BRSET's co-annotated findings — hemorrhage,
+  macular edema, ... — that nearly determine diabetic retinopathy;
+  SatelliteBench's date, see protocol §7.2).
+
+BRSET also has ``findings``: the ``default`` sentences plus the findings
+(what ``default`` was before), for studies that want them knowingly.
+:func:`leak_warnings` names the label-related fields a template carries;
+the ingest report shows them.
 
 Any other prompt is a path to a text file holding a format string over the
 same fields (``{age}``, ``{sex}``...); literal braces are written ``{{ }}``.
@@ -44,6 +51,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
                   "and other conditions: {other}."),
         "default": ("An image from the {eye} eye of a {sex} patient, aged {age} years, {comorbidities}, "
                     "{diabetes_time}, {insulin}. The optic disc is {optic_disc_state}, vessels are "
+                    "{vessels_state}, and the macula is {macula_state}."),
+        "findings": ("An image from the {eye} eye of a {sex} patient, aged {age} years, {comorbidities}, "
+                    "{diabetes_time}, {insulin}. The optic disc is {optic_disc_state}, vessels are "
                     "{vessels_state}, and the macula is {macula_state}. Conditions include macular edema: "
                     "{macular_edema}, scar: {scar}, nevus: {nevus}, amd: {amd}, vascular occlusion: "
                     "{vascular_occlusion}, drusens: {drusens}, hemorrhage: {hemorrhage}, retinal "
@@ -60,6 +70,33 @@ TEMPLATES: dict[str, dict[str, str]] = {
                     "{indian}% are of Indian descent."),
     },
 }
+
+
+#: Prompt fields that carry (part of) the label, per dataset kind (protocol §7.2).
+LEAKY_FIELDS: dict[str, tuple[str, ...]] = {
+    "ham10000": ("dx_type",),
+    "brset": ("macular_edema", "scar", "nevus", "amd", "vascular_occlusion", "drusens", "hemorrhage",
+              "retinal_detachment", "myopic_fundus", "increased_cup_disc", "other"),
+    "satellitebench": ("date",),
+}
+
+
+def leak_warnings(kind: str, template: "PromptTemplate", label_column: str | None = None) -> list[str]:
+    """A warning when ``template`` uses label-related fields of ``kind`` (or the label column itself).
+
+    Examples
+    --------
+    >>> leak_warnings("ham10000", PromptTemplate("paper", TEMPLATES["ham10000"]["paper"]))[0][:46]
+    "prompt 'paper' carries label-related field(s) "
+    >>> leak_warnings("brset", PromptTemplate("default", TEMPLATES["brset"]["default"]))
+    []
+    """
+    leaky = set(LEAKY_FIELDS.get(kind, ())) | ({label_column} if label_column else set())
+    used = [f for f in template.fields if f in leaky]
+    if not used:
+        return []
+    return [f"prompt '{template.name}' carries label-related field(s) {used}: a text model reading them "
+            "partly reads the label (use --prompt default for leak-free text)"]
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,9 @@ from .splits import grouped_split, paper_split
 CITIES = {76001: "Cali", 5001: "Medellín", 50001: "Villavicencio", 54001: "Cúcuta", 73001: "Ibagué",
           68001: "Bucaramanga", 5360: "Itagüí", 8001: "Barranquilla", 41001: "Neiva", 23001: "Montería"}
 WINDOW = (201545, 201901)
-RGB = {"true": "bands=3,2,1&crop=224", "paper": "bands=1,2,3&crop=224&anchor=row"}
+RGB = {"true": "bands=3,2,1&crop=224", "paper": "bands=1,2,3&crop=224&anchor=row",
+       # inferred: get_datasets.ipynb divides the tiff by 255 before imsave; the conversion code is missing
+       "paper255": "bands=1,2,3&crop=224&anchor=row&div=255"}
 STATIC = {"age0_4": "Age0-4(%)", "age5_14": "Age5-14(%)", "afrocolombian": "AfrocolombianPopulation(%)",
           "indian": "IndianPopulation(%)"}
 FIELDS = ("city", "date") + tuple(STATIC)
@@ -275,8 +277,12 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
         Seed of both splits. ``paper`` is 60/20/20 (the paper's 936/312/312 on
         1,560 samples); ``grouped`` keeps each municipality in one split.
     layout : {"auto", "physionet", "metadengue"}
-    rgb : {"true", "paper"}
+    rgb : {"true", "paper", "paper255"}
         True-colour B4,B3,B2 or the paper's B2,B3,B4 (B,G,R order).
+        ``paper255`` also scales as the paper's notebook did, ``/255``
+        then saved as an 8-bit image (values above 255 saturate) — marked
+        *inferred*: the tiff-to-jpg step is not in the authors' repository.
+        ``paper`` rescales a non-8-bit image by its own maximum.
     window : (int, int)
         Exclusive epiweek bounds of the study window.
     median_over : {"window", "samples"}
@@ -291,7 +297,8 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     if not root.is_dir():
         raise InputError(f"SatelliteBench root {root} is not a directory")
     if rgb not in RGB:
-        raise InputError(f"rgb={rgb!r}: use 'true' (B4,B3,B2) or 'paper' (the paper's B,G,R order)")
+        raise InputError(f"rgb={rgb!r}: use 'true' (B4,B3,B2), 'paper' (the paper's B,G,R order) or "
+                         "'paper255' (B,G,R and the notebook's /255, inferred)")
     if median_over not in ("window", "samples"):
         raise InputError(f"median_over={median_over!r}: use 'window' or 'samples'")
     layout = detect_layout(root) if layout == "auto" else layout

@@ -1,0 +1,158 @@
+"""Honest cross-validation, input scaling, the linear probe and paired comparisons, on real stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedstore import Store
+from embedstore.compare import batch_metric, compare_settings, paired_bootstrap
+from embedstore.errors import InputError
+from embedstore.runs import list_runs
+from trainers.cv import fold_parts, grouped_folds
+from trainers.linear import C_GRID
+from trainers.synthetic import write_synthetic
+from trainers.train import train, train_arrays
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("cv") / "store")
+    info = write_synthetic(store, "grp", n=180, image_dim=12, text_dim=8, n_classes=3, signal=0.8, seed=3,
+                           group_size=3)
+    return store, info
+
+
+def test_folds_and_validation_parts_never_split_a_group():
+    rng = np.random.default_rng(1)
+    groups = rng.integers(0, 60, size=300)
+    y = np.array(["a", "b", "c"])[groups % 3]
+    for seed in (0, 1):
+        folds = grouped_folds(y, groups, k=5, seed=seed)
+        assert set(folds) == set(range(5))
+        for g in np.unique(groups):
+            assert len(set(folds[groups == g])) == 1
+        for f in range(5):
+            parts = fold_parts(y, groups, folds, f, val_fraction=0.2, seed=seed)
+            sets = {p: set(groups[rows]) for p, rows in parts.items()}
+            assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"]
+            assert not sets["val"] & sets["test"]
+            assert sorted(np.concatenate(list(parts.values()))) == list(range(300))
+    assert not np.array_equal(grouped_folds(y, groups, 5, 0), grouped_folds(y, groups, 5, 1))
+    with pytest.raises(InputError, match="number of groups"):
+        grouped_folds(y[:4], [0, 0, 1, 1], k=3, seed=0)
+
+
+def test_store_cv_records_fold_assignment_and_reads_no_test_row_before_selection(grouped):
+    store, info = grouped
+    res = train(store, "grp", image_model=info["image_model"], text_model=info["text_model"], fusion="early",
+                cv=3, repeats=2, seeds=1, epochs=4)
+    assert len(res.runs) == 6 and res.config["cv"]["k"] == 3
+    events = res.source.events
+    starts = [i for i, e in enumerate(events) if e[0] == "mark" and e[1].startswith("cv split")]
+    assert len(starts) == 6
+    for a, b in zip(starts, starts[1:] + [len(events)]):
+        seg = events[a:b]
+        selected = seg.index(("mark", "selected"))
+        test_reads = [i for i, e in enumerate(seg) if e[1] == "test" and e[0] in ("vectors", "iter")]
+        assert test_reads and min(test_reads) > selected          # test rows touched only after selection
+        assert seg.count(("vectors", "test")) == 1
+    # every sample is a test row exactly once per split seed, and no group is in two test folds
+    recs = list_runs(store, "grp", group_id=res.group_id)
+    samples = store.read("samples__grp").to_pandas().set_index("sample_id")["group_id"]
+    for split_seed in (0, 1):
+        tests = [r.config["cv"]["test"] for r in recs if r.config["cv"]["split_seed"] == split_seed]
+        flat = [s for t in tests for s in t]
+        assert sorted(flat) == sorted(samples.index)
+        group_sets = [set(samples[t]) for t in tests]
+        assert all(not (g1 & g2) for i, g1 in enumerate(group_sets) for g2 in group_sets[i + 1:])
+    assert all("test_pred" in r.metrics and len(r.metrics["test_pred"]) == len(r.config["cv"]["test"])
+               for r in recs)
+    assert recs[0].config["scaling"]["image"]["method"] == "standard"
+    assert recs[0].config["scaling"]["image"]["n_fit"] == recs[0].config["cv"]["rows"]["train"]
+
+
+def test_linear_probe_predictions_equal_sklearn_on_the_same_arrays():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 240
+    y = rng.integers(0, 3, n)
+    xi = rng.standard_normal((n, 10)) * 4 + y[:, None] * 0.7 + 5
+    xt = rng.standard_normal((n, 6)) + (y == 2)[:, None]
+    split = np.array(["train", "train", "train", "val", "test"] * (n // 5))
+    res = train_arrays(xi, xt, y.astype(str), split, fusion="linear", scale="standard")
+    run = res.runs[0]
+    tr, va, te = (split == s for s in ("train", "val", "test"))
+
+    def fused(rows):  # the reference: scalers fitted on train rows, text first
+        parts = [StandardScaler().fit(x[tr]).transform(x[rows]) for x in (xt, xi)]
+        return np.concatenate(parts, axis=1)
+
+    val_f1 = [f1_score(y[va], LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+                       .fit(fused(tr), y[tr]).predict(fused(va)), average="macro") for c in C_GRID]
+    best_c = C_GRID[int(np.argmax(val_f1))]
+    assert run.selection["C"] == best_c
+    ref = LogisticRegression(C=best_c, class_weight="balanced", max_iter=1000).fit(fused(tr), y[tr])
+    assert run.metrics["test_pred"] == ref.predict(fused(te)).tolist()
+    assert run.metrics["macro_f1"] == pytest.approx(f1_score(y[te], ref.predict(fused(te)), average="macro"))
+    assert run.cost["params"] == 3 * 16 + 3
+
+
+def test_scaling_is_fitted_on_training_rows_only_and_paper_mode_refuses_it():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((100, 4))
+    y = np.array(["a", "b"] * 50)
+    split = np.array(["train"] * 60 + ["val"] * 20 + ["test"] * 20)
+    a = train_arrays(x, None, y, split, fusion="linear", scale="standard")
+    x2 = x.copy()
+    x2[60:] += 100.0                                      # only val/test rows change
+    b = train_arrays(x2, None, y, split, fusion="linear", scale="standard")
+    assert a.config["scaling"]["image"]["params_sha256"] == b.config["scaling"]["image"]["params_sha256"]
+    assert a.config["scaling"]["image"]["n_fit"] == 60
+    with pytest.raises(InputError, match="paper mode"):
+        train_arrays(x, None, y, np.where(split == "val", "train", split), fusion="image", mode="paper",
+                     scale="standard")
+
+
+def test_paired_interval_matches_a_scipy_bootstrap_reference():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 150)
+    pa = np.where(rng.random(150) < 0.7, y, rng.integers(0, 3, 150))
+    pb = np.where(rng.random(150) < 0.6, y, rng.integers(0, 3, 150))
+    diff, low, high, _ = paired_bootstrap([(y, [pa], [pb])], n_classes=3, n_resamples=4000, seed=0)
+
+    def stat(yy, aa, bb):
+        return batch_metric(yy[None], aa[None], 3)[0] - batch_metric(yy[None], bb[None], 3)[0]
+
+    ref = bootstrap((y, pa, pb), stat, paired=True, vectorized=False, n_resamples=4000, method="percentile",
+                    random_state=1)
+    assert diff == pytest.approx(stat(y, pa, pb))
+    assert low == pytest.approx(ref.confidence_interval.low, abs=0.012)
+    assert high == pytest.approx(ref.confidence_interval.high, abs=0.012)
+
+
+def test_runs_compare_pairs_the_same_folds_and_prints_the_interval(grouped):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    store, info = grouped
+    kw = dict(image_model=info["image_model"], text_model=info["text_model"], cv=3, epochs=3)
+    a = train(store, "grp", fusion="linear", **kw)
+    b = train(store, "grp", fusion="image", **kw)
+    cmp = compare_settings(store, a.group_id, b.group_id)
+    assert cmp.n_pairs == 3 and cmp.n_rows == 180
+    assert cmp.difference == pytest.approx(a.mean["macro_f1"] - b.mean["macro_f1"])
+    assert cmp.low <= cmp.difference <= cmp.high
+    out = CliRunner().invoke(cli, ["--store", store.uri, "runs", "--compare", a.group_id, b.group_id])
+    assert out.exit_code == 0, out.output
+    assert "95% CI" in out.output and f"{cmp.difference:+.4f}" in out.output
+    other = train(store, "grp", fusion="image", cv=3, image_model=info["image_model"], epochs=2,
+                  cv_seed=9)
+    bad = CliRunner().invoke(cli, ["--store", store.uri, "runs", "--compare", a.group_id, other.group_id])
+    assert bad.exit_code != 0 and "share no fold" in bad.output and "Traceback" not in bad.output
