@@ -66,7 +66,7 @@ def resolve(model_id: str) -> ResolvedModel:
 
 
 def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str | None = None,
-                   **opts: Any) -> Extractor:
+                   backend: str | None = None, parity_gate: bool = True, **opts: Any) -> Extractor:
     """The extractor for ``model_id``; its identity is ready, the model loads on first use.
 
     Parameters
@@ -80,6 +80,15 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
     pooling : str, optional
         Override the default pooling (``cls``/``mean``/``pooler`` for vision,
         ``last_token``/``mean`` for causal LMs, ``mean``/``cls`` for encoders).
+    backend : {None, "torch", "onnx", "auto"}
+        What runs the forward (see :mod:`embedstore.extractors.backends`).
+        ``None`` takes the id's default: ``auto`` for the catalog's builtin
+        and paper encoders, else ``torch``. With ``onnx``, ``quantize="8bit"``
+        means ONNX Runtime dynamic int8.
+    parity_gate : bool
+        Refuse a fp32/bf16 path whose vectors differ from torch fp32 on the
+        probe batch (min per-row cosine < 0.999). Benchmarks turn it off to
+        measure; leave it on.
     **opts
         ``max_length`` for text models (the truncation length).
 
@@ -95,12 +104,21 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
     >>> ext.encode_texts(["a lesion on the back"]).shape  # doctest: +SKIP
     (1, 384)
     """
+    from .backends import choose
+
     resolved = resolve(model_id)
     default = known(resolved.model_id)
-    if quantize is None and default is not None:
-        quantize = default.quantize
     if default is not None:
         opts = {**default.options, **opts}
+    choice = choose(resolved.model_id, backend, quantize, default.backend if default else "torch",
+                    default.quantize if default else None)
+    ext = _torch_extractor(resolved, choice.quantize, pooling, opts)
+    ext.parity_gate = parity_gate
+    ext.use_backend(choice)
+    return ext
+
+
+def _torch_extractor(resolved: ResolvedModel, quantize: str, pooling: str | None, opts: dict[str, Any]) -> Extractor:
     if resolved.scheme == "builtin":
         from .builtin import load_builtin
 
