@@ -13,6 +13,7 @@ id                                        modalities  output
 ``open_clip:hf-hub:ORG/NAME``             both        e.g. BiomedCLIP
 ``builtin:minilm-l6``                     text        384-d, offline (``[offline]`` extra)
 ``builtin:efficientnet-lite0``            image       1280-d, offline (``[offline]`` extra)
+``gguf:FILE.gguf``, ``gguf:ORG/REPO/F``  text        llama.cpp, last token, one text per call
 a local directory / ``local:``            by config   as its family above
 ========================================  ==========  =====================================
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
 from .base import Extractor, ImagePreprocess
 from .registry import KnownModel, known, list_known
 from .resolve import ResolvedModel, canonical_id, fingerprint, hub_offline, split_scheme
@@ -54,6 +56,10 @@ def resolve(model_id: str) -> ResolvedModel:
         from .open_clip import resolve_open_clip
 
         return resolve_open_clip(cid, rest)
+    if scheme == "gguf":
+        from .gguf import resolve_gguf
+
+        return resolve_gguf(cid, rest)
     from pathlib import Path
 
     from .resolve import fingerprint as fp
@@ -110,6 +116,12 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
     default = known(resolved.model_id)
     if default is not None:
         opts = {**default.options, **opts}
+    if resolved.scheme == "gguf":
+        if backend not in (None, "auto"):
+            raise InputError(f"{resolved.model_id} runs on llama.cpp only: drop --backend {backend}")
+        from .gguf import GGUFEncoder
+
+        return GGUFEncoder(resolved, quantize=quantize, pooling=pooling, **opts)
     choice = choose(resolved.model_id, backend, quantize, default.backend if default else "torch",
                     default.quantize if default else None)
     ext = _torch_extractor(resolved, choice.quantize, pooling, opts)
