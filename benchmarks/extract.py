@@ -19,6 +19,10 @@
     encoders and DINOv2-base/CLIP-ViT-B/32-shaped models, end to end and bare,
     with parity figures (see :mod:`benchmarks.extract_backends`).
 
+(d) **LLaMA-shaped.** The same small Llama weights through llama.cpp Q8_0
+    (``gguf:``), bitsandbytes 8-bit and torch bf16: rows/s and the cosines
+    between them (see :mod:`benchmarks.extract_llama`).
+
 Data: real HAM10000 photos from ``../shared/data`` (``ham10000-sample70``,
 600x450 JPEG; ``ham10000-dev270``, 224x224 JPEG), ingested with the HAM10000
 adapter. Model: ``builtin:efficientnet-lite0`` (real ImageNet weights,
@@ -139,8 +143,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "extract.md"))
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of (c)")
-    ap.add_argument("--only", choices=["backends"], default=None,
-                    help="run section (c) only and splice it into the existing results file")
+    ap.add_argument("--only", choices=["backends", "llama"], default=None,
+                    help="run section (c) or (d) only and splice it into the existing results file")
     ap.add_argument("--write-table", action="store_true",
                     help="store (c)'s bare figures as embedstore/extractors/backend_table.json")
     args = ap.parse_args()
@@ -154,24 +158,40 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         info = machine()
-        if args.only != "backends":
+        rounds = 1 if args.quick else args.repeats
+        if args.only is None:
             pipe = [pipeline_ratio(tmp, f, args.batch_size, repeats) for f in folders]
             cache = [cached_ratio(tmp, f, args.batch_size) for f in folders]
             cli = [cli_runs(tmp, f, args.batch_size) for f in folders]
-        backends = _backends(tmp, 1 if args.quick else args.repeats, args.write_table, args.quick)
+        new = {}
+        if args.only in (None, "backends"):
+            new["backends"] = _backends(tmp, rounds, args.write_table, args.quick)
+        if args.only in (None, "llama"):
+            new["llama"] = _llama(tmp, rounds)
         info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f}"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    section = _spliced("backends", f"{backends}\nGenerated in the same run: {machine_md(info)}.\n")
-    if args.only == "backends":
-        old = out.read_text() if out.exists() else "# Extraction benchmark\n"
-        text = _drop("backends", old).rstrip() + "\n" + section
-        out.write_text(text)
-        print(section)
+    sections = "".join(_spliced(k, f"{v}\nGenerated in the same run: {machine_md(info)}.\n") for k, v in new.items())
+    old = out.read_text() if out.exists() else "# Extraction benchmark\n"
+    for k in new:
+        old = _drop(k, old)
+    if args.only is not None:
+        out.write_text(old.rstrip() + "\n" + sections)
+        print(sections)
         return
     text = render(pipe, cache, cli, info, args.batch_size, repeats, time.time() - start)
-    out.write_text(text + _kept_sections(_drop("backends", out.read_text()) if out.exists() else "") + section)
-    print(text + section)
+    out.write_text(text + _kept_sections(old) + sections)
+    print(text + sections)
+
+
+def _llama(tmp: Path, repeats: int) -> str:
+    from benchmarks import extract_llama as el
+    from embedstore import Store
+
+    src = Store(tmp / "src-llama")
+    _ingest(src, "ham10000-sample70", "ds")
+    texts = src.samples("ds", columns=["text"])["text"].to_pylist()[:32]
+    return el.render(el.run(texts, tmp, repeats), repeats)
 
 
 def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool) -> str:

@@ -139,10 +139,15 @@ class GGUFEncoder(Extractor):
         pool = {"last_token": llama_cpp.LLAMA_POOLING_TYPE_LAST, "mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN}
         from llama_cpp._utils import suppress_stdout_stderr
 
-        with suppress_stdout_stderr(disable=False):  # llama.cpp's C-level notes on model load
-            self.llm = llama_cpp.Llama(str(self.resolved.path), embedding=True, n_ctx=self.max_length,
-                                       n_batch=self.max_length, n_ubatch=self.max_length, n_threads=threads,
-                                       n_threads_batch=threads, pooling_type=pool[self.pooling], verbose=False)
+        try:
+            with suppress_stdout_stderr(disable=False):  # llama.cpp's C-level notes on model load
+                self.llm = llama_cpp.Llama(str(self.resolved.path), embedding=True, n_ctx=self.max_length,
+                                           n_batch=self.max_length, n_ubatch=self.max_length, n_threads=threads,
+                                           n_threads_batch=threads, pooling_type=pool[self.pooling], verbose=False)
+        except ValueError as exc:
+            raise InputError(f"llama.cpp cannot load {self.resolved.path} ({exc}); run "
+                             "python -c \"import llama_cpp; llama_cpp.Llama('FILE', verbose=True)\" to see why, "
+                             "or convert the model again") from None
 
     def _prepare_texts(self, texts: list[str]) -> list[str]:
         return [t.replace("\r\n", " ").replace("\n", " ") for t in texts]
