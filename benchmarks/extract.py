@@ -15,6 +15,14 @@
     libraries already imported; the same two runs through the CLI (new
     processes, imports included) are shown for reference.
 
+(c) **Backends.** Each backend against torch fp32 eager for the builtin
+    encoders and DINOv2-base/CLIP-ViT-B/32-shaped models, end to end and bare,
+    with parity figures (see :mod:`benchmarks.extract_backends`).
+
+(d) **LLaMA-shaped.** The same small Llama weights through llama.cpp Q8_0
+    (``gguf:``), bitsandbytes 8-bit and torch bf16: rows/s and the cosines
+    between them (see :mod:`benchmarks.extract_llama`).
+
 Data: real HAM10000 photos from ``../shared/data`` (``ham10000-sample70``,
 600x450 JPEG; ``ham10000-dev270``, 224x224 JPEG), ingested with the HAM10000
 adapter. Model: ``builtin:efficientnet-lite0`` (real ImageNet weights,
@@ -24,6 +32,7 @@ Usage::
 
     python benchmarks/extract.py            # writes benchmarks/results/extract.md
     python benchmarks/extract.py --quick    # one repeat, for a smoke run
+    python benchmarks/extract.py --only backends --write-table   # (c) only; stores the table auto reads
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 from benchmarks.benchlib import machine, machine_md, md_table  # noqa: E402
 
 MODEL = "builtin:efficientnet-lite0"
-DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("EMBEDSTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def _ingest(store, folder: str, name: str) -> None:
@@ -133,6 +142,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one repeat, small data only")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "extract.md"))
+    ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of (c)")
+    ap.add_argument("--only", choices=["backends", "llama"], default=None,
+                    help="run section (c) or (d) only and splice it into the existing results file")
+    ap.add_argument("--write-table", action="store_true",
+                    help="store (c)'s bare figures as embedstore/extractors/backend_table.json")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real data folder {DATA} is absent: this benchmark needs ../shared/data")
@@ -140,26 +154,77 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     folders = ["ham10000-sample70"] if args.quick else ["ham10000-sample70", "ham10000-dev270"]
     repeats = 1 if args.quick else 4
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         info = machine()
-        pipe = [pipeline_ratio(tmp, f, args.batch_size, repeats) for f in folders]
-        cache = [cached_ratio(tmp, f, args.batch_size) for f in folders]
-        cli = [cli_runs(tmp, f, args.batch_size) for f in folders]
+        rounds = 1 if args.quick else args.repeats
+        if args.only is None:
+            pipe = [pipeline_ratio(tmp, f, args.batch_size, repeats) for f in folders]
+            cache = [cached_ratio(tmp, f, args.batch_size) for f in folders]
+            cli = [cli_runs(tmp, f, args.batch_size) for f in folders]
+        new = {}
+        if args.only in (None, "backends"):
+            new["backends"] = _backends(tmp, rounds, args.write_table, args.quick)
+        if args.only in (None, "llama"):
+            new["llama"] = _llama(tmp, rounds)
         info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f}"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    sections = "".join(_spliced(k, f"{v}\nGenerated in the same run: {machine_md(info)}.\n") for k, v in new.items())
+    old = out.read_text() if out.exists() else "# Extraction benchmark\n"
+    for k in new:
+        old = _drop(k, old)
+    if args.only is not None:
+        out.write_text(old.rstrip() + "\n" + sections)
+        print(sections)
+        return
     text = render(pipe, cache, cli, info, args.batch_size, repeats, time.time() - start)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + _kept_sections(out))
-    print(text)
+    out.write_text(text + _kept_sections(old) + sections)
+    print(text + sections)
 
 
-def _kept_sections(out: Path) -> str:
+def _llama(tmp: Path, repeats: int) -> str:
+    from benchmarks import extract_llama as el
+    from embedstore import Store
+
+    src = Store(tmp / "src-llama")
+    _ingest(src, "ham10000-sample70", "ds")
+    texts = src.samples("ds", columns=["text"])["text"].to_pylist()[:32]
+    return el.render(el.run(texts, tmp, repeats), repeats)
+
+
+def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool) -> str:
+    from benchmarks import extract_backends as eb
+    from embedstore import Store
+
+    src = Store(tmp / "src-backends")
+    _ingest(src, "ham10000-sample70", "ds")
+    os.environ["EMBEDSTORE_BACKEND_TABLE"] = str(tmp / "no-user-table.json")  # the shipped table only
+    os.environ["EMBEDSTORE_ONNX_CACHE"] = str(tmp / "onnx")  # export afresh (export time is not timed)
+    results = eb.run(src, tmp, repeats, quick)
+    if write_table:
+        from embedstore.extractors.backends import TABLE_FILE
+
+        eb.write_table(results, TABLE_FILE)
+        results = eb.mark_defaults(results)
+    return eb.render(results, repeats)
+
+
+def _spliced(name: str, text: str) -> str:
+    return f"\n<!-- {name}: begin -->\n{text}<!-- {name}: end -->\n"
+
+
+def _drop(name: str, text: str) -> str:
+    import re
+
+    return re.sub(rf"\n?<!-- {name}: begin -->.*?<!-- {name}: end -->\n?", "", text, flags=re.S)
+
+
+def _kept_sections(old: str) -> str:
     """Sections other scripts spliced into the file (``<!-- NAME: begin -->`` ... ``<!-- NAME: end -->``)."""
     import re
 
-    old = out.read_text() if out.exists() else ""
     found = re.finditer(r"<!-- ([\w.]+): begin -->.*?<!-- \1: end -->", old, flags=re.S)
     return "".join("\n" + m.group(0) + "\n" for m in found)
 

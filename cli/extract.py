@@ -14,12 +14,18 @@ def render(report) -> str:
     rows = [{"modality": r.modality, "computed": r.computed, "reused": r.reused, "skipped": len(r.skipped),
              "rows/s": r.rows_per_s, "forwards": r.forward_calls, "version": r.version, "table": r.table}
             for r in report.results]
-    lines = [f"model {report.model_id}  model_key {report.model_key}",
+    parity = "".join(f"  parity {m} min cos {c:.5f}" for m, c in report.parity.items())
+    lines = [f"model {report.model_id}  model_key {report.model_key}  backend {report.backend} "
+             f"({report.backend_reason}){parity}",
              table(rows, ["modality", "computed", "reused", "skipped", "rows/s", "forwards", "version", "table"])]
     for s in report.skipped[:5]:
         lines.append(f"skipped {s.sample_id}: {s.reason}")
     if len(report.skipped) > 5:
         lines.append(f"... and {len(report.skipped) - 5} more skipped (full list with --json)")
+    if report.other_keys:
+        lines.append(f"this store also holds {report.model_id} vectors under model_key {', '.join(report.other_keys)} "
+                     "(another backend/dtype/setting): kept as they are; pass the same --backend/--quantize as "
+                     "then to extend those instead")
     if report.computed or report.reused:
         lines.append(f"new version(s) tagged {report.tag}")
     else:
@@ -35,8 +41,13 @@ def render(report) -> str:
 @click.option("--modality", type=click.Choice(["image", "text", "both"]), default="both", show_default=True,
               help="What to embed (both = every modality the model encodes).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per forward.")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "auto"]), default=None,
+              help="What runs the forwards (keyed: each backend has its own vectors). auto = the fastest backend "
+                   "that passed the parity gate in the measured table (see 'embedstore backends'). "
+                   "Default: auto for the builtin and paper encoders, else torch.")
 @click.option("--quantize", type=click.Choice(["8bit", "bf16", "none"]), default=None,
-              help="8bit (bitsandbytes, hf: text models), bf16, or none (fp32). Default: the model's default.")
+              help="8bit (bitsandbytes for hf: text models; int8 with --backend onnx), bf16 (torch autocast), "
+                   "or none (fp32). Default: the model's default.")
 @click.option("--pooling", default=None, help="Override pooling: cls|mean|pooler (vision), last_token|mean (LLM).")
 @click.option("--max-length", type=click.IntRange(min=1), default=None, help="Text truncation length in tokens.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Compute at most N missing rows per modality.")
@@ -50,8 +61,8 @@ def render(report) -> str:
               help="Ray cluster to join (auto, ray://HOST:10001). Default: a local Ray with this machine's CPUs.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray actors, i.e. model copies (default: cluster CPUs / --threads; --threads = CPUs per actor).")
-def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modality, batch_size, quantize, pooling,
-            max_length, limit, chunk_rows, threads, no_progress, engine, ray_address, workers):
+def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modality, batch_size, backend, quantize,
+            pooling, max_length, limit, chunk_rows, threads, no_progress, engine, ray_address, workers):
     """Embed DATASET with a frozen model, computing only what is missing.
 
     Identical content already embedded by the same model (any dataset) is
@@ -63,7 +74,8 @@ def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modalit
     Examples:
       embedstore extract ham10000 --model builtin:efficientnet-lite0 --modality image
       embedstore extract ham10000 --model builtin:minilm-l6 --modality text
-      embedstore extract brset --model hf:facebook/dinov2-base --modality image --quantize bf16
+      embedstore extract brset --model hf:facebook/dinov2-base --modality image --backend torch
+      embedstore extract ham10000 --model builtin:efficientnet-lite0 --backend onnx --quantize 8bit
       embedstore extract brset --model hf:meta-llama/Llama-2-7b-chat-hf --modality text --quantize 8bit
       embedstore extract brset --model hf-clip:openai/clip-vit-base-patch32 --batch-size 24
       embedstore extract brset --model builtin:minilm-l6 --engine ray --ray-address auto --workers 8
@@ -77,7 +89,7 @@ def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modalit
         report = run(store, dataset, model_id, modality=modality, batch_size=batch_size, quantize=quantize,
                      pooling=pooling, limit=limit, chunk_rows=chunk_rows, threads=threads,
                      progress=not no_progress and not as_json, engine=engine, ray_address=ray_address,
-                     workers=workers, **opts)
+                     workers=workers, backend=backend, **opts)
     except ExtractInterrupted as exc:
         click.echo(render(exc.report), err=True)
         click.echo(f"interrupted: {exc.report.computed} computed rows are committed; "
@@ -109,6 +121,42 @@ def models(ctx, store_uri, storage_options, as_json):
             if stored else "(none yet: run 'embedstore extract')"])
 
     emit(ctx, data, text)
+
+
+@command()
+@click.option("--measure", is_flag=True, help="Measure now and write the results to your backend table.")
+@click.option("--model", "model_ids", multiple=True, metavar="ID",
+              help="Model(s) to measure (default: the builtin encoders).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+def backends(ctx, store_uri, storage_options, as_json, measure, model_ids, batch_size, repeats, threads):
+    """Show (or --measure) the backend table that --backend auto picks from.
+
+    Each row: rows/s of a backend against torch fp32 eager on the same batch
+    in the same run, and the minimum per-row cosine against torch fp32; auto
+    takes the fastest row with cosine >= 0.999.
+
+    \b
+    Examples:
+      embedstore backends
+      embedstore backends --measure --model builtin:minilm-l6 --repeats 5
+    """
+    from embedstore.extractors.backends import backend_table, user_table_file
+
+    if measure:
+        from embedstore.extractors.measure import measure_backends
+
+        measure_backends(model_ids or ("builtin:efficientnet-lite0", "builtin:minilm-l6"), batch_size=batch_size,
+                         repeats=repeats, threads=threads, write=True)
+    data = backend_table()
+    rows = [dict(e, model_id=mid) for mid, es in sorted(data.items()) for e in es]
+
+    def text() -> str:
+        return "\n".join([table(rows, ["model_id", "modality", "backend", "dtype", "speedup", "min_cos"]),
+                          f"(your measurements: {user_table_file()})"])
+
+    emit(ctx, {"models": data, "user_table": str(user_table_file())}, text)
 
 
 def _dims(d: dict) -> str:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "cli.ingest:ingest",
     "extract": "cli.extract:extract",
     "models": "cli.extract:models",
+    "backends": "cli.extract:backends",
     "train": "cli.train:train",
     "runs": "cli.train:runs",
     "train-raw": "cli.raw:train_raw",

@@ -93,6 +93,16 @@ class ExtractReport:
     load_seconds : float
         Time spent loading the model (0 when nothing had to be computed).
     interrupted : bool
+    backend : str
+        ``torch``, ``onnxruntime`` or ``llama.cpp`` with its dtype, e.g. ``onnxruntime fp32``.
+    backend_reason : str
+        Why this backend (``requested``, ``model default``, or what ``auto`` read from the table).
+    parity : dict
+        Min per-row cosine vs torch fp32 on the probe batch, per modality
+        (empty when nothing ran or for the reference path).
+    other_keys : list of str
+        Other model_keys of the same model id already in the store (e.g.
+        vectors from another backend): kept, not used by this run.
     """
 
     dataset: str
@@ -102,6 +112,10 @@ class ExtractReport:
     results: list[ModalityResult] = field(default_factory=list)
     load_seconds: float = 0.0
     interrupted: bool = False
+    backend: str = "torch fp32"
+    backend_reason: str = ""
+    parity: dict[str, float] = field(default_factory=dict)
+    other_keys: list[str] = field(default_factory=list)
 
     @property
     def computed(self) -> int:
@@ -147,7 +161,7 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
             quantize: str | None = None, pooling: str | None = None, limit: int | None = None,
             chunk_rows: int = CHUNK_ROWS, progress: bool = True, extractor: Any = None,
             threads: int | None = None, engine: str = "local", ray_address: str | None = None,
-            workers: int | None = None, **opts: Any) -> ExtractReport:
+            workers: int | None = None, backend: str | None = None, **opts: Any) -> ExtractReport:
     """Embed the samples of ``dataset`` that are not embedded yet by ``model_id``.
 
     Parameters
@@ -184,6 +198,10 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         a local instance with this machine's CPUs and stop it at the end.
     workers : int, optional
         Ray actors (model copies); default: cluster CPUs / ``threads``.
+    backend : {None, "torch", "onnx", "auto"}
+        What runs the forwards (a keyed part of the identity; see
+        :mod:`embedstore.extractors.backends`). ``None`` = the model's
+        default (``auto`` for the builtin and paper encoders).
     **opts
         Extractor options (``max_length``).
 
@@ -211,12 +229,13 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         raise InputError(f"unknown modality {modality!r}: use image, text or both")
     from .engines import make_engine
 
-    ray_engine = make_engine(engine, model_id, extractor, quantize, pooling, opts, ray_address, workers, threads)
+    ray_engine = make_engine(engine, model_id, extractor, quantize, pooling, dict(opts, backend=backend),
+                             ray_address, workers, threads)
     store.samples(dataset, columns=["sample_id"])  # a clear error when the dataset is missing
     if extractor is None:
         from .extractors import load_extractor
 
-        extractor = load_extractor(model_id, quantize=quantize, pooling=pooling, **opts)
+        extractor = load_extractor(model_id, quantize=quantize, pooling=pooling, backend=backend, **opts)
     ident = extractor.identity
     if modality == "both":
         mods = [m for m in MODALITIES if m in ident.modalities]
@@ -251,8 +270,11 @@ class _Run:
         self.ext_loaded = False
 
     def report(self, interrupted: bool = False) -> ExtractReport:
+        ext = self.ext
+        others = sorted({m.key for m in self.store.models() if m.model_id == self.ident.model_id} - {self.ident.key})
         return ExtractReport(self.dataset, self.ident.model_id, self.ident.key, self.tag, list(self.results),
-                             self.load_seconds, interrupted)
+                             self.load_seconds, interrupted, f"{self.ident.backend} {self.ident.dtype}",
+                             getattr(ext, "backend_reason", ""), dict(getattr(ext, "parity", {})), others)
 
     def _version(self, table: str) -> int:
         return self.store.version(table) if self.store.has_table(table) else 0

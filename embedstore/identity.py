@@ -41,6 +41,13 @@ class ModelIdentity:
         ``fp32``, ``bf16`` or ``8bit``.
     truncation : int or None
         Maximum text tokens, if any.
+    backend : str
+        What runs the forward: ``torch`` (eager), ``onnxruntime`` or
+        ``llama.cpp`` (see :mod:`embedstore.extractors.backends`).
+    backend_version : str
+        Version of a non-torch backend's runtime (and of the exported graph's
+        opset), e.g. ``onnxruntime 1.31/opset 17``. Keyed: another runtime
+        version gives new keys.
     library_versions : dict
         Versions of torch/transformers/... (recorded, not part of the key).
 
@@ -49,6 +56,10 @@ class ModelIdentity:
     >>> a = ModelIdentity("hf:x", "abc", ("text",), {"text": 4})
     >>> b = ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, dtype="bf16")
     >>> a.key != b.key and len(a.key) == 16
+    True
+    >>> c = ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, backend="onnxruntime",
+    ...                   backend_version="onnxruntime 1.31/opset 17")
+    >>> c.key not in (a.key, b.key)
     True
     """
 
@@ -60,6 +71,8 @@ class ModelIdentity:
     pooling: str = ""
     dtype: str = "fp32"
     truncation: int | None = None
+    backend: str = "torch"
+    backend_version: str = ""
     library_versions: dict[str, str] = field(default_factory=dict, compare=False)
 
     def keyed_fields(self) -> dict[str, Any]:
@@ -67,6 +80,10 @@ class ModelIdentity:
         d = asdict(self)
         d.pop("library_versions")
         d["modalities"] = list(self.modalities)
+        if self.backend == "torch" and not self.backend_version:
+            # torch eager keys are those of embedstore 0.1 (torch's version is provenance,
+            # as before), so stores made before backends existed keep their vectors
+            del d["backend"], d["backend_version"]
         return d
 
     @property

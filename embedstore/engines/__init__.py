@@ -37,7 +37,11 @@ def make_engine(engine: str, model_id: str, extractor: Any, quantize: str | None
         return None
     from .ray_engine import RayEngine
 
+    opts = dict(opts)
+    backend = opts.pop("backend", None)
     if extractor is not None:  # workers rebuild it from its id; their model_key is checked against it
         model_id, quantize, pooling = extractor.resolved.model_id, extractor.dtype, extractor.identity.pooling
-    spec = {"model_id": model_id, "quantize": quantize, "pooling": pooling, "opts": dict(opts)}
+        backend = {"onnxruntime": "onnx"}.get(extractor.backend, extractor.backend)
+        quantize = {"int8": "8bit", "fp32": "none"}.get(quantize, quantize)
+    spec = {"model_id": model_id, "quantize": quantize, "pooling": pooling, "backend": backend, "opts": opts}
     return RayEngine(spec, address=address, workers=workers, cpus_per_worker=threads)

@@ -236,7 +236,7 @@ class EncodeActor:
         torch.set_num_threads(max(1, threads))
         self.modality = modality
         self.ext = load_extractor(spec["model_id"], quantize=spec.get("quantize"), pooling=spec.get("pooling"),
-                                  **spec.get("opts", {}))
+                                  backend=spec.get("backend"), **spec.get("opts", {}))
         got = self.ext.identity
         if got.key != expected_key:
             raise InputError(f"worker model {got.model_id} has model_key {got.key}, the driver expected "

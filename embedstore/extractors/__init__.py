@@ -13,6 +13,7 @@ id                                        modalities  output
 ``open_clip:hf-hub:ORG/NAME``             both        e.g. BiomedCLIP
 ``builtin:minilm-l6``                     text        384-d, offline (``[offline]`` extra)
 ``builtin:efficientnet-lite0``            image       1280-d, offline (``[offline]`` extra)
+``gguf:FILE.gguf``, ``gguf:ORG/REPO/F``  text        llama.cpp, last token, one text per call
 a local directory / ``local:``            by config   as its family above
 ========================================  ==========  =====================================
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
 from .base import Extractor, ImagePreprocess
 from .registry import KnownModel, known, list_known
 from .resolve import ResolvedModel, canonical_id, fingerprint, hub_offline, split_scheme
@@ -54,6 +56,10 @@ def resolve(model_id: str) -> ResolvedModel:
         from .open_clip import resolve_open_clip
 
         return resolve_open_clip(cid, rest)
+    if scheme == "gguf":
+        from .gguf import resolve_gguf
+
+        return resolve_gguf(cid, rest)
     from pathlib import Path
 
     from .resolve import fingerprint as fp
@@ -66,7 +72,7 @@ def resolve(model_id: str) -> ResolvedModel:
 
 
 def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str | None = None,
-                   **opts: Any) -> Extractor:
+                   backend: str | None = None, parity_gate: bool = True, **opts: Any) -> Extractor:
     """The extractor for ``model_id``; its identity is ready, the model loads on first use.
 
     Parameters
@@ -80,6 +86,15 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
     pooling : str, optional
         Override the default pooling (``cls``/``mean``/``pooler`` for vision,
         ``last_token``/``mean`` for causal LMs, ``mean``/``cls`` for encoders).
+    backend : {None, "torch", "onnx", "auto"}
+        What runs the forward (see :mod:`embedstore.extractors.backends`).
+        ``None`` takes the id's default: ``auto`` for the catalog's builtin
+        and paper encoders, else ``torch``. With ``onnx``, ``quantize="8bit"``
+        means ONNX Runtime dynamic int8.
+    parity_gate : bool
+        Refuse a fp32/bf16 path whose vectors differ from torch fp32 on the
+        probe batch (min per-row cosine < 0.999). Benchmarks turn it off to
+        measure; leave it on.
     **opts
         ``max_length`` for text models (the truncation length).
 
@@ -95,12 +110,27 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
     >>> ext.encode_texts(["a lesion on the back"]).shape  # doctest: +SKIP
     (1, 384)
     """
+    from .backends import choose
+
     resolved = resolve(model_id)
     default = known(resolved.model_id)
-    if quantize is None and default is not None:
-        quantize = default.quantize
     if default is not None:
         opts = {**default.options, **opts}
+    if resolved.scheme == "gguf":
+        if backend not in (None, "auto"):
+            raise InputError(f"{resolved.model_id} runs on llama.cpp only: drop --backend {backend}")
+        from .gguf import GGUFEncoder
+
+        return GGUFEncoder(resolved, quantize=quantize, pooling=pooling, **opts)
+    choice = choose(resolved.model_id, backend, quantize, default.backend if default else "torch",
+                    default.quantize if default else None)
+    ext = _torch_extractor(resolved, choice.quantize, pooling, opts)
+    ext.parity_gate = parity_gate
+    ext.use_backend(choice)
+    return ext
+
+
+def _torch_extractor(resolved: ResolvedModel, quantize: str, pooling: str | None, opts: dict[str, Any]) -> Extractor:
     if resolved.scheme == "builtin":
         from .builtin import load_builtin
 

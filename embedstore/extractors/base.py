@@ -137,8 +137,15 @@ class Extractor:
         self.resolved = resolved
         self.dtype = dtype
         self.forward_calls = 0
+        self.backend = "torch"  # set with use_backend(); see embedstore.extractors.backends
+        self.backend_version = ""
+        self.backend_reason = "torch"
+        self.parity: dict[str, float] = {}  # min cosine vs torch fp32 on the probe batch, per modality
+        self.parity_gate = True
+        self._runners: dict[str, Any] = {}
         self._loaded = False
         self._lock = threading.Lock()
+        self._runner_lock = threading.Lock()
         self._ident: ModelIdentity | None = None
 
     # -- identity --------------------------------------------------------
@@ -159,7 +166,19 @@ class Extractor:
                        truncation: int | None = None) -> ModelIdentity:
         return ModelIdentity(self.resolved.model_id, self.resolved.weights, tuple(m for m in ("image", "text")
                              if m in self.modalities), dims, preprocessing, pooling, self.dtype, truncation,
-                             library_versions=library_versions())
+                             self.backend, self.backend_version, library_versions=library_versions())
+
+    def use_backend(self, choice: Any) -> None:
+        """Run with a :class:`~embedstore.extractors.backends.BackendChoice` (before the first forward)."""
+        if choice.backend == "onnxruntime":
+            from .onnx import runtime_version
+
+            self.backend_version = runtime_version()
+            self.dtype = choice.dtype
+        elif choice.backend != "torch":
+            raise InputError(f"backend {choice.backend} cannot run {self.resolved.model_id}: use torch or onnx")
+        self.backend, self.backend_reason = choice.backend, choice.reason
+        self._ident = None
 
     # -- loading ---------------------------------------------------------
     def ensure_loaded(self) -> None:
@@ -173,10 +192,10 @@ class Extractor:
     def _load(self) -> None:
         raise NotImplementedError
 
-    def _autocast(self):
+    def _autocast(self, dtype: str | None = None):
         import torch
 
-        if self.dtype == "bf16" and getattr(self, "autocast_bf16", True):
+        if (dtype or self.dtype) == "bf16" and getattr(self, "autocast_bf16", True):
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -195,15 +214,46 @@ class Extractor:
         return self._prepare_texts(list(items))
 
     def forward(self, modality: str, batch: Any) -> np.ndarray:
-        """Run the model on a prepared batch → (n, d) float32 array."""
-        import torch
-
+        """Run the model on a prepared batch → (n, d) float32 array (through the backend, once gated)."""
         self._check(modality)
         self.ensure_loaded()
-        with torch.inference_mode(), self._autocast():
-            out = self._forward_images(batch) if modality == "image" else self._forward_texts(batch)
+        run = self._runner(modality)
+        out = run(batch) if run is not None else self._torch_forward(modality, batch, self.dtype)
         self.forward_calls += 1
+        return out
+
+    def _torch_forward(self, modality: str, batch: Any, dtype: str) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), self._autocast(dtype):
+            out = self._forward_images(batch) if modality == "image" else self._forward_texts(batch)
         return out.float().cpu().numpy().astype(np.float32, copy=False)
+
+    def _runner(self, modality: str):
+        """The gated non-reference forward of ``modality``, built on first use (``None`` = torch as loaded)."""
+        if modality in self._runners:
+            return self._runners[modality]
+        with self._runner_lock:
+            if modality not in self._runners:
+                self._runners[modality] = self._build_runner(modality)
+        return self._runners[modality]
+
+    def _build_runner(self, modality: str):
+        from .backends import gate
+
+        if self.backend == "onnxruntime":
+            from .onnx import OnnxRunner
+
+            runner = OnnxRunner(self, modality)
+            gate(self, modality, runner, f"onnxruntime {self.dtype}", runner.fix)
+            return runner
+        if self.dtype == "bf16" and getattr(self, "autocast_bf16", True):  # the fp32 weights are at hand
+            def run(batch):
+                return self._torch_forward(modality, batch, "bf16")
+
+            gate(self, modality, run, "torch bf16 autocast", "use --quantize none")
+            return run
+        return None
 
     def encode_images(self, images: Sequence[Any]) -> np.ndarray:
         """Embed PIL images → (n, d) float32."""

@@ -29,6 +29,9 @@ class KnownModel:
         Where it comes from / what it is for.
     options : dict
         Other defaults passed to the extractor.
+    backend : str
+        Default ``--backend``: ``auto`` (the fastest gated backend of the
+        measured table) for the builtin and paper encoders, else ``torch``.
     """
 
     model_id: str
@@ -38,27 +41,34 @@ class KnownModel:
     quantize: str | None
     note: str
     options: dict = field(default_factory=dict)
+    backend: str = "torch"
 
 
 _BOTH = ("image", "text")
 KNOWN: tuple[KnownModel, ...] = (
     KnownModel("hf:facebook/dinov2-base", ("image",), {"image": 768}, "cls", None,
-               "paper image encoder: DINOv2 ViT-B/14, CLS after final norm, squash 224 + ImageNet norm"),
+               "paper image encoder: DINOv2 ViT-B/14, CLS after final norm, squash 224 + ImageNet norm",
+               backend="auto"),
     KnownModel("hf:facebook/dinov2-small", ("image",), {"image": 384}, "cls", None, "DINOv2 ViT-S/14"),
     KnownModel("hf:facebook/dinov2-large", ("image",), {"image": 1024}, "cls", None, "DINOv2 ViT-L/14"),
     KnownModel("hf:facebook/dinov2-giant", ("image",), {"image": 1536}, "cls", None, "DINOv2 ViT-g/14"),
     KnownModel("hf:meta-llama/Llama-2-7b-chat-hf", ("text",), {"text": 4096}, "last_token", "8bit",
-               "paper text encoder: LLaMA-2-7B chat, last-token hidden state, 8-bit (bitsandbytes), 512 tokens"),
+               "paper text encoder, approximated: LLaMA-2-7B chat, last-token hidden state, 8-bit bitsandbytes "
+               "(LLM.int8, not the paper's llama.cpp Q8_0: use the gguf: id for the paper's numerics), 512 tokens"),
+    KnownModel("gguf:TheBloke/Llama-2-7b-Chat-GGUF/llama-2-7b-chat.Q8_0.gguf", ("text",), {"text": 4096},
+               "last_token", None, "paper text encoder as the paper ran it: llama.cpp Q8_0, one text per call, "
+               "last-token state after the final norm, 512-token context", backend="auto"),
     KnownModel("hf-clip:openai/clip-vit-base-patch32", _BOTH, {"image": 512, "text": 512}, "clip_projection", None,
-               "paper VLM: CLIP ViT-B/32 (transformers), L2-normalised, 77 tokens"),
+               "paper VLM: CLIP ViT-B/32 (transformers), L2-normalised, 77 tokens", backend="auto"),
     KnownModel("open_clip:ViT-B-32/openai", _BOTH, {"image": 512, "text": 512}, "clip_projection", None,
                "the same CLIP weights through open_clip"),
     KnownModel("open_clip:hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", _BOTH,
                {"image": 512, "text": 512}, "clip_projection", None, "BiomedCLIP (medical CLIP, PubMedBERT text tower)"),
     KnownModel("builtin:minilm-l6", ("text",), {"text": 384}, "mean", None,
-               "offline: all-MiniLM-L6-v2 from the embedstore[offline] extra (demo default)"),
+               "offline: all-MiniLM-L6-v2 from the embedstore[offline] extra (demo default)", backend="auto"),
     KnownModel("builtin:efficientnet-lite0", ("image",), {"image": 1280}, "mean", None,
-               "offline: ImageNet EfficientNet-Lite0 from the embedstore[offline] extra (demo default)"),
+               "offline: ImageNet EfficientNet-Lite0 from the embedstore[offline] extra (demo default)",
+               backend="auto"),
 )
 
 

@@ -9,6 +9,8 @@ Accepted id forms (the scheme picks the loader):
 * ``open_clip:ARCH/PRETRAINED`` (a tag or a checkpoint file),
   ``open_clip:hf-hub:ORG/NAME``, ``open_clip:local-dir:/dir``;
 * ``builtin:NAME`` — encoders whose weights ship inside a Python package;
+* ``gguf:/path/model.gguf`` or ``gguf:ORG/REPO/FILE.gguf`` — llama.cpp
+  (see :mod:`embedstore.extractors.gguf`);
 * a bare local directory (or ``local:/dir``), and a bare ``ORG/NAME`` (= ``hf:``).
 
 Hub ids resolve through the local Hugging Face cache. When the hub is
@@ -32,9 +34,9 @@ from typing import Any, Iterator
 
 from ..errors import InputError, ModelNotAvailableError
 
-SCHEMES = ("hf", "hf-clip", "open_clip", "builtin")
+SCHEMES = ("hf", "hf-clip", "open_clip", "builtin", "gguf")
 ACCEPTED = ("hf:ORG/NAME, hf-clip:ORG/NAME, open_clip:ARCH/PRETRAINED, open_clip:hf-hub:ORG/NAME, "
-            "builtin:NAME, or a local model directory")
+            "builtin:NAME, gguf:FILE.gguf, gguf:ORG/REPO/FILE.gguf, or a local model directory")
 #: Hub files fetched for a transformers model (weights in safetensors when available).
 HF_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.safetensors"]
 HF_FALLBACK_WEIGHTS = ["pytorch_model*.bin"]
@@ -120,6 +122,9 @@ def canonical_id(model_id: str) -> str:
         return f"builtin:{rest}"
     if scheme == "open_clip":
         return "open_clip:" + _canonical_open_clip(rest)
+    if scheme == "gguf" or (scheme is None and rest.endswith(".gguf")):
+        local = Path(rest).expanduser()
+        return "gguf:" + (str(local.resolve()) if _is_local(rest) else rest)
     if _is_local(rest):  # a path, bare or after hf:/hf-clip:/local:
         path = Path(rest)
         return f"{_local_scheme(path, scheme)}:{_local_target(path)}"
