@@ -3,11 +3,15 @@
 Commands use :func:`command` instead of ``click.command`` to get ``--store``,
 ``--storage-option`` and ``--json``, and to turn every
 :class:`~embedstore.errors.EmbedstoreError` (and ``KeyboardInterrupt``) into a
-one-line message with a non-zero exit.
+one-line message with a non-zero exit. Any other exception (a full disk, an
+unwritable path, a Lance/pyarrow error) becomes one line too
+(:func:`error_line`); ``--debug`` or ``EMBEDSTORE_DEBUG=1`` shows the full
+traceback instead.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -90,6 +94,56 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root().obj or {}
+    return bool(root.get("debug")) or os.environ.get("EMBEDSTORE_DEBUG", "") not in ("", "0", "false")
+
+
+_OS_ERRORS = (  # (errno, text lance/polars/pyarrow put in their messages, what it means and the fix)
+    (errno.ENOSPC, ("no space left on device", "os error 28"),
+     "disk full: nothing committed was lost (the store stays at its last commit); "
+     "free space, then re-run the same command to resume"),
+    (errno.EACCES, ("permission denied", "os error 13"),
+     "permission denied: make the path writable or pass another one"),
+    (errno.EROFS, ("read-only file system", "os error 30"),
+     "read-only file system: pass a path on a writable disk"),
+    (errno.ENOENT, ("no such file or directory", "os error 2"),
+     "no such file or directory: create the folder first or pass an existing path"),
+)
+
+
+def error_line(exc: BaseException) -> str:
+    """One actionable line for an error met at the CLI boundary that is not an EmbedstoreError.
+
+    Disk, permission and missing-path errors (whether raised by Python, Lance,
+    pyarrow or polars) are named with the path and the fix; anything else
+    gives its type and first line, and points to ``--debug``.
+
+    Examples
+    --------
+    >>> import errno
+    >>> error_line(OSError(errno.ENOSPC, "No space left on device", "/mnt/s/x.lance"))
+    '/mnt/s/x.lance: disk full: nothing committed was lost (the store stays at its last commit); free space, then re-run the same command to resume'
+    >>> error_line(ValueError("bad\\nmore"))
+    'ValueError: bad (re-run with --debug or EMBEDSTORE_DEBUG=1 for the traceback)'
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    low = text.lower()
+    for code, needles, meaning in _OS_ERRORS:
+        if getattr(exc, "errno", None) == code or any(n in low for n in needles):
+            where = getattr(exc, "filename", None) or _path_in(text)
+            return f"{where}: {meaning}" if where else meaning
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:300]} (re-run with --debug or EMBEDSTORE_DEBUG=1 for the traceback)"
+
+
+def _path_in(text: str) -> str | None:
+    import re
+
+    m = re.search(r"(/[^\s,;:'\"()]+)", text)
+    return m.group(1) if m else None
+
+
 def command(name: str | None = None, **kwargs: Any):
     """``click.command`` plus ``--store``, ``--storage-option``, ``--json`` and error handling."""
 
@@ -105,6 +159,12 @@ def command(name: str | None = None, **kwargs: Any):
             except KeyboardInterrupt:
                 click.echo("interrupted: committed work is kept; re-run the same command to resume", err=True)
                 sys.exit(130)
+            except click.ClickException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the CLI boundary: one line unless --debug
+                if _debug(args[0]):
+                    raise
+                raise click.ClickException(error_line(exc)) from None
 
         wrapper = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(wrapper)
         wrapper = click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",

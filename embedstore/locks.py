@@ -8,6 +8,9 @@ exclusive ``flock`` on ``<lock dir>/<table>.lock``.
   ``kill -9`` never blocks anyone: the next writer simply acquires it.
 * The holder writes ``pid@host since <time>`` into the lock file, and a writer
   that times out names that holder and the file in its error.
+* The table name is validated (:func:`embedstore.schema.check_table_name`)
+  and the lock path asserted to lie inside the lock dir before anything is
+  created, so a name such as ``../../x`` touches no file.
 * For local stores the lock dir is ``<store>/_locks``; for object-store URIs
   it is ``$EMBEDSTORE_LOCK_DIR`` (point every machine of a lab at one shared
   directory) or, failing that, a per-machine directory under the user cache.
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError, StoreLockedError
+from .schema import check_table_name
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("EMBEDSTORE_LOCK_TIMEOUT", "300"))
 
@@ -40,7 +44,10 @@ def table_lock(lock_dir: Path, table: str, timeout: float = DEFAULT_TIMEOUT_S) -
     ...     waited < 1.0
     True
     """
-    path = lock_dir / f"{table}.lock"
+    path = lock_dir / f"{check_table_name(table)}.lock"
+    if path.resolve().parent != lock_dir.resolve():  # never a file outside the lock dir
+        raise InputError(f"writer lock {path} would lie outside the lock directory {lock_dir}: "
+                         "use a table listed by 'embedstore info'")
     try:
         lock_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

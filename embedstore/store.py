@@ -39,6 +39,7 @@ import pyarrow as pa
 from .data import DataMixin
 from .errors import InputError, NotFoundError
 from .locks import table_lock
+from .schema import check_table_name
 from .neighbors import NeighborsMixin
 from .registry import RegistryMixin
 from .versions import VersionsMixin
@@ -232,6 +233,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
 
     def open_table(self, name: str, version: int | str | None = None):
         """Open table ``name`` as of ``version`` (int or tag), default latest."""
+        check_table_name(name)
         try:
             tbl = self.db.open_table(name)
         except (ValueError, FileNotFoundError) as exc:
