@@ -112,18 +112,28 @@ _OS_ERRORS = (  # (errno, text lance/polars/pyarrow put in their messages, what 
 )
 
 
-def error_line(exc: BaseException) -> str:
+def _store_uri(ctx: click.Context, kw: dict[str, Any]) -> str:
+    from embedstore.store import resolve_uri
+
+    return resolve_uri(kw.get("store_uri") or (ctx.find_root().obj or {}).get("store_uri"))
+
+
+def error_line(exc: BaseException, store_uri: str | None = None) -> str:
     """One actionable line for an error met at the CLI boundary that is not an EmbedstoreError.
 
     Disk, permission and missing-path errors (whether raised by Python, Lance,
-    pyarrow or polars) are named with the path and the fix; anything else
-    gives its type and first line, and points to ``--debug``.
+    pyarrow or polars) are named with the path and the fix (a Lance error
+    names no path: it is the store's, ``store_uri``); anything else gives its
+    type and first line, and points to ``--debug``.
 
     Examples
     --------
     >>> import errno
     >>> error_line(OSError(errno.ENOSPC, "No space left on device", "/mnt/s/x.lance"))
     '/mnt/s/x.lance: disk full: nothing committed was lost (the store stays at its last commit); free space, then re-run the same command to resume'
+    >>> error_line(RuntimeError("LanceError(IO): No space left on device (os error 28), /src/io/commit.rs:16:50"),
+    ...            "/mnt/s")
+    'store /mnt/s: disk full: nothing committed was lost (the store stays at its last commit); free space, then re-run the same command to resume'
     >>> error_line(ValueError("bad\\nmore"))
     'ValueError: bad (re-run with --debug or EMBEDSTORE_DEBUG=1 for the traceback)'
     """
@@ -132,6 +142,8 @@ def error_line(exc: BaseException) -> str:
     for code, needles, meaning in _OS_ERRORS:
         if getattr(exc, "errno", None) == code or any(n in low for n in needles):
             where = getattr(exc, "filename", None) or _path_in(text)
+            if not where and "lance" in low and store_uri:
+                where = f"store {store_uri}"
             return f"{where}: {meaning}" if where else meaning
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first[:300]} (re-run with --debug or EMBEDSTORE_DEBUG=1 for the traceback)"
@@ -140,8 +152,10 @@ def error_line(exc: BaseException) -> str:
 def _path_in(text: str) -> str | None:
     import re
 
-    m = re.search(r"(/[^\s,;:'\"()]+)", text)
-    return m.group(1) if m else None
+    for m in re.finditer(r"(/[^\s,;:'\"()]+)", text):
+        if not m.group(1).endswith(".rs"):  # Rust source locations in Lance messages are not the user's files
+            return m.group(1)
+    return None
 
 
 def command(name: str | None = None, **kwargs: Any):
@@ -164,7 +178,7 @@ def command(name: str | None = None, **kwargs: Any):
             except Exception as exc:  # noqa: BLE001 - the CLI boundary: one line unless --debug
                 if _debug(args[0]):
                     raise
-                raise click.ClickException(error_line(exc)) from None
+                raise click.ClickException(error_line(exc, _store_uri(args[0], kw))) from None
 
         wrapper = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(wrapper)
         wrapper = click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",

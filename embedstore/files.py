@@ -38,8 +38,8 @@ def read_vector(path: str | os.PathLike) -> np.ndarray:
         try:
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"vector file {path}: not a readable .npy array ({' '.join(str(exc).split())[:120]}); "
-                             "save it with numpy.save") from None
+            raise InputError(f"vector file {path}: not a readable .npy array ({type(exc).__name__}); save it with "
+                             "numpy.save, or write the numbers as text in a file not named .npy") from None
         if not np.issubdtype(arr.dtype, np.number):
             raise InputError(f"vector file {path}: holds {arr.dtype} values, not numbers; save a numeric array")
         return arr.astype(np.float32).reshape(-1)

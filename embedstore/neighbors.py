@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from .errors import InputError, NotFoundError
 from .identity import ModelIdentity
-from .keys import NO_ALIGNMENT
+from .keys import NO_ALIGNMENT, check_name
 from .sql import eq, isin, rows_matching, within
 
 METRICS = ("cosine", "l2", "dot")
@@ -129,6 +129,7 @@ class NeighborsMixin:
             raise InputError("neighbors: give exactly one of a vector (--vector-file) or a sample id (--sample)")
         if int(k) < 1:
             raise InputError(f"neighbors: k must be at least 1, got {k}")
+        check_name(dataset)
         identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
         table = self._emb_table(identity, modality, dim)
         width = int(dim) if dim is not None else identity.dim(modality)

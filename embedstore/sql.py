@@ -90,7 +90,8 @@ def rows_matching(ds, where: str, *, what: str = "--where") -> np.ndarray:
     """Sorted row ids of the Lance dataset ``ds`` that satisfy the user filter ``where``.
 
     The filter is evaluated alone, never joined to another clause; intersect
-    the result with a scope using :func:`within`.
+    the result with a scope using :func:`within`. It must be one complete
+    expression: trailing text (``x = 1 junk``, ``x = 1; …``) is an error.
 
     Raises
     ------
@@ -106,14 +107,25 @@ def rows_matching(ds, where: str, *, what: str = "--where") -> np.ndarray:
     [1, 2]
     """
     try:
-        ids = ds.to_table(columns=[], with_row_id=True, filter=where)["_rowid"].to_numpy()
+        # In parentheses, on lines of its own: Lance ignores text after a complete expression
+        # ("x = 1 junk", "x = 1; ..."), which must be an error, not a silently shorter filter.
+        ids = ds.to_table(columns=[], with_row_id=True, filter=f"(\n{where}\n)")["_rowid"].to_numpy()
     except Exception as exc:  # lance raises ValueError/OSError/RuntimeError for bad SQL
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        detail = re.sub(r"^(LanceError\(\w+\):\s*)+", "", detail)[:200]
+        detail = _lance_detail(exc)
         cols = ", ".join(f.name for f in ds.schema if f.name != "vector")
         raise InputError(f"bad {what} filter {where!r}: {detail}; write one SQL condition on the columns "
                          f"{cols}, e.g. \"sample_id != 'x'\"") from None
     return np.sort(ids.astype(np.uint64, copy=False))
+
+
+def _lance_detail(exc: BaseException) -> str:
+    """The useful part of a Lance/DataFusion filter error (no Rust source paths, no column dump)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = re.sub(r",?\s*/\S*\.rs:\d+:\d+", "", text)
+    text = re.sub(r"\s*Valid fields are [^.]*\.", "", text)
+    text = re.sub(r"(LanceError\(\w+\):|Invalid user input:|Invalid input,)\s*", "", text)
+    text = text.replace("SELECT 1 FROM t WHERE ( ", "").replace("SELECT 1 FROM t WHERE ", "")
+    return text[:200].rstrip(". ")
 
 
 def within(scope: np.ndarray, rowids: np.ndarray) -> np.ndarray:
