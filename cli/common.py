@@ -173,7 +173,7 @@ def command(name: str | None = None, **kwargs: Any):
             except KeyboardInterrupt:
                 click.echo("interrupted: committed work is kept; re-run the same command to resume", err=True)
                 sys.exit(130)
-            except click.ClickException:
+            except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
                 raise
             except Exception as exc:  # noqa: BLE001 - the CLI boundary: one line unless --debug
                 if _debug(args[0]):
