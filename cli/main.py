@@ -67,9 +67,11 @@ class LazyGroup(click.Group):
                    "or ~/.local/share/embedstore/store.")
 @click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
               help="LanceDB storage option for object stores (repeatable).")
+@click.option("--debug", is_flag=True, envvar="EMBEDSTORE_DEBUG",
+              help="Show full Python tracebacks instead of one-line errors (also EMBEDSTORE_DEBUG=1).")
 @click.version_option(package_name="embedstore")
 @click.pass_context
-def cli(ctx: click.Context, store_uri: str | None, storage_options: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, store_uri: str | None, storage_options: tuple[str, ...], debug: bool) -> None:
     """Compute-once multimodal embeddings in a versioned LanceDB store.
 
     \b
@@ -83,6 +85,7 @@ def cli(ctx: click.Context, store_uri: str | None, storage_options: tuple[str, .
     ctx.ensure_object(dict)
     ctx.obj["store_uri"] = store_uri
     ctx.obj["storage_options"] = storage_options
+    ctx.obj["debug"] = debug
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -77,21 +77,14 @@ def neighbors(ctx, store_uri, storage_options, as_json, dataset, model, modality
       embedstore neighbors ham10000 --model builtin:efficientnet-lite0 \\
           --modality image --sample ISIC_0024306 -k 5
     """
-    vector = _load_vector(vector_file) if vector_file else None
+    from embedstore.files import read_vector
+
+    vector = read_vector(vector_file) if vector_file else None
     res = get_store(ctx, store_uri, storage_options).neighbors(
         dataset, model, modality, vector=vector, sample_id=sample_id, k=k, metric=metric,
         where=where, alignment_key=alignment_key, use_index=use_index)
     rows = res.to_pylist()
     emit(ctx, rows, lambda: table(rows, ["sample_id", "distance"]))
-
-
-def _load_vector(path: str):
-    import numpy as np
-
-    if path.endswith(".npy"):
-        return np.load(path).reshape(-1)
-    with open(path) as fh:
-        return np.array([float(x) for x in fh.read().replace(",", " ").split()], dtype=np.float32)
 
 
 @command()

@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import EmbedstoreError, InputError
 from .keys import NO_ALIGNMENT, stable_hash
+from .sql import all_of, eq
 
 METHOD = "gapshift"
 MATCH_METHODS = (None, "interp")
@@ -399,8 +400,7 @@ def _count(store, model_key: str, modality: str, dim: int, dataset: str, key: st
     table = embeddings_table(model_key, modality, dim)
     if not store.has_table(table):
         return 0
-    dataset, key = (str(v).replace("'", "''") for v in (dataset, key))
-    return store.open_table(table).count_rows(f"dataset = '{dataset}' AND alignment_key = '{key}'")
+    return store.open_table(table).count_rows(all_of(eq("dataset", dataset), eq("alignment_key", key)))
 
 
 def aligned(store, dataset: str, alignment_key: str, modality: str, *,

@@ -19,13 +19,10 @@ from .identity import MODALITIES, ModelIdentity
 from .keys import NO_ALIGNMENT, check_name, row_key
 from .schema import (EMB_KEY, SAMPLE_CORE, SAMPLES_PREFIX, embeddings_schema,
                      embeddings_table, parse_embeddings_table, samples_table)
+from .sql import all_of, eq, isin
 
 Format = Literal["arrow", "polars", "numpy"]
 HASH_COLUMN = {"image": "image_sha256", "text": "text_sha256"}
-
-
-def _q(value: str) -> str:
-    return str(value).replace("'", "''")
 
 
 def _check_modality(modality: str) -> str:
@@ -105,7 +102,7 @@ class DataMixin:
         if split is not None:
             col = self.split_column(dataset, split_by)
             values = [split] if isinstance(split, str) else list(split)
-            where = f"{col} IN ({', '.join(repr(_q(v)) for v in values)})"
+            where = isin(col, values)
         data = self.read(table, version=version, columns=columns, where=where)
         return _convert(data, as_)
 
@@ -191,7 +188,7 @@ class DataMixin:
             raise NotFoundError(f"no {modality} embeddings for model {identity.model_id} ({identity.key}) "
                                 f"in store {self.uri}: run 'embedstore extract {dataset} --model {identity.model_id}'")
         data = self.read(table, version=version, columns=["sample_id", "content_sha256", "vector"],
-                         where=f"dataset = '{_q(dataset)}' AND alignment_key = '{_q(alignment_key)}'")
+                         where=all_of(eq("dataset", dataset), eq("alignment_key", alignment_key)))
         if split is not None:
             import pyarrow.compute as pc
 
@@ -232,7 +229,7 @@ class DataMixin:
         table = self._emb_table(identity, modality)
         if self.has_table(table):
             have = pl.from_arrow(self.read(table, columns=["dataset", "sample_id", "content_sha256"],
-                                           where=f"alignment_key = '{NO_ALIGNMENT}'"))
+                                           where=eq("alignment_key", NO_ALIGNMENT)))
             mine = have.filter(pl.col("dataset") == dataset).select(
                 pl.col("sample_id"), pl.col("content_sha256").alias(hash_col))
             samples = samples.join(mine, on=["sample_id", hash_col], how="anti")
@@ -263,7 +260,7 @@ class DataMixin:
         if need.height == 0:
             return None
         src = pl.from_arrow(self.read(table, columns=["content_sha256", "vector"],
-                                      where=f"alignment_key = '{NO_ALIGNMENT}'"))
+                                      where=eq("alignment_key", NO_ALIGNMENT)))
         src = src.unique(subset="content_sha256", keep="first").rename({"content_sha256": hash_col})
         hit = need.join(src, on=hash_col, how="inner")
         if hit.height == 0:
@@ -278,12 +275,14 @@ def export_embeddings(store, dataset: str, model: str | ModelIdentity, modality:
     """Write a dataset's embeddings joined with labels and splits to ``.parquet`` or ``.csv``.
 
     CSV gets one column per dimension (``<modality>_0``...); Parquet keeps a
-    list column. Returns the number of rows written.
+    list column. Missing parent folders of ``out`` are created. Returns the
+    number of rows written.
     """
     import polars as pl
 
-    if not str(out).endswith((".parquet", ".csv")):
-        raise InputError(f"export target {out}: the file name must end in .parquet or .csv")
+    from .files import output_file
+
+    out = output_file(out, (".parquet", ".csv"), "export target")
     emb = pl.from_arrow(store.embeddings(dataset, model, modality, alignment_key=alignment_key, version=version))
     samples = pl.from_arrow(store.samples(dataset))
     keep = ["sample_id", "label"] + [c for c in samples.columns if c.startswith(("split_", "label_"))]

@@ -48,8 +48,25 @@ class ModelIdentity:
         Version of a non-torch backend's runtime (and of the exported graph's
         opset), e.g. ``onnxruntime 1.31/opset 17``. Keyed: another runtime
         version gives new keys.
+    code_version : int
+        Version of embedstore's own preprocessing and pooling code that
+        produced the vectors (see "Code versions" below).
     library_versions : dict
         Versions of torch/transformers/... (recorded, not part of the key).
+
+    Code versions
+    -------------
+    The weights and declared settings do not cover embedstore's own code:
+    a fix to its image preprocessing or pooling changes the vectors of an
+    unchanged identity. The rule: **whoever changes the output of that code
+    bumps its version in the same commit** —
+    :data:`embedstore.extractors.base.SHARED_CODE_VERSION` for the shared
+    image loading/preprocessing, or the extractor class's ``code_version``
+    for its own pooling. ``code_version`` is their sum (both only ever grow,
+    so a bump never repeats an older value) and enters :attr:`key`, so the
+    next extract re-computes instead of serving the old vectors.
+    ``code_version == 0`` (the code of release 0.1) is left out of the key,
+    so every key, and every store, written by that release stays valid.
 
     Examples
     --------
@@ -60,6 +77,10 @@ class ModelIdentity:
     >>> c = ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, backend="onnxruntime",
     ...                   backend_version="onnxruntime 1.31/opset 17")
     >>> c.key not in (a.key, b.key)
+    True
+    >>> a.key  # as in release 0.1
+    'e5bf72c0d379c584'
+    >>> ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, code_version=1).key != a.key
     True
     """
 
@@ -73,12 +94,15 @@ class ModelIdentity:
     truncation: int | None = None
     backend: str = "torch"
     backend_version: str = ""
+    code_version: int = 0
     library_versions: dict[str, str] = field(default_factory=dict, compare=False)
 
     def keyed_fields(self) -> dict[str, Any]:
-        """The fields that define :attr:`key` (all but library versions)."""
+        """The fields that define :attr:`key` (all but library versions; ``code_version`` when nonzero)."""
         d = asdict(self)
         d.pop("library_versions")
+        if not d["code_version"]:
+            d.pop("code_version")  # release 0.1 keys stay valid
         d["modalities"] = list(self.modalities)
         if self.backend == "torch" and not self.backend_version:
             # torch eager keys are those of embedstore 0.1 (torch's version is provenance,
@@ -113,4 +137,5 @@ class ModelIdentity:
         """
         d = json.loads(text)
         d["modalities"] = tuple(d["modalities"])
+        d.setdefault("code_version", 0)  # registered by release 0.1
         return cls(**d)

@@ -9,7 +9,8 @@ Multi-band GeoTIFFs (SatelliteBench) are read with ``tifffile``; a ref may
 carry a band selection fragment, e.g. ``img.tiff#bands=3,2,1&crop=224``
 (0-based band indices into the file's bands, and a centre crop size);
 ``anchor=row`` centres the crop on the row midpoint on both axes, as the
-SatelliteBench paper code did. :func:`read_bands` returns all bands.
+SatelliteBench paper code did. :func:`read_bands` returns all bands. A ``#``
+inside a file name is fine (:func:`split_ref` / :func:`join_ref`).
 """
 
 from __future__ import annotations
@@ -27,14 +28,51 @@ MAX_PIXELS = 89_478_485
 def split_ref(ref: str) -> tuple[str, dict[str, str]]:
     """Split ``path#k=v&k2=v2`` into the path and its options.
 
+    The fragment is what follows the *last* ``#``, and only when it is
+    empty or made of ``k=v`` pairs; otherwise the ``#`` belongs to the file
+    name. So ``scan#1.png`` is a file name, and a file whose name itself ends
+    like a fragment is written with an empty one (``a#crop=1#``, see
+    :func:`join_ref`). Every ref written by earlier releases reads the same.
+
     Examples
     --------
     >>> split_ref("a.tiff#bands=3,2,1&crop=224")
     ('a.tiff', {'bands': '3,2,1', 'crop': '224'})
+    >>> split_ref("scans/scan#1.png")
+    ('scans/scan#1.png', {})
+    >>> split_ref("sat#2.tiff#bands=0")
+    ('sat#2.tiff', {'bands': '0'})
+    >>> split_ref("odd#crop=1#")
+    ('odd#crop=1', {})
     """
-    path, _, frag = str(ref).partition("#")
-    opts = dict(p.split("=", 1) for p in frag.split("&") if "=" in p)
-    return path, opts
+    ref = str(ref)
+    path, sep, frag = ref.rpartition("#")
+    if not sep:
+        return ref, {}
+    parts = frag.split("&") if frag else []
+    if not all("=" in p and p.split("=", 1)[0] for p in parts):
+        return ref, {}  # not a fragment: the '#' is part of the file name
+    return path, dict(p.split("=", 1) for p in parts)
+
+
+def join_ref(path: str, fragment: str = "") -> str:
+    """The ``image_ref`` of ``path`` with an optional ``k=v&...`` fragment (inverse of :func:`split_ref`).
+
+    A path that would otherwise read back as a path plus a fragment gets an
+    explicit empty fragment, so that it always reads back as itself.
+
+    Examples
+    --------
+    >>> join_ref("a.tiff", "bands=0")
+    'a.tiff#bands=0'
+    >>> join_ref("scan#1.png")
+    'scan#1.png'
+    >>> join_ref("odd#crop=1")
+    'odd#crop=1#'
+    """
+    if fragment or split_ref(path)[0] != path:
+        return f"{path}#{fragment}"
+    return path
 
 
 def load_image(ref: str):

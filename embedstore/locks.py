@@ -20,6 +20,9 @@ the lock is an efficiency measure, not a safety one.
   that machine only. Run ``compact``/``cleanup`` of an object store from one
   machine (e.g. one nightly job); it is still correct, only wasteful, if two
   machines run it at once.
+* The table name is validated (:func:`embedstore.schema.check_table_name`)
+  and the lock path asserted to lie inside the lock dir before anything is
+  created, so a name such as ``../../x`` touches no file.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError, StoreLockedError
+from .schema import check_table_name
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("EMBEDSTORE_LOCK_TIMEOUT", "300"))
 
@@ -67,7 +71,10 @@ def table_lock(lock_dir: Path, table: str, timeout: float = DEFAULT_TIMEOUT_S) -
     ...     waited < 1.0
     True
     """
-    path = lock_dir / f"{table}.lock"
+    path = lock_dir / f"{check_table_name(table)}.lock"
+    if path.resolve().parent != lock_dir.resolve():  # never a file outside the lock dir
+        raise InputError(f"writer lock {path} would lie outside the lock directory {lock_dir}: "
+                         "use a table listed by 'embedstore info'")
     try:
         lock_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

@@ -5,8 +5,10 @@ table's matrix, which is read once per (table, version, dataset, alignment)
 and cached on the :class:`~embedstore.store.Store` (a small LRU bounded by
 ``$EMBEDSTORE_NEIGHBORS_CACHE_MB``, default 1024). A new write makes a new
 version, so the cache can never serve stale vectors. ``where`` filters are
-evaluated by LanceDB on the scalar columns of the same version and applied as
-a prefilter mask, so filtered results are exact too. ``engine="lance"``
+evaluated by LanceDB on the scalar columns of the same version, on their own,
+and intersected with the (dataset, alignment) scope (:mod:`embedstore.sql`):
+a filter can only narrow that scope, never widen it, and filtered results
+are exact too. ``engine="lance"``
 runs LanceDB's own flat scan (``bypass_vector_index``) instead; it is slower
 (about 25-50 ms per query at 16k x 512 on 2 cores, see
 ``benchmarks/results/store.md``) and returns the same rows.
@@ -37,16 +39,13 @@ import pyarrow as pa
 
 from .errors import InputError, NotFoundError
 from .identity import ModelIdentity
-from .keys import NO_ALIGNMENT
+from .keys import NO_ALIGNMENT, check_name
+from .sql import eq, isin, rows_matching, within
 
 METRICS = ("cosine", "l2", "dot")
 ENGINES = ("numpy", "lance")
 _MIN_CANDIDATES = 64
 _BLAS = None  # threadpoolctl controller, created on first use
-
-
-def _q(value: str) -> str:
-    return str(value).replace("'", "''")
 
 
 @dataclass
@@ -130,28 +129,29 @@ class NeighborsMixin:
             raise InputError("neighbors: give exactly one of a vector (--vector-file) or a sample id (--sample)")
         if int(k) < 1:
             raise InputError(f"neighbors: k must be at least 1, got {k}")
+        check_name(dataset)
         identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
         table = self._emb_table(identity, modality, dim)
         width = int(dim) if dim is not None else identity.dim(modality)
         if not self.has_table(table):
             raise NotFoundError(f"no {modality} embeddings for {identity.model_id} in store {self.uri}")
-        base = [f"dataset = '{_q(dataset)}'", f"alignment_key = '{_q(alignment_key)}'"]
+        base = [eq("dataset", dataset), eq("alignment_key", alignment_key)]
         if not use_index and engine == "numpy":
             return self._exact_neighbors(table, width, base, dataset, modality,
                                          vector, sample_id, int(k), metric, where, version, exclude_self)
         filters = list(base)
         if sample_id is not None:
             row = self.read(table, version=version, columns=["vector"],
-                            where=" AND ".join(filters + [f"sample_id = '{_q(sample_id)}'"]))
+                            where=" AND ".join(filters + [eq("sample_id", sample_id)]))
             if row.num_rows == 0:
                 raise NotFoundError(f"sample '{sample_id}' has no {modality} embedding in dataset '{dataset}'")
             vector = row["vector"][0].as_py()
             if exclude_self:
-                filters.append(f"sample_id != '{_q(sample_id)}'")
+                filters.append(f"NOT ({eq('sample_id', sample_id)})")
         query = _check_query(vector, width)
-        if where:
-            filters.append(f"({where})")
         tbl = self.open_table(table, version)
+        if where:  # evaluated alone, then narrowed to the scope: it can never widen it
+            filters.append(isin("sample_id", _ids_matching(tbl.to_lance(), base, where)))
         search = (tbl.search(query, vector_column_name="vector").distance_type(metric)
                   .where(" AND ".join(filters), prefilter=True).limit(k)
                   .select(["sample_id", "_distance"]))
@@ -172,9 +172,8 @@ class NeighborsMixin:
         ds = self.open_table(table, version).to_lance()
         entry = self._cached_matrix(table, ds, base)
         mask = None
-        if where:
-            hit = ds.to_table(columns=[], with_row_id=True,
-                              filter=" AND ".join(base + [f"({where})"]))["_rowid"].to_numpy()
+        if where:  # evaluated alone, then narrowed to the cached scope: it can never widen it
+            hit = within(entry.rowids, rows_matching(ds, where))
             mask = np.zeros(len(entry.ids), dtype=bool)
             mask[entry.positions_of(hit)] = True
         if sample_id is not None:
@@ -249,6 +248,13 @@ class NeighborsMixin:
                                         nprobes=nprobes, refine_factor=refine_factor)["sample_id"].to_pylist())
             hits += len(exact & approx) / max(1, len(exact))
         return hits / max(1, len(queries))
+
+
+def _ids_matching(ds, base: list[str], where: str) -> list[str]:
+    """Sample ids inside the scope ``base`` that also satisfy the user filter ``where``."""
+    scope = ds.to_table(columns=["sample_id"], with_row_id=True, filter=" AND ".join(base))
+    keep = np.isin(scope["_rowid"].to_numpy(), rows_matching(ds, where))
+    return [s for s, k in zip(scope["sample_id"].to_pylist(), keep) if k]
 
 
 def _check_query(vector, dim: int) -> np.ndarray:

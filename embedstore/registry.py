@@ -19,6 +19,7 @@ import pyarrow as pa
 from .errors import KeyCollisionError, NotFoundError
 from .identity import ModelIdentity
 from .schema import ALIGNMENTS, ALIGNMENTS_SCHEMA, MODELS, MODELS_SCHEMA
+from .sql import eq
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class RegistryMixin:
     def _model_row(self, key: str) -> dict[str, Any] | None:
         if not self.has_table(MODELS):
             return None
-        rows = self.read(MODELS, where=f"model_key = '{_q(key)}'").to_pylist()
+        rows = self.read(MODELS, where=eq("model_key", key)).to_pylist()
         return rows[0] if rows else None
 
     def models(self) -> list[ModelIdentity]:
@@ -114,7 +115,7 @@ class RegistryMixin:
             "registered_at": [time.strftime("%Y-%m-%dT%H:%M:%S")],
         }, schema=ALIGNMENTS_SCHEMA)
         if self.has_table(ALIGNMENTS) and self.read(
-                ALIGNMENTS, where=f"alignment_key = '{_q(alignment_key)}'").num_rows:
+                ALIGNMENTS, where=eq("alignment_key", alignment_key)).num_rows:
             return alignment_key
         self.upsert(ALIGNMENTS, row, key="alignment_key", schema=ALIGNMENTS_SCHEMA, tag=tag)
         return alignment_key
@@ -144,8 +145,3 @@ def _canonical(ref: str) -> str:
         return canonical_id(ref)
     except EmbedstoreError:
         return ref
-
-
-def _q(value: str) -> str:
-    """Escape a value for a single-quoted SQL literal."""
-    return str(value).replace("'", "''")

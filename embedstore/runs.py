@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from .errors import NotFoundError
 from .schema import RUNS
+from .sql import eq
 
 _JSON_FIELDS = ("model_keys", "alignment_keys", "table_versions", "config", "history", "metrics",
                 "environment")
@@ -155,16 +156,12 @@ def record_run(store, record: RunRecord):
     return store.upsert(RUNS, data, key="run_id", schema=RUNS_SCHEMA)
 
 
-def _q(value: str) -> str:
-    return str(value).replace("'", "''")
-
-
 def list_runs(store, dataset: str | None = None, *, group_id: str | None = None,
               kind: str | None = None) -> list[RunRecord]:
     """Recorded runs, oldest first, optionally of one dataset / group / kind."""
     if not store.has_table(RUNS):
         return []
-    clauses = [f"{col} = '{_q(v)}'" for col, v in (("dataset", dataset), ("group_id", group_id), ("kind", kind))
+    clauses = [eq(col, v) for col, v in (("dataset", dataset), ("group_id", group_id), ("kind", kind))
                if v is not None]
     rows = store.read(RUNS, where=" AND ".join(clauses) or None).to_pylist()
     return [RunRecord.from_row(r) for r in sorted(rows, key=lambda r: (r["created_at"], r["run_id"]))]
@@ -179,7 +176,7 @@ def get_run(store, run_id: str) -> RunRecord:
         When no such run is recorded.
     """
     if store.has_table(RUNS):
-        rows = store.read(RUNS, where=f"run_id = '{_q(run_id)}'").to_pylist()
+        rows = store.read(RUNS, where=eq("run_id", run_id)).to_pylist()
         if rows:
             return RunRecord.from_row(rows[0])
     raise NotFoundError(f"no run '{run_id}' in store {store.uri}: see 'embedstore runs'")

@@ -23,9 +23,11 @@ Granularity
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 
-from .keys import check_name
+from .keys import _NAME_RE as _DATASET_RE, check_name
 
 SAMPLES_PREFIX = "samples__"
 EMB_PREFIX = "emb__"
@@ -33,6 +35,8 @@ MODELS = "models"
 ALIGNMENTS = "alignments"
 RUNS = "runs"
 SAMPLE_KEY = "sample_id"
+_EMB_RE = re.compile(r"^emb__(image|text)__[A-Za-z0-9]{1,64}__[0-9]{1,6}$")
+_PLAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 EMB_KEY = "row_key"
 
 #: Columns every samples table has (adapters add splits, labels, metadata).
@@ -62,6 +66,39 @@ def embeddings_table(model_key: str, modality: str, dim: int) -> str:
     'emb__image__0123456789abcdef__768'
     """
     return f"{EMB_PREFIX}{modality}__{model_key}__{int(dim)}"
+
+
+def check_table_name(name: str) -> str:
+    """Validate a table name against the layout above before any file or lock is touched.
+
+    Accepted: ``models``, ``alignments``, ``runs``, ``samples__<dataset>``
+    (a valid dataset name), ``emb__<image|text>__<model_key>__<dim>``, and
+    other plain names (letters, digits, ``_ . -``, as used by scratch tables
+    in examples). Anything with a path character (``/``, ``\\``, ``..``) or
+    a malformed ``samples__``/``emb__`` name is refused.
+
+    Examples
+    --------
+    >>> check_table_name("emb__text__abc123__384")
+    'emb__text__abc123__384'
+    >>> check_table_name("../../x")
+    Traceback (most recent call last):
+    ...
+    embedstore.errors.InputError: invalid table name '../../x': use a table listed by 'embedstore info' (samples__<dataset>, emb__<modality>__<model_key>__<dim>, models, alignments, runs)
+    """
+    if isinstance(name, str):
+        if name.startswith(SAMPLES_PREFIX):
+            ok = _DATASET_RE.match(name[len(SAMPLES_PREFIX):]) is not None
+        elif name.startswith(EMB_PREFIX):
+            ok = _EMB_RE.match(name) is not None
+        else:
+            ok = _PLAIN_RE.match(name) is not None
+        if ok and ".." not in name:
+            return name
+    from .errors import InputError
+
+    raise InputError(f"invalid table name {name!r}: use a table listed by 'embedstore info' (samples__<dataset>, "
+                     "emb__<modality>__<model_key>__<dim>, models, alignments, runs)")
 
 
 def parse_embeddings_table(name: str) -> tuple[str, str, int] | None:

@@ -45,6 +45,7 @@ import pyarrow as pa
 from .data import DataMixin
 from .errors import InputError, NotFoundError
 from .locks import maintenance_lock_dir
+from .schema import check_table_name
 from .neighbors import NeighborsMixin
 from .registry import RegistryMixin
 from .schema import keyed_schema
@@ -243,6 +244,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
 
     def open_table(self, name: str, version: int | str | None = None):
         """Open table ``name`` as of ``version`` (int or tag), default latest."""
+        check_table_name(name)
         try:
             tbl = self.db.open_table(name)
         except (ValueError, FileNotFoundError) as exc:

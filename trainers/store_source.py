@@ -43,14 +43,11 @@ from embedstore.errors import InputError, NotFoundError
 from embedstore.keys import NO_ALIGNMENT
 from embedstore.prefetch import prefetch
 from embedstore.schema import embeddings_table, samples_table
+from embedstore.sql import eq
 
 from .loader import Batch, Source, _slices, encode_labels, epoch_order, label_codes
 
 PATHS = ("auto", "memory", "stream")
-
-
-def _q(value: str) -> str:
-    return str(value).replace("'", "''")
 
 
 @dataclass
@@ -161,7 +158,7 @@ class StoreSource(Source):
         self.events.append(("labels", split))
         cols = ["sample_id", self.label_column] + [f"{m}_sha256" for m in self.tables]
         tbl = self._ds[self.samples_table].to_table(
-            columns=cols, filter=f"{self.split_column} = '{_q(split)}'")
+            columns=cols, filter=eq(self.split_column, split))
         out = {c: tbl[c] for c in cols}
         out["labeled"] = tbl[self.label_column].is_valid().to_numpy(zero_copy_only=False)
         out["label"] = np.asarray(tbl[self.label_column].to_pylist(), dtype=object).astype(str)
@@ -297,7 +294,7 @@ def _find_table(store, identity, modality: str, alignment_key: str, dim: int | N
                                 f"run 'embedstore extract' with that model first")
         return name
     hits = [t for t in store.embedding_tables(identity.key, modality)
-            if store.open_table(t).count_rows(f"alignment_key = '{_q(alignment_key)}'")]
+            if store.open_table(t).count_rows(eq("alignment_key", alignment_key))]
     if not hits:
         raise NotFoundError(f"no {modality} embeddings of model {identity.model_id} under alignment "
                             f"'{alignment_key}': run the alignment first (see 'embedstore info')")

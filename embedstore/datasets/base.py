@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Sequence
 import pyarrow as pa
 
 from ..errors import InputError
-from ..images import load_image
+from ..images import join_ref, load_image
 from ..keys import sha256_file, sha256_text
 from .prompts import PromptTemplate
 
@@ -57,7 +57,7 @@ class Sample:
     @property
     def image_ref(self) -> str:
         """The path plus its ``#bands=...`` fragment, as :func:`load_image` reads it."""
-        return f"{self.image_path}#{self.fragment}" if self.fragment else self.image_path
+        return join_ref(self.image_path, self.fragment)
 
 
 @dataclass(frozen=True)

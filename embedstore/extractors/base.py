@@ -26,6 +26,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: Version of embedstore's shared image code (``embedstore.images.load_image``
+#: / ``to_rgb`` and :class:`ImagePreprocess`). Rule: bump it in the same commit
+#: as any change that alters their output for the same settings; it is added
+#: to every extractor's ``code_version`` in the model identity, so every
+#: ``model_key`` changes and stores re-extract (see
+#: :class:`~embedstore.identity.ModelIdentity`, "Code versions").
+SHARED_CODE_VERSION = 0
 QUANTIZE = {None: "fp32", "none": "fp32", "fp32": "fp32", "bf16": "bf16", "8bit": "8bit"}
 
 
@@ -132,6 +139,10 @@ class Extractor:
     """
 
     modalities: tuple[str, ...] = ()
+    #: Version of this class's own preprocessing/pooling code. Rule: bump it in
+    #: the same commit as any change that alters its vectors for the same
+    #: weights and settings (0 = release 0.1; see :data:`SHARED_CODE_VERSION`).
+    code_version: int = 0
 
     def __init__(self, resolved: ResolvedModel, *, dtype: str = "fp32") -> None:
         self.resolved = resolved
@@ -166,7 +177,9 @@ class Extractor:
                        truncation: int | None = None) -> ModelIdentity:
         return ModelIdentity(self.resolved.model_id, self.resolved.weights, tuple(m for m in ("image", "text")
                              if m in self.modalities), dims, preprocessing, pooling, self.dtype, truncation,
-                             self.backend, self.backend_version, library_versions=library_versions())
+                             self.backend, self.backend_version,
+                             code_version=SHARED_CODE_VERSION + self.code_version,
+                             library_versions=library_versions())
 
     def use_backend(self, choice: Any) -> None:
         """Run with a :class:`~embedstore.extractors.backends.BackendChoice` (before the first forward)."""
