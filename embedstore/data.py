@@ -42,12 +42,15 @@ class DataMixin:
         """Names of the datasets that have a samples table."""
         return [t[len(SAMPLES_PREFIX):] for t in self.list_tables() if t.startswith(SAMPLES_PREFIX)]
 
-    def write_samples(self, dataset: str, rows: pa.Table, *, tag: str | None = None):
+    def write_samples(self, dataset: str, rows: pa.Table, *, tag: str | None = None, prune: bool = False):
         """Upsert sample rows of ``dataset`` keyed by ``sample_id``.
 
         Identical rows are skipped, so re-ingesting unchanged data creates no
         new version. ``rows`` must have the core columns of
         :data:`embedstore.schema.SAMPLE_CORE` and at least one ``split_*``.
+        With ``prune`` the stored rows absent from ``rows`` are deleted in
+        the same commit. Every write checks that no ``group_id`` ends up in
+        two ``split_grouped`` values (:func:`embedstore.reingest.check_group_splits`).
 
         Returns
         -------
@@ -59,7 +62,16 @@ class DataMixin:
             raise InputError(f"samples for '{dataset}' lack columns {missing}; found {rows.column_names}")
         if not any(c.startswith("split_") for c in rows.column_names):
             raise InputError(f"samples for '{dataset}' need at least one split_<name> column")
-        return self.upsert(samples_table(dataset), rows, key="sample_id", tag=tag, skip_unchanged=True)
+        if "group_id" in rows.column_names and "split_grouped" in rows.column_names:
+            from .reingest import after_write, check_group_splits
+
+            table = samples_table(dataset)
+            stored = (self.read(table, columns=["sample_id", "group_id", "split_grouped"])
+                      if self.has_table(table) and {"group_id", "split_grouped"} <= set(
+                          self.open_table(table).schema.names) else None)
+            check_group_splits(dataset, after_write(stored, rows, prune=prune))
+        return self.upsert(samples_table(dataset), rows, key="sample_id", tag=tag, skip_unchanged=True,
+                           prune=prune)
 
     def split_column(self, dataset: str, split_by: str | None = None) -> str:
         """The ``split_<name>`` column to use: ``split_by`` or the default.

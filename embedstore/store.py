@@ -85,6 +85,8 @@ class WriteResult:
         Table version after the write (unchanged when nothing was written).
     inserted, updated, unchanged : int
         Rows inserted, overwritten, and skipped because identical.
+    deleted : int
+        Rows removed because absent from the data (``prune=True``).
     retries : int
         Retryable commit conflicts that were retried.
     lock_wait_s : float
@@ -101,11 +103,12 @@ class WriteResult:
     retries: int = 0
     lock_wait_s: float = 0.0
     tag: str | None = None
+    deleted: int = 0
 
     @property
     def changed(self) -> bool:
         """True when the write created a new version."""
-        return (self.inserted + self.updated) > 0
+        return (self.inserted + self.updated + self.deleted) > 0
 
 
 class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
@@ -285,7 +288,8 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
 
     # -- the single write path -------------------------------------------
     def upsert(self, name: str, data: pa.Table, key: str, *, tag: str | None = None,
-               skip_unchanged: bool = False, schema: pa.Schema | None = None) -> WriteResult:
+               skip_unchanged: bool = False, schema: pa.Schema | None = None,
+               prune: bool = False) -> WriteResult:
         """Keyed upsert of ``data`` into table ``name``; the only write path.
 
         Rows whose ``key`` exists are overwritten, others inserted. With
@@ -303,6 +307,9 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         skip_unchanged : bool
         schema : pyarrow.Schema, optional
             Schema of the table when it must be created.
+        prune : bool
+            Also delete the stored rows whose key is absent from ``data``, in
+            the same commit (the table then holds exactly ``data``).
 
         Returns
         -------
@@ -328,29 +335,37 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             data = data.select(schema.names).cast(schema)
         with table_lock(self.lock_dir, name) as waited:
             exists = self._committed(name)
-            unchanged = 0
+            unchanged, doomed = 0, 0
+            if exists and prune:
+                import pyarrow.compute as pc
+
+                stored = self.read(name, columns=[key])[key]
+                doomed = int(pc.sum(pc.invert(pc.is_in(stored, value_set=keys))).as_py() or 0)
             if exists and skip_unchanged and data.num_rows:
-                before = data.num_rows
-                data = _drop_identical(self.read(name), data, key)
-                unchanged = before - data.num_rows
-            if data.num_rows == 0:
+                fresh = _drop_identical(self.read(name), data, key)
+                unchanged = data.num_rows - fresh.num_rows
+                data = fresh if not doomed else data  # a pruning commit must carry every kept key
+            if data.num_rows == 0 and not doomed:
                 # Nothing new: no version, and no tag (the version was tagged when written).
                 version = self.version(name) if exists else 0
                 return WriteResult(name, version, unchanged=unchanged, lock_wait_s=waited)
-            result, retries = _with_retries(lambda: self._commit(name, data, key, exists, schema))
+            result, retries = _with_retries(lambda: self._commit(name, data, key, exists, schema, bool(doomed)))
             version, inserted, updated = result
+            updated = max(0, updated - (unchanged if doomed else 0))
             if tag:
                 self._tag_locked(name, tag, version)
-        return WriteResult(name, version, inserted, updated, unchanged, retries, waited, tag)
+        return WriteResult(name, version, inserted, updated, unchanged, retries, waited, tag, doomed)
 
     def _commit(self, name: str, data: pa.Table, key: str, exists: bool,
-                schema: pa.Schema | None) -> tuple[int, int, int]:
+                schema: pa.Schema | None, prune: bool = False) -> tuple[int, int, int]:
         if not exists:
             tbl = self.db.create_table(name, data, schema=schema, exist_ok=False)
             return int(tbl.version), data.num_rows, 0
         tbl = self.db.open_table(name)
-        res = (tbl.merge_insert(key).when_matched_update_all()
-               .when_not_matched_insert_all().execute(data))
+        builder = tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
+        if prune:
+            builder = builder.when_not_matched_by_source_delete()
+        res = builder.execute(data)
         return int(res.version), int(res.num_inserted_rows), int(res.num_updated_rows)
 
 
