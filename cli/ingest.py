@@ -18,8 +18,8 @@ def render(report) -> str:
     lines = [f"ingested {report.kind} from {report.root} as dataset '{report.dataset}' "
              f"(prompt {report.prompt_name})",
              f"rows: {report.rows_total} valid, {report.rows_written} written "
-             f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged, "
-             f"{report.removed} removed), "
+             f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged"
+             + (f", {report.removed} removed" if report.removed else "") + "), "
              f"{len(report.skipped)} skipped"]
     splits = list(report.class_counts)
     labels = sorted({lab for counts in report.class_counts.values() for lab in counts})
