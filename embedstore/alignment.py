@@ -289,7 +289,7 @@ def alignment_key_of(settings: dict[str, Any]) -> str:
 def align(store, dataset: str, *, image_model: str, text_model: str, lam: float = 1.0,
           noise_std: float = 0.0, seed: int = 0, match: Literal["interp"] | None = None,
           fit_on: Literal["train", "all"] = "train", split_by: str | None = None,
-          tag: str | None = None) -> AlignmentResult:
+          tag: str | None = None, source: Any = None) -> AlignmentResult:
     """Align a dataset's stored image and text embeddings with :class:`GapShift`.
 
     Reads the unaligned vectors of both models, fits the gap (on the
@@ -315,6 +315,14 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
         Split column for ``fit_on="train"`` (default: the store's default split).
     tag : str, optional
         Tag for the versions written (default: a new ``align-...`` run tag).
+    source : PairedSources, optional
+        The unaligned pairs, when already read with
+        :func:`~embedstore.pairs.paired_sources` for these models and split
+        (the gap diagnostics read them once for several alignments).
+
+    Only current vectors are aligned (:class:`~embedstore.snapshot.Snapshot`):
+    samples whose stored vector is stale are left out, and the aligned rows
+    carry the content hashes of their inputs, so they go stale with them.
 
     Returns
     -------
@@ -338,7 +346,8 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
 
     shift = GapShift(lam=lam, noise_std=noise_std, seed=seed, match=match, fit_on=fit_on)
     shift._check_params()
-    src = paired_sources(store, dataset, image_model, text_model, split_by=split_by)
+    src = source if source is not None else paired_sources(store, dataset, image_model, text_model,
+                                                           split_by=split_by)
     settings = {
         "method": METHOD, "dataset": dataset, **shift.get_params(),
         "split_column": src.split_column if fit_on == "train" else None,

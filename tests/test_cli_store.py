@@ -19,9 +19,11 @@ def filled(tmp_path):
     uri = str(tmp_path / "store")
     store = Store(uri)
     model = toy_model(dim=3)
-    store.write_samples("ds", sample_rows(["a", "b", "c"], labels=["x", "y", "x"]))
+    rows = sample_rows(["a", "b", "c"], labels=["x", "y", "x"])
+    store.write_samples("ds", rows)
     store.write_embeddings("ds", model, "image", ["a", "b", "c"],
-                           np.array([[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0]], np.float32), ["h1", "h2", "h3"])
+                           np.array([[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0]], np.float32),
+                           rows["image_sha256"].to_pylist())
     return uri, model
 
 
