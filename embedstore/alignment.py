@@ -271,6 +271,12 @@ def _fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def source_fingerprint(src: Any, fit_on: str) -> str:
+    """Fingerprint of the unaligned pairs an alignment is fitted on (ids, hashes, vectors; splits with ``train``)."""
+    return _fingerprint(src.ids, src.image_hashes, src.text_hashes, src.image_vectors, src.text_vectors,
+                        src.splits if fit_on == "train" else None)
+
+
 def alignment_key_of(settings: dict[str, Any]) -> str:
     """The ``alignment_key`` of a settings dict: ``gs-`` + its stable hash.
 
@@ -352,9 +358,7 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
         "method": METHOD, "dataset": dataset, **shift.get_params(),
         "split_column": src.split_column if fit_on == "train" else None,
         "image_model_key": src.image.key, "text_model_key": src.text.key,
-        "source_fingerprint": _fingerprint(src.ids, src.image_hashes, src.text_hashes,
-                                           src.image_vectors, src.text_vectors,
-                                           src.splits if fit_on == "train" else None),
+        "source_fingerprint": source_fingerprint(src, fit_on),
     }
     previous = _find_existing(store, settings, src.rows)
     if previous is not None:
