@@ -96,3 +96,19 @@ def test_patient_moved_to_another_group_takes_that_groups_split(store, synthetic
     assert now[a["sample_id"]]["split_grouped"] == b["split_grouped"]
     assert all(now[s]["split_grouped"] == r["split_grouped"] for s, r in stored.items() if s != a["sample_id"])
     assert split_conflicts(store.samples("syn")) == {}
+
+
+@pytest.mark.slow
+def test_a_run_pinned_before_a_prune_and_a_prompt_change_reexecutes_exactly(store):
+    from embedstore.pairs import toy_pairs
+    from tests.test_snapshot import rewrite_texts
+    from trainers.train import rerun, train
+
+    img, txt = toy_pairs(store, "toy", n=60)
+    first = train(store, "toy", image_model=img, text_model=txt, mode="paper", epochs=3).runs[0]
+    rows = store.samples("toy")
+    store.write_samples("toy", rows.slice(0, 40), prune=True)
+    rewrite_texts(store, n=10)
+    assert store.samples("toy").num_rows == 40
+    again = rerun(store, first.run_id)
+    assert again.metrics == first.metrics and again.table_versions == first.table_versions
