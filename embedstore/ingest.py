@@ -12,7 +12,9 @@ Re-ingest (see :mod:`embedstore.reingest`): when stored samples are absent
 from the source (a curated, shrunk folder, or an image unreadable now), the
 ingest **refuses** and prints the diff (added / removed / changed, with
 examples) unless ``prune=True`` (``--prune``): then the stored samples
-become exactly the source, in one commit. Groups already stored keep their
+become exactly the source, in one commit. A source with other columns
+(another text template, a new metadata column) is refused the same way.
+Groups already stored keep their
 ``split_grouped``. The previous version stays readable, and runs pinned to
 it re-execute from it.
 """
@@ -27,7 +29,7 @@ from .datasets import build_rows
 from .datasets.base import Skipped, class_counts
 from .errors import InputError
 from .keys import check_name
-from .reingest import keep_group_splits, removed_message, sample_diff
+from .reingest import column_change, columns_message, keep_group_splits, removed_message, sample_diff
 from .schema import samples_table
 from .store import Store, new_run_tag
 
@@ -168,6 +170,9 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
     if kept:
         notes.append(f"split_grouped: {kept} row(s) of groups already stored keep their stored split "
                      "(a group never moves across splits on re-ingest; ingest under a new --name to re-split)")
+    new_cols, gone_cols = column_change(stored, rows)
+    if (new_cols or gone_cols) and not prune:
+        raise InputError(columns_message(dataset, built.root, new_cols, gone_cols))
     diff = sample_diff(stored, rows)
     if diff.removed and not prune:
         skipped_now = len({s.sample_id for s in built.skipped} & set(stored["sample_id"].to_pylist()))

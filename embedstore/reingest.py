@@ -183,6 +183,28 @@ def after_write(stored: pa.Table | None, rows: pa.Table, *, prune: bool, key: st
     return pa.concat_tables([keep.cast(new.schema), new])
 
 
+def column_change(stored: pa.Table | None, source: pa.Table) -> tuple[list[str], list[str]]:
+    """``(new columns, gone columns)`` of the source against the stored table.
+
+    Examples
+    --------
+    >>> column_change(pa.table({"a": [1], "b": [1]}), pa.table({"a": [1], "c": [1]}))
+    (['c'], ['b'])
+    """
+    if stored is None:
+        return [], []
+    return ([c for c in source.column_names if c not in stored.column_names],
+            [c for c in stored.column_names if c not in source.column_names])
+
+
+def columns_message(dataset: str, root: Any, new: list[str], gone: list[str]) -> str:
+    """The one-line refusal of a re-ingest whose columns changed, without ``--prune``."""
+    return (f"ingest '{dataset}' from {root}: the source's columns differ from the stored samples table "
+            f"(new {new}, gone {gone}), e.g. another --text-template or metadata column. Pass --prune "
+            "(prune=True) to rewrite the table with the new columns in one commit (the old version stays "
+            "readable), or ingest under another --name; nothing was written")
+
+
 def removed_message(dataset: str, root: Any, diff: SampleDiff, skipped_now: int) -> str:
     """The one-line refusal of a shrinking re-ingest without ``--prune``."""
     why = f" ({skipped_now} of them skipped now as unreadable or unlabeled)" if skipped_now else ""

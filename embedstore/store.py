@@ -309,7 +309,8 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             Schema of the table when it must be created.
         prune : bool
             Also delete the stored rows whose key is absent from ``data``, in
-            the same commit (the table then holds exactly ``data``).
+            the same commit (the table then holds exactly ``data``; when the
+            columns differ, that commit overwrites the table).
 
         Returns
         -------
@@ -349,7 +350,8 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
                 # Nothing new: no version, and no tag (the version was tagged when written).
                 version = self.version(name) if exists else 0
                 return WriteResult(name, version, unchanged=unchanged, lock_wait_s=waited)
-            result, retries = _with_retries(lambda: self._commit(name, data, key, exists, schema, bool(doomed)))
+            result, retries = _with_retries(lambda: self._commit(name, data, key, exists, schema, bool(doomed),
+                                                                 prune))
             version, inserted, updated = result
             updated = max(0, updated - (unchanged if doomed else 0))
             if tag:
@@ -357,13 +359,17 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         return WriteResult(name, version, inserted, updated, unchanged, retries, waited, tag, doomed)
 
     def _commit(self, name: str, data: pa.Table, key: str, exists: bool,
-                schema: pa.Schema | None, prune: bool = False) -> tuple[int, int, int]:
+                schema: pa.Schema | None, delete: bool = False, prune: bool = False) -> tuple[int, int, int]:
         if not exists:
             tbl = self.db.create_table(name, data, schema=schema, exist_ok=False)
             return int(tbl.version), data.num_rows, 0
         tbl = self.db.open_table(name)
+        if prune and set(tbl.schema.names) != set(data.column_names):
+            # other columns and exactly these rows: one overwrite commit (older versions stay readable)
+            tbl = self.db.create_table(name, data, schema=schema, mode="overwrite")
+            return int(tbl.version), data.num_rows, 0
         builder = tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
-        if prune:
+        if delete:
             builder = builder.when_not_matched_by_source_delete()
         res = builder.execute(data)
         return int(res.version), int(res.num_inserted_rows), int(res.num_updated_rows)
