@@ -18,7 +18,8 @@ def render(report) -> str:
     lines = [f"ingested {report.kind} from {report.root} as dataset '{report.dataset}' "
              f"(prompt {report.prompt_name})",
              f"rows: {report.rows_total} valid, {report.rows_written} written "
-             f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged), "
+             f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged"
+             + (f", {report.removed} removed" if report.removed else "") + "), "
              f"{len(report.skipped)} skipped"]
     splits = list(report.class_counts)
     labels = sorted({lab for counts in report.class_counts.values() for lab in counts})
@@ -54,6 +55,8 @@ def render(report) -> str:
               help="Split scheme to summarise (both split_paper and split_grouped are stored).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the splits.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--prune", is_flag=True,
+              help="Remove stored samples absent from the source (without it such a re-ingest is refused).")
 @click.option("--rgb", type=click.Choice(["true", "paper", "paper255"]), default=None,
               help="satellitebench: true colour B4,B3,B2 (default), the paper's B,G,R order, or B,G,R with "
                    "the notebook's /255 (paper255, inferred).")
@@ -73,7 +76,7 @@ def render(report) -> str:
 @click.option("--delimiter", default=None, help="manifest: CSV delimiter (default ',').")
 @click.option("--image-root", default=None, type=click.Path(exists=True, file_okay=False),
               help="manifest: folder relative image paths start from (default: the manifest's folder).")
-def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, split, seed, no_progress,
+def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, split, seed, no_progress, prune,
            rgb, layout, median_over, manifest, id_column, image_column, label_column, text_column,
            text_template, group_column, split_column, delimiter, image_root):
     """Ingest a dataset folder into the store (KIND: ham10000, brset, satellitebench, manifest).
@@ -82,11 +85,15 @@ def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, s
     renders the prompt text and writes the sample rows with split_paper and
     split_grouped columns. Samples with a missing, empty or corrupt image are
     skipped and reported. Re-running on unchanged data writes nothing.
+    A re-ingest that would leave stored samples absent from the source is
+    refused with the diff unless --prune (then the stored samples equal the
+    source, in one commit; stored groups keep their split).
 
     \b
     Examples:
       embedstore ingest ham10000 --root data/ham10000
       embedstore ingest brset --root data/brset --prompt paper
+      embedstore ingest ham10000 --root data/ham10000-curated --name ham10000 --prune
       embedstore ingest satellitebench --root data/satellite --rgb paper
       embedstore ingest manifest --root data/mine --manifest labels.csv \\
           --id-column file --image-column path --label-column y --text-template 'Age: {age}.'
@@ -99,5 +106,5 @@ def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, s
                    delimiter=delimiter, image_root=image_root)
     store = get_store(ctx, store_uri, storage_options)
     report = run(store, kind, root, name=name, prompt=prompt, split=split, seed=seed,
-                 progress=not no_progress and not as_json, **options)
+                 progress=not no_progress and not as_json, prune=prune, **options)
     emit(ctx, report.to_dict(), lambda: render(report))

@@ -27,6 +27,7 @@ _EXPORTS = {
     "InputError": "embedstore.errors",
     "DimensionMismatchError": "embedstore.errors",
     "NotFoundError": "embedstore.errors",
+    "AmbiguousModelError": "embedstore.errors",
     "ModelNotAvailableError": "embedstore.errors",
     "vectors_of": "embedstore.data",
 }

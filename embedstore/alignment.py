@@ -272,6 +272,12 @@ def _fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def source_fingerprint(src: Any, fit_on: str) -> str:
+    """Fingerprint of the unaligned pairs an alignment is fitted on (ids, hashes, vectors; splits with ``train``)."""
+    return _fingerprint(src.ids, src.image_hashes, src.text_hashes, src.image_vectors, src.text_vectors,
+                        src.splits if fit_on == "train" else None)
+
+
 def alignment_key_of(settings: dict[str, Any]) -> str:
     """The ``alignment_key`` of a settings dict: ``gs-`` + its stable hash.
 
@@ -290,7 +296,7 @@ def alignment_key_of(settings: dict[str, Any]) -> str:
 def align(store, dataset: str, *, image_model: str, text_model: str, lam: float = 1.0,
           noise_std: float = 0.0, seed: int = 0, match: Literal["interp"] | None = None,
           fit_on: Literal["train", "all"] = "train", split_by: str | None = None,
-          tag: str | None = None) -> AlignmentResult:
+          tag: str | None = None, source: Any = None) -> AlignmentResult:
     """Align a dataset's stored image and text embeddings with :class:`GapShift`.
 
     Reads the unaligned vectors of both models, fits the gap (on the
@@ -316,6 +322,14 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
         Split column for ``fit_on="train"`` (default: the store's default split).
     tag : str, optional
         Tag for the versions written (default: a new ``align-...`` run tag).
+    source : PairedSources, optional
+        The unaligned pairs, when already read with
+        :func:`~embedstore.pairs.paired_sources` for these models and split
+        (the gap diagnostics read them once for several alignments).
+
+    Only current vectors are aligned (:class:`~embedstore.snapshot.Snapshot`):
+    samples whose stored vector is stale are left out, and the aligned rows
+    carry the content hashes of their inputs, so they go stale with them.
 
     Returns
     -------
@@ -339,14 +353,13 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
 
     shift = GapShift(lam=lam, noise_std=noise_std, seed=seed, match=match, fit_on=fit_on)
     shift._check_params()
-    src = paired_sources(store, dataset, image_model, text_model, split_by=split_by)
+    src = source if source is not None else paired_sources(store, dataset, image_model, text_model,
+                                                           split_by=split_by)
     settings = {
         "method": METHOD, "dataset": dataset, **shift.get_params(),
         "split_column": src.split_column if fit_on == "train" else None,
         "image_model_key": src.image.key, "text_model_key": src.text.key,
-        "source_fingerprint": _fingerprint(src.ids, src.image_hashes, src.text_hashes,
-                                           src.image_vectors, src.text_vectors,
-                                           src.splits if fit_on == "train" else None),
+        "source_fingerprint": source_fingerprint(src, fit_on),
     }
     previous = _find_existing(store, settings, src.rows)
     if previous is not None:

@@ -39,12 +39,15 @@ class DataMixin:
         """Names of the datasets that have a samples table."""
         return [t[len(SAMPLES_PREFIX):] for t in self.list_tables() if t.startswith(SAMPLES_PREFIX)]
 
-    def write_samples(self, dataset: str, rows: pa.Table, *, tag: str | None = None):
+    def write_samples(self, dataset: str, rows: pa.Table, *, tag: str | None = None, prune: bool = False):
         """Upsert sample rows of ``dataset`` keyed by ``sample_id``.
 
         Identical rows are skipped, so re-ingesting unchanged data creates no
         new version. ``rows`` must have the core columns of
         :data:`embedstore.schema.SAMPLE_CORE` and at least one ``split_*``.
+        With ``prune`` the stored rows absent from ``rows`` are deleted in
+        the same commit. Every write checks that no ``group_id`` ends up in
+        two ``split_grouped`` values (:func:`embedstore.reingest.check_group_splits`).
 
         Returns
         -------
@@ -56,7 +59,16 @@ class DataMixin:
             raise InputError(f"samples for '{dataset}' lack columns {missing}; found {rows.column_names}")
         if not any(c.startswith("split_") for c in rows.column_names):
             raise InputError(f"samples for '{dataset}' need at least one split_<name> column")
-        return self.upsert(samples_table(dataset), rows, key="sample_id", tag=tag, skip_unchanged=True)
+        if "group_id" in rows.column_names and "split_grouped" in rows.column_names:
+            from .reingest import after_write, check_group_splits
+
+            table = samples_table(dataset)
+            stored = (self.read(table, columns=["sample_id", "group_id", "split_grouped"])
+                      if self.has_table(table) and {"group_id", "split_grouped"} <= set(
+                          self.open_table(table).schema.names) else None)
+            check_group_splits(dataset, after_write(stored, rows, prune=prune))
+        return self.upsert(samples_table(dataset), rows, key="sample_id", tag=tag, skip_unchanged=True,
+                           prune=prune)
 
     def split_column(self, dataset: str, split_by: str | None = None) -> str:
         """The ``split_<name>`` column to use: ``split_by`` or the default.
@@ -175,29 +187,27 @@ class DataMixin:
                    split_by: str | None = None, version: int | str | None = None,
                    samples_version: int | str | None = None, dim: int | None = None,
                    as_: Format = "arrow") -> Any:
-        """Embeddings of ``dataset`` for one model and modality.
+        """Current embeddings of ``dataset`` for one model and modality, sorted by ``sample_id``.
 
-        Returns Arrow/polars with ``sample_id``, ``content_sha256`` and
-        ``vector``, or with ``as_="numpy"`` a tuple ``(sample_ids, matrix)``.
-        ``split`` filters through the samples table (at ``samples_version``).
+        Read through :class:`~embedstore.snapshot.Snapshot`: a vector whose
+        content hash differs from its sample's current hash (stale), or that
+        has no sample, is left out. Returns Arrow/polars with ``sample_id``,
+        ``content_sha256`` and ``vector``, or with ``as_="numpy"`` a tuple
+        ``(sample_ids, matrix)``. ``split`` filters through the samples
+        table; ``version``/``samples_version`` pin the two tables.
         """
-        _check_modality(modality)
-        identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
-        table = self._emb_table(identity, modality, dim)
-        if not self.has_table(table):
-            raise NotFoundError(f"no {modality} embeddings for model {identity.model_id} ({identity.key}) "
-                                f"in store {self.uri}: run 'embedstore extract {dataset} --model {identity.model_id}'")
-        data = self.read(table, version=version, columns=["sample_id", "content_sha256", "vector"],
-                         where=all_of(eq("dataset", dataset), eq("alignment_key", alignment_key)))
-        if split is not None:
-            import pyarrow.compute as pc
+        from .snapshot import Snapshot
 
-            ids = self.samples(dataset, split=split, split_by=split_by, version=samples_version,
-                               columns=["sample_id"])["sample_id"]
-            data = data.filter(pc.is_in(data["sample_id"], value_set=ids))
-        data = _dedupe(data, "sample_id")
+        _check_modality(modality)
+        snap = Snapshot(self, dataset, split_by=split_by, versions={modality: version, "samples": samples_version},
+                        **{f"{modality}_model": model, f"{modality}_alignment_key": alignment_key,
+                           f"{modality}_dim": dim})
+        rows, vectors, _ = snap.current(split=split)
+        mat = vectors[modality]
         if as_ == "numpy":
-            return data["sample_id"].to_pylist(), vectors_of(data)
+            return rows["sample_id"].to_pylist(), mat
+        data = pa.table({"sample_id": rows["sample_id"], "content_sha256": rows[HASH_COLUMN[modality]],
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])})
         return _convert(data, as_)
 
     def export(self, dataset: str, model: str | ModelIdentity, modality: str, out: str, **kwargs: Any) -> int:
@@ -272,25 +282,31 @@ class DataMixin:
 
 def export_embeddings(store, dataset: str, model: str | ModelIdentity, modality: str, out: str, *,
                       alignment_key: str = NO_ALIGNMENT, version: int | str | None = None) -> int:
-    """Write a dataset's embeddings joined with labels and splits to ``.parquet`` or ``.csv``.
+    """Write a dataset's current embeddings joined with labels and splits to ``.parquet`` or ``.csv``.
 
-    CSV gets one column per dimension (``<modality>_0``...); Parquet keeps a
-    list column. Missing parent folders of ``out`` are created. Returns the
-    number of rows written.
+    Stale vectors (the sample's content changed since extraction) are left
+    out, as everywhere (:class:`~embedstore.snapshot.Snapshot`). CSV gets one
+    column per dimension (``<modality>_0``...); Parquet keeps a list column.
+    Missing parent folders of ``out`` are created. Returns the number of
+    rows written.
     """
     import polars as pl
 
     from .files import output_file
+    from .snapshot import Snapshot
 
     out = output_file(out, (".parquet", ".csv"), "export target")
-    emb = pl.from_arrow(store.embeddings(dataset, model, modality, alignment_key=alignment_key, version=version))
-    samples = pl.from_arrow(store.samples(dataset))
-    keep = ["sample_id", "label"] + [c for c in samples.columns if c.startswith(("split_", "label_"))]
-    frame = samples.select(keep).join(emb.drop("content_sha256"), on="sample_id", how="inner")
+    snap = Snapshot(store, dataset, versions={modality: version},
+                    **{f"{modality}_model": model, f"{modality}_alignment_key": alignment_key})
+    names = snap._ds[snap.samples_table].schema.names
+    keep = ["label"] + [c for c in names if c.startswith(("split_", "label_"))]
+    rows, vectors, _ = snap.current(keep)
+    mat = vectors[modality]
+    frame = pl.from_arrow(rows.select(["sample_id", *keep])).with_columns(
+        pl.Series("vector", mat, dtype=pl.Array(pl.Float32, mat.shape[1])))
     if str(out).endswith(".csv"):
-        width = frame["vector"].dtype.size
         frame = frame.with_columns(pl.col("vector").arr.to_struct(
-            fields=[f"{modality}_{i}" for i in range(width)])).unnest("vector")
+            fields=[f"{modality}_{i}" for i in range(mat.shape[1])])).unnest("vector")
         frame.write_csv(out)
     else:
         frame.write_parquet(out)
@@ -305,15 +321,6 @@ def vectors_of(table: pa.Table, column: str = "vector") -> np.ndarray:
         return np.zeros((0, width), dtype=np.float32)
     flat = col.flatten().to_numpy(zero_copy_only=False)
     return flat.reshape(len(col), -1).astype(np.float32, copy=False)
-
-
-def _dedupe(table: pa.Table, key: str) -> pa.Table:
-    """Keep the last row per key (a safety net; writers already serialise)."""
-    if table.num_rows == len(set(table[key].to_pylist())):
-        return table
-    import polars as pl
-
-    return pl.from_arrow(table).unique(subset=key, keep="last", maintain_order=True).to_arrow()
 
 
 def _convert(table: pa.Table, as_: Format) -> Any:

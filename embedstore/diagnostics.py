@@ -83,11 +83,13 @@ class GapReport:
     before: StageDiagnostics
     after: StageDiagnostics
     unpaired: dict[str, int]
+    stale: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, PairedSources] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
         return {"dataset": self.dataset, "image_model": self.image_model, "text_model": self.text_model,
-                "settings": self.settings, "unpaired": self.unpaired,
+                "settings": self.settings, "unpaired": self.unpaired, "stale": self.stale,
                 "before": self.before.to_dict(), "after": self.after.to_dict()}
 
 
@@ -252,7 +254,10 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
     (``match="auto"`` interpolates only when the widths differ). The
     ``lam=0`` "before" alignment and, without a key, the "after" one are
     created with :func:`~embedstore.alignment.align` if needed (stored and
-    reused).
+    reused). Each matrix is read once: the unaligned pairs (shared by both
+    alignments) and each stage's aligned pairs, kept in
+    :attr:`GapReport.sources` for the figures. Stale vectors are never used;
+    they are counted in :attr:`GapReport.unpaired` / :attr:`GapReport.stale`.
 
     Examples
     --------
@@ -277,21 +282,21 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
     if match == "auto":
         widths = store.model(image_model, "image").dim("image"), store.model(text_model, "text").dim("text")
         match = "interp" if widths[0] != widths[1] else None
+    unaligned = paired_sources(store, dataset, image_model, text_model, split_by=split_by)
     common = dict(image_model=image_model, text_model=text_model, match=match, fit_on=fit_on, seed=seed,
-                  split_by=split_by)
+                  split_by=split_by, source=unaligned)
     before = align(store, dataset, lam=0.0, noise_std=0.0, **common)
     after_key = alignment_key or align(store, dataset, lam=lam, noise_std=noise_std, **common).alignment_key
     after_settings = store.alignment(after_key).settings
-    stages = []
+    stages, sources = [], {}
     for name, key, stage_lam, dim in (("before", before.alignment_key, 0.0, before.dim),
                                       ("after", after_key, float(lam), int(after_settings["dim"]))):
-        src = paired_sources(store, dataset, image_model, text_model, split_by=split_by,
-                             alignment_key=key, dim=dim)
-        stages.append(stage_diagnostics(store, src, stage=name, lam=stage_lam, knn_k=knn_k,
+        sources[name] = paired_sources(store, dataset, unaligned.image, unaligned.text, split_by=split_by,
+                                       alignment_key=key, dim=dim)
+        stages.append(stage_diagnostics(store, sources[name], stage=name, lam=stage_lam, knn_k=knn_k,
                                         max_queries=max_queries))
-    unpaired = paired_sources(store, dataset, image_model, text_model, split_by=split_by).unpaired
-    return GapReport(dataset, store.model(image_model, "image").model_id, store.model(text_model, "text").model_id,
-                     after_settings, stages[0], stages[1], unpaired)
+    return GapReport(dataset, unaligned.image.model_id, unaligned.text.model_id, after_settings, stages[0],
+                     stages[1], unaligned.unpaired, unaligned.stale, sources)
 
 
 ROWS = (

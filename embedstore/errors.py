@@ -30,6 +30,10 @@ class NotFoundError(EmbedstoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class AmbiguousModelError(InputError):
+    """A model id names several registered identities; pick one by ``model_key`` or ``ID@KEYPREFIX``."""
+
+
 class StoreLockedError(EmbedstoreError, TimeoutError):
     """A table's writer lock could not be acquired in time."""
 

@@ -180,16 +180,18 @@ def gap_figures(store, report, out_dir: str | Path) -> dict[str, Path]:
     """Write the 2-D, 3-D, before/after and paired-cosine PNGs of a gap report.
 
     Returns ``{name: path}`` for ``2d_before``, ``2d_after``, ``3d_before``,
-    ``3d_after``, ``before_after`` and ``paired_cosine``.
+    ``3d_after``, ``before_after`` and ``paired_cosine``. The vectors the
+    report already read (:attr:`GapReport.sources`) are reused; otherwise
+    they are read at the versions each stage recorded.
     """
     from .pairs import paired_sources
 
     out_dir = Path(out_dir)
     vecs = {}
     for stage in (report.before, report.after):
-        src = paired_sources(store, report.dataset, report.settings["image_model_key"],
-                             report.settings["text_model_key"],
-                             alignment_key=stage.alignment_key, dim=stage.dim)
+        src = report.sources.get(stage.stage) or paired_sources(
+            store, report.dataset, report.settings["image_model_key"], report.settings["text_model_key"],
+            alignment_key=stage.alignment_key, dim=stage.dim, versions=stage.versions)
         vecs[stage.stage] = (src.image_vectors, src.text_vectors)
     lam = report.after.lam
     paths = {}

@@ -6,8 +6,17 @@ sample rows into ``samples__<name>``. Rows are deterministic (no
 timestamps), so a second run over unchanged data writes nothing and makes no
 new version; changed rows (other bytes, another prompt) are updated.
 Samples with a missing, empty or corrupt image are skipped and listed in
-:attr:`IngestReport.skipped`. A sample skipped now but ingested by an earlier
-run keeps its earlier row.
+:attr:`IngestReport.skipped`.
+
+Re-ingest (see :mod:`embedstore.reingest`): when stored samples are absent
+from the source (a curated, shrunk folder, or an image unreadable now), the
+ingest **refuses** and prints the diff (added / removed / changed, with
+examples) unless ``prune=True`` (``--prune``): then the stored samples
+become exactly the source, in one commit. A source with other columns
+(another text template, a new metadata column) is refused the same way.
+Groups already stored keep their
+``split_grouped``. The previous version stays readable, and runs pinned to
+it re-execute from it.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from .datasets.base import Skipped, class_counts
 from .datasets.prompts import leak_warnings
 from .errors import InputError
 from .keys import check_name
+from .reingest import column_change, columns_message, keep_group_splits, removed_message, sample_diff
 from .schema import samples_table
 from .store import Store, new_run_tag
 
@@ -37,6 +47,8 @@ class IngestReport:
     rows_written : int
         Rows inserted or updated by this run (0 when nothing changed).
     inserted, updated, unchanged : int
+    removed : int
+        Stored samples deleted because absent from the source (``prune=True``).
     version : int
         Table version after the run.
     tag : str or None
@@ -71,6 +83,7 @@ class IngestReport:
     prompt_name: str = ""
     prompt_template: str = ""
     notes: list[str] = field(default_factory=list)
+    removed: int = 0
 
     @property
     def changed(self) -> bool:
@@ -87,7 +100,8 @@ class IngestReport:
 
 
 def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None, prompt: str = "default",
-           split: str = "grouped", seed: int = 42, progress: bool = True, **options: Any) -> IngestReport:
+           split: str = "grouped", seed: int = 42, progress: bool = True, prune: bool = False,
+           **options: Any) -> IngestReport:
     """Read a dataset and upsert its samples into ``store``.
 
     Parameters
@@ -107,6 +121,10 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
         Seed of both splits (the paper used 42).
     progress : bool
         Show a progress bar while images are checked.
+    prune : bool
+        Delete stored samples absent from the source (in the same commit).
+        Without it, a re-ingest that would leave such rows behind raises
+        :class:`InputError` with the diff and writes nothing.
     **options
         Kind-specific options, e.g. ``rgb="paper"`` (satellitebench) or
         ``id_column=..., text_template=...`` (manifest).
@@ -118,7 +136,8 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
     Raises
     ------
     InputError
-        Bad input (missing columns, duplicate ids, unreadable CSV) or no valid sample at all.
+        Bad input (missing columns, duplicate ids, unreadable CSV), no valid
+        sample at all, or stored samples missing from the source without ``prune``.
 
     Examples
     --------
@@ -146,20 +165,34 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
         detail = f"; e.g. {first.sample_id}: {first.reason}" if first else ""
         raise InputError(f"no valid samples in {built.root} for kind {kind}: "
                          f"{len(built.skipped)} skipped{detail}")
+    stored = store.samples(dataset) if store.has_table(samples_table(dataset)) else None
+    rows, kept = keep_group_splits(built.table, stored)
+    notes = list(built.notes)
+    if kept:
+        notes.append(f"split_grouped: {kept} row(s) of groups already stored keep their stored split "
+                     "(a group never moves across splits on re-ingest; ingest under a new --name to re-split)")
+    new_cols, gone_cols = column_change(stored, rows)
+    if (new_cols or gone_cols) and not prune:
+        raise InputError(columns_message(dataset, built.root, new_cols, gone_cols))
+    diff = sample_diff(stored, rows)
+    if diff.removed and not prune:
+        skipped_now = len({s.sample_id for s in built.skipped} & set(stored["sample_id"].to_pylist()))
+        raise InputError(removed_message(dataset, built.root, diff, skipped_now))
     tag = new_run_tag("ingest")
-    result = store.write_samples(dataset, built.table, tag=tag)
+    result = store.write_samples(dataset, rows, tag=tag, prune=prune)
     split_counts = {}
     for col in ("split_paper", "split_grouped"):
         counts: dict[str, int] = {}
-        for v in built.table[col].to_pylist():
+        for v in rows[col].to_pylist():
             counts[v] = counts.get(v, 0) + 1
         split_counts[col[len("split_"):]] = {k: counts[k] for k in ("train", "val", "test") if k in counts}
     return IngestReport(
         dataset=dataset, kind=kind, root=built.root, table=samples_table(dataset),
-        rows_total=built.table.num_rows, rows_written=result.inserted + result.updated,
+        rows_total=rows.num_rows, rows_written=result.inserted + result.updated + result.deleted,
         inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
         version=result.version, tag=tag, split=split,
-        class_counts=class_counts(built.table, f"split_{split}"), split_counts=split_counts,
+        class_counts=class_counts(rows, f"split_{split}"), split_counts=split_counts,
         skipped=list(built.skipped), prompt_name=built.prompt.name, prompt_template=built.prompt.template,
-        notes=list(built.notes) + leak_warnings(kind, built.prompt, options.get("label_column") or
-                                                ("label" if kind == "manifest" else None)))
+        notes=notes + leak_warnings(kind, built.prompt, options.get("label_column") or
+                                    ("label" if kind == "manifest" else None)),
+        removed=result.deleted)

@@ -23,6 +23,7 @@ from typing import Any
 from .errors import InputError
 from .keys import NO_ALIGNMENT
 from .locks import table_lock
+from .data import HASH_COLUMN
 from .versions import read_retrying
 from .schema import (ALIGNMENTS, EMB_KEY, MODELS, RUNS, SAMPLE_KEY, SAMPLES_PREFIX,
                      parse_embeddings_table, samples_table)
@@ -201,9 +202,9 @@ class Problem:
     Attributes
     ----------
     check : str
-        ``readable``, ``unique_keys``, ``embedding_has_sample``,
-        ``model_registered``, ``alignment_registered``, ``table_consistency`` or
-        ``declared_key``.
+        ``readable``, ``unique_keys``, ``embedding_has_sample`` (ghost rows),
+        ``stale_embedding``, ``group_split``, ``model_registered``,
+        ``alignment_registered``, ``table_consistency`` or ``declared_key``.
     table : str
     count : int
         Number of offending rows (or keys).
@@ -267,9 +268,12 @@ def doctor(store) -> DoctorReport:
 
     Checks: every table reads at its latest version; keys are unique per
     table (fix: ``embedstore repair``); every keyed table declares its key
-    as primary key (fix: ``embedstore upgrade``); every embedding row has its sample; every model key used by a
-    table is in the model registry; every alignment key used is registered;
-    each embedding row sits in the table of its own model and modality.
+    as primary key (fix: ``embedstore upgrade``); every embedding row has
+    its sample (else a ghost row); its content hash is the sample's current
+    one (else stale); no group sits in two ``split_grouped`` values; every
+    model key used by a table is in the model registry; every alignment key
+    used is registered; each embedding row sits in the table of its own
+    model and modality.
 
     Examples
     --------
@@ -306,6 +310,7 @@ def doctor(store) -> DoctorReport:
             report.add("unique_keys", name, sorted(map(str, dup)), f"duplicate {key} value(s)",
                        "run 'embedstore repair' (keeps the newest row of each key, in one commit)")
     _check_embeddings(frames, report)
+    _check_groups(frames, report)
     _check_runs(frames, report)
     from .upgrade import check_declared_keys
 
@@ -313,9 +318,24 @@ def doctor(store) -> DoctorReport:
     return report
 
 
+def _check_groups(frames: dict[str, Any], report: DoctorReport) -> None:
+    """No group in two ``split_grouped`` values (see :mod:`embedstore.reingest`)."""
+    from .reingest import split_conflicts
+
+    for name, frame in frames.items():
+        if name.startswith(SAMPLES_PREFIX) and {"group_id", "split_grouped"} <= set(frame.columns):
+            bad = split_conflicts(frame.select("group_id", "split_grouped").to_arrow())
+            report.add("group_split", name, [f"{g} in {'/'.join(v)}" for g, v in bad.items()],
+                       "group(s) in more than one split_grouped value (a leak between splits)",
+                       f"re-ingest the dataset ('embedstore ingest ... --name {name[len(SAMPLES_PREFIX):]}'): "
+                       "each group then gets one split")
+
+
 def _doctor_columns(name: str, key: str | None) -> list[str]:
     if parse_embeddings_table(name):
-        return [EMB_KEY, "dataset", "sample_id", "model_key", "modality", "alignment_key"]
+        return [EMB_KEY, "dataset", "sample_id", "model_key", "modality", "alignment_key", "content_sha256"]
+    if name.startswith(SAMPLES_PREFIX):
+        return [SAMPLE_KEY, "image_sha256", "text_sha256", "group_id", "split_grouped"]
     if name == RUNS:
         return [RUN_KEY, "model_keys", "alignment_keys"]
     return [key] if key else []
@@ -375,8 +395,16 @@ def _check_embeddings(frames: dict[str, Any], report: DoctorReport) -> None:
             else:
                 orphans = rows.join(samples.select(SAMPLE_KEY), on=SAMPLE_KEY, how="anti").get_column(
                     SAMPLE_KEY).to_list()
-            report.add("embedding_has_sample", name, orphans, f"embedding(s) of dataset '{dataset}' without a sample",
-                       f"ingest dataset '{dataset}' (or restore its samples table)")
+            report.add("embedding_has_sample", name, orphans, f"ghost embedding(s) of dataset '{dataset}' without a "
+                       "sample (never read)", f"if those samples were removed by mistake, re-ingest dataset "
+                       f"'{dataset}' or restore its samples table; otherwise nothing to do")
+            if samples is not None and HASH_COLUMN[modality] in samples.columns:
+                cur = samples.select(pl.col(SAMPLE_KEY), pl.col(HASH_COLUMN[modality]).alias("now"))
+                stale = rows.join(cur, on=SAMPLE_KEY, how="inner").filter(pl.col("content_sha256") != pl.col("now"))
+                report.add("stale_embedding", name, stale.get_column(EMB_KEY).to_list(),
+                           f"stale embedding(s) of dataset '{dataset}' (content changed since; never read)",
+                           f"re-run 'embedstore extract {dataset}' with model {model_key}, then re-run its "
+                           "alignments ('embedstore gap')")
 
 
 def _samples_name(dataset: str) -> str:

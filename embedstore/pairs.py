@@ -1,10 +1,11 @@
 """Paired image/text embedding matrices of a dataset, read at pinned versions.
 
 Alignment and the gap diagnostics both need, for one dataset and two models,
-the samples that have *both* embeddings, in one order, with their labels and
-splits, and the table versions they were read at. :func:`paired_sources`
-returns exactly that; samples lacking an embedding are counted in
-:attr:`PairedSources.unpaired` (never silently dropped).
+the samples that have *both* current embeddings, in one order, with their
+labels and splits, and the table versions they were read at.
+:func:`paired_sources` returns exactly that, read through
+:class:`~embedstore.snapshot.Snapshot`; samples lacking a current embedding
+are counted in :attr:`PairedSources.unpaired` (never silently dropped).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError, NotFoundError
+from .errors import InputError
 from .identity import ModelIdentity
 from .keys import NO_ALIGNMENT
-from .schema import samples_table
 
 
 @dataclass
@@ -38,7 +38,11 @@ class PairedSources:
         ``{table: version}`` of the samples and both embeddings tables read.
     alignment_key, dataset : str
     unpaired : dict
-        ``{"image": n, "text": n}``: samples skipped for lacking that embedding.
+        ``{"image": n, "text": n}``: samples skipped for lacking a current
+        embedding of that modality (missing or stale).
+    stale : dict
+        ``{"image": n, "text": n}``: of those, the ones whose stored vector
+        is stale (its content hash differs from the sample's current hash).
     """
 
     ids: list[str]
@@ -55,6 +59,7 @@ class PairedSources:
     alignment_key: str = NO_ALIGNMENT
     dataset: str = ""
     unpaired: dict[str, int] = field(default_factory=dict)
+    stale: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -64,8 +69,12 @@ class PairedSources:
 
 def paired_sources(store, dataset: str, image_model: str | ModelIdentity, text_model: str | ModelIdentity, *,
                    split_by: str | None = None, alignment_key: str = NO_ALIGNMENT,
-                   dim: int | None = None) -> PairedSources:
-    """Read both modalities of ``dataset`` and pair them by ``sample_id``.
+                   dim: int | None = None, versions: dict[str, int] | None = None) -> PairedSources:
+    """Read both modalities of ``dataset`` through a :class:`~embedstore.snapshot.Snapshot` and pair them.
+
+    Only *current* vectors are used (content hash equal to the sample's
+    current hash); samples lacking one, or whose vector is stale, are counted
+    in :attr:`PairedSources.unpaired` and :attr:`PairedSources.stale`.
 
     Parameters
     ----------
@@ -79,58 +88,38 @@ def paired_sources(store, dataset: str, image_model: str | ModelIdentity, text_m
         ``"none"`` for the extracted vectors, or an alignment's key.
     dim : int, optional
         Width of aligned vectors (an interpolated alignment changes it).
+    versions : dict, optional
+        ``{table: version}`` to pin (default: latest).
 
     Raises
     ------
     NotFoundError
         When a model, a table or the dataset is missing.
     InputError
-        When no sample has both embeddings.
+        When no sample has both current embeddings.
     """
-    import polars as pl
+    from .snapshot import Snapshot
 
-    image = image_model if isinstance(image_model, ModelIdentity) else store.model(image_model, "image")
-    text = text_model if isinstance(text_model, ModelIdentity) else store.model(text_model, "text")
-    stable = samples_table(dataset)
-    if not store.has_table(stable):
-        raise NotFoundError(f"no dataset '{dataset}' in store {store.uri}: run 'embedstore ingest' first")
-    split_col = store.split_column(dataset, split_by)
-    versions = {stable: store.version(stable)}
-    samples = pl.from_arrow(store.samples(dataset, version=versions[stable],
-                                          columns=["sample_id", "label", split_col]))
-    frames = {}
-    for modality, ident in (("image", image), ("text", text)):
-        table = store._emb_table(ident, modality, dim)
-        if not store.has_table(table):
-            raise NotFoundError(f"no {modality} embeddings for {ident.model_id} ({ident.key}) of width "
-                                f"{dim or ident.dim(modality)} in store {store.uri}: run 'embedstore extract "
-                                f"{dataset} --model {ident.model_id} --modality {modality}'")
-        versions[table] = store.version(table)
-        data = store.embeddings(dataset, ident, modality, alignment_key=alignment_key,
-                                version=versions[table], dim=dim)
-        frames[modality] = pl.from_arrow(data).rename({"content_sha256": f"{modality}_hash",
-                                                      "vector": f"{modality}_vector"})
-    joined = samples
-    unpaired = {}
-    for modality, frame in frames.items():
-        before = joined.height
-        joined = joined.join(frame, on="sample_id", how="inner")
-        unpaired[modality] = before - joined.height
-    if joined.height == 0:
-        raise InputError(f"dataset '{dataset}' has no sample with both a {image.model_id} image embedding and "
-                         f"a {text.model_id} text embedding (alignment '{alignment_key}'): extract both first")
-    joined = joined.sort("sample_id")
-    arrow = joined.to_arrow()
-    from .data import vectors_of
-
+    snap = Snapshot(store, dataset, image_model=image_model, text_model=text_model, split_by=split_by,
+                    image_alignment_key=alignment_key, text_alignment_key=alignment_key,
+                    image_dim=dim, text_dim=dim, versions=versions)
+    rows, vectors, sel = snap.current(["label", snap.split_column])
+    image, text = snap.identities["image"], snap.identities["text"]
+    if rows.num_rows == 0:
+        stale = sum(sel.stale.values())
+        why = (f"; {stale} vector(s) are stale (the sample's content changed since extraction): re-run "
+               f"'embedstore extract {dataset}'" if stale else ": extract both first")
+        raise InputError(f"dataset '{dataset}' has no sample with both a current {image.model_id} image embedding "
+                         f"and a current {text.model_id} text embedding (alignment '{alignment_key}'){why}")
     return PairedSources(
-        ids=arrow["sample_id"].to_pylist(), image=image, text=text,
-        image_vectors=vectors_of(arrow, "image_vector"), text_vectors=vectors_of(arrow, "text_vector"),
-        image_hashes=arrow["image_hash"].to_pylist(), text_hashes=arrow["text_hash"].to_pylist(),
-        labels=[str(v) for v in arrow["label"].to_pylist()],
-        splits=np.asarray([str(v) for v in arrow[split_col].to_pylist()]),
-        split_column=split_col, versions=versions, alignment_key=alignment_key, dataset=dataset,
-        unpaired=unpaired)
+        ids=rows["sample_id"].to_pylist(), image=image, text=text,
+        image_vectors=vectors["image"], text_vectors=vectors["text"],
+        image_hashes=rows["image_sha256"].to_pylist(), text_hashes=rows["text_sha256"].to_pylist(),
+        labels=[str(v) for v in rows["label"].to_pylist()],
+        splits=np.asarray([str(v) for v in rows[snap.split_column].to_pylist()]),
+        split_column=snap.split_column, versions=dict(snap.versions), alignment_key=alignment_key,
+        dataset=dataset, unpaired={m: sel.missing[m] + sel.stale[m] for m in ("image", "text")},
+        stale=dict(sel.stale))
 
 
 def toy_pairs(store, dataset: str = "toy", *, n: int = 60, image_dim: int = 8, text_dim: int = 5,

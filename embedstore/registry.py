@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from .errors import KeyCollisionError, NotFoundError
+from .errors import AmbiguousModelError, KeyCollisionError, NotFoundError
 from .identity import ModelIdentity
 from .schema import ALIGNMENTS, ALIGNMENTS_SCHEMA, MODELS, MODELS_SCHEMA
 from .sql import eq
@@ -79,30 +79,56 @@ class RegistryMixin:
         return [ModelIdentity.from_json(r["identity"]) for r in rows]
 
     def model(self, ref: str, modality: str | None = None) -> ModelIdentity:
-        """Resolve a ``model_key`` or model id to its registered identity.
+        """Resolve a model reference to its one registered identity.
 
-        ``ref`` may be spelled as it was given to ``extract`` (a bare
-        ``ORG/NAME`` or a local path): it is canonicalised the same way.
-        When several identities share an id (e.g. fp32 and 8-bit), the most
-        recently registered one wins; pass the ``model_key`` to choose.
+        ``ref`` is a ``model_key`` (always unambiguous), a model id spelled as
+        it was given to ``extract`` (a bare ``ORG/NAME`` or a local path is
+        canonicalised the same way), or ``ID@KEYPREFIX`` (the identity of
+        ``ID`` whose key starts with ``KEYPREFIX``).
 
         Raises
         ------
         NotFoundError
             When nothing matches; the message lists what is registered.
+        AmbiguousModelError
+            When an id names several identities (e.g. pooling ``cls`` and
+            ``mean``, fp32 and 8-bit); the message lists the candidates with
+            their key, pooling, dtype and weights, and how to pick one.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from embedstore import Store, ModelIdentity
+        >>> s = Store(tempfile.mkdtemp() + "/s")
+        >>> cls = ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, pooling="cls")
+        >>> mean = ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, pooling="mean")
+        >>> _ = s.register_model(cls)
+        >>> s.model("hf:x") == cls
+        True
+        >>> _ = s.register_model(mean)
+        >>> s.model(f"hf:x@{mean.key[:6]}") == mean and s.model(cls.key) == cls
+        True
         """
+        models = [m for m in self.models() if modality is None or modality in m.modalities]
+        exact = [m for m in models if m.key == ref]
+        if exact:
+            return exact[0]
         refs = {ref, _canonical(ref)}
-        matches = [m for m in self.models() if refs & {m.key, m.model_id}
-                   and (modality is None or modality in m.modalities)]
-        if not matches:
-            known = ", ".join(sorted({f"{m.model_id} ({m.key})" for m in self.models()})) or "none"
-            want = f" with modality '{modality}'" if modality else ""
-            raise NotFoundError(
-                f"no model '{ref}'{want} in store {self.uri}; registered: {known}. "
-                "Run 'embedstore extract' with that model first"
-            )
-        exact = [m for m in matches if m.key == ref]
-        return exact[0] if exact else matches[-1]
+        matches = [m for m in models if m.model_id in refs]
+        if not matches and "@" in ref:
+            base, _, prefix = ref.rpartition("@")
+            refs = {base, _canonical(base)}
+            matches = [m for m in models if m.model_id in refs and prefix and m.key.startswith(prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise AmbiguousModelError(_ambiguous(ref, modality, matches))
+        known = ", ".join(sorted({f"{m.model_id} ({m.key})" for m in self.models()})) or "none"
+        want = f" with modality '{modality}'" if modality else ""
+        raise NotFoundError(
+            f"no model '{ref}'{want} in store {self.uri}; registered: {known}. "
+            "Run 'embedstore extract' with that model first"
+        )
 
     # -- alignments -------------------------------------------------------
     def register_alignment(self, alignment_key: str, method: str, settings: dict[str, Any],
@@ -134,6 +160,15 @@ class RegistryMixin:
             if rec.alignment_key == alignment_key:
                 return rec
         raise NotFoundError(f"no alignment '{alignment_key}' in store {self.uri}: see 'embedstore info'")
+
+
+def _ambiguous(ref: str, modality: str | None, matches: list[ModelIdentity]) -> str:
+    """The one-line message of a model id naming several identities."""
+    cands = "; ".join(f"{m.key} (pooling {m.pooling or '-'}, dtype {m.dtype}, weights {m.weights})"
+                      for m in matches)
+    want = f" {modality}" if modality else ""
+    return (f"model '{ref}' names {len(matches)}{want} identities: {cands}. Pick one by its model_key "
+            f"or as {matches[0].model_id}@KEYPREFIX, e.g. --model {matches[0].model_id}@{matches[-1].key[:8]}")
 
 
 def _canonical(ref: str) -> str:

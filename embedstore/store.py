@@ -93,6 +93,8 @@ class WriteResult:
         Table version after the write (unchanged when nothing was written).
     inserted, updated, unchanged : int
         Rows inserted, overwritten, and skipped because identical.
+    deleted : int
+        Rows removed because absent from the data (``prune=True``).
     retries : int
         Commit attempts beyond the first: conflicts with concurrent writers
         that Lance or embedstore retried.
@@ -113,11 +115,12 @@ class WriteResult:
     attempts: int = 0
     deduplicated: int = 0
     tag: str | None = None
+    deleted: int = 0
 
     @property
     def changed(self) -> bool:
         """True when the write created a new version."""
-        return (self.inserted + self.updated) > 0
+        return (self.inserted + self.updated + self.deleted) > 0
 
 
 class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
@@ -298,7 +301,8 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
 
     # -- the single write path -------------------------------------------
     def upsert(self, name: str, data: pa.Table, key: str, *, tag: str | None = None,
-               skip_unchanged: bool = False, schema: pa.Schema | None = None) -> WriteResult:
+               skip_unchanged: bool = False, schema: pa.Schema | None = None,
+               prune: bool = False) -> WriteResult:
         """Keyed upsert of ``data`` into table ``name``; the only write path.
 
         Rows whose ``key`` exists are overwritten, others inserted; when the
@@ -318,6 +322,10 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         skip_unchanged : bool
         schema : pyarrow.Schema, optional
             Schema of the table when it must be created.
+        prune : bool
+            Also delete the stored rows whose key is absent from ``data``, in
+            the same commit (the table then holds exactly ``data``; when the
+            columns differ, that commit overwrites the table).
 
         Returns
         -------
@@ -344,24 +352,32 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         before = data.num_rows
         data = _last_row_per_key(data, key)
         deduplicated = before - data.num_rows
-        state = {"attempts": 0, "unchanged": 0}
+        state = {"attempts": 0, "unchanged": 0, "deleted": 0}
 
         def attempt() -> tuple[int, int, int]:
-            return self._write_once(name, data, key, schema, skip_unchanged, state)
+            return self._write_once(name, data, key, schema, skip_unchanged, prune, state)
 
         (version, inserted, updated), _ = _with_retries(attempt)
-        attempts = state["attempts"]
-        if inserted + updated == 0:
+        attempts, deleted = state["attempts"], state["deleted"]
+        if inserted + updated + deleted == 0:
             # Nothing new: no version, and no tag (the version was tagged when written).
             return WriteResult(name, version, unchanged=state["unchanged"], deduplicated=deduplicated)
         if tag:
             _with_retries(lambda: self._set_tag(name, tag, version))
         return WriteResult(name, version, inserted, updated, state["unchanged"], max(0, attempts - 1),
-                           attempts, deduplicated, tag)
+                           attempts, deduplicated, tag, deleted)
 
     def _write_once(self, name: str, data: pa.Table, key: str, schema: pa.Schema | None,
-                    skip_unchanged: bool, state: dict[str, int]) -> tuple[int, int, int]:
-        """One attempt of :meth:`upsert`: create the table, or merge into it; ``(version, inserted, updated)``."""
+                    skip_unchanged: bool, prune: bool, state: dict[str, int]) -> tuple[int, int, int]:
+        """One attempt of :meth:`upsert`: create the table, or merge into it; ``(version, inserted, updated)``.
+
+        With ``prune``, stored rows whose key is absent from ``data`` are
+        deleted in the same commit (``when_not_matched_by_source_delete``);
+        when the columns changed too, the table is overwritten in one commit
+        with its key still declared (older versions stay readable).
+        """
+        import pyarrow.compute as pc
+
         from .upgrade import declare_key
 
         if not self.has_table(name):
@@ -371,16 +387,33 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
                 return created
         tbl = self.db.open_table(name)
         declare_key(tbl, key)
+        doomed = 0
+        if prune:
+            stored = tbl.to_lance().to_table(columns=[key])[key]
+            doomed = int(pc.sum(pc.invert(pc.is_in(stored, value_set=data.column(key)))).as_py() or 0)
+        state["deleted"] = doomed
+        unchanged = 0
         if skip_unchanged and data.num_rows:
             fresh = _drop_identical(tbl.to_lance().to_table(), data, key)
-            state["unchanged"] = data.num_rows - fresh.num_rows
-            data = fresh
-        if data.num_rows == 0:
+            unchanged = data.num_rows - fresh.num_rows
+            if not doomed:  # a pruning commit must carry every kept key
+                data = fresh
+        state["unchanged"] = unchanged
+        if data.num_rows == 0 and not doomed:
             return int(tbl.version), 0, 0
+        if prune and set(tbl.schema.names) != set(data.column_names):
+            target = keyed_schema(schema or data.schema, key)
+            state["attempts"] += 1
+            tbl = self.db.create_table(name, data.cast(target), schema=target, mode="overwrite")
+            return int(tbl.version), data.num_rows, 0
         data = data.cast(data.schema.set(data.schema.get_field_index(key), tbl.schema.field(key)))
-        res = tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data)
+        builder = tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
+        if doomed:
+            builder = builder.when_not_matched_by_source_delete()
+        res = builder.execute(data)
         state["attempts"] += int(getattr(res, "num_attempts", 1) or 1)
-        return int(res.version), int(res.num_inserted_rows), int(res.num_updated_rows)
+        updated = max(0, int(res.num_updated_rows) - (unchanged if doomed else 0))
+        return int(res.version), int(res.num_inserted_rows), updated
 
     def _create_keyed(self, name: str, data: pa.Table, key: str,
                       schema: pa.Schema | None) -> tuple[int, int, int] | None:

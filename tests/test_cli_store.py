@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from embedstore import Store
+from embedstore import ModelIdentity, Store
 from tests.helpers import sample_rows, toy_model
 
 
@@ -19,9 +19,11 @@ def filled(tmp_path):
     uri = str(tmp_path / "store")
     store = Store(uri)
     model = toy_model(dim=3)
-    store.write_samples("ds", sample_rows(["a", "b", "c"], labels=["x", "y", "x"]))
+    rows = sample_rows(["a", "b", "c"], labels=["x", "y", "x"])
+    store.write_samples("ds", rows)
     store.write_embeddings("ds", model, "image", ["a", "b", "c"],
-                           np.array([[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0]], np.float32), ["h1", "h2", "h3"])
+                           np.array([[1, 0, 0], [0, 1, 0], [0.9, 0.1, 0]], np.float32),
+                           rows["image_sha256"].to_pylist())
     return uri, model
 
 
@@ -81,3 +83,22 @@ def test_errors_are_one_line_with_nonzero_exit(filled, tmp_path):
     assert result.output.strip().count("\n") == 0 and "table 'nope' does not exist" in result.output
     result = CliRunner().invoke(cli, ["--store", str(tmp_path / "no" / "where"), "info"])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_an_id_naming_two_identities_is_a_one_line_error_listing_them(filled, tmp_path):
+    uri, cls_model = filled
+    store = Store(uri)
+    mean_model = ModelIdentity(cls_model.model_id, cls_model.weights, ("image",), {"image": 3}, pooling="mean")
+    rows = store.samples("ds")
+    store.write_embeddings("ds", mean_model, "image", ["a", "b", "c"], np.eye(3), rows["image_sha256"].to_pylist())
+    out = tmp_path / "x.parquet"
+    result = CliRunner().invoke(cli, ["--store", uri, "export", "ds", "--model", "hf:toy", "--modality", "image",
+                                      "--out", str(out)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: model 'hf:toy' names 2")
+    for ident in (cls_model, mean_model):
+        assert f"{ident.key} (pooling {ident.pooling}, dtype fp32, weights weights-sha)" in lines[0]
+    assert "hf:toy@" in lines[0] and not out.exists()
+    assert run("--store", uri, "export", "ds", "--model", f"hf:toy@{mean_model.key[:8]}", "--modality", "image",
+               "--out", str(out), "--json")["rows"] == 3
+    assert pl.read_parquet(out)["vector"].to_list()[0] == [1.0, 0.0, 0.0]

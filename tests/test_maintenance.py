@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from embedstore.keys import sha256_text
 from embedstore.maintenance import cleanup, compact, doctor
 from embedstore.schema import ALIGNMENTS, MODELS, embeddings_table, samples_table
 from tests.helpers import sample_rows, toy_model
@@ -181,9 +182,11 @@ def test_doctor_finds_embeddings_without_samples(store):
 
 def test_doctor_finds_unregistered_models_and_alignments(store):
     healthy(store)
-    store.write_embeddings("toy", MODEL, "image", ["s0"], np.ones((1, 4)), ["hi0"], alignment_key="gap-abc")
+    store.write_embeddings("toy", MODEL, "image", ["s0"], np.ones((1, 4)), [sha256_text("img-s0")],
+                           alignment_key="gap-abc")
     store.register_alignment("gap-used", "mean_shift", {"lam": 1}, np.zeros(4))
-    store.write_embeddings("toy", MODEL, "image", ["s1"], np.ones((1, 4)), ["hi1"], alignment_key="gap-used")
+    store.write_embeddings("toy", MODEL, "image", ["s1"], np.ones((1, 4)), [sha256_text("img-s1")],
+                           alignment_key="gap-used")
     store.db.open_table(MODELS).delete(f"model_key = '{MODEL.key}'")
     rep = doctor(store)
     got = {(p.check, p.table): p for p in rep.problems}
@@ -206,3 +209,19 @@ def test_doctor_finds_runs_naming_unregistered_models_or_alignments(store):
     got = sorted((p.check, p.table, p.examples) for p in rep.problems)
     assert got == [("alignment_registered", "runs", (f"{rec.run_id}:gap-gone",)),
                    ("model_registered", "runs", (f"{rec.run_id}:feedfacefeedface",))]
+
+
+def test_doctor_reports_stale_embeddings_and_a_group_in_two_splits_with_the_fix(store):
+    ids = healthy(store)
+    rows = sample_rows(ids[:2], image_hashes=["new-bytes-0", "new-bytes-1"])  # the photos were re-exported
+    store.write_samples("toy", rows)
+    # a group in two splits, as an unchecked writer (or a store from before the check) leaves it
+    leaky = sample_rows(["g0", "g1"]).append_column("group_id", pa.array(["p1", "p1"]))
+    store.db.create_table(samples_table("grp"), leaky.append_column("split_grouped", pa.array(["test", "train"])))
+    rep = doctor(store)
+    got = {p.check: p for p in rep.problems}
+    assert set(got) == {"stale_embedding", "group_split"}
+    assert got["stale_embedding"].count == 2 and "re-run 'embedstore extract toy'" in got["stale_embedding"].message
+    assert got["group_split"].examples == ("p1 in test/train",) and "re-ingest" in got["group_split"].message
+    r = run_cli(store, "doctor")
+    assert r.exit_code == 1 and "[stale_embedding]" in r.output and "[group_split]" in r.output

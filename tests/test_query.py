@@ -11,9 +11,10 @@ from tests.helpers import sample_rows, toy_model
 
 def test_embeddings_as_numpy_follow_split(store):
     model = toy_model(dim=3)
-    store.write_samples("ds", sample_rows(["a", "b", "c"], splits=["train", "test", "train"]))
+    rows = sample_rows(["a", "b", "c"], splits=["train", "test", "train"])
+    store.write_samples("ds", rows)
     vecs = np.arange(9, dtype=np.float32).reshape(3, 3)
-    store.write_embeddings("ds", model, "image", ["a", "b", "c"], vecs, ["h1", "h2", "h3"])
+    store.write_embeddings("ds", model, "image", ["a", "b", "c"], vecs, rows["image_sha256"].to_pylist())
     ids, mat = store.embeddings("ds", model.key, "image", split="train", as_="numpy")
     assert ids == ["a", "c"] and np.array_equal(mat, vecs[[0, 2]])
     assert store.embeddings("ds", "hf:toy", "image", as_="polars").height == 3

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from embedstore import DimensionMismatchError, InputError, NotFoundError, Store
+from embedstore import AmbiguousModelError, DimensionMismatchError, InputError, NotFoundError, Store
 from embedstore.errors import KeyCollisionError
 from embedstore.identity import ModelIdentity
 from tests.helpers import sample_rows, toy_model
@@ -101,7 +101,10 @@ def test_model_registry_resolves_by_key_or_id(store):
     store.register_model(fp32)  # idempotent
     assert len(store.models()) == 2
     assert store.model(fp32.key) == fp32
-    assert store.model("hf:m").key == bf16.key  # latest registered wins for a bare id
+    with pytest.raises(AmbiguousModelError) as err:  # a bare id naming two identities is an error
+        store.model("hf:m")
+    assert fp32.key in str(err.value) and bf16.key in str(err.value) and "dtype bf16" in str(err.value)
+    assert store.model(f"hf:m@{bf16.key[:6]}") == bf16
     with pytest.raises(NotFoundError, match="registered: hf:m"):
         store.model("hf:other")
 

@@ -4,10 +4,10 @@
 and its image and text embeddings (``emb__...``), each **at a pinned table
 version**, joined by ``sample_id`` with Arrow compute (no per-row Python):
 
-1. At setup only the key columns are read: ``sample_id`` + split of the
-   samples table, and ``sample_id``/``dataset``/``alignment_key``/
-   ``content_sha256`` of each embeddings table. Each sample is mapped to the
-   *position* of its vector in each embeddings table (``pc.index_in``).
+1. At setup an :class:`embedstore.snapshot.Snapshot` pins the tables and
+   reads only their key columns; it maps each sample to the *position* of
+   its current vector in each embeddings table. Table lookup, the staleness
+   rule and pairing live there; this module keeps only torch batching.
 2. Labels and vectors of a split are read only when that split is first
    used, and every read and every pass over a split is logged in
    :attr:`Source.events` — so honest mode can *prove* that the test split is
@@ -26,8 +26,9 @@ version**, joined by ``sample_id`` with Arrow compute (no per-row Python):
    available RAM. Both paths yield **identical** batches for a given
    generator state, so a run's numbers do not depend on the path.
 
-Samples without a current embedding (missing, or stale: their content hash
-changed since extraction) are skipped and reported in :attr:`StoreSource.skipped`.
+Samples without a current embedding in every modality read (missing, or
+stale: their content hash changed since extraction, aligned vectors
+included) are skipped and reported in :attr:`StoreSource.skipped`.
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ import torch
 from embedstore.errors import InputError, NotFoundError
 from embedstore.keys import NO_ALIGNMENT
 from embedstore.prefetch import prefetch
-from embedstore.schema import embeddings_table, samples_table
-from embedstore.sql import eq
+from embedstore.snapshot import HASH_COLUMN, Snapshot
 
 from .loader import Batch, Source, _slices, encode_labels, epoch_order, label_codes
 
@@ -98,29 +98,16 @@ class StoreSource(Source):
         t0 = time.perf_counter()
         self.store, self.dataset, self.label_column = store, dataset, label_column
         self.readahead, self.chunk_rows = max(1, int(readahead)), max(1, int(chunk_rows))
-        versions = dict(versions or {})
-        self.samples_table = samples_table(dataset)
-        if not store.has_table(self.samples_table):
-            raise NotFoundError(f"no dataset '{dataset}' in store {store.uri}; known: {store.datasets()}. "
-                                "Run 'embedstore ingest' first")
-        self.split_column = store.split_column(dataset, split_by)
-        self.model_keys: dict[str, str] = {}
-        self.alignment_keys = {"image": image_alignment_key, "text": text_alignment_key}
-        self.tables: dict[str, str] = {}
-        for modality, ref, dim in (("image", image_model, image_dim), ("text", text_model, text_dim)):
-            if ref is None:
-                continue
-            identity = store.model(ref, modality)
-            self.model_keys[modality] = identity.key
-            self.tables[modality] = _find_table(store, identity, modality, self.alignment_keys[modality], dim)
-        if not self.tables:
+        if image_model is None and text_model is None:
             raise InputError("no modality to read: give an image model, a text model or both")
-        self.versions = {name: int(versions.get(name) or store.version(name))
-                         for name in [self.samples_table, *self.tables.values()]}
-        self._ds = {name: store.open_table(name, v).to_lance() for name, v in self.versions.items()}
-        self.image_dim = _width(self._ds[self.tables["image"]]) if "image" in self.tables else None
-        self.text_dim = _width(self._ds[self.tables["text"]]) if "text" in self.tables else None
-        self._keys = self._read_keys()
+        self.snapshot = Snapshot(store, dataset, image_model=image_model, text_model=text_model, split_by=split_by,
+                                 image_alignment_key=image_alignment_key, text_alignment_key=text_alignment_key,
+                                 image_dim=image_dim, text_dim=text_dim, versions=versions)
+        snap = self.snapshot
+        self.samples_table, self.split_column = snap.samples_table, snap.split_column
+        self.alignment_keys, self.tables, self.versions = snap.alignment_keys, snap.tables, snap.versions
+        self.model_keys: dict[str, str] = snap.model_keys
+        self.image_dim, self.text_dim = snap.dims.get("image"), snap.dims.get("text")
         self._index: dict[str, SplitIndex] = {}
         self._mem: dict[str, Batch] = {}
         self.skipped: dict[str, dict[str, Any]] = {}
@@ -135,73 +122,40 @@ class StoreSource(Source):
         self.load_s = 0.0
 
     # -- setup -------------------------------------------------------------
-    def _read_keys(self) -> dict[str, Any]:
-        import pyarrow.compute as pc
-
-        samples = self._ds[self.samples_table].to_table(columns=["sample_id", self.split_column])
-        out: dict[str, Any] = {"split": samples, "emb": {}}
-        for modality, name in self.tables.items():
-            keys = self._ds[name].to_table(columns=["sample_id", "dataset", "alignment_key", "content_sha256"])
-            mask = pc.and_(pc.equal(keys["dataset"], self.dataset),
-                           pc.equal(keys["alignment_key"], self.alignment_keys[modality]))
-            pos = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-            out["emb"][modality] = (keys.take(pos).select(["sample_id", "content_sha256"]), pos)
-        return out
-
     def has_split(self, split: str) -> bool:
-        import pyarrow.compute as pc
+        return self.snapshot.has_split(split)
 
-        return bool(pc.any(pc.equal(self._keys["split"][self.split_column], split)).as_py())
-
-    def _read_split(self, split: str) -> dict[str, np.ndarray]:
+    def _read_split(self, split: str) -> dict[str, Any]:
         """Labels (and content hashes) of one split: the only per-split sample read."""
         self.events.append(("labels", split))
-        cols = ["sample_id", self.label_column] + [f"{m}_sha256" for m in self.tables]
-        tbl = self._ds[self.samples_table].to_table(
-            columns=cols, filter=eq(self.split_column, split))
-        out = {c: tbl[c] for c in cols}
-        out["labeled"] = tbl[self.label_column].is_valid().to_numpy(zero_copy_only=False)
-        out["label"] = np.asarray(tbl[self.label_column].to_pylist(), dtype=object).astype(str)
-        return out
+        cols = ["sample_id", self.label_column] + [HASH_COLUMN[m] for m in self.tables]
+        tbl = self.snapshot.samples(cols, split)
+        return {"rows": tbl, "labeled": tbl[self.label_column].is_valid().to_numpy(zero_copy_only=False),
+                "label": np.asarray(tbl[self.label_column].to_pylist(), dtype=object).astype(str)}
 
     def _make_index(self, split: str, raw: dict[str, Any]) -> SplitIndex:
-        import pyarrow.compute as pc
-
-        ids = raw["sample_id"]
-        keep = raw["labeled"].copy()
-        report: dict[str, Any] = {"unlabeled": int((~keep).sum())}
-        positions = {}
-        for modality, (keys, pos) in self._keys["emb"].items():
-            where = pc.index_in(ids, value_set=keys["sample_id"])
-            found = pc.is_valid(where).to_numpy(zero_copy_only=False)
-            idx = pc.fill_null(where, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-            current = found.copy()
-            if self.alignment_keys[modality] == NO_ALIGNMENT:  # stale = content changed since extraction
-                stored = keys["content_sha256"].take(idx).to_numpy(zero_copy_only=False)
-                now = raw[f"{modality}_sha256"].to_numpy(zero_copy_only=False)
-                current &= stored == now
-            report[f"missing_{modality}"] = int((~found).sum())
-            report[f"stale_{modality}"] = int((found & ~current).sum())
-            keep &= current
-            positions[modality] = pos[idx]
+        """Keep labeled rows with a current vector in every modality (the snapshot's rule)."""
+        sel = self.snapshot.select(raw["rows"])
+        keep = raw["labeled"] & sel.keep
+        ids = np.asarray(raw["rows"]["sample_id"].to_pylist(), dtype=object)
         if (~keep).any():
-            report["examples"] = [str(s) for s in np.asarray(ids.to_pylist(), dtype=object)[~keep][:5]]
-            report["skipped"] = int((~keep).sum())
-            self.skipped[split] = report
+            self.skipped[split] = {"unlabeled": int((~raw["labeled"]).sum()), **sel.report(),
+                                   "examples": [str(s) for s in ids[~keep][:5]], "skipped": int((~keep).sum())}
         if not keep.any():
+            stale = sum(sel.stale.values())
+            hint = (f"{stale} are stale (content changed since extraction): re-run 'embedstore extract "
+                    f"{self.dataset}'" if stale else f"run 'embedstore extract {self.dataset}' first")
             raise NotFoundError(f"dataset '{self.dataset}' split '{split}' has no sample with current embeddings "
-                                f"in {sorted(self.tables.values())}: run 'embedstore extract {self.dataset}' first")
-        codes = label_codes(raw["label"][keep], self.classes,
-                            f"dataset '{self.dataset}' split '{split}'")
-        return SplitIndex(np.asarray(ids.to_pylist(), dtype=object)[keep], codes,
-                          {m: p[keep] for m, p in positions.items()})
+                                f"in {sorted(self.tables.values())}: {hint}")
+        codes = label_codes(raw["label"][keep], self.classes, f"dataset '{self.dataset}' split '{split}'")
+        return SplitIndex(ids[keep], codes, {m: p[keep] for m, p in sel.positions.items()})
 
     def _choose_path(self, path: str) -> str:
         if path != "auto":
             return path
         import psutil
 
-        n = len(self._keys["split"])
+        n = self.snapshot.num_samples
         need = n * ((self.image_dim or 0) + (self.text_dim or 0)) * 4
         return "memory" if need < 0.5 * psutil.virtual_memory().available else "stream"
 
@@ -218,14 +172,7 @@ class StoreSource(Source):
         return self.index(split).y
 
     def _take(self, modality: str, positions: np.ndarray) -> torch.Tensor:
-        from embedstore.data import vectors_of
-
-        order = np.argsort(positions, kind="stable")
-        tbl = self._ds[self.tables[modality]].take(positions[order], columns=["vector"])
-        mat = vectors_of(tbl)
-        out = np.empty_like(mat)
-        out[order] = mat
-        return torch.from_numpy(out)
+        return torch.from_numpy(self.snapshot.take(modality, positions))
 
     def _vectors(self, ix: SplitIndex, rows: np.ndarray) -> tuple[Any, Any]:
         return tuple(self._take(m, ix.positions[m][rows]) if m in self.tables else None
@@ -279,26 +226,3 @@ class StoreSource(Source):
         return {"loader": self.path, "split_column": self.split_column, "tables": dict(self.tables),
                 "setup_s": round(self.setup_s, 4), "load_s": round(self.load_s, 4), "skipped": self.skipped,
                 **({"readahead": self.readahead, "chunk_rows": self.chunk_rows} if self.path == "stream" else {})}
-
-
-def _width(ds) -> int:
-    return int(ds.schema.field("vector").type.list_size)
-
-
-def _find_table(store, identity, modality: str, alignment_key: str, dim: int | None) -> str:
-    """The embeddings table holding ``identity``'s ``modality`` vectors under ``alignment_key``."""
-    if dim is not None or alignment_key == NO_ALIGNMENT:
-        name = embeddings_table(identity.key, modality, dim or identity.dim(modality))
-        if not store.has_table(name):
-            raise NotFoundError(f"no {modality} embeddings table {name} for model {identity.model_id}: "
-                                f"run 'embedstore extract' with that model first")
-        return name
-    hits = [t for t in store.embedding_tables(identity.key, modality)
-            if store.open_table(t).count_rows(eq("alignment_key", alignment_key))]
-    if not hits:
-        raise NotFoundError(f"no {modality} embeddings of model {identity.model_id} under alignment "
-                            f"'{alignment_key}': run the alignment first (see 'embedstore info')")
-    if len(hits) > 1:
-        raise InputError(f"alignment '{alignment_key}' has {modality} vectors in several tables {hits}: "
-                         f"pass {modality}_dim to choose one")
-    return hits[0]

@@ -200,6 +200,16 @@ def _record(res: RunResult, out: SeedOutcome, source: Source, spec: HeadSpec, pr
         environment=env, rerun_of=rerun_of)
 
 
+def _alignments(store, dataset: str, source: StoreSource, proto: Protocol) -> dict[str, dict[str, Any]]:
+    """Settings of the alignments read, per modality; honest mode refuses any not fitted on this split's train rows."""
+    from embedstore.honest import alignment_summary, check_honest_alignments
+
+    keys = {m: source.alignment_keys[m] for m in source.tables}
+    if proto.mode == "honest":
+        return check_honest_alignments(store, dataset, source.split_column, keys)
+    return {m: alignment_summary(store, k) for m, k in keys.items() if k != NO_ALIGNMENT}
+
+
 def train(store, dataset: str, *, image_model: str | None = None, text_model: str | None = None,
           fusion: str = "early", mode: str = "honest", split_by: str | None = None, epochs: int | None = None,
           seeds: int | Sequence[int] = 1, hidden: Sequence[int] | None = None, dropout: float | None = None,
@@ -236,7 +246,10 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     image_alignment_key, text_alignment_key, alignment_key : str
         Which stored vectors to read; ``alignment_key`` sets both. Aligned
         vectors may live in a wider table (``image_dim=``/``text_dim=`` pick
-        it when ambiguous).
+        it when ambiguous). Honest mode refuses an alignment not fitted on
+        the training rows of the split it trains on (``fit_on="all"``,
+        another split column, other source rows: :mod:`embedstore.honest`).
+        Each run's config records the alignments' λ, method and ``fit_on``.
     align_loss_weight : float
         Weight ``w`` of the late-fusion intra-modal alignment loss
         ``w · mean(1 − cos(h_text, h_image))`` (off by default).
@@ -301,6 +314,8 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         readahead=kw.pop("readahead", 4), chunk_rows=kw.pop("chunk_rows", 4096))
     if not cv:
         _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
+    alignments = _alignments(store, dataset, source, proto)
+    if not cv:
         source.prepare(("train", proto.select_on))
     preset = None
     if mode == "paper":
@@ -317,7 +332,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
               "threads": threads, "scale": scale, **({"paper_preset": preset} if preset else {}),
               "label_column": source.label_column, "classes": source.classes,
-              "alignment_keys": {m: source.alignment_keys[m] for m in source.tables},
+              "alignment_keys": {m: source.alignment_keys[m] for m in source.tables}, "alignments": alignments,
               "tables": dict(source.tables), "image_dim": source.image_dim, "text_dim": source.text_dim,
               "loader": source.path, "readahead": source.readahead, "chunk_rows": source.chunk_rows}
     if cv:
