@@ -54,12 +54,18 @@ def clustered(rng: np.random.Generator, n: int, d: int, clusters: int = 64, kind
 
 def fill(store, n: int, d: int, rng: np.random.Generator, n_queries: int, kind: str = "lowrank"):
     """Write ``n`` x ``d`` synthetic vectors; returns (model, vectors, held-out queries, write seconds)."""
+    import pyarrow as pa
+
     from embedstore import ModelIdentity
 
     model = ModelIdentity(f"bench:synthetic-{kind}-{d}", "random", ("image",), {"image": d}, pooling="none")
     both = clustered(rng, n + n_queries, d, kind=kind)
     vecs, queries = both[:n], both[n:]
     ids = [f"s{i:06d}" for i in range(n)]
+    store.write_samples("bench", pa.table({  # readers pair vectors with their samples (image hash = id here)
+        "sample_id": ids, "text": ids, "text_sha256": ids, "prompt_name": ["none"] * n,
+        "prompt_template": ["none"] * n, "image_ref": ids, "image_sha256": ids, "label": ["0"] * n,
+        "split_paper": ["train"] * n}))
     t0 = time.perf_counter()
     store.write_embeddings("bench", model, "image", ids, vecs, ids)
     return model, vecs, queries, time.perf_counter() - t0

@@ -57,6 +57,8 @@ def render(report) -> str:
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--prune", is_flag=True,
               help="Remove stored samples absent from the source (without it such a re-ingest is refused).")
+@click.option("--keep-missing", is_flag=True,
+              help="Keep stored samples absent from the source (the source adds to the dataset).")
 @click.option("--rgb", type=click.Choice(["true", "paper", "paper255"]), default=None,
               help="satellitebench: true colour B4,B3,B2 (default), the paper's B,G,R order, or B,G,R with "
                    "the notebook's /255 (paper255, inferred).")
@@ -77,7 +79,7 @@ def render(report) -> str:
 @click.option("--image-root", default=None, type=click.Path(exists=True, file_okay=False),
               help="manifest: folder relative image paths start from (default: the manifest's folder).")
 def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, split, seed, no_progress, prune,
-           rgb, layout, median_over, manifest, id_column, image_column, label_column, text_column,
+           keep_missing, rgb, layout, median_over, manifest, id_column, image_column, label_column, text_column,
            text_template, group_column, split_column, delimiter, image_root):
     """Ingest a dataset folder into the store (KIND: ham10000, brset, satellitebench, manifest).
 
@@ -87,7 +89,8 @@ def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, s
     skipped and reported. Re-running on unchanged data writes nothing.
     A re-ingest that would leave stored samples absent from the source is
     refused with the diff unless --prune (then the stored samples equal the
-    source, in one commit; stored groups keep their split).
+    source, in one commit; stored groups keep their split) or --keep-missing
+    (the source adds to the dataset, e.g. one ingested in parts).
 
     \b
     Examples:
@@ -106,5 +109,6 @@ def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, s
                    delimiter=delimiter, image_root=image_root)
     store = get_store(ctx, store_uri, storage_options)
     report = run(store, kind, root, name=name, prompt=prompt, split=split, seed=seed,
-                 progress=not no_progress and not as_json, prune=prune, **options)
+                 progress=not no_progress and not as_json, prune=prune, keep_missing=keep_missing,
+                 **options)
     emit(ctx, report.to_dict(), lambda: render(report))

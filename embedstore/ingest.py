@@ -12,7 +12,9 @@ Re-ingest (see :mod:`embedstore.reingest`): when stored samples are absent
 from the source (a curated, shrunk folder, or an image unreadable now), the
 ingest **refuses** and prints the diff (added / removed / changed, with
 examples) unless ``prune=True`` (``--prune``): then the stored samples
-become exactly the source, in one commit. A source with other columns
+become exactly the source, in one commit. ``keep_missing=True``
+(``--keep-missing``) makes the source add to the stored samples instead
+(a dataset ingested in parts). A source with other columns
 (another text template, a new metadata column) is refused the same way.
 Groups already stored keep their
 ``split_grouped``. The previous version stays readable, and runs pinned to
@@ -101,7 +103,7 @@ class IngestReport:
 
 def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None, prompt: str = "default",
            split: str = "grouped", seed: int = 42, progress: bool = True, prune: bool = False,
-           **options: Any) -> IngestReport:
+           keep_missing: bool = False, **options: Any) -> IngestReport:
     """Read a dataset and upsert its samples into ``store``.
 
     Parameters
@@ -125,6 +127,10 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
         Delete stored samples absent from the source (in the same commit).
         Without it, a re-ingest that would leave such rows behind raises
         :class:`InputError` with the diff and writes nothing.
+    keep_missing : bool
+        Keep stored samples absent from the source: the source *adds to*
+        the dataset (ingesting it in parts, e.g. two halves from two
+        machines). Exclusive with ``prune``.
     **options
         Kind-specific options, e.g. ``rgb="paper"`` (satellitebench) or
         ``id_column=..., text_template=...`` (manifest).
@@ -158,6 +164,9 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
     """
     if split not in ("grouped", "paper"):
         raise InputError(f"split '{split}': use grouped or paper")
+    if prune and keep_missing:
+        raise InputError("ingest: --prune removes stored samples absent from the source and --keep-missing keeps "
+                         "them; pass one of the two")
     dataset = check_name(name or kind)
     built = build_rows(kind, Path(root).expanduser(), prompt=prompt, seed=seed, progress=progress, **options)
     if built.table.num_rows == 0:
@@ -166,7 +175,7 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
         raise InputError(f"no valid samples in {built.root} for kind {kind}: "
                          f"{len(built.skipped)} skipped{detail}")
     stored = store.samples(dataset) if store.has_table(samples_table(dataset)) else None
-    rows, kept = keep_group_splits(built.table, stored)
+    rows, kept = keep_group_splits(built.table, stored, kept=keep_missing)
     notes = list(built.notes)
     if kept:
         notes.append(f"split_grouped: {kept} row(s) of groups already stored keep their stored split "
@@ -175,7 +184,7 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
     if (new_cols or gone_cols) and not prune:
         raise InputError(columns_message(dataset, built.root, new_cols, gone_cols))
     diff = sample_diff(stored, rows)
-    if diff.removed and not prune:
+    if diff.removed and not (prune or keep_missing):
         skipped_now = len({s.sample_id for s in built.skipped} & set(stored["sample_id"].to_pylist()))
         raise InputError(removed_message(dataset, built.root, diff, skipped_now))
     tag = new_run_tag("ingest")

@@ -7,7 +7,8 @@ rows with the stored ones (:func:`sample_diff`):
 * **removed** rows (stored, but absent from the source or skipped now as
   unreadable) make :func:`embedstore.ingest.ingest` *refuse*, printing the
   diff, unless ``prune=True`` (``--prune``) is given; then the samples table
-  becomes exactly the source, in one commit. Nothing is lost either way:
+  becomes exactly the source, in one commit. ``keep_missing=True``
+  (``--keep-missing``) keeps them instead: the source adds to the dataset. Nothing is lost either way:
   the previous version stays readable (``embedstore versions``), and runs
   pinned to it re-execute from it.
 
@@ -96,11 +97,12 @@ def sample_diff(stored: pa.Table | None, source: pa.Table, key: str = "sample_id
     return SampleDiff(len(added), len(removed), len(changed), same.height, ex)
 
 
-def keep_group_splits(source: pa.Table, stored: pa.Table | None) -> tuple[pa.Table, int]:
+def keep_group_splits(source: pa.Table, stored: pa.Table | None, *, kept: bool = False) -> tuple[pa.Table, int]:
     """``source`` with each already-stored group keeping its stored ``split_grouped``.
 
     A group's stored split is taken from its stored rows that are still in
-    the source; a group whose stored rows disagree (a store written before
+    the source (all stored rows with ``kept``: those absent from the source
+    stay too); a group whose stored rows disagree (a store written before
     this rule) gets the fresh assignment. Returns the table and the number
     of rows whose split differs from the fresh assignment.
 
@@ -121,7 +123,8 @@ def keep_group_splits(source: pa.Table, stored: pa.Table | None) -> tuple[pa.Tab
     import polars as pl
 
     old = pl.from_arrow(stored.select(["sample_id", GROUP_COLUMN, GROUPED_SPLIT]))
-    old = old.join(pl.from_arrow(source.select(["sample_id"])), on="sample_id", how="semi")
+    if not kept:
+        old = old.join(pl.from_arrow(source.select(["sample_id"])), on="sample_id", how="semi")
     per_group = old.group_by(GROUP_COLUMN).agg(pl.col(GROUPED_SPLIT).unique().alias("splits"))
     kept = {g: s[0] for g, s in zip(per_group[GROUP_COLUMN].to_list(), per_group["splits"].to_list())
             if len(s) == 1 and g is not None}
@@ -210,4 +213,5 @@ def removed_message(dataset: str, root: Any, diff: SampleDiff, skipped_now: int)
     why = f" ({skipped_now} of them skipped now as unreadable or unlabeled)" if skipped_now else ""
     return (f"ingest '{dataset}' from {root}: {diff.removed} stored sample(s) are not in the source{why}; "
             f"diff: {diff.describe()}. Pass --prune (prune=True) to make the stored samples equal the source "
-            "(the old version stays readable), or ingest under another --name; nothing was written")
+            "(the old version stays readable), --keep-missing to keep them (the source adds to the dataset), "
+            "or ingest under another --name; nothing was written")

@@ -223,8 +223,11 @@ class Snapshot:
     def take(self, modality: str, positions: np.ndarray) -> np.ndarray:
         """Vectors at ``positions`` of the pinned table, in the order given, as float32 ``(n, d)``."""
         positions = np.asarray(positions, dtype=np.int64)
+        ds = self._ds[self.tables[modality]]
+        if len(positions) * 4 > ds.count_rows():  # most rows: one scan of the column beats a random take
+            return vectors_of(ds.to_table(columns=["vector"]))[positions]
         order = np.argsort(positions, kind="stable")
-        mat = vectors_of(self._ds[self.tables[modality]].take(positions[order], columns=["vector"]))
+        mat = vectors_of(ds.take(positions[order], columns=["vector"]))
         out = np.empty_like(mat)
         out[order] = mat
         return out
@@ -239,12 +242,14 @@ class Snapshot:
             ``rows`` holds ``sample_id``, the hash columns and ``columns``;
             ``vectors`` is ``{modality: (n, d) float32}`` row-aligned with it.
         """
+        import pyarrow.compute as pc
+
         cols = list(dict.fromkeys(["sample_id", *(HASH_COLUMN[m] for m in self.tables), *columns]))
         rows = self.samples(cols, split)
         sel = self.select(rows)
         kept = np.flatnonzero(sel.keep)
         rows = rows.take(kept)
-        order = np.argsort(np.asarray(rows["sample_id"].to_pylist(), dtype=object), kind="stable")
+        order = pc.sort_indices(rows["sample_id"]).to_numpy()
         rows = rows.take(order)
         vectors = {m: self.take(m, sel.positions[m][kept][order]) for m in self.tables}
         return rows, vectors, sel

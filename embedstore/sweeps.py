@@ -2,7 +2,7 @@
 
 A sweep (``trainers.sweep.sweep``) records every seed of every λ as an
 ordinary run whose ``group_id`` is ``<sweep_id>.<alignment_key>``; λ itself
-is read from the alignment registry. This module turns those records into
+is read from the run records (which carry their alignment's settings). This module turns those records into
 per-λ points (mean ± sd over seeds) and makes the selection:
 
 * ``honest``: λ is chosen on **validation** macro-F1 (mean over seeds; ties
@@ -94,11 +94,13 @@ def sweep_records(store, dataset: str, sweep_id: str) -> dict[str, list[RunRecor
 
 
 def sweep_points(store, dataset: str, sweep_id: str) -> list[SweepPoint]:
-    """Per-λ points of one sweep, sorted by λ (λ read from the alignment registry)."""
+    """Per-λ points of one sweep, sorted by λ (from the run records; older records: the alignment registry)."""
     points = []
     for gid, recs in sweep_records(store, dataset, sweep_id).items():
         key = gid[len(sweep_id) + 1:]
-        points.append(point_from_records(store.alignment(key).settings["lam"], key, recs))
+        recorded = next(iter((recs[0].config.get("alignments") or {}).values()), {})
+        lam = recorded["lam"] if "lam" in recorded else store.alignment(key).settings["lam"]
+        points.append(point_from_records(lam, key, recs))
     return sorted(points, key=lambda p: p.lam)
 
 

@@ -82,7 +82,8 @@ def ingest_and_extract(uri: str, manifest: str, model: str, phase=None, times=No
             times[value - 2] = time.monotonic() - t0
 
     mark(1)
-    ingest(store, "manifest", manifest, name="ds", id_column="sample_id", progress=False)
+    ingest(store, "manifest", manifest, name="ds", id_column="sample_id", progress=False,
+           keep_missing=True)  # the workers ingest overlapping parts of one dataset
     mark(2)
     extract(store, "ds", model, extractor=extractor, batch_size=4, chunk_rows=4, progress=False, threads=1)
     mark(3)

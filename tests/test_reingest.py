@@ -112,3 +112,17 @@ def test_a_run_pinned_before_a_prune_and_a_prompt_change_reexecutes_exactly(stor
     assert store.samples("toy").num_rows == 40
     again = rerun(store, first.run_id)
     assert again.metrics == first.metrics and again.table_versions == first.table_versions
+
+
+def test_keep_missing_adds_a_part_to_the_dataset(store, synthetic60):
+    full, curated = synthetic60
+    _ingest(store, curated)
+    part = full.with_name("rest.csv")
+    lines = full.read_text().splitlines(keepends=True)
+    part.write_text(lines[0] + "".join(lines[46:]))
+    with pytest.raises(InputError, match="--keep-missing to keep them"):
+        _ingest(store, part)
+    with pytest.raises(InputError, match="pass one of the two"):
+        _ingest(store, part, prune=True, keep_missing=True)
+    _ingest(store, part, keep_missing=True)
+    assert store.samples("syn").num_rows == 60 and split_conflicts(store.samples("syn")) == {}
