@@ -202,7 +202,8 @@ def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool) -> str:
     _ingest(src, "ham10000-sample70", "ds")
     os.environ["EMBEDSTORE_BACKEND_TABLE"] = str(tmp / "no-user-table.json")  # the shipped table only
     os.environ["EMBEDSTORE_ONNX_CACHE"] = str(tmp / "onnx")  # export afresh (export time is not timed)
-    results = eb.run(src, tmp, repeats, quick)
+    results = eb.run(src, tmp, repeats, quick, partial=Path(args_partial) if (args_partial := os.environ.get(
+        "EMBEDSTORE_BENCH_PARTIAL")) else None)
     if write_table:
         from embedstore.extractors.backends import TABLE_FILE
 

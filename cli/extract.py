@@ -115,9 +115,9 @@ def models(ctx, store_uri, storage_options, as_json):
         known = [dict(m, dims=_dims(m["dims"])) for m in data["known"]]
         return "\n".join([
             "known model ids:",
-            table(known, ["model_id", "modalities", "dims", "pooling", "quantize", "note"]),
+            table(known, ["model_id", "modalities", "dims", "pooling", "quantize", "backend", "note"]),
             "", "in this store:",
-            table(stored, ["model_key", "model_id", "modalities", "dims", "dtype", "pooling", "rows"])
+            table(stored, ["model_key", "model_id", "modalities", "dims", "backend", "dtype", "pooling", "rows"])
             if stored else "(none yet: run 'embedstore extract')"])
 
     emit(ctx, data, text)

@@ -461,12 +461,14 @@ def models_overview(store: Store) -> dict[str, list[dict[str, Any]]]:
     from .schema import parse_embeddings_table
 
     known = [{"model_id": m.model_id, "modalities": ",".join(m.modalities), "dims": m.dims,
-              "pooling": m.pooling, "quantize": m.quantize or "none", "note": m.note} for m in list_known()]
+              "pooling": m.pooling, "quantize": m.quantize or "none", "backend": m.backend, "note": m.note}
+             for m in list_known()]
     rows: dict[str, dict[str, int]] = {}
     for name in store.embedding_tables():
         modality, key, _ = parse_embeddings_table(name)
         rows.setdefault(key, {})[modality] = store.open_table(name).count_rows()
     stored = [{"model_key": m.key, "model_id": m.model_id, "modalities": ",".join(m.modalities), "dims": m.dims,
-               "dtype": m.dtype, "pooling": m.pooling, "truncation": m.truncation, "weights": m.weights,
+               "dtype": m.dtype, "backend": m.backend, "pooling": m.pooling, "truncation": m.truncation,
+               "weights": m.weights,
                "rows": rows.get(m.key, {})} for m in store.models()]
     return {"known": known, "stored": stored}

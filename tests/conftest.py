@@ -46,4 +46,6 @@ def lab(tmp_path_factory):
 def _no_user_store(monkeypatch, tmp_path):
     """Never touch the user's default store from a test."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # --backend auto reads only the table shipped with the catalog, never this machine's measurements
+    monkeypatch.setenv("EMBEDSTORE_BACKEND_TABLE", str(tmp_path / "no-user-backend-table.json"))
     monkeypatch.delenv("EMBEDSTORE_URI", raising=False)

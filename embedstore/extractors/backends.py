@@ -173,7 +173,7 @@ def auto_choice(model_id: str, entries: list[dict[str, Any]] | None, dtypes: tup
 
     A candidate's speed-up is its slowest modality's; its cosine the lowest.
     Ties keep the reference order (torch fp32 first), so the choice depends
-    only on the entries.
+    only on the entries (and on ONNX Runtime being installed).
 
     Examples
     --------
@@ -194,8 +194,11 @@ def auto_choice(model_id: str, entries: list[dict[str, Any]] | None, dtypes: tup
             speed, cos = cands.get(k, (float("inf"), 1.0))
             cands[k] = (min(speed, float(e["speedup"])), min(cos, float(e["min_cos"])))
     order = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("torch", "8bit")]
+    import importlib.util
+
     ok = [k for k in order + sorted(set(cands) - set(order)) if k in cands and k[1] in dtypes
-          and cands[k][1] >= PARITY_MIN]
+          and cands[k][1] >= PARITY_MIN
+          and (k[0] != "onnxruntime" or importlib.util.find_spec("onnxruntime") is not None)]
     if not ok:
         return BackendChoice("torch", dtypes[0], f"auto: no gated entry for {model_id} (torch {dtypes[0]})")
     best = max(ok, key=lambda k: cands[k][0])  # max keeps the first of equals
