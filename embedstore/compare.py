@@ -104,11 +104,11 @@ def paired_bootstrap(pairs: Sequence[tuple[np.ndarray, Sequence[np.ndarray], Seq
     return float(np.mean(observed)), float(low), float(high), boot
 
 
-def verdict(low: float, high: float) -> str:
+def verdict(low: float, high: float, a: str = "A", b: str = "B") -> str:
     """``"no evidence of a difference"`` when ``[low, high]`` covers 0, else which side is better."""
     if low <= 0.0 <= high:
         return "no evidence of a difference"
-    return "A is better" if low > 0 else "B is better"
+    return f"{a} is better" if low > 0 else f"{b} is better"
 
 
 @dataclass
@@ -134,7 +134,7 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        return verdict(self.low, self.high)
+        return verdict(self.low, self.high, self.label_a or self.a, self.label_b or self.b)
 
     def line(self) -> str:
         """One sentence: the difference, its interval and the verdict."""

@@ -221,7 +221,7 @@ def confusion_plot(confusion: Sequence[Sequence[int]], classes: Sequence[str], o
     """
     conf = np.asarray(confusion, dtype=np.float64)
     rates = conf / np.clip(conf.sum(axis=1, keepdims=True), 1, None)
-    size = 1.2 + 0.55 * len(classes)
+    size = max(3.5, 1.2 + 0.55 * len(classes))
     fig = _figure(size + 1.0, size)
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)

@@ -156,3 +156,19 @@ def test_runs_compare_pairs_the_same_folds_and_prints_the_interval(grouped):
                   cv_seed=9)
     bad = CliRunner().invoke(cli, ["--store", store.uri, "runs", "--compare", a.group_id, other.group_id])
     assert bad.exit_code != 0 and "share no fold" in bad.output and "Traceback" not in bad.output
+
+
+def test_cli_train_cv_linear_prints_folds_scaling_and_groups(grouped):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    store, info = grouped
+    out = CliRunner().invoke(cli, ["--store", store.uri, "train", "grp", "--image-model", info["image_model"],
+                                   "--fusion", "linear", "--cv", "3", "--scale", "image=l2", "--no-progress"])
+    assert out.exit_code == 0, out.output
+    assert "3-fold grouped CV x 1" in out.output and "'image': 'l2'" in out.output
+    assert "3 folds x 1 x 1 seeds" in out.output and "linear=grp-" in out.output
+    bad = CliRunner().invoke(cli, ["--store", store.uri, "train", "grp", "--image-model", info["image_model"],
+                                   "--fusion", "image", "--cv", "3", "--mode", "paper", "--no-progress"])
+    assert bad.exit_code != 0 and "--cv is honest-mode" in bad.output and "Traceback" not in bad.output

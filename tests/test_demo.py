@@ -39,9 +39,12 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
     assert first.exit_code == 0, first.output
     text = first.output
     assert f"dataset '{DATASET}', SYNTHETIC data" in text
-    for setting in ("early fusion", "late fusion", "image only", "text only"):
+    for setting in ("early fusion", "late fusion", "image only", "text only", "linear probe"):
         assert re.search(rf"^{setting}\s+none\s+2\s+\d\.\d{{3}} ± \d\.\d{{3}}", text, re.M), setting
     assert re.search(r"^early fusion\s+gap shift λ=[+-]\d\.\d \(val-chosen\)", text, re.M)
+    # the shift's effect is stated against the sweep's own λ=0 row, with an interval (or λ=0 itself was chosen)
+    assert re.search(r"early fusion: (gap shift λ=[+-]\d\.\d vs the sweep's own λ=0: test macro-F1 [+-]\d\.\d{3} "
+                     r"\(95% CI [+-]\d\.\d{3} to [+-]\d\.\d{3}\): |validation chose λ=0)", text)
     assert f"embeddings: {2 * N} computed, 0 reused from the store" in text
     report = out / f"{DATASET}-report.html"
     assert f"report: {report.resolve()}" in text
@@ -49,7 +52,8 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
 
     page = report.read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in page and f"embedstore report: {DATASET}" in page
-    assert page.count('src="data:image/png;base64,') == 7  # 4 PCA views, before/after, paired cosine, sweep
+    assert page.count('src="data:image/png;base64,') == 8  # confusion, 4 PCA views, before/after, cosine, sweep
+    assert page.index("<h2>Results</h2>") < page.index("<h2>Modality gap</h2>")
 
     store = Store(store_dir)
     samples = store.samples(DATASET, columns=["sample_id", "label", "text"])
@@ -57,7 +61,7 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
     assert all(label.startswith("synthetic-") for label in samples["label"].to_pylist())
     assert all(t.startswith("SYNTHETIC record") for t in samples["text"].to_pylist())
     groups = {r.group_id for r in list_runs(store, DATASET)}
-    assert len([g for g in groups if g.startswith("demo-")]) == 4  # early, late, image, text
+    assert len([g for g in groups if g.startswith("demo-")]) == 5  # early, late, image, text, linear
     before = {t: store.version(t) for t in store.list_tables()}
 
     second = runner.invoke(cli, args)

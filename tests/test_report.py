@@ -65,9 +65,11 @@ def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
     out = tmp_path / "r" / "report.html"
     res = runner.invoke(cli, ["--store", store.uri, "report", "toy", "--out", str(out), "--max-queries", "10"])
     assert res.exit_code == 0, res.output
-    assert "7 embedded figures" in res.output  # 6 gap figures + 1 sweep plot
+    assert "8 embedded figures" in res.output  # confusion matrix + 6 gap figures + 1 sweep plot
     text = out.read_text(encoding="utf-8")
-    assert len(_check_self_contained(text)) == 7
+    assert len(_check_self_contained(text)) == 8
+    assert text.index("<h2>Results</h2>") < text.index("<h2>Modality gap</h2>")
+    assert "test macro-F1 (95% CI)" in text and "Per-class precision / recall / F1" in text
     # gap diagnostics, the comparison table (text-only, aligned late, sweep rows) and store versions
     for needle in ("recall@1 image→text", "variance, paper PCA(2): text", "kNN@5 label agreement",
                    "<td>text</td>", "<td>late</td>", f"λ=1 (train) {key}", "sweep λ=0 (gs-", "sweep selected λ=",
@@ -75,7 +77,7 @@ def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
         assert needle in text, needle
     # --runs restricts the runs; the gap section can be left out
     only = write_report(store, "toy", tmp_path / "only.html", runs=[_text_group(store)], gap=False)
-    assert only.images == 0 and only.run_groups == 1 and only.sweeps == 0
+    assert only.images == 1 and only.run_groups == 1 and only.sweeps == 0  # the best head's confusion matrix
     _check_self_contained((tmp_path / "only.html").read_text())
 
 

@@ -85,8 +85,8 @@ class ModalityScaler:
         if self.method == "standard":
             self._est = self._est or StandardScaler()
             self._est.partial_fit(x)
-            self._mean = self._est.mean_.astype(np.float32)
-            self._scale = self._est.scale_.astype(np.float32)
+            self.mean_ = self._est.mean_.astype(np.float32)
+            self.scale_ = self._est.scale_.astype(np.float32)
         self.n_fit += len(x)
         return self
 
@@ -105,7 +105,7 @@ class ModalityScaler:
             return x / np.where(norm > 0, norm, 1.0).astype(np.float32)
         if self._est is None:
             raise InputError("standard scaling used before it was fitted on training rows")
-        return ((x - self._mean) / self._scale).astype(np.float32)  # StandardScaler.transform, in float32
+        return ((x - self.mean_) / self.scale_).astype(np.float32)  # StandardScaler.transform, in float32
 
     def describe(self) -> dict[str, Any]:
         """What was fitted, for the run record (a digest of the fitted mean/scale, not the vectors)."""
