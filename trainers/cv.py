@@ -188,7 +188,7 @@ def store_folds(source) -> FoldSource:
     ids = np.concatenate([ix.sample_ids for ix in ixs])
     full = SplitIndex(ids, np.concatenate([ix.y for ix in ixs]),
                       {m: np.concatenate([ix.positions[m] for ix in ixs]) for m in source.tables})
-    samples = source._ds[source.samples_table].to_table(columns=["sample_id", "group_id"])
+    samples = source.snapshot.samples(["sample_id", "group_id"])
     where = pc.index_in(pa.array(ids.tolist(), pa.string()), value_set=samples["sample_id"])
     groups = samples["group_id"].take(where).to_numpy(zero_copy_only=False).astype(object)
     groups = np.where(pd_isnull(groups), ids, groups).astype(str)

@@ -88,6 +88,8 @@ def write_synthetic(store, dataset: str, *, n: int = 400, image_dim: int = 32, t
     paper, grouped = _splits(n, rng, test_frac)
     if n_test is not None:
         paper = np.where(np.arange(n) < n_test, "test", "train")
+    if group_size > 1:  # one group, one grouped split (the store refuses a group in two splits)
+        grouped = grouped[(np.arange(n) // group_size) * group_size]
     text = np.array([f"synthetic sample {i}" for i in ids])
     sha = {m: [hashlib.sha256(f"{m}:{dataset}:{i}".encode()).hexdigest() for i in ids] for m in ("image", "text")}
     rows = pa.table({
