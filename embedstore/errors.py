@@ -31,7 +31,7 @@ class NotFoundError(EmbedstoreError, KeyError):
 
 
 class StoreLockedError(EmbedstoreError, TimeoutError):
-    """A table's writer lock could not be acquired in time."""
+    """A table's maintenance lock (compact, cleanup, repair, index builds) could not be acquired in time."""
 
 
 class KeyCollisionError(EmbedstoreError):
