@@ -105,8 +105,12 @@ def main() -> None:
     backends = [("local", None)]
     server = None
     if not args.no_s3:
-        from moto.server import ThreadedMotoServer
+        import logging
+
         import boto3
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
