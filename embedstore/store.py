@@ -376,8 +376,9 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         if data.num_rows == 0:
             return int(tbl.version), 0, 0
         data = data.cast(data.schema.set(data.schema.get_field_index(key), tbl.schema.field(key)))
+        state["attempts"] += 1  # counted before, so an attempt that raises a conflict counts too
         res = tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data)
-        state["attempts"] += int(getattr(res, "num_attempts", 1) or 1)
+        state["attempts"] += max(0, int(getattr(res, "num_attempts", 1) or 1) - 1)  # Lance's own retries
         return int(res.version), int(res.num_inserted_rows), int(res.num_updated_rows)
 
     def _create_keyed(self, name: str, data: pa.Table, key: str,
