@@ -163,8 +163,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
-    if total_dups:
-        raise SystemExit(f"{total_dups} duplicate keys")
+    lost = sum(n - r[3] for r in rows)
+    if total_dups or lost:
+        raise SystemExit(f"{total_dups} duplicate keys, {lost} rows missing")
 
 
 if __name__ == "__main__":

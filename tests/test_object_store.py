@@ -49,7 +49,7 @@ def test_store_round_trip_on_s3(s3, tmp_path):
     table = store.embedding_tables()[0]
     assert store.tags(table) == {"extract-1": res.version}
     assert [v.tags for v in store.versions(table)][-1] == ("extract-1",)
-    assert store.tags("samples__toy") == {"ingest-1": 1}
+    assert store.tags("samples__toy") == {"ingest-1": 2}  # version 1: the empty table (see Store._create_keyed)
     assert store.samples("toy", split="test")["sample_id"].to_pylist() == ["s4", "s5"]
 
     # The compute-once cache: only the two samples without vectors are missing.
