@@ -35,7 +35,7 @@ class AmbiguousModelError(InputError):
 
 
 class StoreLockedError(EmbedstoreError, TimeoutError):
-    """A table's writer lock could not be acquired in time."""
+    """A table's maintenance lock (compact, cleanup, repair, index builds) could not be acquired in time."""
 
 
 class KeyCollisionError(EmbedstoreError):

@@ -73,7 +73,7 @@ def moto_endpoint():
 
 @pytest.fixture
 def s3(moto_endpoint, tmp_path, monkeypatch) -> S3Server:
-    """A fresh bucket on the module's S3 server; writer locks in a temp dir."""
+    """A fresh bucket on the module's S3 server; maintenance locks in a temp dir."""
     import boto3
 
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION,

@@ -49,7 +49,7 @@ def test_store_round_trip_on_s3(s3, tmp_path):
     table = store.embedding_tables()[0]
     assert store.tags(table) == {"extract-1": res.version}
     assert [v.tags for v in store.versions(table)][-1] == ("extract-1",)
-    assert store.tags("samples__toy") == {"ingest-1": 1}
+    assert store.tags("samples__toy") == {"ingest-1": 2}  # version 1: the empty table (see Store._create_keyed)
     assert store.samples("toy", split="test")["sample_id"].to_pylist() == ["s4", "s5"]
 
     # The compute-once cache: only the two samples without vectors are missing.
@@ -151,3 +151,16 @@ def test_aws_prefixed_option_names_work_too(s3, opts):
     store = Store(s3.uri("alias"), storage_options=full)
     store.upsert("t", pa.table({"k": ["a"], "x": [1]}), key="k")
     assert Store(s3.uri("alias"), storage_options=s3.options).read("t").num_rows == 1
+
+
+def test_the_api_reads_storage_options_from_the_environment_like_the_cli(s3, monkeypatch):
+    """``Store("s3://...")`` with no storage_options uses EMBEDSTORE_STORAGE_*; an explicit option wins."""
+    for key, value in s3.options.items():
+        monkeypatch.setenv(f"EMBEDSTORE_STORAGE_{key.upper()}", value)
+    store = Store(s3.uri("env"))
+    store.write_samples("toy", _samples(2))
+    assert store.list_tables() == ["samples__toy"] and store.storage_options == s3.options
+    other = Store(s3.uri("env"), storage_options={"endpoint": "http://127.0.0.1:9"})
+    assert other.storage_options == s3.options | {"endpoint": "http://127.0.0.1:9"}
+    with pytest.raises(InputError, match="connection refused"):
+        other.list_tables()
