@@ -138,3 +138,32 @@ def test_exported_onnx_head_matches_predict(trained, tmp_path):
         sess = ort.InferenceSession(str(tmp_path / "head.onnx"), providers=["CPUExecutionProvider"])
         (got,) = sess.run(None, {f"{m}_embedding": vectors[m] for m in ("image", "text")})
         np.testing.assert_allclose(got, res.proba, atol=1e-5)
+
+
+def predict_worker(uri: str, run_id: str, die_after: int) -> None:
+    """Predict dataset ``fresh`` (needs extraction), SIGKILLed after its ``die_after``-th commit."""
+    from tests.lab import die_after_commits
+
+    die_after_commits(die_after)
+    predict(Store(uri), "fresh", run_id)
+
+
+@pytest.mark.slow
+def test_killed_predict_leaves_no_partial_version_and_a_rerun_completes(trained):
+    from embedstore.synthetic import make_synthetic
+    from tests.lab import context, run_all
+
+    store, _, _, early, _, base = trained
+    fresh = make_synthetic(base / "fresh", n=12, seed=7)  # new photos: predict must extract them first
+    ingest(store, "manifest", _unlabelled(fresh.manifest, base / "fresh-u", {f"synthetic-{i:04d}" for i in range(12)}),
+           name="fresh", id_column="sample_id", progress=False)
+    run_id = early.run_ids[0]
+    ctx = context()
+    codes = run_all([ctx.Process(target=predict_worker, args=(store.uri, run_id, 1))], timeout=300)
+    assert codes == [-9]  # killed after the image vectors were committed, before any prediction
+    assert not store.has_table(predictions_table("fresh"))
+    res = predict(store, "fresh", run_id)
+    assert len(res.sample_ids) == 12
+    table = store.read(predictions_table("fresh"))
+    assert table.num_rows == 12 and len(set(table["sample_id"].to_pylist())) == 12
+    assert [v.version for v in store.versions(predictions_table("fresh"))] == [res.version]
