@@ -206,7 +206,7 @@ def _embed_missing(store, dataset: str, spec: dict[str, Any], progress: bool) ->
             raise InputError(f"head uses aligned {m} vectors ({spec['alignment_keys'][m]}); predict applies "
                              "unaligned heads only: train the head with --alignment none")
         try:
-            rows, _, sel = Snapshot(store, dataset, **{f"{m}_model": key}).current()
+            _, _, sel = Snapshot(store, dataset, **{f"{m}_model": key}).current()
             missing = sel.skipped
         except NotFoundError:
             missing = -1
