@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "backends": "cli.extract:backends",
     "train": "cli.train:train",
     "runs": "cli.train:runs",
+    "predict": "cli.predict:predict",
+    "export-head": "cli.predict:export_head",
     "train-raw": "cli.raw:train_raw",
     "gap": "cli.alignment:gap",
     "sweep": "cli.alignment:sweep",

@@ -205,6 +205,7 @@ def fit_seed(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *,
                         model_mib(model))
     if proto.mode == "honest":
         metrics["test_y"], metrics["test_pred"] = y.tolist(), predictions(logits).tolist()
+        metrics["test_logits"] = np.asarray(logits, dtype=np.float64).tolist()  # predict reproduces these
     dropped = _dropped_batch(len(y_train), proto.batch_size, model)
     if dropped:
         selection["dropped_final_batch"] = dropped

@@ -104,10 +104,12 @@ def _fit_linear(source: Source, proto: Protocol, seed: int, c_grid: tuple[float,
         selection["val"] = {k: best["metrics"][k] for k in ("accuracy", "macro_f1", "roc_auc_ovr")}
         t0 = time.perf_counter()
         x_te, y_te = fused_arrays(source, "test")
-        metrics = classification_metrics(y_te, logits_of(clf, x_te), n_classes)
+        logits = logits_of(clf, x_te)
+        metrics = classification_metrics(y_te, logits, n_classes)
+        metrics["test_logits"] = np.asarray(logits, dtype=np.float64).tolist()  # predict reproduces these
         metrics["test_y"], metrics["test_pred"] = y_te.tolist(), [int(v) for v in clf.predict(x_te)]
         test_s = time.perf_counter() - t0
     params = int(clf.coef_.size + clf.intercept_.size)
     cost = cost_summary(params, source, "linear", 1 if n_classes == 2 else n_classes, proto, history, test_s)
     loss = {"loss": "logistic", "class_weight": "balanced", "solver": "lbfgs", "C": best["C"]}
-    return SeedOutcome(int(seed), metrics, history, selection, cost, loss, None)
+    return SeedOutcome(int(seed), metrics, history, selection, cost, loss, clf)

@@ -178,6 +178,9 @@ def _finish(out: SeedOutcome, source: Source, start: int, spec: HeadSpec, proto:
     if store is not None:
         res.run_id = new_run_id()
         record_run(store, _record(res, out, source, spec, proto, dataset, config, env, group_id, rerun_of))
+        from .predict import keep_head
+
+        keep_head(store, out, source, spec, proto, config, res.run_id, group_id, dataset)
     return res
 
 
@@ -273,7 +276,8 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         ``output_size``, ``hidden_image``, ``block_order``, ``weight_decay``,
         ``patience``, ``label_column``, ``loader`` (auto/memory/stream),
         ``versions`` ({table: version} to pin), ``image_dim``, ``text_dim``,
-        ``seed``, ``readahead``, ``chunk_rows``, ``group_id``, ``threads``
+        ``seed``, ``readahead``, ``chunk_rows``, ``group_id``, ``save_heads`` (keep each
+        seed's head in the ``heads`` table for ``predict``, default True), ``threads``
         (torch intra-op threads while training, default 1: the heads are
         tiny, and one thread is fastest on a shared CPU and independent of
         the core count; ``None`` keeps torch's setting).
@@ -312,6 +316,9 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         setup_splits=("train", "test") if mode == "paper" else ("train", "val", "test") if cv else ("train", "val"),
         label_column=kw.pop("label_column", "label"), path=kw.pop("loader", "auto"),
         readahead=kw.pop("readahead", 4), chunk_rows=kw.pop("chunk_rows", 4096))
+    if not source.classes and not source.has_split("train"):
+        raise InputError(f"dataset '{dataset}' has no labelled training rows (a predict-only dataset): train on a "
+                         f"labelled dataset, then 'embedstore predict {dataset} --run RUN_ID'")
     if not cv:
         _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     alignments = _alignments(store, dataset, source, proto)
@@ -326,11 +333,12 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
     group_id = kw.pop("group_id", None)
     threads = kw.pop("threads", 1)
+    save_heads = bool(kw.pop("save_heads", True))
     cv_kw = {"cv_seed": int(kw.pop("cv_seed", 0)), "val_fraction": float(kw.pop("val_fraction", 0.2))}
     if kw:
         raise InputError(f"unknown train options {sorted(kw)}")
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
-              "threads": threads, "scale": scale, **({"paper_preset": preset} if preset else {}),
+              "threads": threads, "scale": scale, "save_heads": save_heads, **({"paper_preset": preset} if preset else {}),
               "label_column": source.label_column, "classes": source.classes,
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables}, "alignments": alignments,
               "tables": dict(source.tables), "image_dim": source.image_dim, "text_dim": source.text_dim,

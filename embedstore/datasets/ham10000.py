@@ -26,7 +26,7 @@ import pyarrow as pa
 from ..errors import InputError
 from .base import DatasetRows, Sample, Skipped, abspath, as_float, check_unique, finish, read_csv
 from .prompts import resolve_prompt
-from .splits import grouped_split, paper_split
+from .splits import PREDICT_ONLY, grouped_split, paper_split
 
 METADATA = "HAM10000_metadata.csv"
 COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
@@ -34,6 +34,8 @@ IMAGE_DIRS = ("images", "HAM10000_images_part_1", "HAM10000_images_part_2")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 FIELDS = ("dx_type", "age", "sex", "localization")
+#: Columns a metadata file must have; without ``dx`` (and ``lesion_id``/``dx_type``) it is predict-only.
+UNLABELLED_COLUMNS = ("image_id", "age", "sex", "localization")
 META_TYPES: dict[str, pa.DataType] = {
     "lesion_id": pa.string(), "image_id": pa.string(), "dx": pa.string(), "dx_type": pa.string(),
     "age": pa.float64(), "sex": pa.string(), "localization": pa.string(),
@@ -42,9 +44,14 @@ NO_DATA = "No data reported"
 
 
 def read_metadata(path: str | Path):
-    """``HAM10000_metadata.csv`` as a polars frame of text columns (ids checked unique)."""
-    frame = read_csv(path, required=COLUMNS, fix="expected the HAM10000 metadata columns "
-                     "lesion_id,image_id,dx,dx_type,age,sex,localization")
+    """``HAM10000_metadata.csv`` as a polars frame of text columns (ids checked unique; absent label columns null)."""
+    import polars as pl
+
+    frame = read_csv(path, required=UNLABELLED_COLUMNS, fix="expected the HAM10000 metadata columns "
+                     "lesion_id,image_id,dx,dx_type,age,sex,localization (dx may be absent: predict-only)")
+    for col in COLUMNS:
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(col))
     check_unique(frame["image_id"].to_list(), "image_id", path)
     return frame
 
@@ -108,12 +115,17 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     frame = read_metadata(root / METADATA)
     template = resolve_prompt("ham10000", prompt, FIELDS)
     records = frame.to_dicts()
-    skipped = [Skipped(r["image_id"], str(root / METADATA), "no dx label") for r in records if r["dx"] is None]
-    records = [r for r in records if r["dx"] is not None]
-    labels = [r["dx"] for r in records]
     notes: list[str] = []
-    split_p = paper_split(labels, seed=seed, notes=notes)
-    split_g = grouped_split(labels, [r["lesion_id"] or r["image_id"] for r in records], seed=seed)
+    if all(r["dx"] is None for r in records):  # no labels at all: a predict-only dataset
+        notes.append(f"no dx labels: a predict-only dataset (every row in split '{PREDICT_ONLY}')")
+        skipped, split_p = [], [PREDICT_ONLY] * len(records)
+        split_g = split_p
+    else:
+        skipped = [Skipped(r["image_id"], str(root / METADATA), "no dx label") for r in records if r["dx"] is None]
+        records = [r for r in records if r["dx"] is not None]
+        labels = [r["dx"] for r in records]
+        split_p = paper_split(labels, seed=seed, notes=notes)
+        split_g = grouped_split(labels, [r["lesion_id"] or r["image_id"] for r in records], seed=seed)
     index = image_index(root)
     samples = []
     for r, sp, sg in zip(records, split_p, split_g):

@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..schema import SAMPLE_CORE
 from .base import (DatasetRows, Sample, Skipped, abspath, check_columns, check_unique, finish, read_csv)
 from .prompts import PromptTemplate, read_template_file
-from .splits import grouped_split, paper_split
+from .splits import PREDICT_ONLY, grouped_split, paper_split
 
 NO_DATA = "No data reported"
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -126,7 +126,9 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     root = Path(root)
     path = find_manifest(root, manifest)
     frame = read_manifest(path, delimiter)
-    used = [id_column, image_column, label_column] + [c for c in (group_column, split_column, text_column) if c]
+    unlabelled = label_column == "label" and "label" not in frame.columns  # predict-only dataset
+    used = [id_column, image_column] + ([] if unlabelled else [label_column]) \
+        + [c for c in (group_column, split_column, text_column) if c]
     check_columns(frame.columns, used, path, "name them with --id-column/--image-column/--label-column"
                   "/--text-column/--group-column/--split-column")
     text_col, template = _text_source(prompt, text_column, text_template, frame.columns, path)
@@ -136,7 +138,7 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     base = Path(image_root) if image_root else path.parent
     skipped, kept = [], []
     for sid, r in zip(ids, records):
-        if r[label_column] is None:
+        if not unlabelled and r[label_column] is None:
             skipped.append(Skipped(sid, str(path), f"no value in label column '{label_column}'"))
         elif r[image_column] is None:
             skipped.append(Skipped(sid, str(path), f"no value in image column '{image_column}'"))
@@ -144,9 +146,12 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
             skipped.append(Skipped(sid, str(path), f"no text in column '{text_col}'"))
         else:
             kept.append((sid, r))
-    labels = [str(r[label_column]) for _, r in kept]
+    labels = [None if unlabelled else str(r[label_column]) for _, r in kept]
     notes: list[str] = []
-    if split_column:
+    if unlabelled:
+        notes.append(f"no '{label_column}' column: a predict-only dataset (every row in split '{PREDICT_ONLY}')")
+        split_p = split_g = [PREDICT_ONLY] * len(kept)
+    elif split_column:
         split_p = []
         for sid, r in kept:
             value = SPLIT_NAMES.get(str(r[split_column]).strip().lower())
@@ -157,7 +162,8 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     else:
         split_p = paper_split(labels, seed=seed, notes=notes)
     groups = [str(r[group_column]) if group_column and r[group_column] is not None else sid for sid, r in kept]
-    split_g = grouped_split(labels, groups, seed=seed)
+    if not unlabelled:
+        split_g = grouped_split(labels, groups, seed=seed)
     skip_cols = {id_column, image_column, label_column, text_col}
     meta_types = {}
     renames = {}

@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 
 SPLITS = ("train", "val", "test")
+#: Split value of every row of an unlabelled (predict-only) dataset.
+PREDICT_ONLY = "predict"
 
 
 def paper_split(stratify: Sequence, *, seed: int = 42, test_size: float = 0.2,
