@@ -17,6 +17,7 @@ import click
 from .common import command, emit, get_store, table
 
 _MATCH = click.Choice(["auto", "interp", "none"])
+_METHODS = ("gapshift", "center", "standardize", "whiten", "procrustes", "cca")  # embedstore.transforms.METHODS
 
 
 def _match(value: str):
@@ -41,8 +42,12 @@ def _match(value: str):
 @click.option("--knn-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--figures", "figures_dir", type=click.Path(file_okay=False), default=None,
               help="Also write the 2-D/3-D PCA, before/after and paired-cosine PNGs here.")
+@click.option("--method", type=click.Choice(_METHODS), default="gapshift", show_default=True,
+              help="Transform of the 'after' stage (fitted on train rows), then the λ shift.")
+@click.option("--n-components", type=click.IntRange(min=1), default=None,
+              help="Output width of whiten/procrustes/cca (default: whiten/procrustes full, cca 16).")
 def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, alignment_key, lam, match,
-        fit_on, noise_std, seed, split_by, max_queries, knn_k, figures_dir):
+        fit_on, noise_std, seed, split_by, max_queries, knn_k, figures_dir, method, n_components):
     """Modality-gap diagnostics of DATASET before (λ=0) and after an alignment.
 
     Both stages are stored alignments (created once, then reused).
@@ -57,7 +62,8 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
     store = get_store(ctx, store_uri, storage_options)
     rep = gap_diagnostics(store, dataset, image_model=image_model, text_model=text_model,
                           alignment_key=alignment_key, lam=lam, match=_match(match), fit_on=fit_on,
-                          noise_std=noise_std, seed=seed, split_by=split_by, knn_k=knn_k, max_queries=max_queries)
+                          noise_std=noise_std, seed=seed, split_by=split_by, knn_k=knn_k, max_queries=max_queries,
+                          method=method, n_components=n_components)
     payload = rep.to_dict()
     if figures_dir:
         from embedstore.figures import gap_figures
@@ -68,7 +74,7 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
         s = rep.settings
         lines = [f"dataset {dataset}: image {rep.image_model} ({s['image_model_key']}), "
                  f"text {rep.text_model} ({s['text_model_key']})",
-                 f"alignment {rep.after.alignment_key}: λ={s['lam']:g}, fit on {s['fit_on']} "
+                 f"alignment {rep.after.alignment_key}: method {s['method']}, λ={s['lam']:g}, fit on {s['fit_on']} "
                  f"({s.get('split_column') or 'all rows'}), match={s['match']}, noise_std={s['noise_std']:g}, "
                  f"width {s['dim']}; before = λ=0 ({rep.before.alignment_key})",
                  f"rows {rep.before.rows}, retrieval/kNN queries {rep.before.retrieval_queries}, "

@@ -69,3 +69,30 @@ def test_exact_text_recall_counts_duplicates_once_and_reports_chance():
     sims = l2_normalize(noise_q) @ l2_normalize(np.array(list(gallery.values()))).T
     ref = np.mean([names[int(np.argmax(s))] == ids[i] for i, s in enumerate(sims)])
     assert exact_text_recall(noise_q, text, ids, ks=(1,))["recall"][1] == ref
+
+
+def test_gap_method_reports_every_measure_before_and_after(store):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.alignment import _METHODS
+    from cli.main import cli
+    from embedstore.transforms import METHODS
+    from tests.test_diagnostics import _paired_store
+
+    assert _METHODS == METHODS  # the CLI's choice list stays in step without importing numpy at --help
+    _paired_store(store, n=40)
+    args = ["--store", store.uri, "gap", "pairs", "--image-model", "hf:pi", "--text-model", "hf:pt",
+            "--method", "procrustes", "--lam", "0"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    for label in ("relative modality gap (RMG)", "modality separability", "cos true pairs / random pairs",
+                  "top gap dims", "recall@10 image→distinct text (exact text)", "method procrustes"):
+        assert label in res.output
+    data = json.loads(CliRunner().invoke(cli, args + ["--json"]).output)
+    before, after = data["before"]["measures"], data["after"]["measures"]
+    assert data["settings"]["method"] == "procrustes"
+    assert after["rmg"] < 0.5 * before["rmg"]  # the rotation (with centring) closes the constructed offset
+    assert before["separability"] > 0.95 and after["separability"] < before["separability"]
+    assert before["top_gap_dims"][0]["dim"] == 0  # the constructed offset lives on dimension 0
