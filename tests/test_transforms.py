@@ -161,3 +161,20 @@ def test_honest_training_refuses_a_transform_fitted_with_test_rows(two_splits, m
                       split_by="grouped", n_components=3)
     run = _train(store, ok.alignment_key, ok.dim, mode="honest", split_by="grouped")
     assert run.config["alignments"]["image"]["method"] == method
+
+
+@pytest.mark.slow
+def test_sweep_over_a_method_aligns_with_it_and_records_its_runs(store, tmp_path):
+    from embedstore.runs import get_run
+    from trainers.sweep import sweep
+
+    img, txt = toy_pairs(store, "toy", n=60)
+    kw = dict(image_model=img, text_model=txt, fusion="early", lambdas="0,1", seeds=1, epochs=1, progress=False)
+    res = sweep(store, "toy", method="cca", n_components=3, out=tmp_path / "cca.png", **kw)
+    plain = sweep(store, "toy", **kw)
+    assert res.sweep_id != plain.sweep_id and (tmp_path / "cca.png").stat().st_size > 0
+    for p in res.points:
+        s = store.alignment(p.alignment_key).settings
+        assert (s["method"], s["lam"], s["fit_on"], s["dim"]) == ("cca", p.lam, "train", 3)
+        assert get_run(store, p.run_ids[0]).config["alignments"]["image"]["method"] == "cca"
+    assert res.selection["lam"] in (0.0, 1.0)
