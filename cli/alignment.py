@@ -17,6 +17,7 @@ import click
 from .common import command, emit, get_store, table
 
 _MATCH = click.Choice(["auto", "interp", "none"])
+_METHODS = ("gapshift", "center", "standardize", "whiten", "procrustes", "cca")  # embedstore.transforms.METHODS
 
 
 def _match(value: str):
@@ -41,8 +42,12 @@ def _match(value: str):
 @click.option("--knn-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--figures", "figures_dir", type=click.Path(file_okay=False), default=None,
               help="Also write the 2-D/3-D PCA, before/after and paired-cosine PNGs here.")
+@click.option("--method", type=click.Choice(_METHODS), default="gapshift", show_default=True,
+              help="Transform of the 'after' stage (fitted on train rows), then the λ shift.")
+@click.option("--n-components", type=click.IntRange(min=1), default=None,
+              help="Output width of whiten/procrustes/cca (default: whiten/procrustes full, cca 16).")
 def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, alignment_key, lam, match,
-        fit_on, noise_std, seed, split_by, max_queries, knn_k, figures_dir):
+        fit_on, noise_std, seed, split_by, max_queries, knn_k, figures_dir, method, n_components):
     """Modality-gap diagnostics of DATASET before (λ=0) and after an alignment.
 
     Both stages are stored alignments (created once, then reused).
@@ -57,7 +62,8 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
     store = get_store(ctx, store_uri, storage_options)
     rep = gap_diagnostics(store, dataset, image_model=image_model, text_model=text_model,
                           alignment_key=alignment_key, lam=lam, match=_match(match), fit_on=fit_on,
-                          noise_std=noise_std, seed=seed, split_by=split_by, knn_k=knn_k, max_queries=max_queries)
+                          noise_std=noise_std, seed=seed, split_by=split_by, knn_k=knn_k, max_queries=max_queries,
+                          method=method, n_components=n_components)
     payload = rep.to_dict()
     if figures_dir:
         from embedstore.figures import gap_figures
@@ -68,7 +74,7 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
         s = rep.settings
         lines = [f"dataset {dataset}: image {rep.image_model} ({s['image_model_key']}), "
                  f"text {rep.text_model} ({s['text_model_key']})",
-                 f"alignment {rep.after.alignment_key}: λ={s['lam']:g}, fit on {s['fit_on']} "
+                 f"alignment {rep.after.alignment_key}: method {s['method']}, λ={s['lam']:g}, fit on {s['fit_on']} "
                  f"({s.get('split_column') or 'all rows'}), match={s['match']}, noise_std={s['noise_std']:g}, "
                  f"width {s['dim']}; before = λ=0 ({rep.before.alignment_key})",
                  f"rows {rep.before.rows}, retrieval/kNN queries {rep.before.retrieval_queries}, "
@@ -106,8 +112,13 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
               help="PNG of accuracy and macro-F1 vs λ (default DATASET-FUSION-MODE-sweep.png).")
 @click.option("--fresh", is_flag=True, help="Start a new sweep instead of reusing recorded seeds.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--method", type=click.Choice(_METHODS), default="gapshift", show_default=True,
+              help="Transform fitted (on train rows in honest mode) before each λ shift.")
+@click.option("--n-components", type=click.IntRange(min=1), default=None,
+              help="Output width of whiten/procrustes/cca.")
 def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, fusion, lambdas, mode, seeds,
-          seed, split_by, epochs, lr, match, noise_std, align_seed, align_loss_weight, out, fresh, progress):
+          seed, split_by, epochs, lr, match, noise_std, align_seed, align_loss_weight, out, fresh, progress, method,
+          n_components):
     """Align, train and record DATASET for each λ; print the table and write the plot.
 
     \b
@@ -123,11 +134,12 @@ def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
     res = run_sweep(store, dataset, image_model=image_model, text_model=text_model, fusion=fusion,
                     lambdas=lambdas, mode=mode, seeds=seeds, seed=seed, split_by=split_by, epochs=epochs,
                     match=_match(match), noise_std=noise_std, align_seed=align_seed,
-                    align_loss_weight=align_loss_weight, out=out, resume=not fresh, progress=progress, **extra)
+                    align_loss_weight=align_loss_weight, out=out, resume=not fresh, progress=progress,
+                    method=method, n_components=n_components, **extra)
 
     def text() -> str:
         sel = res.selection
-        lines = [f"sweep {res.sweep_id}: {dataset} {fusion} fusion, {mode} mode, seeds {res.seeds}, "
+        lines = [f"sweep {res.sweep_id}: {dataset} {fusion} fusion, {mode} mode, method {method}, seeds {res.seeds}, "
                  f"match={res.settings['match']}, gap fitted on {res.settings['fit_on']} rows "
                  f"({res.settings['split_column']})",
                  f"trained λ {res.trained or '-'}; reused λ {res.reused or '-'}", "", table(res.table()), ""]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import os
 import sys
 from typing import Any, Callable
 

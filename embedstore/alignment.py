@@ -159,6 +159,24 @@ class GapShift:
             image, text = interp_rows(image, width), interp_rows(text, width)
         return image, text
 
+    def _fit_rows(self, image: np.ndarray, text: np.ndarray,
+                  split: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """The normalised, matched rows ``fit`` learns from (``fit_on`` applied to ``split``)."""
+        name = type(self).__name__
+        image, text = self._matched(image, text)
+        if split is not None:
+            split = np.asarray(split)
+            if split.shape[0] != image.shape[0]:
+                raise InputError(f"{name}.fit: split has {split.shape[0]} entries for {image.shape[0]} rows")
+            if self.fit_on == "train":
+                keep = split == "train"
+                if not keep.any():
+                    raise InputError(f"{name}.fit: no row has split 'train'; use fit_on='all' or check the split")
+                image, text = image[keep], text[keep]
+        if image.shape[0] == 0:
+            raise InputError(f"{name}.fit: no rows to fit on")
+        return image, text
+
     def fit(self, image: np.ndarray, text: np.ndarray, split: Sequence[str] | None = None) -> "GapShift":
         """Learn ``gap_`` from paired rows.
 
@@ -173,18 +191,7 @@ class GapShift:
         """
         self._check_params()
         dims_in = int(np.shape(image)[1]), int(np.shape(text)[1])
-        image, text = self._matched(image, text)
-        if split is not None:
-            split = np.asarray(split)
-            if split.shape[0] != image.shape[0]:
-                raise InputError(f"GapShift.fit: split has {split.shape[0]} entries for {image.shape[0]} rows")
-            if self.fit_on == "train":
-                keep = split == "train"
-                if not keep.any():
-                    raise InputError("GapShift.fit: no row has split 'train'; use fit_on='all' or check the split")
-                image, text = image[keep], text[keep]
-        if image.shape[0] == 0:
-            raise InputError("GapShift.fit: no rows to fit on")
+        image, text = self._fit_rows(image, text, split)
         self.gap_ = image.mean(axis=0) - text.mean(axis=0)
         self.dim_ = int(image.shape[1])
         self.image_dim_in_, self.text_dim_in_ = dims_in
@@ -207,9 +214,13 @@ class GapShift:
             renormalisation (for checking the centroid arithmetic).
         """
         self._check_fitted()
-        image, text = self._matched(image, text)
+        return self._shift(*self._matched(image, text), renormalize=renormalize)
+
+    def _shift(self, image: np.ndarray, text: np.ndarray, *,
+               renormalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Noise, ``±(lam/2)·gap_`` shift and renormalisation of matched rows."""
         if image.shape[1] != self.dim_:
-            raise InputError(f"GapShift was fitted on width {self.dim_}, got width {image.shape[1]}")
+            raise InputError(f"{type(self).__name__} was fitted on width {self.dim_}, got width {image.shape[1]}")
         if self.noise_std > 0:
             rng = np.random.default_rng(self.seed)
             image = image + self.noise_std * rng.standard_normal(image.shape)
@@ -361,6 +372,18 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
         "image_model_key": src.image.key, "text_model_key": src.text.key,
         "source_fingerprint": source_fingerprint(src, fit_on),
     }
+    return fit_and_store(store, dataset, src, shift, settings, tag=tag)
+
+
+def fit_and_store(store, dataset: str, src: Any, shift: GapShift, settings: dict[str, Any], *,
+                  tag: str | None = None, save_state: Any = None) -> AlignmentResult:
+    """Fit ``shift`` on ``src`` and store its aligned rows under the key of ``settings``.
+
+    The one write path of every alignment method: an alignment whose rows
+    are all stored is reused; one that a kill interrupted (registered, rows
+    missing) is finished under its registered key. ``save_state(key, tag)``,
+    when given, stores the fitted transformer before any row is written.
+    """
     previous = _find_existing(store, settings, src.rows)
     if previous is not None:
         return previous
@@ -378,8 +401,10 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
     from .store import new_run_tag
 
     tag = tag or new_run_tag("align")
+    if save_state is not None:
+        save_state(key, tag)
     # Register first, so a kill between the writes below never leaves rows under an unknown key.
-    store.register_alignment(key, METHOD, settings, shift.gap_, tag=tag)
+    store.register_alignment(key, settings["method"], settings, shift.gap_, tag=tag)
     store.write_embeddings(dataset, src.image, "image", src.ids, img, src.image_hashes,
                            alignment_key=key, dim=shift.dim_, tag=tag)
     store.write_embeddings(dataset, src.text, "text", src.ids, txt, src.text_hashes,
@@ -404,7 +429,7 @@ def _find_existing(store, settings: dict[str, Any], rows: int) -> AlignmentResul
 def _matching(store, settings: dict[str, Any]) -> list[Any]:
     """Registered alignments whose settings include ``settings``."""
     return [rec for rec in store.alignments()
-            if rec.method == METHOD and all(rec.settings.get(k) == v for k, v in settings.items())]
+            if rec.method == settings["method"] and all(rec.settings.get(k) == v for k, v in settings.items())]
 
 
 def _count(store, model_key: str, modality: str, dim: int, dataset: str, key: str) -> int:

@@ -20,7 +20,13 @@ Per stage (:class:`StageDiagnostics`):
   pair is among the ``k`` nearest;
 * kNN label agreement within each modality: the share of each query's ``k``
   nearest same-modality neighbours (cosine, self excluded) that have its
-  label, with the chance level ``sum_c p_c^2`` alongside.
+  label, with the chance level ``sum_c p_c^2`` alongside;
+* :func:`embedstore.gap_measures.gap_measures` in ``measures``: RMG, top
+  gap dimensions, true- vs random-pair cosine, modality separability and
+  image→text recall over distinct texts with its chance level.
+
+The "after" stage may be any method of :mod:`embedstore.transforms`
+(``method=``, ``gap --method``); "before" is always the λ=0 mean shift.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from .alignment import align, l2_normalize
+from .gap_measures import gap_measures
 from .pairs import PairedSources, paired_sources
 
 RECALL_K = (1, 5, 10)
@@ -63,6 +70,7 @@ class StageDiagnostics:
     knn_chance: float
     knn_k: int
     versions: dict[str, int]
+    measures: dict[str, Any] = field(default_factory=dict)
     paired_cosines: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,14 +247,16 @@ def _stage(store, src: PairedSources, stage: str, lam: float, recall_k: Sequence
         knn_agreement_image=_knn_agreement(img, labels, queries, knn_k),
         knn_agreement_text=_knn_agreement(txt, labels, queries, knn_k),
         knn_chance=float(((counts / counts.sum()) ** 2).sum()), knn_k=int(knn_k),
-        versions=dict(src.versions), paired_cosines=paired)
+        versions=dict(src.versions), measures=gap_measures(img, txt, src.text_hashes, seed=seed),
+        paired_cosines=paired)
 
 
 def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text_model: str | None = None,
                     alignment_key: str | None = None, lam: float = 1.0,
                     match: Literal["auto", "interp"] | None = "auto", fit_on: Literal["train", "all"] = "train",
                     noise_std: float = 0.0, seed: int = 0, split_by: str | None = None,
-                    knn_k: int = 5, max_queries: int = 1000) -> GapReport:
+                    knn_k: int = 5, max_queries: int = 1000, method: str = "gapshift",
+                    n_components: int | None = None) -> GapReport:
     """Gap diagnostics of ``dataset`` before and after an alignment.
 
     Give either ``alignment_key`` (an existing alignment; its models and
@@ -276,6 +286,7 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
         s = store.alignment(alignment_key).settings
         image_model, text_model = s["image_model_key"], s["text_model_key"]
         lam, noise_std, seed, match, fit_on = s["lam"], s["noise_std"], s["seed"], s["match"], s["fit_on"]
+        method = s.get("method", "gapshift")
         split_by = s.get("split_column") or split_by
     elif not (image_model and text_model):
         raise InputError("gap diagnostics need --image-model and --text-model, or --alignment KEY")
@@ -286,7 +297,15 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
     common = dict(image_model=image_model, text_model=text_model, match=match, fit_on=fit_on, seed=seed,
                   split_by=split_by, source=unaligned)
     before = align(store, dataset, lam=0.0, noise_std=0.0, **common)
-    after_key = alignment_key or align(store, dataset, lam=lam, noise_std=noise_std, **common).alignment_key
+    if alignment_key:
+        after_key = alignment_key
+    elif method == "gapshift":
+        after_key = align(store, dataset, lam=lam, noise_std=noise_std, **common).alignment_key
+    else:
+        from .transform_align import align_method
+
+        after_key = align_method(store, dataset, method=method, lam=lam, n_components=n_components,
+                                 **{k: v for k, v in common.items() if k != "seed"}).alignment_key
     after_settings = store.alignment(after_key).settings
     stages, sources = [], {}
     for name, key, stage_lam, dim in (("before", before.alignment_key, 0.0, before.dim),
@@ -336,4 +355,23 @@ def report_rows(report: GapReport) -> list[dict[str, str]]:
                      "after": f"{getattr(report.after, 'knn_agreement_' + m):.4f}"})
     rows.append({"metric": "kNN chance level", "before": f"{report.before.knn_chance:.4f}",
                  "after": f"{report.after.knn_chance:.4f}"})
-    return rows
+    return rows + measure_rows(report.before.measures, report.after.measures)
+
+
+def measure_rows(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, str]]:
+    """Rows of :func:`~embedstore.gap_measures.gap_measures` before and after (empty when not computed)."""
+    if not before or not after:
+        return []
+
+    def fmt(m: dict[str, Any], what: str) -> str:
+        r = m["exact_text_recall"]
+        return {"rmg": f"{m['rmg']:.4f}", "sep": f"{m['separability']:.4f}",
+                "pair": f"{m['pair_vs_random']['paired']:.4f} / {m['pair_vs_random']['random']:.4f}",
+                "dim": ", ".join(f"{d['dim']}:{d['share']:.2f}" for d in m["top_gap_dims"][:3]),
+                **{f"r{k}": f"{r['recall'][k]:.4f} (chance {r['chance'][k]:.4f}, {r['distinct_texts']} texts)"
+                   for k in r["recall"]}}[what]
+
+    labels = [("relative modality gap (RMG)", "rmg"), ("modality separability (CV logistic acc.)", "sep"),
+              ("cos true pairs / random pairs", "pair"), ("top gap dims (dim:share)", "dim")]
+    labels += [(f"recall@{k} image→distinct text (exact text)", f"r{k}") for k in before["exact_text_recall"]["recall"]]
+    return [{"metric": label, "before": fmt(before, key), "after": fmt(after, key)} for label, key in labels]

@@ -24,7 +24,8 @@ from .errors import InputError
 from .keys import NO_ALIGNMENT
 
 #: Alignment settings copied into each run record.
-SUMMARY_FIELDS = ("method", "lam", "fit_on", "split_column", "noise_std", "seed", "match", "dim", "n_fit_rows")
+SUMMARY_FIELDS = ("method", "lam", "fit_on", "split_column", "noise_std", "seed", "match", "dim", "n_fit_rows",
+                  "n_components")
 
 
 def alignment_summary(store, alignment_key: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from embedstore.alignment import align
+from embedstore.transform_align import align_method
 from embedstore.errors import InputError
 from embedstore.keys import stable_hash
 from embedstore.sweeps import (SWEEP_PREFIX, SweepPoint, plot_rows, point_from_records, select,
@@ -97,7 +98,8 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
           seeds: int | Sequence[int] = 1, split_by: str | None = None,
           match: Literal["auto", "interp"] | None = "auto", noise_std: float = 0.0, align_seed: int = 0,
           epochs: int | None = None, align_loss_weight: float = 0.0, out: str | Path | None = None,
-          resume: bool = True, progress: bool = True, **train_kw: Any) -> SweepResult:
+          resume: bool = True, progress: bool = True, method: str = "gapshift", n_components: int | None = None,
+          **train_kw: Any) -> SweepResult:
     """Run a λ sweep; see the module docstring.
 
     Parameters
@@ -124,6 +126,9 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
         PNG of accuracy and macro-F1 against λ.
     resume : bool
         Reuse the recorded seeds of an identical sweep.
+    method, n_components : str, int
+        Transform fitted before each λ shift (:mod:`embedstore.transforms`;
+        default the paper's mean shift alone), through the same honest rule.
 
     Returns
     -------
@@ -163,7 +168,8 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
                 "fusion": fusion, "mode": mode, "seeds": seed_list, "split_column": split_col, "epochs": epochs,
                 "match": match, "fit_on": fit_on, "noise_std": float(noise_std), "align_seed": int(align_seed),
                 "align_loss_weight": float(align_loss_weight), "train": dict(sorted(train_kw.items())),
-                **({"paper_preset": preset} if preset else {})}
+                **({"paper_preset": preset} if preset else {}),
+                **({"method": method, "n_components": n_components} if method != "gapshift" else {})}
     nonce = None if resume else uuid.uuid4().hex
     sweep_id = SWEEP_PREFIX + stable_hash({**settings, "nonce": nonce}, 12)
     done = sweep_records(store, dataset, sweep_id)
@@ -175,8 +181,12 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
         bar = tqdm(total=len(grid), desc=f"sweep {dataset} {fusion} {mode}", unit="λ")
     t0 = time.perf_counter()
     for lam in grid:
-        res = align(store, dataset, image_model=image_id.key, text_model=text_id.key, lam=lam,
-                    noise_std=noise_std, seed=align_seed, match=match, fit_on=fit_on, split_by=split_col)
+        if method == "gapshift":
+            res = align(store, dataset, image_model=image_id.key, text_model=text_id.key, lam=lam,
+                        noise_std=noise_std, seed=align_seed, match=match, fit_on=fit_on, split_by=split_col)
+        else:
+            res = align_method(store, dataset, method=method, image_model=image_id.key, text_model=text_id.key,
+                               lam=lam, n_components=n_components, match=match, fit_on=fit_on, split_by=split_col)
         gid = sweep_group_id(sweep_id, res.alignment_key)
         have = {r.seed: r for r in done.get(gid, [])}
         if all(s in have for s in seed_list):
@@ -206,6 +216,6 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
 
         marker = {f"{fusion} test": selection["lam"]} if mode == "honest" else None
         png = str(sweep_plot(plot_rows(points, fusion, mode), out, selected=marker,
-                             title=f"{dataset} {fusion} ({mode})"))
+                             title=f"{dataset} {fusion} ({mode}{'' if method == 'gapshift' else ', ' + method})"))
     return SweepResult(sweep_id, dataset, fusion, mode, seed_list, points, selection, settings, png,
                        trained, reused)

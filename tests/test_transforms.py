@@ -1,0 +1,180 @@
+"""Alignment transforms against scikit-learn/scipy on the same arrays; stored, honest, resumable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.linalg import orthogonal_procrustes
+from sklearn.cross_decomposition import CCA
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from embedstore.alignment import NotFittedError, aligned, l2_normalize
+from embedstore.errors import InputError
+from embedstore.pairs import toy_pairs
+from embedstore.transform_align import align_method, load_transform
+from embedstore.transforms import METHODS, make_transform
+from tests.test_honest import _train, two_splits  # noqa: F401 - fixture
+
+N = 60
+
+
+def _pairs(n=N, d=6, seed=0):
+    """Image and text cones with a shared latent signal, half train, half test."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, d))
+    image = z + 3.0 * np.eye(1, d) + 0.3 * rng.standard_normal((n, d))
+    text = z[:, ::-1] * np.arange(1, d + 1) - 3.0 * np.eye(1, d) + 0.3 * rng.standard_normal((n, d))
+    split = np.array(["train", "test"] * (n // 2))
+    return image, text, split
+
+
+def _train_rows(image, text, split):
+    keep = split == "train"
+    return l2_normalize(image)[keep], l2_normalize(text)[keep], l2_normalize(image), l2_normalize(text)
+
+
+def test_centering_subtracts_the_training_means():
+    image, text, split = _pairs()
+    ti, tt, ai, at = _train_rows(image, text, split)
+    a, b = make_transform("center").fit(image, text, split).transform(image, text)
+    assert np.allclose(a, l2_normalize(ai - ti.mean(0)), atol=1e-6)
+    assert np.allclose(b, l2_normalize(at - tt.mean(0)), atol=1e-6)
+
+
+def test_standardize_matches_standard_scaler_per_modality():
+    image, text, split = _pairs()
+    ti, tt, ai, at = _train_rows(image, text, split)
+    a, b = make_transform("standardize").fit(image, text, split).transform(image, text)
+    assert np.allclose(a, l2_normalize(StandardScaler().fit(ti).transform(ai)), atol=1e-6)
+    assert np.allclose(b, l2_normalize(StandardScaler().fit(tt).transform(at)), atol=1e-6)
+
+
+def test_whiten_matches_pca_whiten_and_whitens_the_training_rows():
+    image, text, split = _pairs()
+    ti, tt, ai, at = _train_rows(image, text, split)
+    t = make_transform("whiten", n_components=4).fit(image, text, split)
+    a, b = t.transform(image, text)
+    ref = PCA(n_components=4, whiten=True, svd_solver="full").fit(ti)
+    assert a.shape == (N, 4) and np.allclose(np.abs(a), np.abs(l2_normalize(ref.transform(ai))), atol=1e-5)
+    cov = np.cov(t.pca_text_.transform(tt), rowvar=False)
+    assert np.allclose(cov, np.eye(4), atol=1e-6)
+    assert np.allclose(np.abs(b), np.abs(l2_normalize(PCA(4, whiten=True).fit(tt).transform(at))), atol=1e-5)
+
+
+def test_procrustes_matches_scipy_and_recovers_a_rotation():
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((N, 6))
+    rot = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    text = image @ rot
+    split = np.array(["train", "test"] * (N // 2))
+    ti, tt, ai, at = _train_rows(image, text, split)
+    t = make_transform("procrustes").fit(image, text, split)
+    ref = orthogonal_procrustes(ti - ti.mean(0), tt - tt.mean(0))[0]
+    assert np.allclose(t.rotation_, ref, atol=1e-8)
+    a, b = t.transform(image, text)
+    paired = np.einsum("ij,ij->i", a, b)
+    test = split == "test"
+    assert paired[test].min() > 0.99  # held-out pairs land on each other
+    before = np.einsum("ij,ij->i", ai, at)
+    assert before[test].mean() < 0.5
+
+
+def test_cca_matches_sklearn_cca_scores():
+    image, text, split = _pairs()
+    ti, tt, ai, at = _train_rows(image, text, split)
+    a, b = make_transform("cca", n_components=3).fit(image, text, split).transform(image, text)
+    x, y = CCA(n_components=3, max_iter=500).fit(ti, tt).transform(ai, at)
+    assert np.allclose(a, l2_normalize(x), atol=1e-5) and np.allclose(b, l2_normalize(y), atol=1e-5)
+    assert np.einsum("ij,ij->i", a, b)[split == "test"].mean() > 0.5  # the shared signal is found
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_refuses_transform_before_fit_and_ignores_test_rows(method):
+    image, text, split = _pairs()
+    with pytest.raises(NotFittedError):
+        make_transform(method).transform(image, text)
+    first = make_transform(method, lam=0.5).fit(image, text, split).transform(image, text)
+    image2, text2 = image.copy(), text.copy()
+    image2[split == "test"] *= -5.0
+    again = make_transform(method, lam=0.5).fit(image2, text2, split).transform(image, text)
+    assert np.allclose(first[0], again[0], atol=1e-5) and np.allclose(first[1], again[1], atol=1e-5)
+
+
+def test_centre_then_shift_closes_the_mapped_gap():
+    image, text, split = _pairs()
+    t = make_transform("procrustes", lam=1.0, n_components=4).fit(image, text, split)
+    a, b = t.transform(image, text, renormalize=False)
+    train = split == "train"
+    assert np.allclose(a[train].mean(0), b[train].mean(0), atol=1e-6)
+
+
+def test_unknown_method_and_too_few_rows_are_one_line_errors():
+    with pytest.raises(InputError, match="unknown alignment method 'pca'"):
+        make_transform("pca")
+    image, text, _ = _pairs(n=4)
+    with pytest.raises(InputError, match="give more training rows"):
+        make_transform("cca").fit(image[:1], text[:1])
+
+
+def test_stored_transform_is_keyed_reused_and_loadable(store):
+    img, txt = toy_pairs(store, "toy", n=30, image_dim=8, text_dim=5)
+    keys = {m: align_method(store, "toy", method=m, image_model=img, text_model=txt, match="interp",
+                            n_components=3 if m in ("whiten", "cca") else None) for m in METHODS}
+    assert len({r.alignment_key for r in keys.values()}) == len(METHODS)
+    res = keys["cca"]
+    again = align_method(store, "toy", method="cca", image_model=img, text_model=txt, match="interp",
+                         n_components=3)
+    assert again.reused and again.alignment_key == res.alignment_key
+    ids, vecs = aligned(store, "toy", res.alignment_key, "image")
+    src_ids, src = store.embeddings("toy", img, "image", as_="numpy")
+    order = [src_ids.index(i) for i in ids]
+    _, src_txt = store.embeddings("toy", txt, "text", as_="numpy")
+    loaded = load_transform(store, res.alignment_key)
+    redo, _ = loaded.transform(src[order], src_txt[order])
+    assert np.allclose(redo, vecs, atol=1e-5)
+    assert store.alignment(res.alignment_key).settings["n_components"] == 3
+
+
+def test_an_interrupted_transform_fit_resumes_under_its_key(store):
+    img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
+    first = align_method(store, "toy", method="whiten", image_model=img, text_model=txt, match="interp",
+                         n_components=3)
+    table = f"emb__text__{first.text_model_key}__3"
+    store.db.open_table(table).delete(f"alignment_key = '{first.alignment_key}'")  # the lost write
+    again = align_method(store, "toy", method="whiten", image_model=img, text_model=txt, match="interp",
+                         n_components=3)
+    assert again.alignment_key == first.alignment_key and not again.reused
+    assert [r.alignment_key for r in store.alignments()] == [first.alignment_key]
+    assert aligned(store, "toy", first.alignment_key, "text")[1].shape == (20, 3)
+
+
+@pytest.mark.parametrize("method", ["procrustes", "cca"])
+def test_honest_training_refuses_a_transform_fitted_with_test_rows(two_splits, method):  # noqa: F811
+    store, img, txt = two_splits
+    res = align_method(store, "two", method=method, image_model=img, text_model=txt, match="interp",
+                       fit_on="all", n_components=3)
+    with pytest.raises(InputError, match=rf"honest mode refuses alignment '{res.alignment_key}': it was fitted "
+                                         r"with fit_on='all'"):
+        _train(store, res.alignment_key, res.dim, mode="honest", split_by="grouped")
+    ok = align_method(store, "two", method=method, image_model=img, text_model=txt, match="interp",
+                      split_by="grouped", n_components=3)
+    run = _train(store, ok.alignment_key, ok.dim, mode="honest", split_by="grouped")
+    assert run.config["alignments"]["image"]["method"] == method
+
+
+@pytest.mark.slow
+def test_sweep_over_a_method_aligns_with_it_and_records_its_runs(store, tmp_path):
+    from embedstore.runs import get_run
+    from trainers.sweep import sweep
+
+    img, txt = toy_pairs(store, "toy", n=60)
+    kw = dict(image_model=img, text_model=txt, fusion="early", lambdas="0,1", seeds=1, epochs=1, progress=False)
+    res = sweep(store, "toy", method="cca", n_components=3, out=tmp_path / "cca.png", **kw)
+    plain = sweep(store, "toy", **kw)
+    assert res.sweep_id != plain.sweep_id and (tmp_path / "cca.png").stat().st_size > 0
+    for p in res.points:
+        s = store.alignment(p.alignment_key).settings
+        assert (s["method"], s["lam"], s["fit_on"], s["dim"]) == ("cca", p.lam, "train", 3)
+        assert get_run(store, p.run_ids[0]).config["alignments"]["image"]["method"] == "cca"
+    assert res.selection["lam"] in (0.0, 1.0)
