@@ -260,7 +260,10 @@ def key_column(table: str) -> str | None:
         return SAMPLE_KEY
     if parse_embeddings_table(table):
         return EMB_KEY
-    return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY}.get(table)
+    if table.startswith("predictions__"):
+        return "prediction_id"
+    return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY, "heads": "head_id",
+            "transforms": "alignment_key"}.get(table)
 
 
 def doctor(store) -> DoctorReport:

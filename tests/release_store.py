@@ -18,7 +18,7 @@ from embedstore.store import _drop_identical
 class ReleaseStore(Store):
     """Writes tables without declared keys, as embedstore 0.1 did."""
 
-    def _write_once(self, name, data, key, schema, skip_unchanged, state):
+    def _write_once(self, name, data, key, schema, skip_unchanged, prune, state):
         state["attempts"] += 1
         if not self.has_table(name):
             tbl = self.db.create_table(name, data, schema=schema, exist_ok=False)

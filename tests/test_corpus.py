@@ -130,10 +130,11 @@ def test_cmyk_16bit_and_grayscale_are_converted_ingested_and_embedded(ingested, 
 
 # -- 8, 9, 11, 13: manifest CSV problems --------------------------------------------
 def test_csv_with_a_missing_required_column(corpus, tmp_path):
+    # no label column is a predict-only dataset; a named --label-column must exist
     write_csv(tmp_path / "m.csv", "id,image,text", ["a,g0.png,x"])
     line = one_line_error(invoke(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv",
-                                 "--image-root", corpus), "m.csv", "missing required column(s) ['label']",
-                          "found ['id', 'image', 'text']", "--label-column")
+                                 "--image-root", corpus, "--label-column", "diagnosis"), "m.csv",
+                          "'diagnosis'", "found ['id', 'image', 'text']", "--label-column")
     assert line
 
 

@@ -61,7 +61,7 @@ def head_artifact(out, source, spec, proto, config: dict[str, Any], *, run_id: s
         s = scalers.get(m)
         methods[m] = s.method if s is not None else "none"
         if s is not None and s.method == "standard":
-            tensors[f"scale.{m}.mean"], tensors[f"scale.{m}.scale"] = s._mean, s._scale
+            tensors[f"scale.{m}.mean"], tensors[f"scale.{m}.scale"] = s.mean_, s.scale_
     cv = config.get("cv") or {}
     index = getattr(source, "index", None)
     test_ids = [str(v) for v in index("test").sample_ids] if index is not None and source.has_split("test") \
