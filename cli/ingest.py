@@ -15,8 +15,10 @@ def _reason_kind(reason: str) -> str:
 
 def render(report) -> str:
     """Console text of an :class:`~embedstore.ingest.IngestReport`."""
+    from embedstore.modalities import describe
+
     lines = [f"ingested {report.kind} from {report.root} as dataset '{report.dataset}' "
-             f"(prompt {report.prompt_name})",
+             f"(prompt {report.prompt_name}; {describe(report.modalities)})",
              f"rows: {report.rows_total} valid, {report.rows_written} written "
              f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged"
              + (f", {report.removed} removed" if report.removed else "") + "), "
