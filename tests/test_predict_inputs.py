@@ -187,10 +187,18 @@ def test_mismatches_are_one_line_errors_naming_the_fix(lab, tmp_path):
     # unseen metadata field in the prompt template
     ingest(store, "manifest", _manifest(manifest, tmp_path / "p", drop=("label", "text")), name="prompted",
            id_column="sample_id", text_template="Age: {age}. Site: {site}.", progress=False)
-    with pytest.raises(InputError, match=r"metadata field\(s\) \['age', 'site'\] the head never saw .*re-ingest it "
-                                         r"with --text-template '\{text\}'") as err:
+    with pytest.raises(InputError, match=r"metadata field\(s\) \['age', 'site'\] the head never saw \(trained on "
+                                         r"column:text .*re-ingest with --text-column COLUMN") as err:
         predict(store, "prompted", run_id)
     assert "\n" not in str(err.value)
+    # a head trained on a template: a new dataset's extra field is named, with the training template as the fix
+    ingest(store, "manifest", _manifest(manifest, tmp_path / "t", drop=("text",)), name="templ",
+           id_column="sample_id", group_column="group", text_template="Age: {age}.", progress=False)
+    extract(store, "templ", clip, progress=False, threads=1)
+    t_run = train(store, "templ", image_model=clip, text_model=clip, fusion="late", seeds=1, epochs=1).run_ids[0]
+    with pytest.raises(InputError, match=r"field\(s\) \['site'\] the head never saw \(trained on template 'Age: "
+                                         r"\{age\}\.'\): re-ingest it with --text-template 'Age: \{age\}\.'"):
+        predict(store, "prompted", t_run)
     # run without stored heads
     off = train(store, "ds", image_model=clip, fusion="image", epochs=1, save_heads=False).run_ids[0]
     with pytest.raises(NotFoundError, match="has no stored head: re-train it with heads kept"):

@@ -28,7 +28,6 @@ next run can say how it compares with the first one.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,8 +36,8 @@ from typing import Any, Callable
 
 from embedstore.keys import stable_hash
 
-from .demo_predict import predict_held_back
 from .demo_data import QUICK_N, SYNTHETIC_N, _data, _real_banner, dataset_name, detect_kind  # noqa: F401
+from .demo_predict import predict_held_back
 
 #: Seeds per setting and λ grid of a full / quick demo.
 SEEDS, QUICK_SEEDS = 3, 2

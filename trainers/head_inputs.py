@@ -77,15 +77,12 @@ def alignment_of(store, spec: dict[str, Any], tensors: dict[str, np.ndarray]) ->
 
 
 def input_dims(store, spec: dict[str, Any]) -> dict[str, int]:
-    """Raw widths of the head's input models (what the extractors output)."""
+    """Raw widths of the head's input models (what the extractors output; aligned widths may differ)."""
     if "input_dims" in spec:
         return {m: int(d) for m, d in spec["input_dims"].items()}
-    align = spec.get("alignment", {})
-    dims = {m: int(spec[f"{m}_dim"]) for m in spec["model_keys"]}
-    if store is not None and any(m in align or spec.get("alignment_keys", {}).get(m, NO_ALIGNMENT) != NO_ALIGNMENT
-                                 for m in dims):
-        dims = {m: store.model(k, m).dim(m) for m, k in spec["model_keys"].items()}
-    return dims
+    if store is not None:
+        return {m: store.model(k, m).dim(m) for m, k in spec["model_keys"].items()}
+    return {m: int(spec[f"{m}_dim"]) for m in spec["model_keys"]}
 
 
 # -- applying (NumPy) ------------------------------------------------------
@@ -178,11 +175,15 @@ def check_inputs(store, dataset: str, spec: dict[str, Any], run_id: str) -> None
     prompt = spec.get("prompt")
     if "text" not in needs or not prompt:
         return
-    rows = store.samples(dataset, columns=["prompt_template"])
-    template = rows["prompt_template"][0].as_py() if rows.num_rows else ""
-    seen = set(PromptTemplate("train", prompt["template"]).fields)
-    unseen = [f for f in PromptTemplate(dataset, template or "").fields if f not in seen]
+    rows = store.samples(dataset, columns=["prompt_name", "prompt_template"])
+    if not rows.num_rows or str(rows["prompt_name"][0].as_py() or "").startswith("column:"):
+        return  # text given as is (a column), not rendered from metadata fields
+    template = rows["prompt_template"][0].as_py() or ""
+    column = str(prompt.get("name") or "").startswith("column:")
+    seen = set() if column else set(PromptTemplate("train", prompt["template"]).fields)
+    unseen = [f for f in PromptTemplate(dataset, template).fields if f not in seen]
     if unseen:
+        fix = ("put the text in a column and re-ingest with --text-column COLUMN" if column else
+               f"re-ingest it with --text-template '{prompt['template']}'")
         raise InputError(f"dataset '{dataset}' renders its text with metadata field(s) {unseen} the head never saw "
-                         f"(trained on '{prompt['template']}'): re-ingest it with --text-template "
-                         f"'{prompt['template']}'")
+                         f"(trained on {prompt['name']} '{prompt['template']}'): {fix}")
