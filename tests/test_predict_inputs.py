@@ -5,7 +5,6 @@ Real images, tiny real CLIP/BERT models saved to disk, real LanceDB and torch.
 
 from __future__ import annotations
 
-import csv
 import shutil
 
 import numpy as np
@@ -19,23 +18,9 @@ from embedstore.heads import HEADS, HeadArtifact, heads_of_run, save_head
 from embedstore.ingest import ingest
 from embedstore.modalities import dataset_modalities
 from embedstore.runs import get_run
+from tests.helpers import manifest_copy
 from trainers.predict import predict, probabilities
 from trainers.train import train
-
-
-def _manifest(src, out, drop=(), keep=None, extra=None) -> str:
-    """A copy of manifest ``src`` without columns ``drop`` (absolute image paths), rows ``keep`` only."""
-    rows = list(csv.DictReader(open(src)))
-    cols = [c for c in rows[0] if c not in drop]
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "manifest.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            if keep is None or r["sample_id"] in keep:
-                w.writerow({c: r[c] if c != "image" else str(src.parent / r[c]) for c in cols})
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +78,8 @@ def test_aligned_head_reapplies_the_train_fitted_shift_and_onnx_folds_it_in(lab,
     res = _own_test_rows_match(store, run_id)
     # new rows: an unlabelled copy, embedded by the raw models only; predict aligns them with the stored gap
     held = set(head.spec["test_sample_ids"])
-    ingest(store, "manifest", _manifest(manifest, tmp_path / "new", drop=("label",), keep=held), name=f"new{len(pair)}",
-           id_column="sample_id", group_column="group", progress=False)
+    ingest(store, "manifest", manifest_copy(manifest, tmp_path / "new", drop=("label",), keep=held),
+           name=f"new{len(pair)}", id_column="sample_id", group_column="group", progress=False)
     new = predict(store, f"new{len(pair)}", run_id, write=False)
     assert new.forward_calls == 0
     np.testing.assert_allclose(new.proba, res.proba[[res.sample_ids.index(s) for s in new.sample_ids]], atol=1e-6)
@@ -113,7 +98,8 @@ def test_interp_matrix_and_torch_shift_equal_the_numpy_shift():
     a = {"alignment_key": "k", "method": "gapshift", "lam": 0.7, "match": "interp", "dim": 11, "noise_std": 0.0}
     gap = rng.normal(size=11)
     bufs = export_buffers({"image": a}, {"align.image.gap": gap}, {"image": 7})["image"]
-    got = torch_align(torch.from_numpy(x.astype(np.float32)), "image", a, {k: torch.from_numpy(v) for k, v in bufs.items()})
+    tensors = {k: torch.from_numpy(v) for k, v in bufs.items()}
+    got = torch_align(torch.from_numpy(x.astype(np.float32)), "image", a, tensors)
     np.testing.assert_allclose(got.numpy(), _shift("image", x, a, gap), atol=1e-6)
 
 
@@ -133,7 +119,7 @@ def test_a_head_saved_before_alignments_were_kept_reads_them_from_the_registry(l
 
 def test_image_only_dataset_ingests_extracts_trains_and_predicts(lab, tmp_path):
     store, manifest, clip, _, _ = lab
-    rep = ingest(store, "manifest", _manifest(manifest, tmp_path / "img", drop=("text",)), name="imgonly",
+    rep = ingest(store, "manifest", manifest_copy(manifest, tmp_path / "img", drop=("text",)), name="imgonly",
                  id_column="sample_id", group_column="group", progress=False)
     assert rep.modalities == ("image",) and any("image-only" in n for n in rep.notes)
     rows = store.samples("imgonly")
@@ -161,7 +147,7 @@ def test_image_only_dataset_ingests_extracts_trains_and_predicts(lab, tmp_path):
 
 def test_text_only_dataset_ingests_extracts_trains_and_predicts(lab, tmp_path):
     store, manifest, _, bert, _ = lab
-    rep = ingest(store, "manifest", _manifest(manifest, tmp_path / "txt", drop=("image",)), name="txtonly",
+    rep = ingest(store, "manifest", manifest_copy(manifest, tmp_path / "txt", drop=("image",)), name="txtonly",
                  id_column="sample_id", group_column="group", progress=False)
     assert rep.modalities == ("text",) and not rep.skipped
     rows = store.samples("txtonly")
@@ -175,7 +161,7 @@ def test_text_only_dataset_ingests_extracts_trains_and_predicts(lab, tmp_path):
     run_id = train(store, "txtonly", text_model=bert, fusion="text", seeds=1, epochs=2).run_ids[0]
     _own_test_rows_match(store, run_id, "txtonly")
     with pytest.raises(InputError, match="no image column and no text"):
-        ingest(store, "manifest", _manifest(manifest, tmp_path / "none", drop=("image", "text")), name="nothing",
+        ingest(store, "manifest", manifest_copy(manifest, tmp_path / "none", drop=("image", "text")), name="nothing",
                id_column="sample_id", progress=False)
 
 
@@ -185,14 +171,14 @@ def test_mismatches_are_one_line_errors_naming_the_fix(lab, tmp_path):
     store, manifest, clip, _, base = lab
     run_id = train(store, "ds", image_model=clip, text_model=clip, fusion="late", seeds=1, epochs=1).run_ids[0]
     # unseen metadata field in the prompt template
-    ingest(store, "manifest", _manifest(manifest, tmp_path / "p", drop=("label", "text")), name="prompted",
+    ingest(store, "manifest", manifest_copy(manifest, tmp_path / "p", drop=("label", "text")), name="prompted",
            id_column="sample_id", text_template="Age: {age}. Site: {site}.", progress=False)
     with pytest.raises(InputError, match=r"metadata field\(s\) \['age', 'site'\] the head never saw \(trained on "
                                          r"column:text .*re-ingest with --text-column COLUMN") as err:
         predict(store, "prompted", run_id)
     assert "\n" not in str(err.value)
     # a head trained on a template: a new dataset's extra field is named, with the training template as the fix
-    ingest(store, "manifest", _manifest(manifest, tmp_path / "t", drop=("text",)), name="templ",
+    ingest(store, "manifest", manifest_copy(manifest, tmp_path / "t", drop=("text",)), name="templ",
            id_column="sample_id", group_column="group", text_template="Age: {age}.", progress=False)
     extract(store, "templ", clip, progress=False, threads=1)
     t_run = train(store, "templ", image_model=clip, text_model=clip, fusion="late", seeds=1, epochs=1).run_ids[0]
@@ -209,7 +195,7 @@ def test_mismatches_are_one_line_errors_naming_the_fix(lab, tmp_path):
     ingest(other, "manifest", manifest, name="ds", id_column="sample_id", group_column="group", progress=False)
     extract(other, "ds", gone, progress=False, threads=1)
     head = train(other, "ds", image_model=gone, fusion="image", seeds=1, epochs=1).run_ids[0]
-    ingest(other, "manifest", _manifest(manifest, tmp_path / "c", drop=("label",)), name="clinic",
+    ingest(other, "manifest", manifest_copy(manifest, tmp_path / "c", drop=("label",)), name="clinic",
            id_column="sample_id", progress=False)
     shutil.rmtree(gone)
     with pytest.raises(InputError, match="dataset 'clinic' lacks the head's image model .* cannot be run here"):
