@@ -25,6 +25,9 @@ def render(res) -> str:
     gap_rows = [{"modality gap": name, "before": g[name][0], "after (λ=1)": g[name][1]}
                 for name in ("gap_norm", "centroid_cosine", "paired_cosine_median", "recall@1 image→text")]
     lines += [table(gap_rows), ""]
+    if res.predictions:
+        lines += ["held-back test samples predicted with the stored early-fusion heads (mean over seeds):",
+                  table(res.predictions, ["sample", "true label", "predicted", "probability"]), ""]
     lines.append(f"embeddings: {res.computed} computed, {res.reused} reused from the store, "
                  f"{res.forward_calls} model forward calls")
     if res.all_cached:

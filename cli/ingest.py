@@ -15,8 +15,10 @@ def _reason_kind(reason: str) -> str:
 
 def render(report) -> str:
     """Console text of an :class:`~embedstore.ingest.IngestReport`."""
+    from embedstore.modalities import describe
+
     lines = [f"ingested {report.kind} from {report.root} as dataset '{report.dataset}' "
-             f"(prompt {report.prompt_name})",
+             f"(prompt {report.prompt_name}; {describe(report.modalities)})",
              f"rows: {report.rows_total} valid, {report.rows_written} written "
              f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged"
              + (f", {report.removed} removed" if report.removed else "") + "), "
@@ -87,6 +89,8 @@ def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, s
     renders the prompt text and writes the sample rows with split_paper and
     split_grouped columns. Samples with a missing, empty or corrupt image are
     skipped and reported. Re-running on unchanged data writes nothing.
+    A manifest without any text is an image-only dataset, one without an
+    image column a text-only one (fusion heads then refuse to train).
     A re-ingest that would leave stored samples absent from the source is
     refused with the diff unless --prune (then the stored samples equal the
     source, in one commit; stored groups keep their split) or --keep-missing

@@ -36,7 +36,7 @@ def predict(ctx, store_uri, storage_options, as_json, dataset, run_id, ensemble,
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
 @click.option("--out", required=True, help="Output file, e.g. head.onnx (a head.onnx.json sidecar is written too).")
 def export_head(ctx, store_uri, storage_options, as_json, run_id, fmt, out):
-    """Export RUN_ID's head (scaling folded in) to ONNX, with a JSON sidecar.
+    """Export RUN_ID's head (alignment and scaling folded in) to ONNX, with a JSON sidecar.
 
     \b
     Examples:

@@ -172,7 +172,9 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
     model_id : str
         Any id :func:`embedstore.extractors.load_extractor` accepts.
     modality : {"both", "image", "text"}
-        ``both`` = every modality the model encodes.
+        ``both`` = every modality the model encodes that the dataset has
+        (:mod:`embedstore.modalities`); asking for one the dataset lacks
+        raises :class:`InputError`.
     batch_size : int
         Rows per model forward.
     quantize : {None, "none", "bf16", "8bit"}
@@ -231,14 +233,21 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
 
     ray_engine = make_engine(engine, model_id, extractor, quantize, pooling, dict(opts, backend=backend),
                              ray_address, workers, threads)
-    store.samples(dataset, columns=["sample_id"])  # a clear error when the dataset is missing
+    from .modalities import dataset_modalities, describe, require
+
+    have = dataset_modalities(store, dataset)  # also a clear error when the dataset is missing
+    if modality != "both":
+        require(store, dataset, modality, f"extract --modality {' or '.join(have)}", have=have)
     if extractor is None:
         from .extractors import load_extractor
 
         extractor = load_extractor(model_id, quantize=quantize, pooling=pooling, backend=backend, **opts)
     ident = extractor.identity
     if modality == "both":
-        mods = [m for m in MODALITIES if m in ident.modalities]
+        mods = [m for m in MODALITIES if m in ident.modalities and m in have]
+        if not mods:
+            raise InputError(f"model {ident.model_id} encodes {', '.join(ident.modalities)} but dataset "
+                             f"'{dataset}' has {describe(have)}: extract it with a {' or '.join(have)} model")
     elif modality not in ident.modalities:
         raise InputError(f"model {ident.model_id} does not encode {modality}s; it supports "
                          f"{', '.join(ident.modalities)}: pass --modality {' or '.join(ident.modalities)}")

@@ -32,6 +32,7 @@ from .datasets.base import Skipped, class_counts
 from .datasets.prompts import leak_warnings
 from .errors import InputError
 from .keys import check_name
+from .modalities import row_modalities
 from .reingest import column_change, columns_message, keep_group_splits, removed_message, sample_diff
 from .schema import samples_table
 from .store import Store, new_run_tag
@@ -65,6 +66,8 @@ class IngestReport:
         ``(sample_id, path, reason)`` of every sample left out.
     prompt_name, prompt_template : str
     notes : list of str
+    modalities : tuple of str
+        ``("image", "text")``, ``("image",)`` or ``("text",)`` (:mod:`embedstore.modalities`).
     """
 
     dataset: str
@@ -86,6 +89,7 @@ class IngestReport:
     prompt_template: str = ""
     notes: list[str] = field(default_factory=list)
     removed: int = 0
+    modalities: tuple[str, ...] = ("image", "text")
 
     @property
     def changed(self) -> bool:
@@ -204,4 +208,4 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
         skipped=list(built.skipped), prompt_name=built.prompt.name, prompt_template=built.prompt.template,
         notes=notes + leak_warnings(kind, built.prompt, options.get("label_column") or
                                     ("label" if kind == "manifest" else None)),
-        removed=result.deleted)
+        removed=result.deleted, modalities=row_modalities(rows))

@@ -10,6 +10,8 @@ inline, there are no scripts and no links. It holds
   group of seeds (fusion early/late/image/text, mode paper/honest, with or
   without alignment), plus the λ=0 and reported λ of each sweep;
 * each λ sweep: its plot and per-λ table;
+* optionally, predictions of a few samples by stored heads (the demo's
+  held-back samples: sample, true label, predicted label, probability);
 * the store table versions behind every number.
 """
 
@@ -178,10 +180,44 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
     return html_part, extra
 
 
+def _thumbnail(ref: str | None) -> str:
+    """A small inline PNG of the sample's image ('' when it has none or it cannot be read now)."""
+    if not ref:
+        return ""
+    from .images import load_image
+
+    try:
+        img = load_image(ref)
+    except (InputError, OSError):
+        return ""
+    img.thumbnail((64, 64))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return _img(buf.getvalue(), "sample")
+
+
+def predictions_section(predictions: dict[str, Any]) -> tuple[str, int]:
+    """HTML of a predictions section (see :func:`write_report`) and the thumbnails it embeds."""
+    cols = ["sample", "true label", "predicted", "probability"]
+    rows, images = [], 0
+    for r in predictions.get("rows", []):
+        thumb = _thumbnail(r.get("image_ref"))
+        images += bool(thumb)
+        cells = [thumb + "<br>" + _e(r["sample"]) if thumb else _e(r["sample"]),
+                 _e("unknown" if r.get("true label") is None else r["true label"]), _e(r["predicted"]),
+                 _cell(r["probability"])]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    body = (f"<table><tr>{''.join(f'<th>{_e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>" if rows
+            else '<p class="note">(none)</p>')
+    title = predictions.get("title", "Predictions")
+    return f"<h2>{_e(title)}</h2><p class=\"note\">{_e(predictions.get('note', ''))}</p>" + body, images
+
+
 def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | None = None,
                  image_model: str | None = None, text_model: str | None = None,
                  alignment_key: str | None = None, lam: float = 1.0, max_queries: int = 1000,
-                 gap: bool = True, banner: str | None = None, gap_report: Any = None) -> ReportResult:
+                 gap: bool = True, banner: str | None = None, gap_report: Any = None,
+                 predictions: dict[str, Any] | None = None) -> ReportResult:
     """Write the HTML report of ``dataset`` to ``out``.
 
     Parameters
@@ -204,6 +240,11 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     gap_report : GapReport, optional
         Already computed :func:`~embedstore.diagnostics.gap_diagnostics` of
         this dataset; used instead of computing it again.
+    predictions : dict, optional
+        A "Predictions" section: ``title``, ``note`` and ``rows`` with
+        ``sample``, ``true label``, ``predicted``, ``probability`` and an
+        optional ``image_ref`` (shown as a thumbnail), e.g. from
+        :func:`trainers.demo_predict.predict_held_back`.
 
     Examples
     --------
@@ -259,6 +300,10 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
                     "validation and touches test once. Store versions are the exact table versions the runs "
                     "read.</p>" + _table(comp))
     sections.append("<h2>λ sweeps</h2>" + ("".join(sweep_parts) or '<p class="note">(no sweep recorded)</p>'))
+    if predictions is not None:
+        part, n = predictions_section(predictions)
+        sections.append(part)
+        images += n
     from . import __version__
 
     head = (f"<h1>embedstore report: {_e(dataset)}</h1><p class=\"note\">Store <code>{_e(store.uri)}</code>; "

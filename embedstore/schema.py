@@ -7,7 +7,9 @@ Granularity
   ``prompt_template``, ``image_ref``, ``image_sha256``, ``label``, one or more
   ``split_<name>`` columns, optional ``label_<name>`` extra labels,
   ``group_id``, then the dataset's remaining metadata as typed columns.
-  Metadata differ per dataset, hence one table each.
+  Metadata differ per dataset, hence one table each. An image-only
+  dataset has ``text``/``text_sha256`` null, a text-only one
+  ``image_ref``/``image_sha256`` null (:mod:`embedstore.modalities`).
 * ``emb__<modality>__<model_key>__<dim>``: one table per model, modality and
   vector width (widths differ between models, and an interpolated alignment
   may change the width). Columns: ``row_key`` (the merge key, see

@@ -64,8 +64,8 @@ def test_template_file_missing_labels_and_errors(mroot, tmp_path):
     built = manifest.rows(mroot, prompt=str(tmpl), **kw)
     assert built.table.num_rows == 19 and [s.sample_id for s in built.skipped] == ["f1"]
     assert built.table["prompt_name"][0].as_py() == "file:t.txt"
-    # no "label" column is allowed (a predict-only dataset); id and image are always required
-    with pytest.raises(InputError, match=r"missing required column\(s\) \['id', 'image'\]; found \['file'"):
+    # no "label" column is allowed (a predict-only dataset), no "image" column too (text-only); id is required
+    with pytest.raises(InputError, match=r"missing required column\(s\) \['id'\]; found \['file'"):
         manifest.rows(mroot, progress=False)
     with pytest.raises(InputError, match="no 'paper' prompt"):
         manifest.rows(mroot, prompt="paper", **kw)

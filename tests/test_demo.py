@@ -52,7 +52,11 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
 
     page = report.read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in page and f"embedstore report: {DATASET}" in page
-    assert page.count('src="data:image/png;base64,') == 8  # confusion, 4 PCA views, before/after, cosine, sweep
+    held = page.split("<h2>Predictions on held-back samples</h2>", 1)[1]
+    shown = held.count("<tr>") - 1  # a handful of test-split samples, each with its thumbnail
+    assert 0 < shown <= 8 and "held-back test samples predicted" in text
+    # confusion, 4 PCA views, before/after, cosine, sweep, and the held-back samples' thumbnails
+    assert page.count('src="data:image/png;base64,') == 8 + shown
     assert page.index("<h2>Results</h2>") < page.index("<h2>Modality gap</h2>")
 
     store = Store(store_dir)

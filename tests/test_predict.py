@@ -17,23 +17,14 @@ from embedstore.heads import heads_of_run
 from embedstore.ingest import ingest
 from embedstore.maintenance import cleanup
 from embedstore.runs import get_run
+from tests.helpers import manifest_copy
 from trainers.predict import predict, predictions_table, probabilities
 from trainers.train import train
 
 
 def _unlabelled(manifest, out, keep) -> str:
     """A copy of ``manifest`` with only rows ``keep`` and no label column (same image files)."""
-    rows = list(csv.DictReader(open(manifest)))
-    cols = [c for c in rows[0] if c != "label"]
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "manifest.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            if r["sample_id"] in keep:
-                w.writerow({c: r[c] if c != "image" else str(manifest.parent / r[c]) for c in cols})
-    return str(path)
+    return manifest_copy(manifest, out, drop=("label",), keep=keep)
 
 
 @pytest.fixture(scope="module")

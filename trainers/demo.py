@@ -13,7 +13,9 @@ Pipeline, each step an existing public function:
 5. :func:`embedstore.diagnostics.gap_diagnostics` before and after
    alignment (λ=1);
 6. a λ sweep (:func:`trainers.sweep.sweep`);
-7. :func:`embedstore.report.write_report`, one self-contained HTML file.
+7. :func:`trainers.demo_predict.predict_held_back`: a handful of held-back
+   (test) samples predicted with the stored early-fusion heads (read only);
+8. :func:`embedstore.report.write_report`, one self-contained HTML file.
 
 Everything is cached in the store: a second run computes no embedding,
 retrains no head whose inputs are unchanged (baselines are recorded under a
@@ -26,18 +28,17 @@ next run can say how it compares with the first one.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from embedstore.errors import InputError
 from embedstore.keys import stable_hash
 
-#: Synthetic samples of a full / ``quick`` demo.
-SYNTHETIC_N, QUICK_N = 400, 160
+from .demo_data import QUICK_N, SYNTHETIC_N, _data, _real_banner, dataset_name, detect_kind  # noqa: F401
+from .demo_predict import predict_held_back
+
 #: Seeds per setting and λ grid of a full / quick demo.
 SEEDS, QUICK_SEEDS = 3, 2
 LAMBDAS, QUICK_LAMBDAS = "-1:1:0.2", "-1,-0.5,0,0.5,1"
@@ -84,6 +85,9 @@ class DemoResult:
     first_run : dict or None
         The first demo run on this store and dataset recorded in ``out``
         (``seconds``, ``computed``, ...), when this is not it.
+    predictions : list of dict
+        A handful of held-back (test) samples predicted with the early
+        fusion heads (:mod:`trainers.demo_predict`).
     """
 
     report: str
@@ -106,6 +110,7 @@ class DemoResult:
     reused_groups: list[str] = field(default_factory=list)
     skipped: int = 0
     first_run: dict[str, Any] | None = None
+    predictions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def all_cached(self) -> bool:
@@ -115,42 +120,6 @@ class DemoResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {**asdict(self), "all_cached": self.all_cached}
-
-
-def detect_kind(root: str | Path) -> str:
-    """The dataset kind of a demo ``--root``: ``ham10000`` or ``manifest``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> detect_kind(tempfile.mkdtemp())  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    embedstore.errors.InputError: demo --root ...: no HAM10000_metadata.csv and no manifest (CSV/Parquet) in it; ...
-    """
-    root = Path(root)
-    if (root / "HAM10000_metadata.csv").is_file():
-        return "ham10000"
-    if root.is_file() or (root.is_dir() and any(p.suffix.lower() in (".csv", ".parquet") for p in root.iterdir())):
-        return "manifest"
-    raise InputError(f"demo --root {root}: no HAM10000_metadata.csv and no manifest (CSV/Parquet) in it; pass a "
-                     "HAM10000 folder (HAM10000_metadata.csv + images) or a manifest folder")
-
-
-def dataset_name(root: str | Path, kind: str) -> str:
-    """Store name of a demo dataset read from ``root``.
-
-    Examples
-    --------
-    >>> dataset_name("../shared/data/ham10000-dev270", "ham10000")
-    'ham10000-dev270'
-    >>> dataset_name("/data/My Download", "ham10000")
-    'ham10000-my-download'
-    """
-    base = re.sub(r"[^a-z0-9_.-]+", "-", Path(root).resolve().name.lower()).strip("-.")[:40] or "data"
-    if kind == "ham10000" and "ham" not in base:
-        base = f"ham10000-{base}"
-    return base.replace("..", ".")
 
 
 def run_demo(store, *, root: str | Path | None = None, out: str | Path = "embedstore-demo", quick: bool = False,
@@ -231,7 +200,7 @@ def run_demo(store, *, root: str | Path | None = None, out: str | Path = "embeds
         computed=sum(c["computed"] for c in counts), reused=sum(c["copied"] + c["cached"] for c in counts),
         forward_calls=sum(c["forward_calls"] for c in counts), extract=counts, gap=analysis["gap"],
         sweeps=analysis["sweeps"], trained=analysis["trained"], reused_groups=analysis["reused_groups"],
-        skipped=len(ing.skipped))
+        skipped=len(ing.skipped), predictions=analysis["predictions"])
     result.first_run = _record_history(out / HISTORY, result)
     return result
 
@@ -305,48 +274,14 @@ def analyse(store, dataset: str, *, image_model: str, text_model: str, out: str 
             say(f"[sweep] {fusion} fusion over λ: {len(res.trained)} λ trained, {len(res.reused)} reused; "
                 f"λ={sel['lam']:+.1f} chosen on validation")
             say(f"[sweep] {fusion}: {vs0['claim']}")
+    with clock("predict"):
+        held = predict_held_back(store, dataset, groups[0])  # early fusion heads: read only (demo_predict)
     with clock("report"):
         path = Path(out) / f"{dataset}-report.html"
-        write_report(store, dataset, path, runs=groups, gap_report=rep, banner=banner)
+        write_report(store, dataset, path, runs=groups, gap_report=rep, banner=banner, predictions=held)
         say(f"[report] {path}")
     return {"report": str(path), "rows": rows, "gap": gap, "sweeps": sweeps, "trained": trained,
-            "reused_groups": reused}
-
-
-def _data(root, out: Path, quick: bool, samples: int | None, say) -> tuple[str, Path, str, dict[str, Any], bool]:
-    if root is not None:
-        kind = detect_kind(root)
-        options = _manifest_options(Path(root)) if kind == "manifest" else {}
-        return kind, Path(root), dataset_name(root, kind), options, False
-    from embedstore.synthetic import make_synthetic
-
-    n = samples or (QUICK_N if quick else SYNTHETIC_N)
-    if n < 24:
-        raise InputError(f"--samples {n}: the honest train/val/test split needs at least 24 synthetic samples")
-    dataset = "synthetic-demo" if n == SYNTHETIC_N else f"synthetic-demo-{n}"
-    say(f"[data] generating {n} SYNTHETIC samples (shapes + made-up metadata text) under {out / dataset}")
-    ds = make_synthetic(out / dataset, n=n)
-    return "manifest", ds.root, dataset, {"id_column": "sample_id", "group_column": "group",
-                                           "text_column": "text"}, True
-
-
-def _manifest_options(root: Path) -> dict[str, Any]:
-    """Column options for a manifest root: ``sample_id``/``group`` when present (the synthetic layout)."""
-    from embedstore.datasets.manifest import find_manifest, read_manifest
-
-    cols = read_manifest(find_manifest(root, None)).columns
-    opts: dict[str, Any] = {}
-    if "sample_id" in cols and "id" not in cols:
-        opts["id_column"] = "sample_id"
-    if "group" in cols:
-        opts["group_column"] = "group"
-    return opts
-
-
-def _real_banner(kind: str, root: Path) -> str:
-    what = "HAM10000 dermatoscopic images (CC BY-NC 4.0, Tschandl et al. 2018)" if kind == "ham10000" else "a manifest"
-    return (f"Real data: {what} read from {root}. Honest protocol: grouped split, epoch and λ chosen on "
-            "validation, test touched once per seed.")
+            "reused_groups": reused, "predictions": held["rows"]}
 
 
 def _baseline(store, dataset: str, fusion: str, image_model: str, text_model: str, seeds: list[int],

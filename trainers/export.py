@@ -2,8 +2,9 @@
 
 The exported graph takes the **raw** embeddings (``image_embedding`` /
 ``text_embedding``, float32, as the input models produce them) and returns
-``probabilities`` (``(n, n_classes)``): the run's train-fitted scaling is
-folded into the graph, so a clinic needs only onnxruntime and the input
+``probabilities`` (``(n, n_classes)``): the run's train-fitted alignment
+(gap shift λ, see :mod:`trainers.head_inputs`) and scaling are folded into
+the graph, so a clinic needs only onnxruntime and the input
 models. A JSON sidecar next to it names the input model ids and keys, the
 labels and the decision rule.
 """
@@ -19,6 +20,7 @@ import numpy as np
 from embedstore.errors import InputError
 from embedstore.heads import heads_of_run
 
+from .head_inputs import export_buffers, torch_align
 from .predict import LoadedHead
 
 
@@ -34,6 +36,12 @@ def _module(head: LoadedHead):
             super().__init__()
             self.modalities = [m for m in ("image", "text") if m in head.spec["model_keys"]]
             self.methods = {m: head.spec["scaling"].get(m, "none") for m in self.modalities}
+            self.align = {m: head.alignment.get(m) for m in self.modalities}
+            self.align_names: dict[str, list[str]] = {}
+            for m, consts in export_buffers(head.alignment, head.align_tensors, head.input_dims).items():
+                for name, value in consts.items():
+                    self.register_buffer(f"{m}_align_{name}", torch.from_numpy(value))
+                self.align_names[m] = list(consts)
             for m in self.modalities:
                 if self.methods[m] == "standard":
                     self.register_buffer(f"{m}_mean", const(f"scale.{m}.mean"))
@@ -55,8 +63,12 @@ def _module(head: LoadedHead):
                 return x / torch.where(norm > 0, norm, torch.ones_like(norm))
             return x
 
+        def aligned(self, m: str, x):
+            bufs = {n: getattr(self, f"{m}_align_{n}") for n in self.align_names.get(m, [])}
+            return torch_align(x, m, self.align[m], bufs)
+
         def forward(self, *inputs):
-            xs = {m: self.scale(m, x) for m, x in zip(self.modalities, inputs)}
+            xs = {m: self.scale(m, self.aligned(m, x)) for m, x in zip(self.modalities, inputs)}
             if head.fusion == "linear":
                 z = self.linear(torch.cat([xs[m] for m in ("text", "image") if m in xs], dim=1))
             else:
@@ -82,10 +94,10 @@ def export_head(store, run_id: str, out: str | Path, *, format: str = "onnx") ->
     if format != "onnx":
         raise InputError(f"--format {format}: only onnx is supported")
     art = heads_of_run(store, run_id)[0]
-    head = LoadedHead(art)
+    head = LoadedHead(art, store)
     module = _module(head)
     names = [f"{m}_embedding" for m in module.modalities]
-    dims = {"image": head.spec["image_dim"], "text": head.spec["text_dim"]}
+    dims = head.input_dims
     example = tuple(torch.zeros(2, int(dims[m])) for m in module.modalities)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +108,9 @@ def export_head(store, run_id: str, out: str | Path, *, format: str = "onnx") ->
     side = {"run_id": run_id, "head_id": art.head_id, "format": "onnx", "inputs": names,
             "input_dims": {f"{m}_embedding": int(dims[m]) for m in module.modalities},
             "input_models": {m: {"model_id": i.model_id, "model_key": i.key} for m, i in models.items()},
-            "scaling": head.spec["scaling"], "scaling_folded_in": True, "classes": head.classes,
+            "scaling": head.spec["scaling"], "scaling_folded_in": True,
+            "alignment": {m: {k: a[k] for k in ("alignment_key", "method", "lam", "match", "dim")}
+                          for m, a in head.alignment.items()}, "alignment_folded_in": True, "classes": head.classes,
             "decision_rule": "label = classes[argmax(probabilities)]", "output": "probabilities",
             "fusion": head.fusion}
     Path(str(out) + ".json").write_text(json.dumps(side, indent=2))

@@ -8,8 +8,9 @@ on by default, ``save_heads=False`` switches it off). :func:`predict`
 2. embeds what is missing with the head's **exact** input models (the
    identities recorded by key; content-hash reuse means photos already
    embedded anywhere in the store cost no forward pass);
-3. reads the current vectors through :class:`embedstore.snapshot.Snapshot`,
-   applies the stored train-fitted scaling and the head;
+3. reads the current (unaligned) vectors through
+   :class:`embedstore.snapshot.Snapshot`, applies the run's stored
+   train-fitted alignment (:mod:`trainers.head_inputs`), scaling and head;
 4. writes ``predictions__<dataset>`` in **one** keyed upsert (one commit:
    a killed predict leaves the previous version; identical re-runs write
    nothing, so no new version).
@@ -33,7 +34,9 @@ import numpy as np
 
 from embedstore.errors import InputError, NotFoundError
 from embedstore.heads import HeadArtifact, head_id_of, heads_of_run, save_head
-from embedstore.keys import NO_ALIGNMENT
+from embedstore.sql import eq
+
+from .head_inputs import align_vectors, alignment_of, check_inputs, head_extras, input_dims
 
 PREDICTIONS_PREFIX = "predictions__"
 DECISION_RULE = {"1": "sigmoid; label = classes[1] when p > 0.5", "k": "softmax; label = argmax"}
@@ -82,16 +85,28 @@ def head_artifact(out, source, spec, proto, config: dict[str, Any], *, run_id: s
 def keep_head(store, out, source, spec, proto, config, run_id, group_id, dataset) -> None:
     """Save one seed's head unless ``config["save_heads"]`` is False (called by ``trainers.train``)."""
     if config.get("save_heads", True) and getattr(source, "model_keys", None):
-        save_head(store, head_artifact(out, source, spec, proto, config, run_id=run_id, group_id=group_id,
-                                       dataset=dataset))
+        art = head_artifact(out, source, spec, proto, config, run_id=run_id, group_id=group_id, dataset=dataset)
+        from embedstore.schema import samples_table
+
+        extra, tensors = head_extras(store, dataset, art.spec["model_keys"], art.spec["alignment_keys"],
+                                     art.spec["table_versions"].get(samples_table(dataset)))
+        art.spec.update(extra)
+        art.tensors.update(tensors)
+        save_head(store, art)
 
 
 # -- applying ----------------------------------------------------------------
 class LoadedHead:
-    """A stored head, ready to map raw (unscaled) embeddings to class probabilities."""
+    """A stored head, ready to map raw (unaligned, unscaled) embeddings to class probabilities.
 
-    def __init__(self, art: HeadArtifact) -> None:
-        self.art, self.spec = art, art.spec
+    ``store`` is needed only for heads saved before the alignment was kept
+    in the head (their alignment is read from the store's registry).
+    """
+
+    def __init__(self, art: HeadArtifact, store=None) -> None:
+        self.art, self.spec, self.store = art, art.spec, store
+        self.alignment, self.align_tensors = alignment_of(store, art.spec, art.tensors)
+        self.input_dims = input_dims(store, art.spec)
         self.fusion = self.spec["head"]["fusion"]
         self.classes = list(self.spec["classes"])
         self.model = None
@@ -122,8 +137,10 @@ class LoadedHead:
         return x
 
     def logits(self, vectors: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits of raw vectors ``{modality: (n, d)}`` (scaled here)."""
-        xs = {m: self.scale(m, v) for m, v in vectors.items() if m in self.spec["model_keys"]}
+        """Logits of raw vectors ``{modality: (n, d)}`` (aligned and scaled here, as in training)."""
+        raw = {m: v for m, v in vectors.items() if m in self.spec["model_keys"]}
+        aligned = align_vectors(self.store, self.alignment, self.align_tensors, raw)
+        xs = {m: self.scale(m, v) for m, v in aligned.items()}
         if self.fusion == "linear":
             x = np.concatenate([xs[m] for m in ("text", "image") if m in xs], axis=1).astype(np.float64)
             return x @ self.art.tensors["coef"].T + self.art.tensors["intercept"]
@@ -202,9 +219,6 @@ def _embed_missing(store, dataset: str, spec: dict[str, Any], progress: bool) ->
 
     calls = 0
     for m, key in spec["model_keys"].items():
-        if spec["alignment_keys"].get(m, NO_ALIGNMENT) != NO_ALIGNMENT:
-            raise InputError(f"head uses aligned {m} vectors ({spec['alignment_keys'][m]}); predict applies "
-                             "unaligned heads only: train the head with --alignment none")
         try:
             _, _, sel = Snapshot(store, dataset, **{f"{m}_model": key}).current()
             missing = sel.skipped
@@ -212,10 +226,33 @@ def _embed_missing(store, dataset: str, spec: dict[str, Any], progress: bool) ->
             missing = -1
         if missing:
             ident = store.model(key, m)
-            rep = extract(store, dataset, ident.model_id, modality=m, pooling=ident.pooling, progress=progress,
-                          quantize=ident.dtype if ident.dtype in ("bf16", "8bit") else None)
+            extractor = _exact_extractor(store, dataset, ident, m)
+            rep = extract(store, dataset, ident.model_id, modality=m, progress=progress, extractor=extractor)
             calls += rep.forward_calls
     return calls
+
+
+def _exact_extractor(store, dataset: str, ident, modality: str):
+    """The extractor of the head's exact ``modality`` model; a one-line error when it cannot be had here."""
+    from embedstore.errors import EmbedstoreError
+    from embedstore.extractors import load_extractor
+    from embedstore.schema import parse_embeddings_table
+
+    quantize = ident.dtype if ident.dtype in ("bf16", "8bit") else None
+    try:
+        ext = load_extractor(ident.model_id, quantize=quantize, pooling=ident.pooling)
+        why = None if ext.identity.key == ident.key else f"loading it here gives model_key {ext.identity.key}"
+    except (EmbedstoreError, OSError, ValueError, ImportError) as exc:
+        ext, why = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if why is None:
+        return ext
+    others = sorted({store.model(p[1], modality).model_id for t in store.embedding_tables(modality=modality)
+                     if (p := parse_embeddings_table(t)) and p[1] != ident.key
+                     and store.open_table(t).count_rows(eq("dataset", dataset))})
+    where = f"dataset '{dataset}' is embedded by {', '.join(others)}, not" if others else f"dataset '{dataset}' lacks"
+    raise InputError(f"{where} the head's {modality} model {ident.model_id} ({ident.key}), which cannot be "
+                     f"run here ({why}): extract '{dataset}' with that exact model, or train a head on "
+                     f"{', '.join(others) or 'the models it has'}")
 
 
 def predict(store, dataset: str, run_id: str, *, ensemble: bool = False, out: str | None = None,
@@ -249,10 +286,11 @@ def predict(store, dataset: str, run_id: str, *, ensemble: bool = False, out: st
     from embedstore.snapshot import Snapshot
 
     arts = heads_of_run(store, run_id, group=ensemble)
-    heads = [LoadedHead(a) for a in arts]
+    heads = [LoadedHead(a, store) for a in arts]
     spec = heads[0].spec
     if any(h.spec["model_keys"] != spec["model_keys"] for h in heads):
         raise InputError(f"the heads of run '{run_id}' read different models: predict without --ensemble")
+    check_inputs(store, dataset, spec, run_id)
     calls = _embed_missing(store, dataset, spec, progress)
     snap = Snapshot(store, dataset, **{f"{m}_model": k for m, k in spec["model_keys"].items()})
     rows, vectors, sel = snap.current()

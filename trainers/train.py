@@ -26,6 +26,7 @@ import numpy as np  # noqa: F401 (used by the module doctest)
 
 from embedstore.errors import InputError
 from embedstore.keys import NO_ALIGNMENT
+from embedstore.modalities import check_training
 from embedstore.runs import RunRecord, get_run, new_run_id, record_run
 
 from .engine import HeadSpec, SeedOutcome, fit_seed, torch_threads
@@ -307,6 +308,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
             raise InputError(f"{fusion} fusion needs --{modality}-model (a model id or model_key)")
     if cv and mode != "honest":
         raise InputError("--cv is honest-mode cross-validation: use --mode honest (paper mode has one split)")
+    check_training(store, dataset, fusion, uses)
     split_by = split_by if split_by is not None else ("paper" if mode == "paper" else None)
     source = StoreSource(
         store, dataset, image_model=image_model if uses["image"] else None,

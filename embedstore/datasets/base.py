@@ -44,8 +44,8 @@ class Sample:
     """One sample row before its image is checked."""
 
     sample_id: str
-    image_path: str
-    text: str
+    image_path: str | None
+    text: str | None
     label: str
     group_id: str
     split_paper: str
@@ -56,8 +56,8 @@ class Sample:
 
     @property
     def image_ref(self) -> str:
-        """The path plus its ``#bands=...`` fragment, as :func:`load_image` reads it."""
-        return join_ref(self.image_path, self.fragment)
+        """The path plus its ``#bands=...`` fragment, as :func:`load_image` reads it (``None``: no image)."""
+        return None if self.image_path is None else join_ref(self.image_path, self.fragment)
 
 
 @dataclass(frozen=True)
@@ -206,12 +206,14 @@ def _reason(message: str) -> str:
 
 
 def check_image(sample: Sample) -> tuple[str | None, str | None]:
-    """``(image_sha256, None)`` when the image decodes, else ``(None, reason)``.
+    """``(image_sha256, None)`` when the image decodes, else ``(None, reason)``; ``(None, None)``: no image.
 
     The hash is of the file's bytes; for a derived image (a ``#bands=...``
     fragment) the conversion options are hashed in, so another conversion is
     other content.
     """
+    if sample.image_path is None:  # a text-only dataset
+        return None, None
     try:
         load_image(sample.image_ref)
         digest = sha256_file(sample.image_path)
@@ -258,7 +260,7 @@ def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: Pr
     kept: list[tuple[Sample, str]] = []
     out_skipped = list(skipped)
     for sample, (digest, reason) in zip(samples, results):
-        if digest is None:
+        if digest is None and reason is not None:
             out_skipped.append(Skipped(sample.sample_id, sample.image_path, reason or "unreadable"))
         else:
             kept.append((sample, digest))
@@ -285,7 +287,7 @@ def build_table(kept: Sequence[tuple[Sample, str]], prompt: PromptTemplate,
     cols: dict[str, list[Any]] = {
         "sample_id": [s.sample_id for s, _ in kept],
         "text": [s.text for s, _ in kept],
-        "text_sha256": [sha256_text(s.text) for s, _ in kept],
+        "text_sha256": [None if s.text is None else sha256_text(s.text) for s, _ in kept],
         "prompt_name": [prompt.name] * len(kept),
         "prompt_template": [prompt.template] * len(kept),
         "image_ref": [s.image_ref for s, _ in kept],

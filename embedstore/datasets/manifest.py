@@ -6,7 +6,9 @@ manifest's folder), ``label_column``, and the text: ``text_column`` (used
 as is) or ``text_template``, a format string over the manifest's columns
 (e.g. ``"Age: {age}. Site: {site}."``) given inline or as a file path.
 Missing values render as "No data reported". Without either, a ``text``
-column is used when present.
+column is used when present; with no text at all the dataset is
+**image-only**, and a manifest without an ``image`` column (and no
+``image_column`` given) is **text-only** (see :mod:`embedstore.modalities`).
 
 Splits: ``paper`` is a stratified 80/20 over rows, or, with
 ``split_column``, the manifest's own split (values train/val/test;
@@ -26,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
+from ..modalities import NO_TEXT_PROMPT
 from ..schema import SAMPLE_CORE
 from .base import (DatasetRows, Sample, Skipped, abspath, check_columns, check_unique, finish, read_csv)
 from .prompts import PromptTemplate, read_template_file
@@ -35,6 +38,8 @@ NO_DATA = "No data reported"
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "dev": "val", "test": "test", "testing": "test"}
 _RESERVED = set(SAMPLE_CORE) | {"group_id"}
+#: The prompt of an image-only dataset: no text rendered (``text`` stays null).
+NO_TEXT = PromptTemplate(NO_TEXT_PROMPT, "")
 
 
 def find_manifest(root: Path, manifest: str | None) -> Path:
@@ -83,8 +88,11 @@ def _cell(value: Any) -> str:
 
 
 def _text_source(prompt: str, text_column: str | None, text_template: str | None,
-                 columns: list[str], path: Path) -> tuple[str | None, PromptTemplate]:
-    """``(text column or None, template)``; the template renders when the column is None."""
+                 columns: list[str], path: Path, has_image: bool = True) -> tuple[str | None, PromptTemplate | None]:
+    """``(text column or None, template)``; the template renders when the column is None.
+
+    ``(None, None)``: no text at all, an image-only dataset (when ``has_image``).
+    """
     if prompt == "paper":
         raise InputError("a manifest has no 'paper' prompt: pass --text-column or --text-template "
                          "(or --prompt FILE with a template)")
@@ -100,8 +108,10 @@ def _text_source(prompt: str, text_column: str | None, text_template: str | None
         return None, tmpl.check(columns, f" (columns of {path.name})")
     column = text_column or ("text" if "text" in columns else None)
     if column is None:
-        raise InputError(f"{path}: no text: pass --text-column COLUMN or --text-template 'format string' "
-                         f"(columns: {columns})")
+        if has_image:
+            return None, None  # an image-only dataset (see embedstore.modalities)
+        raise InputError(f"{path}: no image column and no text: pass --image-column COLUMN, --text-column "
+                         f"COLUMN or --text-template 'format string' (columns: {columns})")
     return column, PromptTemplate(f"column:{column}", "{" + column + "}")
 
 
@@ -127,11 +137,12 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     path = find_manifest(root, manifest)
     frame = read_manifest(path, delimiter)
     unlabelled = label_column == "label" and "label" not in frame.columns  # predict-only dataset
-    used = [id_column, image_column] + ([] if unlabelled else [label_column]) \
+    no_image = image_column == "image" and "image" not in frame.columns  # a text-only dataset
+    used = [id_column] + ([] if no_image else [image_column]) + ([] if unlabelled else [label_column]) \
         + [c for c in (group_column, split_column, text_column) if c]
     check_columns(frame.columns, used, path, "name them with --id-column/--image-column/--label-column"
                   "/--text-column/--group-column/--split-column")
-    text_col, template = _text_source(prompt, text_column, text_template, frame.columns, path)
+    text_col, template = _text_source(prompt, text_column, text_template, frame.columns, path, not no_image)
     records = frame.to_dicts()
     ids = [None if r[id_column] is None else str(r[id_column]) for r in records]
     check_unique(ids, id_column, path)
@@ -140,7 +151,7 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     for sid, r in zip(ids, records):
         if not unlabelled and r[label_column] is None:
             skipped.append(Skipped(sid, str(path), f"no value in label column '{label_column}'"))
-        elif r[image_column] is None:
+        elif not no_image and r[image_column] is None:
             skipped.append(Skipped(sid, str(path), f"no value in image column '{image_column}'"))
         elif text_col and (r[text_col] is None or str(r[text_col]).strip() == ""):
             skipped.append(Skipped(sid, str(path), f"no text in column '{text_col}'"))
@@ -148,6 +159,10 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
             kept.append((sid, r))
     labels = [None if unlabelled else str(r[label_column]) for _, r in kept]
     notes: list[str] = []
+    if template is None:
+        notes.append("no text column or template: an image-only dataset (text heads and fusion do not apply)")
+    if no_image:
+        notes.append(f"no '{image_column}' column: a text-only dataset (image heads and fusion do not apply)")
     if unlabelled:
         notes.append(f"no '{label_column}' column: a predict-only dataset (every row in split '{PREDICT_ONLY}')")
         split_p = split_g = [PREDICT_ONLY] * len(kept)
@@ -177,14 +192,16 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
         meta_types[name] = _arrow_type(dtype)
     samples = []
     for (sid, r), label, sp, sg, group in zip(kept, labels, split_p, split_g, groups):
-        image = Path(str(r[image_column]))
-        image = image if image.is_absolute() else base / image
-        text = str(r[text_col]) if text_col else template.render({k: _cell(v) for k, v in r.items()})
+        image = None if no_image else Path(str(r[image_column]))
+        image = image if image is None or image.is_absolute() else base / image
+        text = str(r[text_col]) if text_col else template.render({k: _cell(v) for k, v in r.items()}) \
+            if template is not None else None
         meta = {}
         for col, name in renames.items():
             value = r[col]
             meta[name] = str(value) if value is not None and meta_types[name] == pa.string() else value
-        samples.append(Sample(sample_id=sid, image_path=abspath(image), text=text, label=label,
+        samples.append(Sample(sample_id=sid, image_path=None if image is None else abspath(image), text=text,
+                              label=label,
                               group_id=group, split_paper=sp, split_grouped=sg, meta=meta))
-    return finish("manifest", path.parent, samples, prompt=template, meta_types=meta_types,
+    return finish("manifest", path.parent, samples, prompt=template or NO_TEXT, meta_types=meta_types,
                   skipped=skipped, notes=notes, progress=progress)
