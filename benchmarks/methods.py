@@ -1,11 +1,14 @@
 """Alignment methods compared on real and synthetic data (issue 19's acceptance table).
 
 For each method of :mod:`embedstore.transforms` (λ chosen on validation
-macro-F1 by an honest ``sweep --method``; λ ∈ {0, 1} to keep it small), on the
+macro-F1 by an honest ``sweep --method``, grid ``--lambdas``), on the
 test split: image→text recall@1/@10 over distinct texts (a hit = the
 retrieved text equals the paired text) with its chance level, RMG and
-paired cosine; and the honest test macro-F1 of early and late fusion with a
-paired bootstrap interval against no alignment (the same split, same seeds).
+paired cosine; and the honest test macro-F1 of early and late fusion with
+two paired intervals against no alignment, trained by the sweep on the same
+split with the same seeds: a Student t interval over seeds
+(:mod:`embedstore.sweep_intervals`) and a percentile bootstrap over test
+rows (:func:`embedstore.compare.compare_settings`).
 
 Usage::
 
@@ -19,6 +22,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,43 +59,78 @@ def test_measures(store, ds: str, key: str, dim: int, split_col: str) -> dict[st
     from embedstore.gap_measures import exact_text_recall, relative_modality_gap
     from embedstore.pairs import paired_sources
 
-    src = paired_sources(store, ds, IMAGE, TEXT, split_by=split_col[len("split_"):], alignment_key=key, dim=dim)
+    from embedstore.alignment import l2_normalize, interp_rows
+
+    kw = {} if key is None else {"alignment_key": key, "dim": dim}
+    src = paired_sources(store, ds, IMAGE, TEXT, split_by=split_col[len("split_"):], **kw)
     t = np.asarray(src.splits) == "test"
-    img, txt = src.image_vectors[t], src.text_vectors[t]
+    img, txt = l2_normalize(src.image_vectors[t]), l2_normalize(src.text_vectors[t])
+    if img.shape[1] != txt.shape[1]:  # unaligned: compare at the wider width, as the alignments do
+        width = max(img.shape[1], txt.shape[1])
+        img, txt = l2_normalize(interp_rows(img, width)), l2_normalize(interp_rows(txt, width))
     r = exact_text_recall(img, txt, np.asarray(src.text_hashes)[t], ks=(1, 10))
     return {"r1": r["recall"][1], "r10": r["recall"][10], "c1": r["chance"][1], "c10": r["chance"][10],
             "rmg": relative_modality_gap(img, txt),
             "cos": float(np.einsum("ij,ij->i", img, txt).mean() / 1.0)}
 
 
-def run(store, ds: str, seeds: int, epochs: int) -> list[dict[str, str]]:
+def run(store, ds: str, seeds: int, epochs: int, lambdas: str) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """One row per method; and the raw numbers (for the summary) keyed by method and fusion."""
     from embedstore.compare import compare_settings
-    from embedstore.sweeps import sweep_group_id
+    from embedstore.sweep_intervals import point_interval
     from trainers.sweep import sweep
-    from trainers.train import train
 
     split_col = store.split_column(ds, None)
-    base = {f: train(store, ds, image_model=IMAGE, text_model=TEXT, fusion=f, seeds=seeds, epochs=epochs,
-                     scale="none").group_id for f in ("early", "late")}
-    rows = []
+    rows, raw = [], {}
     for method, opts in METHOD_OPTS.items():
         cells = {"method": method}
         for fusion in ("early", "late"):
-            res = sweep(store, ds, image_model=IMAGE, text_model=TEXT, fusion=fusion, lambdas="0,1", seeds=seeds,
+            res = sweep(store, ds, image_model=IMAGE, text_model=TEXT, fusion=fusion, lambdas=lambdas, seeds=seeds,
                         epochs=epochs, method=method, progress=False, out=None, **opts)
             lam = res.selection["lam"]
             point = next(p for p in res.points if p.lam == lam)
-            cmp = compare_settings(store, sweep_group_id(res.sweep_id, point.alignment_key), base[fusion])
-            cells[f"{fusion} F1 (λ)"] = f"{cmp.mean_a:.3f} (λ={lam:g})"
-            cells[f"{fusion} Δ vs none [95% CI]"] = f"{cmp.difference:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}]"
+            t_iv = point_interval(point, res.reference)
+            boot = compare_settings(store, point.group_id, res.reference.group_id)
+            raw[(method, fusion)] = {"f1": point.test_f1, "none": res.reference.test_f1, "t": t_iv, "boot": boot,
+                                     "lam": lam}
+            cells[f"{fusion} F1 (λ)"] = f"{point.test_f1:.3f} (λ={lam:g})"
+            cells[f"{fusion} Δ vs none, t [95% CI]"] = t_iv.text()
+            cells[f"{fusion} Δ vs none, bootstrap [95% CI]"] = (f"{boot.difference:+.3f} [{boot.low:+.3f}, "
+                                                                 f"{boot.high:+.3f}]")
             if fusion == "early":
                 dim = int(store.alignment(point.alignment_key).settings["dim"])
                 m = test_measures(store, ds, point.alignment_key, dim, split_col)
         cells.update({"R@1 (chance)": f"{m['r1']:.3f} ({m['c1']:.3f})", "R@10 (chance)": f"{m['r10']:.3f} "
                       f"({m['c10']:.3f})", "RMG": f"{m['rmg']:.3f}", "paired cos": f"{m['cos']:.3f}"})
         rows.append(cells)
+        raw[method] = m
         print(cells, flush=True)
-    return rows
+    rows.insert(0, {"method": "none (no alignment)", **{k: "" for k in rows[0] if k != "method"}})
+    for fusion in ("early", "late"):
+        rows[0][f"{fusion} F1 (λ)"] = f"{raw[('gapshift', fusion)]['none']:.3f}"
+    m = raw["none"] = test_measures(store, ds, None, None, split_col)
+    rows[0].update({"R@1 (chance)": f"{m['r1']:.3f} ({m['c1']:.3f})", "R@10 (chance)": f"{m['r10']:.3f} "
+                    f"({m['c10']:.3f})", "RMG": f"{m['rmg']:.3f}", "paired cos": f"{m['cos']:.3f}"})
+    return rows, raw
+
+
+def verdicts(raw: dict[Any, Any]) -> list[str]:
+    """One plain sentence per method: does it help early/late fusion, by how much, and retrieval."""
+    out = []
+    for method in METHOD_OPTS:
+        parts = []
+        for fusion in ("early", "late"):
+            r = raw[(method, fusion)]
+            b = r["boot"]
+            t = r["t"]
+            sure = t.low is not None and (t.low > 0 or t.high < 0) and (b.low > 0 or b.high < 0)
+            word = ("helps" if t.difference > 0 else "hurts") if sure else "no clear effect on"
+            parts.append(f"{word} {fusion} fusion (λ={r['lam']:g}: Δ macro-F1 {t.text()} over seeds, bootstrap "
+                         f"[{b.low:+.3f}, {b.high:+.3f}])")
+        m, none = raw[method], raw["none"]
+        parts.append(f"image→text R@10 {m['r10']:.3f} vs {none['r10']:.3f} unaligned (chance {m['c10']:.3f})")
+        out.append(f"- **{method}**: " + "; ".join(parts) + ".")
+    return out
 
 
 def main() -> None:
@@ -100,6 +139,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="dev270,synthetic")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lambdas", default="0,0.5,1", help="λ grid of every sweep (chosen on validation)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "methods.md"))
     args = ap.parse_args()
     from embedstore import Store
@@ -107,12 +147,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="embedstore-methods-"))
     store = Store(args.store or work / "store")
     parts = [f"# Alignment methods (issue 19)\n\n{machine_md(machine())}\n",
-             f"seeds {args.seeds}, epochs {args.epochs}, λ ∈ {{0, 1}} chosen on validation macro-F1; retrieval, "
-             "RMG and paired cosine on the test split at the early-fusion λ; Δ = paired bootstrap vs no alignment.\n"]
+             f"seeds {args.seeds}, epochs {args.epochs}, λ ∈ {{{args.lambdas}}} chosen on validation macro-F1 "
+             "(honest sweep, fit on train rows only); retrieval, RMG and paired cosine on the test split at the "
+             "early-fusion λ; Δ = selected λ − no alignment (same split, same seeds), as a paired t interval over "
+             "seeds and as a paired bootstrap over test rows. A method 'helps' only when both intervals exclude 0.\n"]
     for ds in args.datasets.split(","):
         prepare(store, ds, work)
-        rows = run(store, ds, args.seeds, args.epochs)
-        parts.append(f"## {ds}\n\n" + md_table(list(rows[0]), [list(r.values()) for r in rows]) + "\n")
+        rows, raw = run(store, ds, args.seeds, args.epochs, args.lambdas)
+        parts.append(f"## {ds}\n\n" + "\n".join(verdicts(raw)) + "\n\n"
+                     + md_table(list(rows[1]), [[r.get(c, "") for c in rows[1]] for r in rows]) + "\n")
         Path(args.out).write_text("\n".join(parts))
     print("\n".join(parts))
 

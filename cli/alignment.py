@@ -154,6 +154,15 @@ def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
             z = sel["lam0"]
             lines.append(f"λ=0: test accuracy {z['test_acc']:.4f} ± {z['test_acc_sd']:.4f}, macro-F1 "
                          f"{z['test_f1']:.4f} ± {z['test_f1_sd']:.4f}")
+        if res.reference is not None:
+            r = res.reference
+            lines.append(f"no alignment: test macro-F1 {r.test_f1:.4f} ± {r.test_f1_sd:.4f} (group {r.group_id})")
+        for name, label in (("vs_none", "no alignment"), ("vs_lam0", "λ=0")):
+            if sel.get(name):
+                iv = sel[name]
+                bounds = "" if iv["low"] is None else f" [95% CI {iv['low']:+.4f}, {iv['high']:+.4f}]"
+                lines.append(f"selected λ − {label}: test macro-F1 {iv['difference']:+.4f}{bounds} ({iv['method']}, "
+                             f"{iv['n']} seeds)")
         lines.append(f"plot: {res.png}")
         return "\n".join(lines)
 
