@@ -20,7 +20,7 @@ Examples
 --------
 >>> iv = paired_t_interval([0.60, 0.62, 0.65], [0.50, 0.55, 0.52])
 >>> round(iv.difference, 4), round(iv.low, 3), round(iv.high, 3), iv.n
-(0.1, 0.012, 0.188, 3)
+(0.1, 0.025, 0.175, 3)
 >>> paired_t_interval([0.6], [0.5]).low is None
 True
 """

@@ -84,8 +84,8 @@ def point_from_records(lam: float | None, alignment_key: str, records: list[RunR
     stats: dict[str, Any] = {}
     for name, v in vals.items():
         stats[name], stats[f"{name}_sd"] = _mean_sd(v)
-    return SweepPoint(lam=None if lam is None else float(lam), alignment_key=alignment_key, group_id=records[0].group_id,
-                      seeds=len(records), run_ids=[r.run_id for r in records],
+    return SweepPoint(lam=None if lam is None else float(lam), alignment_key=alignment_key,
+                      group_id=records[0].group_id, seeds=len(records), run_ids=[r.run_id for r in records],
                       table_versions=dict(records[0].table_versions), seed_list=[int(r.seed) for r in records],
                       test_f1_by_seed=vals["test_f1"], test_acc_by_seed=vals["test_acc"], **stats)
 

@@ -35,7 +35,7 @@ LEGACY_TRANSFORMS = "transforms"
 
 
 def align_method(store, dataset: str, *, method: str, image_model: str, text_model: str, lam: float = 0.0,
-                 n_components: int | None = None, match: Literal["interp"] | None = None,
+                 n_components: int | None = None, match: Literal["auto", "interp"] | None = None,
                  fit_on: Literal["train", "all"] = "train", split_by: str | None = None,
                  tag: str | None = None, source: Any = None) -> AlignmentResult:
     """Fit ``method`` on the training pairs of ``dataset`` and store the aligned vectors.
@@ -49,6 +49,8 @@ def align_method(store, dataset: str, *, method: str, image_model: str, text_mod
         λ of the mean shift applied after the map (0: the map alone).
     n_components : int, optional
         Output width of ``whiten``/``procrustes``/``cca`` (see their classes).
+    match : {None, "interp", "auto"}
+        Width matching; ``auto`` interpolates only when the two widths differ.
     image_model, text_model, match, fit_on, split_by, tag, source
         As for :func:`~embedstore.alignment.align`.
 
@@ -65,6 +67,9 @@ def align_method(store, dataset: str, *, method: str, image_model: str, text_mod
     >>> type(load_transform(store, res.alignment_key)).__name__
     'ModalityCentering'
     """
+    if match == "auto":
+        widths = store.model(image_model, "image").dim("image"), store.model(text_model, "text").dim("text")
+        match = "interp" if widths[0] != widths[1] else None
     if method == "gapshift":
         return align(store, dataset, image_model=image_model, text_model=text_model, lam=lam, match=match,
                      fit_on=fit_on, split_by=split_by, tag=tag, source=source)

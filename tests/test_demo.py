@@ -52,7 +52,8 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
 
     page = report.read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in page and f"embedstore report: {DATASET}" in page
-    assert page.count('src="data:image/png;base64,') == 8  # confusion, 4 PCA views, before/after, cosine, sweep
+    # confusion, 4 PCA views, before/after, cosine, the method comparison, sweep
+    assert page.count('src="data:image/png;base64,') == 9 and "<h2>Alignment methods</h2>" in page
     assert page.index("<h2>Results</h2>") < page.index("<h2>Modality gap</h2>")
 
     store = Store(store_dir)

@@ -251,10 +251,33 @@ def test_an_old_pickled_transform_row_is_refused_and_align_stores_it_again(store
     with pytest.raises(InputError, match=rf"alignment '{res.alignment_key}': its fitted transform is stored pickled "
                                          r"in table transforms .*re-run 'embedstore align'"):
         load_transform(store, res.alignment_key)
-    again = align_method(store, "toy", method="center", image_model=img, text_model=txt, match="interp")
-    assert again.reused and again.alignment_key == res.alignment_key
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    out = CliRunner().invoke(cli, ["--store", store.uri, "align", "toy", "--image-model", img, "--text-model", txt,
+                                   "--method", "center", "--lam", "0"])
+    assert out.exit_code == 0, out.output
+    assert f"alignment {res.alignment_key}: 20 rows, width 8, method center" in out.output and "(reused)" in out.output
     src_i = store.embeddings("toy", img, "image", as_="numpy")[1]
     src_t = store.embeddings("toy", txt, "text", as_="numpy")[1]
     for a, b in zip(load_transform(store, res.alignment_key).transform(src_i, src_t),
                     expected.transform(src_i, src_t)):
         assert np.array_equal(a, b)
+
+
+def test_a_fit_killed_after_its_state_was_stored_resumes_under_the_same_key(store):
+    from embedstore.schema import ALIGNMENTS
+    from embedstore.transform_align import TRANSFORM_STATES
+
+    img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
+    kw = dict(method="procrustes", image_model=img, text_model=txt, match="interp", n_components=3)
+    first = align_method(store, "toy", **kw)
+    # the kill came after the state was written and before the alignment was registered or any row written
+    for table in (f"emb__image__{first.image_model_key}__3", f"emb__text__{first.text_model_key}__3", ALIGNMENTS):
+        store.db.open_table(table).delete(f"alignment_key = '{first.alignment_key}'")
+    again = align_method(store, "toy", **kw)
+    assert again.alignment_key == first.alignment_key and not again.reused
+    assert store.db.open_table(TRANSFORM_STATES).count_rows(f"alignment_key = '{first.alignment_key}'") == 1
+    assert aligned(store, "toy", first.alignment_key, "image")[1].shape == (20, 3)
+    assert align_method(store, "toy", **kw).reused
