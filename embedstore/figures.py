@@ -202,7 +202,8 @@ def method_comparison_plot(panels: dict[str, dict[str, Any]], out: Out, *, metri
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
     fig = _figure(max(4.2 * cols, 6.0), 3.4 * rows)
-    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
+    axes = [fig.add_subplot(rows, cols, 1)]
+    axes += [fig.add_subplot(rows, cols, i + 1, sharey=axes[0]) for i in range(1, n)]  # one scale to compare
     for ax, (label, panel) in zip(axes, panels.items()):
         lam = np.asarray(panel["lam"], dtype=float)
         mean = np.asarray(panel["mean"], dtype=float)
