@@ -62,6 +62,7 @@ def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
                               "--out", str(tmp_path / "sweep.png")])
     assert res.exit_code == 0, res.output
     assert "selected on validation macro-F1" in res.output and (tmp_path / "sweep.png").stat().st_size > 1000
+    assert "no alignment: test macro-F1" in res.output and "selected λ − no alignment: test macro-F1" in res.output
     out = tmp_path / "r" / "report.html"
     res = runner.invoke(cli, ["--store", store.uri, "report", "toy", "--out", str(out), "--max-queries", "10"])
     assert res.exit_code == 0, res.output
