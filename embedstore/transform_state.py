@@ -10,7 +10,8 @@ numbers and arrays. :func:`dump_state` splits that into
   (``gap_``, ``rotation_``, ``pca_image_.components_``, ...);
 * ``meta``: a JSON string with the format tag, the method, the scalar
   attributes, the class and constructor parameters of every nested
-  estimator, and the scikit-learn version it was fitted with.
+  estimator, and the scikit-learn version it was fitted with (a state
+  fitted with another minor version of scikit-learn is refused).
 
 :func:`load_state` re-creates the transformer from those two without
 unpickling anything: the classes come from a fixed allow-list (the methods
@@ -84,10 +85,21 @@ def _split(attrs: dict[str, Any], prefix: str, arrays: dict[str, np.ndarray], wh
     return scalars
 
 
-def _scalar(value: Any) -> Any:
-    if isinstance(value, dict) and _NP_SCALAR in value:
-        return np.dtype(value[_NP_SCALAR]).type(value["value"])
+def _scalar(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        try:
+            dtype = np.dtype(str(value[_NP_SCALAR]))
+        except (KeyError, TypeError):
+            dtype = None
+        if dtype is None or dtype.kind not in "biuf":
+            raise InputError(f"{where}: a stored scalar is not a number ({value!r}): re-run 'embedstore align'")
+        return dtype.type(value["value"])
     return value
+
+
+def _minor(version: str | None) -> str | None:
+    """``"1.5"`` of ``"1.5.2"``: fitted attributes of scikit-learn estimators change between minor versions."""
+    return None if version is None else ".".join(str(version).split(".")[:2])
 
 
 def dump_state(transformer: Any) -> tuple[str, bytes]:
@@ -138,12 +150,12 @@ def load_state(meta: str, arrays: bytes, *, where: str = "transform") -> Any:
     cls = classes.get(info.get("method"))
     if cls is None:
         raise InputError(f"{where}: unknown method {info.get('method')!r} in the stored state: {refit}")
-    if info["estimators"] and info.get("sklearn") != _sklearn_version():
+    if info["estimators"] and _minor(info.get("sklearn")) != _minor(_sklearn_version()):
         raise InputError(f"{where}: fitted with scikit-learn {info.get('sklearn')}, this is "
                          f"{_sklearn_version()}: {refit}")
     tensors = dict(load(arrays))
     obj = cls.__new__(cls)
-    obj.__dict__.update({k: _scalar(v) for k, v in info["attrs"].items()})
+    obj.__dict__.update({k: _scalar(v, where) for k, v in info["attrs"].items()})
     obj.__dict__.update({k: v for k, v in tensors.items() if "." not in k})
     allowed = _estimator_classes()
     for name, est_info in info["estimators"].items():
@@ -151,7 +163,7 @@ def load_state(meta: str, arrays: bytes, *, where: str = "transform") -> Any:
         if est_cls is None:
             raise InputError(f"{where}: unknown estimator {est_info.get('class')!r} in the stored state: {refit}")
         est = est_cls.__new__(est_cls)
-        est.__dict__.update({k: _scalar(v) for k, v in est_info["attrs"].items()})
+        est.__dict__.update({k: _scalar(v, where) for k, v in est_info["attrs"].items()})
         est.__dict__.update({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
         setattr(obj, name, est)
     return obj

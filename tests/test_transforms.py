@@ -226,6 +226,10 @@ def test_state_of_another_format_or_sklearn_version_is_refused():
     with pytest.raises(InputError, match="fitted with scikit-learn 0.1, this is .*re-run 'embedstore align'"):
         load_state(json.dumps(old), arrays)
     old = json.loads(meta)
+    old["attrs"]["dim_"] = {"__numpy_scalar__": "|O", "value": "x"}
+    with pytest.raises(InputError, match="a stored scalar is not a number"):
+        load_state(json.dumps(old), arrays)
+    old = json.loads(meta)
     old["estimators"]["pca_image_"]["class"] = "os.system"
     with pytest.raises(InputError, match="unknown estimator 'os.system'"):
         load_state(json.dumps(old), arrays)
