@@ -1,5 +1,6 @@
-"""``embedstore gap``, ``sweep`` and ``report``: thin wrappers over the alignment API.
+"""``embedstore align``, ``gap``, ``sweep`` and ``report``: thin wrappers over the alignment API.
 
+* ``align`` → :func:`embedstore.transform_align.align_method`
 * ``gap`` → :func:`embedstore.diagnostics.gap_diagnostics` (+ :func:`embedstore.figures.gap_figures`)
 * ``sweep`` → :func:`trainers.sweep.sweep`
 * ``report`` → :func:`embedstore.report.write_report`
@@ -22,6 +23,40 @@ _METHODS = ("gapshift", "center", "standardize", "whiten", "procrustes", "cca") 
 
 def _match(value: str):
     return None if value == "none" else value
+
+
+@command()
+@click.argument("dataset")
+@click.option("--image-model", required=True, help="Image model id or model_key.")
+@click.option("--text-model", required=True, help="Text model id or model_key.")
+@click.option("--method", type=click.Choice(_METHODS), default="gapshift", show_default=True,
+              help="Transform fitted on the training rows, then the λ shift.")
+@click.option("--lam", type=float, default=1.0, show_default=True, help="λ of the shift after the map.")
+@click.option("--n-components", type=click.IntRange(min=1), default=None,
+              help="Output width of whiten/procrustes/cca.")
+@click.option("--match", type=_MATCH, default="auto", show_default=True)
+@click.option("--fit-on", type=click.Choice(["train", "all"]), default="train", show_default=True)
+@click.option("--split", "split_by", default=None, help="Split column for --fit-on train (default: the store's).")
+def align(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, method, lam, n_components,
+          match, fit_on, split_by):
+    """Fit an alignment of DATASET and store its vectors and fitted state (reused when it exists).
+
+    Re-running it with the same settings also stores again a fitted state
+    kept in an older format.
+
+    \b
+    Example:
+      embedstore align ham10000 --image-model builtin:efficientnet-lite0 \\
+          --text-model builtin:minilm-l6 --method procrustes --lam 0
+    """
+    from embedstore.transform_align import align_method
+
+    store = get_store(ctx, store_uri, storage_options)
+    res = align_method(store, dataset, method=method, image_model=image_model, text_model=text_model, lam=lam,
+                       n_components=n_components, match=_match(match), fit_on=fit_on, split_by=split_by)
+    emit(ctx, res.to_dict(), lambda: f"alignment {res.alignment_key}: {res.rows} rows, width {res.dim}, method "
+                                     f"{method}, λ={lam:g}, fit on {res.n_fit_rows} rows"
+                                     + (" (reused)" if res.reused else ""))
 
 
 @command()
@@ -154,6 +189,15 @@ def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
             z = sel["lam0"]
             lines.append(f"λ=0: test accuracy {z['test_acc']:.4f} ± {z['test_acc_sd']:.4f}, macro-F1 "
                          f"{z['test_f1']:.4f} ± {z['test_f1_sd']:.4f}")
+        if res.reference is not None:
+            r = res.reference
+            lines.append(f"no alignment: test macro-F1 {r.test_f1:.4f} ± {r.test_f1_sd:.4f} (group {r.group_id})")
+        for name, label in (("vs_none", "no alignment"), ("vs_lam0", "λ=0")):
+            if sel.get(name):
+                iv = sel[name]
+                bounds = "" if iv["low"] is None else f" [95% CI {iv['low']:+.4f}, {iv['high']:+.4f}]"
+                lines.append(f"selected λ − {label}: test macro-F1 {iv['difference']:+.4f}{bounds} ({iv['method']}, "
+                             f"{iv['n']} seeds)")
         lines.append(f"plot: {res.png}")
         return "\n".join(lines)
 

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "predict": "cli.predict:predict",
     "export-head": "cli.predict:export_head",
     "train-raw": "cli.raw:train_raw",
+    "align": "cli.alignment:align",
     "gap": "cli.alignment:gap",
     "sweep": "cli.alignment:sweep",
     "report": "cli.alignment:report",

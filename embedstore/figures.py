@@ -7,6 +7,8 @@
 * :func:`paired_cosine_hist`: histogram of ``cos(image_i, text_i)`` per stage.
 * :func:`sweep_plot`: accuracy and macro-F1 against λ (paper figures 4-6),
   with mean ± sd bands when several seeds were run.
+* :func:`method_comparison_plot`: one panel per alignment method, test
+  macro-F1 against λ with intervals and the no-alignment reference.
 * :func:`gap_figures`: all gap figures of a :class:`~embedstore.diagnostics.GapReport`.
 
 Every function takes ``out`` (a path or a binary file object), writes one PNG
@@ -173,6 +175,55 @@ def sweep_plot(rows: Sequence[dict[str, Any]], out: Out, *, title: str = "λ swe
         ax.set_title(f"{title}: {label}", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def method_comparison_plot(panels: dict[str, dict[str, Any]], out: Out, *, metric: str = "test macro-F1",
+                           title: str = "alignment methods") -> Out:
+    """One panel per method: ``metric`` against λ with 95 % intervals, and the no-alignment reference.
+
+    Parameters
+    ----------
+    panels : dict
+        ``{label: {"lam": [...], "mean": [...], "low": [...], "high": [...],
+        "reference": (mean, low, high) or None, "selected": λ or None}}``;
+        ``low``/``high`` entries may be ``None`` (one seed: no interval).
+        The reference is drawn as a dashed horizontal line with its band.
+
+    Examples
+    --------
+    >>> import io
+    >>> p = {"cca": {"lam": [0, 1], "mean": [0.5, 0.6], "low": [0.4, 0.5], "high": [0.6, 0.7],
+    ...              "reference": (0.45, 0.4, 0.5), "selected": 1.0}}
+    >>> method_comparison_plot(p, io.BytesIO()).getvalue()[:4] == b"\\x89PNG"
+    True
+    """
+    n = max(len(panels), 1)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig = _figure(max(4.2 * cols, 6.0), 3.4 * rows)
+    axes = [fig.add_subplot(rows, cols, 1)]
+    axes += [fig.add_subplot(rows, cols, i + 1, sharey=axes[0]) for i in range(1, n)]  # one scale to compare
+    for ax, (label, panel) in zip(axes, panels.items()):
+        lam = np.asarray(panel["lam"], dtype=float)
+        mean = np.asarray(panel["mean"], dtype=float)
+        low = np.array([m if v is None else v for v, m in zip(panel["low"], mean)], dtype=float)
+        high = np.array([m if v is None else v for v, m in zip(panel["high"], mean)], dtype=float)
+        ax.errorbar(lam, mean, yerr=[mean - low, high - mean], marker="o", ms=4, capsize=3, color="C0",
+                    label=label)
+        ref = panel.get("reference")
+        if ref is not None:
+            ax.axhline(ref[0], color="C3", ls="--", lw=1, label="no alignment")
+            if ref[1] is not None:
+                ax.axhspan(ref[1], ref[2], color="C3", alpha=0.12, lw=0)
+        if panel.get("selected") is not None:
+            ax.axvline(panel["selected"], color="C0", ls=":", lw=0.8)
+        ax.set_xlabel("λ")
+        ax.set_ylabel(metric)
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title}: {metric}, mean over seeds with 95% t intervals", fontsize=10)
     return _save(fig, out)
 
 

@@ -263,7 +263,7 @@ def key_column(table: str) -> str | None:
     if table.startswith("predictions__"):
         return "prediction_id"
     return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY, "heads": "head_id",
-            "transforms": "alignment_key"}.get(table)
+            "transforms": "alignment_key", "transform_states": "alignment_key"}.get(table)
 
 
 def doctor(store) -> DoctorReport:

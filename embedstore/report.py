@@ -9,7 +9,11 @@ inline, there are no scripts and no links. It holds
 * the run comparison table read from the ``runs`` table: one row per
   group of seeds (fusion early/late/image/text, mode paper/honest, with or
   without alignment), plus the λ=0 and reported λ of each sweep;
-* each λ sweep: its plot and per-λ table;
+* the method comparison: one figure per fusion and mode, one panel per
+  swept alignment method (test macro-F1 against λ with 95 % t intervals
+  over seeds, and the sweep's no-alignment reference);
+* each λ sweep: its plot and per-λ table (with paired intervals against no
+  alignment and against λ=0);
 * optionally, predictions of a few samples by stored heads (the demo's
   held-back samples: sample, true label, predicted label, probability);
 * the store table versions behind every number.
@@ -29,7 +33,8 @@ from typing import Any, Sequence
 from .errors import InputError, NotFoundError
 from .keys import NO_ALIGNMENT
 from .runs import RunRecord, group_runs, list_runs
-from .sweeps import SWEEP_PREFIX, list_sweeps, plot_rows, select, sweep_points, table_rows
+from .sweeps import (SWEEP_PREFIX, list_sweeps, plot_rows, select, sweep_method, sweep_points, sweep_reference,
+                     table_rows)
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px}
@@ -152,7 +157,8 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
     if not points:
         return "", []
     mode, fusion = info["mode"], info["fusion"]
-    sel = select(points, mode)
+    reference = sweep_reference(store, dataset, info["sweep_id"])
+    sel = select(points, mode, reference)
     buf = io.BytesIO()
     marker = {f"{fusion} test": sel["lam"]} if mode == "honest" else None
     sweep_plot(plot_rows(points, fusion, mode), buf, selected=marker, title=f"{dataset} {fusion} ({mode})")
@@ -164,8 +170,11 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
         text = (f"Paper selection (best on test, optimistic): best accuracy {sel['best_acc']:.4f} at λ="
                 f"{sel['best_acc_lam']:+.2f}; best F1 (at the best-accuracy epoch) {sel['best_f1']:.4f} at λ="
                 f"{sel['best_f1_lam']:+.2f}.")
-    rows = [dict(r, **{"store versions": p.table_versions}) for r, p in zip(table_rows(points, mode), points)]
-    html_part = (f"<h3>Sweep <code>{_e(info['sweep_id'])}</code>: {_e(fusion)} fusion, {_e(mode)} mode</h3>"
+    rows = [dict(r, **{"store versions": p.table_versions})
+            for r, p in zip(table_rows(points, mode, reference), points)]
+    method = sweep_method(store, dataset, info["sweep_id"])
+    html_part = (f"<h3>Sweep <code>{_e(info['sweep_id'])}</code>: {_e(fusion)} fusion, {_e(mode)} mode, "
+                 f"method {_e(method)}</h3>"
                  f"<p>{text}</p>" + _img(buf.getvalue(), f"λ sweep {fusion} {mode}") + _table(rows))
     extra = []
     picks = [("λ", 0.0)] + ([("selected λ", sel["lam"])] if mode == "honest" else
@@ -211,6 +220,37 @@ def predictions_section(predictions: dict[str, Any]) -> tuple[str, int]:
             else '<p class="note">(none)</p>')
     title = predictions.get("title", "Predictions")
     return f"<h2>{_e(title)}</h2><p class=\"note\">{_e(predictions.get('note', ''))}</p>" + body, images
+
+
+def _method_section(store, dataset: str, sweeps: list[dict[str, Any]]) -> tuple[str, int]:
+    """The method-comparison figures: per (fusion, mode), one panel per swept method."""
+    from .figures import method_comparison_plot
+    from .sweep_intervals import METHOD, comparison_panel
+
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for info in sweeps:
+        points = sweep_points(store, dataset, info["sweep_id"])
+        if not points:
+            continue
+        reference = sweep_reference(store, dataset, info["sweep_id"])
+        sel = select(points, info["mode"])
+        label = sweep_method(store, dataset, info["sweep_id"])
+        panels = groups.setdefault((info["fusion"], info["mode"]), {})
+        if label in panels:
+            label = f"{label} ({info['sweep_id']})"
+        panels[label] = comparison_panel(points, reference, sel.get("lam"))
+    parts = []
+    for (fusion, mode), panels in sorted(groups.items()):
+        buf = io.BytesIO()
+        method_comparison_plot(panels, buf, title=f"{dataset} {fusion} ({mode})")
+        parts.append(f"<h3>{_e(fusion)} fusion, {_e(mode)} mode</h3>" + _img(buf.getvalue(),
+                                                                               f"methods {fusion} {mode}"))
+    if not parts:
+        return "", 0
+    note = (f'<p class="note">Test macro-F1 against λ, one panel per alignment method; bars: 95% t intervals over '
+            f"seeds; dashed line and band: the sweep's no-alignment reference (same seeds and split). Paired "
+            f"differences ({_e(METHOD)}) are in each sweep's table below.</p>")
+    return "<h2>Alignment methods</h2>" + note + "".join(parts), len(parts)
 
 
 def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | None = None,
@@ -294,11 +334,15 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
             sweep_parts.append(part)
             extra_rows += extra
             images += 1
+    method_part, n_method = _method_section(store, dataset, sweeps)
+    images += n_method
     comp = _sorted(comparison_rows(store, plain) + extra_rows)
     sections.append("<h2>Run comparison</h2><p class=\"note\">Mean ± sd over seeds of the test metrics. Paper "
                     "mode picks the epoch on test (optimistic, as the paper did); honest mode picks it on "
                     "validation and touches test once. Store versions are the exact table versions the runs "
                     "read.</p>" + _table(comp))
+    if method_part:
+        sections.append(method_part)
     sections.append("<h2>λ sweeps</h2>" + ("".join(sweep_parts) or '<p class="note">(no sweep recorded)</p>'))
     if predictions is not None:
         part, n = predictions_section(predictions)

@@ -55,8 +55,8 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
     held = page.split("<h2>Predictions on held-back samples</h2>", 1)[1]
     shown = held.count("<tr>") - 1  # a handful of test-split samples, each with its thumbnail
     assert 0 < shown <= 8 and "held-back test samples predicted" in text
-    # confusion, 4 PCA views, before/after, cosine, sweep, and the held-back samples' thumbnails
-    assert page.count('src="data:image/png;base64,') == 8 + shown
+    # confusion, 4 PCA views, before/after, cosine, the method comparison, sweep, and the held-back thumbnails
+    assert page.count('src="data:image/png;base64,') == 9 + shown and "<h2>Alignment methods</h2>" in page
     assert page.index("<h2>Results</h2>") < page.index("<h2>Modality gap</h2>")
 
     store = Store(store_dir)

@@ -62,13 +62,18 @@ def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
                               "--out", str(tmp_path / "sweep.png")])
     assert res.exit_code == 0, res.output
     assert "selected on validation macro-F1" in res.output and (tmp_path / "sweep.png").stat().st_size > 1000
+    assert "no alignment: test macro-F1" in res.output and "selected λ − no alignment: test macro-F1" in res.output
     out = tmp_path / "r" / "report.html"
     res = runner.invoke(cli, ["--store", store.uri, "report", "toy", "--out", str(out), "--max-queries", "10"])
     assert res.exit_code == 0, res.output
-    assert "8 embedded figures" in res.output  # confusion matrix + 6 gap figures + 1 sweep plot
+    assert "9 embedded figures" in res.output  # confusion matrix + 6 gap figures + methods + 1 sweep plot
     text = out.read_text(encoding="utf-8")
-    assert len(_check_self_contained(text)) == 8
+    assert len(_check_self_contained(text)) == 9
     assert text.index("<h2>Results</h2>") < text.index("<h2>Modality gap</h2>")
+    # the method comparison figure (one panel per swept method) before the sweeps, with its reference
+    assert text.index("<h2>Alignment methods</h2>") < text.index("<h2>λ sweeps</h2>")
+    assert 'alt="methods early honest"' in text and "no-alignment reference" in text
+    assert "method gapshift</h3>" in text and "ΔF1 vs none [95% CI]" in text
     assert "test macro-F1 (95% CI)" in text and "Per-class precision / recall / F1" in text
     # gap diagnostics, the comparison table (text-only, aligned late, sweep rows) and store versions
     for needle in ("recall@1 image→text", "variance, paper PCA(2): text", "kNN@5 label agreement",

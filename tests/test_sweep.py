@@ -54,7 +54,33 @@ def test_honest_sweep_selects_on_validation_and_resumes(store, tmp_path):
                   epochs=2, progress=False)
     assert again.trained == [] and again.reused == [-1.0, 0.0, 1.0] and again.sweep_id == res.sweep_id
     assert _versions(store) == before
-    assert len(list_runs(store, "toy")) == 6
+    assert len(list_runs(store, "toy")) == 8  # 3 λ × 2 seeds + the no-alignment reference × 2 seeds
+    assert again.reference.to_dict() == res.reference.to_dict()
+
+
+def test_sweep_trains_the_no_alignment_reference_once_and_pairs_intervals_by_seed(store):
+    from scipy import stats
+
+    img, txt = toy_pairs(store, "toy", n=60)
+    kw = dict(image_model=img, text_model=txt, fusion="early", seeds=3, epochs=2, progress=False)
+    res = sweep(store, "toy", lambdas="0,1", **kw)
+    ref = res.reference
+    assert ref.group_id == f"{res.sweep_id}.none" and ref.seed_list == [0, 1, 2]
+    for rid in ref.run_ids:
+        assert set(get_run(store, rid).alignment_keys.values()) == {"none"}
+    one, zero = res.points[1], res.points[0]
+    for iv, base in ((res.intervals()[1]["vs_none"], ref), (res.intervals()[1]["vs_lam0"], zero)):
+        d = np.array(one.test_f1_by_seed) - np.array(base.test_f1_by_seed)  # both ordered by seed
+        half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+        assert iv["difference"] == pytest.approx(d.mean()) and iv["n"] == 3
+        assert (iv["low"], iv["high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert res.intervals()[0]["vs_lam0"] is None
+    assert res.selection["vs_none"]["n"] == 3 and "ΔF1 vs none [95% CI]" in res.table()[0]
+    # a wider grid reuses the reference and the recorded λ; the points do not include the reference group
+    wider = sweep(store, "toy", lambdas="0,0.5,1", **kw)
+    assert wider.trained == [0.5] and wider.reference.run_ids == ref.run_ids
+    assert [p.lam for p in sweep_points(store, "toy", res.sweep_id)] == [0.0, 0.5, 1.0]
+    assert list_sweeps(store, "toy")[0]["lambdas"] == 3
 
 
 def test_paper_sweep_fits_on_all_rows_and_reports_best_on_test(store):

@@ -178,3 +178,110 @@ def test_sweep_over_a_method_aligns_with_it_and_records_its_runs(store, tmp_path
         assert (s["method"], s["lam"], s["fit_on"], s["dim"]) == ("cca", p.lam, "train", 3)
         assert get_run(store, p.run_ids[0]).config["alignments"]["image"]["method"] == "cca"
     assert res.selection["lam"] in (0.0, 1.0)
+    # the report compares both methods in one figure (one panel each), before the two sweep sections
+    from embedstore.report import write_report
+
+    write_report(store, "toy", tmp_path / "r.html", gap=False)
+    text = (tmp_path / "r.html").read_text()
+    assert text.count('alt="methods early honest"') == 1
+    assert "method cca</h3>" in text and "method gapshift</h3>" in text
+
+
+_STATE_CASES = [("gapshift", None), ("center", None), ("standardize", None), ("whiten", 4), ("procrustes", None),
+                ("procrustes", 3), ("cca", 3)]
+
+
+@pytest.mark.parametrize("method,k", _STATE_CASES)
+def test_state_round_trip_gives_identical_output_without_pickle(method, k):
+    import json
+
+    from safetensors.numpy import load
+
+    from embedstore.transform_state import FORMAT, dump_state, load_state
+
+    image, text, split = _pairs()
+    t = make_transform(method, lam=0.5, n_components=k).fit(image, text, split)
+    meta, arrays = dump_state(t)
+    info = json.loads(meta)  # plain JSON + safetensors: nothing to unpickle
+    assert info["format"] == FORMAT and info["method"] == method
+    assert "gap_" in load(arrays)
+    back = load_state(meta, arrays)
+    assert type(back) is type(t) and back.get_params() == t.get_params()
+    new_i, new_t = _pairs(seed=1)[:2]
+    for a, b in zip(back.transform(new_i, new_t), t.transform(new_i, new_t)):
+        assert np.array_equal(a, b)
+
+
+def test_state_of_another_format_or_sklearn_version_is_refused():
+    import json
+
+    from embedstore.transform_state import dump_state, load_state
+
+    image, text, split = _pairs()
+    meta, arrays = dump_state(make_transform("whiten", n_components=3).fit(image, text, split))
+    with pytest.raises(InputError, match="not in format embedstore-transform/1: re-run 'embedstore align'"):
+        load_state('{"format": "pickle"}', arrays, where="alignment 'gs-x'")
+    old = json.loads(meta)
+    old["sklearn"] = "0.1"
+    with pytest.raises(InputError, match="fitted with scikit-learn 0.1, this is .*re-run 'embedstore align'"):
+        load_state(json.dumps(old), arrays)
+    old = json.loads(meta)
+    old["attrs"]["dim_"] = {"__numpy_scalar__": "|O", "value": "x"}
+    with pytest.raises(InputError, match="a stored scalar is not a number"):
+        load_state(json.dumps(old), arrays)
+    old = json.loads(meta)
+    old["estimators"]["pca_image_"]["class"] = "os.system"
+    with pytest.raises(InputError, match="unknown estimator 'os.system'"):
+        load_state(json.dumps(old), arrays)
+
+
+def test_an_old_pickled_transform_row_is_refused_and_align_stores_it_again(store):
+    import pickle
+
+    import pyarrow as pa
+
+    from embedstore.transform_align import LEGACY_TRANSFORMS, TRANSFORM_STATES
+
+    img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
+    res = align_method(store, "toy", method="center", image_model=img, text_model=txt, match="interp")
+    expected = load_transform(store, res.alignment_key)
+    # the store as an older version left it: the state pickled in the legacy table, none in the new one
+    store.db.open_table(TRANSFORM_STATES).delete(f"alignment_key = '{res.alignment_key}'")
+    legacy = pa.schema([pa.field("alignment_key", pa.string(), nullable=False), pa.field("method", pa.string()),
+                        pa.field("state", pa.binary())])
+    row = pa.table({"alignment_key": [res.alignment_key], "method": ["center"],
+                    "state": [pickle.dumps(expected)]}, schema=legacy)
+    store.upsert(LEGACY_TRANSFORMS, row, key="alignment_key", schema=legacy)
+    with pytest.raises(InputError, match=rf"alignment '{res.alignment_key}': its fitted transform is stored pickled "
+                                         r"in table transforms .*re-run 'embedstore align'"):
+        load_transform(store, res.alignment_key)
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    out = CliRunner().invoke(cli, ["--store", store.uri, "align", "toy", "--image-model", img, "--text-model", txt,
+                                   "--method", "center", "--lam", "0"])
+    assert out.exit_code == 0, out.output
+    assert f"alignment {res.alignment_key}: 20 rows, width 8, method center" in out.output and "(reused)" in out.output
+    src_i = store.embeddings("toy", img, "image", as_="numpy")[1]
+    src_t = store.embeddings("toy", txt, "text", as_="numpy")[1]
+    for a, b in zip(load_transform(store, res.alignment_key).transform(src_i, src_t),
+                    expected.transform(src_i, src_t)):
+        assert np.array_equal(a, b)
+
+
+def test_a_fit_killed_after_its_state_was_stored_resumes_under_the_same_key(store):
+    from embedstore.schema import ALIGNMENTS
+    from embedstore.transform_align import TRANSFORM_STATES
+
+    img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
+    kw = dict(method="procrustes", image_model=img, text_model=txt, match="interp", n_components=3)
+    first = align_method(store, "toy", **kw)
+    # the kill came after the state was written and before the alignment was registered or any row written
+    for table in (f"emb__image__{first.image_model_key}__3", f"emb__text__{first.text_model_key}__3", ALIGNMENTS):
+        store.db.open_table(table).delete(f"alignment_key = '{first.alignment_key}'")
+    again = align_method(store, "toy", **kw)
+    assert again.alignment_key == first.alignment_key and not again.reused
+    assert store.db.open_table(TRANSFORM_STATES).count_rows(f"alignment_key = '{first.alignment_key}'") == 1
+    assert aligned(store, "toy", first.alignment_key, "image")[1].shape == (20, 3)
+    assert align_method(store, "toy", **kw).reused

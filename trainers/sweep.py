@@ -4,6 +4,10 @@ For each λ the sweep aligns the dataset with
 :func:`embedstore.alignment.align` (stored, and reused when it exists),
 trains a head with :func:`trainers.train.train` on the aligned vectors for
 every seed, and records the runs under ``group_id = <sweep_id>.<alignment_key>``.
+The same seeds are also trained once on the unaligned vectors
+(``<sweep_id>.none``, reused like every λ), so each λ point carries paired
+t intervals (:mod:`embedstore.sweep_intervals`) against no alignment and
+against λ=0.
 
 * ``mode="honest"`` fits the gap on the train split only, selects the epoch
   and then λ on validation macro-F1, and reports the test score at that λ.
@@ -30,7 +34,8 @@ from embedstore.alignment import align
 from embedstore.transform_align import align_method
 from embedstore.errors import InputError
 from embedstore.keys import stable_hash
-from embedstore.sweeps import (SWEEP_PREFIX, SweepPoint, plot_rows, point_from_records, select,
+from embedstore.sweep_intervals import sweep_intervals
+from embedstore.sweeps import (REFERENCE, SWEEP_PREFIX, SweepPoint, plot_rows, point_from_records, select,
                                sweep_group_id, sweep_records, table_rows)
 
 
@@ -81,16 +86,23 @@ class SweepResult:
     png: str | None = None
     trained: list[float] = field(default_factory=list)
     reused: list[float] = field(default_factory=list)
+    reference: SweepPoint | None = None
 
     def table(self) -> list[dict[str, Any]]:
-        """Printable rows, one per λ."""
-        return table_rows(self.points, self.mode)
+        """Printable rows, one per λ (with the paired intervals vs no alignment and vs λ=0)."""
+        return table_rows(self.points, self.mode, self.reference)
+
+    def intervals(self) -> list[dict[str, Any]]:
+        """Per λ: paired t intervals of test macro-F1 vs no alignment and vs λ=0 (JSON-able)."""
+        return [{k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in row.items()}
+                for row in sweep_intervals(self.points, self.reference)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
         return {"sweep_id": self.sweep_id, "dataset": self.dataset, "fusion": self.fusion, "mode": self.mode,
                 "seeds": self.seeds, "settings": self.settings, "selection": self.selection, "png": self.png,
-                "trained": self.trained, "reused": self.reused, "points": [p.to_dict() for p in self.points]}
+                "trained": self.trained, "reused": self.reused, "points": [p.to_dict() for p in self.points],
+                "reference": self.reference.to_dict() if self.reference else None, "intervals": self.intervals()}
 
 
 def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str = "early",
@@ -180,6 +192,20 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
 
         bar = tqdm(total=len(grid), desc=f"sweep {dataset} {fusion} {mode}", unit="λ")
     t0 = time.perf_counter()
+
+    def seed_records(gid: str, **align_kw: Any) -> tuple[list[Any], bool]:
+        """The records of ``gid`` for every seed, training the missing seeds; (records, trained?)."""
+        have = {r.seed: r for r in done.get(gid, [])}
+        missing = [s for s in seed_list if s not in have]
+        if missing:
+            train(store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
+                  split_by=split_col, epochs=epochs, seeds=missing, align_loss_weight=align_loss_weight,
+                  record=True, group_id=gid, **align_kw, **train_kw)
+            have = {r.seed: r for r in sweep_records(store, dataset, sweep_id).get(gid, [])}
+        return [have[s] for s in seed_list], bool(missing)
+
+    ref_records, _ = seed_records(sweep_group_id(sweep_id, REFERENCE))
+    reference = point_from_records(None, REFERENCE, ref_records)
     for lam in grid:
         if method == "gapshift":
             res = align(store, dataset, image_model=image_id.key, text_model=text_id.key, lam=lam,
@@ -187,20 +213,9 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
         else:
             res = align_method(store, dataset, method=method, image_model=image_id.key, text_model=text_id.key,
                                lam=lam, n_components=n_components, match=match, fit_on=fit_on, split_by=split_col)
-        gid = sweep_group_id(sweep_id, res.alignment_key)
-        have = {r.seed: r for r in done.get(gid, [])}
-        if all(s in have for s in seed_list):
-            reused.append(lam)
-            records = [have[s] for s in seed_list]
-        else:
-            missing = [s for s in seed_list if s not in have]
-            train(store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
-                  split_by=split_col, epochs=epochs, seeds=missing, alignment_key=res.alignment_key,
-                  image_dim=res.dim, text_dim=res.dim, align_loss_weight=align_loss_weight, record=True,
-                  group_id=gid, **train_kw)
-            trained.append(lam)
-            fresh = {r.seed: r for r in sweep_records(store, dataset, sweep_id).get(gid, [])}
-            records = [fresh[s] for s in seed_list]
+        records, fresh = seed_records(sweep_group_id(sweep_id, res.alignment_key), alignment_key=res.alignment_key,
+                                      image_dim=res.dim, text_dim=res.dim)
+        (trained if fresh else reused).append(lam)
         points.append(point_from_records(lam, res.alignment_key, records))
         if bar is not None:
             p = points[-1]
@@ -209,7 +224,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
                              "s": f"{time.perf_counter() - t0:.0f}"})
     if bar is not None:
         bar.close()
-    selection = select(points, mode)
+    selection = select(points, mode, reference)
     png = None
     if out is not None:
         from embedstore.figures import sweep_plot
@@ -218,4 +233,4 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
         png = str(sweep_plot(plot_rows(points, fusion, mode), out, selected=marker,
                              title=f"{dataset} {fusion} ({mode}{'' if method == 'gapshift' else ', ' + method})"))
     return SweepResult(sweep_id, dataset, fusion, mode, seed_list, points, selection, settings, png,
-                       trained, reused)
+                       trained, reused, reference)
