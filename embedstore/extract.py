@@ -307,13 +307,12 @@ class _Run:
 
     def _compute(self, modality: str, ids: list[str], hashes: list[str], inputs: list[Any],
                  state: "_Progress") -> None:
-        from tqdm.auto import tqdm
+        from .progress import progress as progress_bar
 
         loading = self.load_seconds
         if modality == "text":  # the tokenizer is needed to prepare batches
             self._load()
-        bar = tqdm(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not self.progress,
-                   dynamic_ncols=True, leave=False)
+        bar = progress_bar(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not self.progress)
         try:
             for idx, batch in _prefetch(self.ext, modality, ids, inputs, self.batch_size, state):
                 self._load()  # images: only once a batch decoded, so all-broken inputs never load the model

@@ -185,9 +185,9 @@ class RawSource(Source):
         finetune = self._opt is not None
         batches = self._prepared(chunks)
         if self.progress:
-            from tqdm import tqdm
+            from embedstore.progress import progress as progress_bar
 
-            batches = tqdm(batches, total=len(chunks), desc=f"raw {split} batches", unit="batch", leave=False)
+            batches = progress_bar(batches, total=len(chunks), desc=f"raw {split} batches", unit="batch")
         for pixels, tokens, y in batches:
             if len(y) == 0:
                 continue

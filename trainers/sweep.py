@@ -176,9 +176,9 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     points, trained, reused = [], [], []
     bar = None
     if progress:
-        from tqdm import tqdm
+        from embedstore.progress import progress as progress_bar
 
-        bar = tqdm(total=len(grid), desc=f"sweep {dataset} {fusion} {mode}", unit="λ")
+        bar = progress_bar(total=len(grid), desc=f"sweep {dataset} {fusion} {mode}", unit="λ", leave=True)
     t0 = time.perf_counter()
     for lam in grid:
         if method == "gapshift":

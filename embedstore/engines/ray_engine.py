@@ -139,7 +139,7 @@ class RayEngine:
         skipped samples and counters exactly as in the local engine.
         """
         import pyarrow as pa
-        from tqdm.auto import tqdm
+        from ..progress import progress as progress_bar
 
         ray = self._ensure_ray()
         rows = pa.table({"sample_id": pa.array(list(map(str, ids)), pa.string()),
@@ -153,8 +153,8 @@ class RayEngine:
             compute=ray.data.ActorPoolStrategy(size=size),
             fn_constructor_kwargs={"spec": self.spec, "modality": modality, "expected_key": run.ident.key,
                                    "threads": max(1, int(self.cpus_per_worker))})
-        bar = tqdm(total=rows.num_rows, unit="rows", desc=f"extract {modality} (ray x{size})",
-                   disable=not run.progress, dynamic_ncols=True, leave=False)
+        bar = progress_bar(total=rows.num_rows, unit="rows", desc=f"extract {modality} (ray x{size})",
+                       disable=not run.progress)
         import pyarrow.compute as pc
 
         from ..data import vectors_of

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import require
 from ..identity import ModelIdentity
 from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, dtype_of, l2_normalize
 from .resolve import ResolvedModel
@@ -49,6 +50,7 @@ class HFClip(Extractor):
 
     def _load(self) -> None:
         import torch
+        require("transformers", "embedstore[hf]")
         from transformers import AutoTokenizer, CLIPModel
 
         path = str(self.resolved.path)

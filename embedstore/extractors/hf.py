@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, require
 from ..identity import ModelIdentity
 from .base import IMAGENET_MEAN, IMAGENET_STD, Extractor, ImagePreprocess, dtype_of, l2_normalize
 from .resolve import ResolvedModel, read_json
@@ -109,14 +109,15 @@ class _HFModel(Extractor):
 
     def _load_model(self, weights_in_bf16: bool = False) -> None:
         import torch
+        require("transformers", "embedstore[hf]")
         from transformers import AutoModel
 
         kwargs: dict[str, Any] = {"local_files_only": True}
         if self.dtype == "8bit":
             from ..errors import require
 
-            require("accelerate", "accelerate")
-            require("bitsandbytes", "bitsandbytes")
+            require("accelerate", "embedstore[8bit]")
+            require("bitsandbytes", "embedstore[8bit]")
             from transformers import BitsAndBytesConfig
 
             kwargs.update(quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu")
@@ -125,6 +126,7 @@ class _HFModel(Extractor):
         self.model = AutoModel.from_pretrained(str(self.resolved.path), **kwargs).eval()
 
     def _load_tokenizer(self) -> None:
+        require("transformers", "embedstore[hf]")
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.resolved.path), local_files_only=True)

@@ -42,7 +42,7 @@ def resolve_open_clip(model_id: str, rest: str) -> ResolvedModel:
         return _with_tokenizer(ResolvedModel(model_id, "open_clip", path, commit,
                                              {"config": cfg, "source": "dir"}), model_id)
     arch, _, pretrained = rest.partition("/")
-    open_clip = require("open_clip", "open_clip_torch")
+    open_clip = require("open_clip", "embedstore[open-clip]")
     model_cfg = open_clip.get_model_config(arch)
     if model_cfg is None:
         raise InputError(f"unknown open_clip architecture {arch!r} in {model_id}: see open_clip.list_models(), "
@@ -138,7 +138,7 @@ class OpenClip(Extractor):
         return self._make_identity({"image": width, "text": width}, pre, "clip_projection", self.context_length)
 
     def _load(self) -> None:
-        open_clip = require("open_clip", "open_clip_torch")
+        open_clip = require("open_clip", "embedstore[open-clip]")
         res = self.resolved
         with offline_hub_if_needed():
             if res.extra["source"] == "dir":
