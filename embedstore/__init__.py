@@ -39,7 +39,7 @@ _EXPORTS = {
     "NotFoundError": "embedstore.errors",
     "AmbiguousModelError": "embedstore.errors",
     "ModelNotAvailableError": "embedstore.errors",
-    "vectors_of": "embedstore.data",
+    "vectors_of": "embedstore.vectors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -25,11 +25,9 @@ from .keys import NO_ALIGNMENT
 from .locks import table_lock
 from .data import HASH_COLUMN
 from .versions import read_retrying
-from .schema import (ALIGNMENTS, EMB_KEY, MODELS, RUNS, SAMPLE_KEY, SAMPLES_PREFIX,
+from .schema import (ALIGNMENTS, EMB_KEY, MODELS, RUN_KEY, RUNS, SAMPLE_KEY, SAMPLES_PREFIX, key_column,
                      parse_embeddings_table, samples_table)
 
-#: Key column of the runs table (see :mod:`embedstore.runs`).
-RUN_KEY = "run_id"
 _EXAMPLES = 3
 
 
@@ -73,7 +71,7 @@ def compact(store, table: str | None = None) -> list[CompactResult]:
     >>> (r.fragments_before, r.fragments_after, s.read("t").num_rows)
     (3, 1, 3)
     """
-    from .store import _with_retries
+    from .retries import with_retries
 
     store._check_writable()
     names = [table] if table else store.list_tables()
@@ -91,7 +89,7 @@ def compact(store, table: str | None = None) -> list[CompactResult]:
                 if latest.list_indices():
                     latest.optimize.optimize_indices()
 
-            _, retries = _with_retries(run)
+            _, retries = with_retries(run)
             ds = store.open_table(name).to_lance()
             out.append(CompactResult(name, before, int(ds.version), frags, len(ds.get_fragments()), retries))
     return out
@@ -246,24 +244,6 @@ class DoctorReport:
             return head + "no problems"
         return head + f"{len(self.problems)} problem(s)\n" + "\n".join(
             f"  [{p.check}] {p.message}" for p in self.problems)
-
-
-def key_column(table: str) -> str | None:
-    """The unique key column of a store table, or ``None`` for unknown tables.
-
-    Examples
-    --------
-    >>> key_column("samples__ham10000"), key_column("emb__text__abc__384"), key_column("models")
-    ('sample_id', 'row_key', 'model_key')
-    """
-    if table.startswith(SAMPLES_PREFIX):
-        return SAMPLE_KEY
-    if parse_embeddings_table(table):
-        return EMB_KEY
-    if table.startswith("predictions__"):
-        return "prediction_id"
-    return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY, "heads": "head_id",
-            "transforms": "alignment_key"}.get(table)
 
 
 def doctor(store) -> DoctorReport:

@@ -49,6 +49,7 @@ from .schema import check_table_name
 from .neighbors import NeighborsMixin
 from .registry import RegistryMixin
 from .schema import keyed_schema
+from .retries import with_retries
 from .versions import VersionsMixin, read_retrying
 
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://", "db://", "memory://", "s3+ddb://")
@@ -357,13 +358,13 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         def attempt() -> tuple[int, int, int]:
             return self._write_once(name, data, key, schema, skip_unchanged, prune, state)
 
-        (version, inserted, updated), _ = _with_retries(attempt)
+        (version, inserted, updated), _ = with_retries(attempt)
         attempts, deleted = state["attempts"], state["deleted"]
         if inserted + updated + deleted == 0:
             # Nothing new: no version, and no tag (the version was tagged when written).
             return WriteResult(name, version, unchanged=state["unchanged"], deduplicated=deduplicated)
         if tag:
-            _with_retries(lambda: self._set_tag(name, tag, version))
+            with_retries(lambda: self._set_tag(name, tag, version))
         return WriteResult(name, version, inserted, updated, state["unchanged"], max(0, attempts - 1),
                            attempts, deduplicated, tag, deleted)
 
@@ -469,24 +470,6 @@ def _as_version(version: int | str) -> int | str:
     if isinstance(version, str) and version.isdigit():
         return int(version)
     return version
-
-
-#: Bounded backoff of :func:`_with_retries`: attempts after the first, first and largest sleep (s).
-RETRY_ATTEMPTS, RETRY_BASE_S, RETRY_MAX_S = 8, 0.05, 2.0
-
-
-def _with_retries(fn, attempts: int = RETRY_ATTEMPTS):
-    """``(fn(), retries)``, retrying Lance's retryable commit conflicts with bounded exponential backoff."""
-    retries = 0
-    while True:
-        try:
-            return fn(), retries
-        except Exception as exc:  # lance surfaces conflicts as OSError/RuntimeError
-            msg = str(exc).lower()
-            if retries >= attempts or ("conflict" not in msg and "retry" not in msg):
-                raise
-            retries += 1
-            time.sleep(min(RETRY_MAX_S, RETRY_BASE_S * 2 ** retries) * (0.5 + random.random()))
 
 
 def _last_row_per_key(data: pa.Table, key: str) -> pa.Table:

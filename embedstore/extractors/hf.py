@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import InputError, require
 from ..identity import ModelIdentity
-from .base import IMAGENET_MEAN, IMAGENET_STD, Extractor, ImagePreprocess, dtype_of, l2_normalize
+from .base import Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize, processor_preprocess
 from .resolve import ResolvedModel, read_json
 
 #: Vision model types whose token 0 is a CLS token.
@@ -70,32 +70,6 @@ def load_hf(resolved: ResolvedModel, *, quantize: str | None = None, pooling: st
         return HFClip(resolved, config, quantize=quantize, pooling=pooling, **opts)
     cls = {"causal": HFCausalLM, "vision": HFVision, "text": HFTextEncoder}[family]
     return cls(resolved, config, quantize=quantize, pooling=pooling, **opts)
-
-
-def _pooling(pooling: str | None, default: str, allowed: tuple[str, ...], model_id: str) -> str:
-    pooling = pooling or default
-    if pooling not in allowed:
-        raise InputError(f"pooling {pooling!r} is not available for {model_id}: use one of {', '.join(allowed)}")
-    return pooling
-
-
-def processor_preprocess(path: Path, config: dict[str, Any]) -> ImagePreprocess:
-    """Image preprocessing from a model's ``preprocessor_config.json`` (or sensible defaults)."""
-    f = path / "preprocessor_config.json"
-    size = int(config.get("image_size") or 224)
-    if not f.is_file():
-        return ImagePreprocess(size=size)
-    p = read_json(f)
-    raw = p.get("size", size)
-    crop = p.get("crop_size") if p.get("do_center_crop", "crop_size" in p) else None
-    crop_side = (crop.get("height") if isinstance(crop, dict) else crop) if crop else None
-    if isinstance(raw, dict) and "shortest_edge" in raw:
-        resize, side = "shortest", int(raw["shortest_edge"])
-    else:
-        resize, side = "squash", int(raw.get("height", size) if isinstance(raw, dict) else raw)
-    return ImagePreprocess(size=side, resize=resize, crop=int(crop_side) if crop_side else None,
-                           mean=tuple(p.get("image_mean", IMAGENET_MEAN)), std=tuple(p.get("image_std", IMAGENET_STD)),
-                           interpolation={2: "bilinear", 3: "bicubic"}.get(p.get("resample", 2), "bicubic"))
 
 
 class _HFModel(Extractor):
@@ -148,7 +122,7 @@ class HFVision(_HFModel):
         super().__init__(resolved, config, dtype=dtype_of(quantize, resolved.model_id))
         mt = config.get("model_type", "")
         self.has_cls = mt in CLS_TYPES
-        self.pooling = _pooling(pooling, "cls" if self.has_cls else "pooler",
+        self.pooling = check_pooling(pooling, "cls" if self.has_cls else "pooler",
                                 ("cls", "mean", "pooler") if self.has_cls else ("mean", "pooler"), resolved.model_id)
         self.registers = int(config.get("num_register_tokens", 0) or 0)
         if mt.startswith("dinov2"):  # the paper: Resize((224, 224)) + ImageNet normalisation, no crop
@@ -218,7 +192,7 @@ class HFTextEncoder(_HFModel):
                  pooling: str | None = None, max_length: int | None = None) -> None:
         super().__init__(resolved, config, dtype=dtype_of(quantize, resolved.model_id, ("fp32", "bf16", "8bit")))
         st = _sentence_transformers(resolved.path)
-        self.pooling = _pooling(pooling, st.get("pooling", "mean"), ("mean", "cls"), resolved.model_id)
+        self.pooling = check_pooling(pooling, st.get("pooling", "mean"), ("mean", "cls"), resolved.model_id)
         self.normalize = bool(st.get("normalize", False))
         self.max_length = int(max_length or st.get("max_length") or _max_length(resolved.path, config, 512))
 
@@ -254,7 +228,7 @@ class HFCausalLM(_HFModel):
     def __init__(self, resolved: ResolvedModel, config: dict[str, Any], *, quantize: str | None = None,
                  pooling: str | None = None, max_length: int | None = None) -> None:
         super().__init__(resolved, config, dtype=dtype_of(quantize, resolved.model_id, ("fp32", "bf16", "8bit")))
-        self.pooling = _pooling(pooling, "last_token", ("last_token", "mean"), resolved.model_id)
+        self.pooling = check_pooling(pooling, "last_token", ("last_token", "mean"), resolved.model_id)
         self.max_length = int(max_length or _max_length(resolved.path, config, LLM_MAX_LENGTH))
         self.autocast_bf16 = False  # bf16 means bf16 weights here
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import InputError, require
 from ..identity import ModelIdentity
-from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, dtype_of, l2_normalize
+from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize
 from .resolve import (ResolvedModel, fingerprint, hf_snapshot, hub_offline, not_available,
                       offline_hub_if_needed, read_json)
 
@@ -110,11 +110,10 @@ class OpenClip(Extractor):
     def __init__(self, resolved: ResolvedModel, *, quantize: str | None = None, pooling: str | None = None,
                  **opts: Any) -> None:
         super().__init__(resolved, dtype=dtype_of(quantize, resolved.model_id))
-        from .hf import _pooling
 
         if opts:
             raise InputError(f"unknown options for {resolved.model_id}: {', '.join(opts)}")
-        _pooling(pooling, "clip_projection", ("clip_projection",), resolved.model_id)
+        check_pooling(pooling, "clip_projection", ("clip_projection",), resolved.model_id)
         cfg = resolved.extra["config"]
         self.model_cfg = cfg.get("model_cfg", cfg)
         pre = cfg.get("preprocess_cfg", {})
