@@ -56,7 +56,8 @@ def test_train_into_a_file_writes_a_few_plain_lines(store, tmp_path):
     text = log.read_text()
     assert proc.returncode == 0, text
     assert "\r" not in text
-    progress_lines = [ln for ln in text.splitlines() if ln.startswith("seed ")]
+    progress_lines = [ln for ln in text.splitlines() if ln.startswith("toy early seed ")]
     # one final line per seed, plus at most one per 2-second interval while training
     assert 2 <= len(progress_lines) <= 2 + elapsed / 2 + 1, text
-    assert any("60/60 epoch (100%)" in ln for ln in progress_lines)
+    assert {ln.split(":")[0] for ln in progress_lines} == {"toy early seed 0", "toy early seed 1"}
+    assert all("/60 epoch (" in ln and "epoch/s" in ln for ln in progress_lines)

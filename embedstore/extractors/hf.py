@@ -88,8 +88,6 @@ class _HFModel(Extractor):
 
         kwargs: dict[str, Any] = {"local_files_only": True}
         if self.dtype == "8bit":
-            from ..errors import require
-
             require("accelerate", "embedstore[8bit]")
             require("bitsandbytes", "embedstore[8bit]")
             from transformers import BitsAndBytesConfig
