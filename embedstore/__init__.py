@@ -28,9 +28,9 @@ if not (Path(__file__).parent / "trainers").is_dir() and (_checkout / "pyproject
 _EXPORTS = {
     "Store": "embedstore.store",
     "open_store": "embedstore.store",
-    "WriteResult": "embedstore.store",
+    "WriteResult": "embedstore.writes",
     "VersionInfo": "embedstore.versions",
-    "default_uri": "embedstore.store",
+    "default_uri": "embedstore.uris",
     "new_run_tag": "embedstore.store",
     "ModelIdentity": "embedstore.identity",
     "EmbedstoreError": "embedstore.errors",
