@@ -19,7 +19,7 @@ from .identity import MODALITIES, ModelIdentity
 from .keys import NO_ALIGNMENT, check_name, row_key
 from .schema import (EMB_KEY, SAMPLE_CORE, SAMPLES_PREFIX, embeddings_schema,
                      embeddings_table, parse_embeddings_table, samples_table)
-from .sql import all_of, eq, isin
+from .sql import eq, isin
 from .vectors import HASH_COLUMN, vectors_of  # noqa: F401 (their home; re-exported)
 
 Format = Literal["arrow", "polars", "numpy"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..identity import ModelIdentity
+from .backends import QUANTIZE
 from .resolve import ResolvedModel
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -34,7 +35,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: ``model_key`` changes and stores re-extract (see
 #: :class:`~embedstore.identity.ModelIdentity`, "Code versions").
 SHARED_CODE_VERSION = 0
-QUANTIZE = {None: "fp32", "none": "fp32", "fp32": "fp32", "bf16": "bf16", "8bit": "8bit"}
 
 
 def dtype_of(quantize: str | None, model_id: str, allowed: Sequence[str] = ("fp32", "bf16")) -> str:
