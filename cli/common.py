@@ -114,7 +114,7 @@ _OS_ERRORS = (  # (errno, text lance/polars/pyarrow put in their messages, what 
 
 
 def _store_uri(ctx: click.Context, kw: dict[str, Any]) -> str:
-    from embedstore.store import resolve_uri
+    from embedstore.uris import resolve_uri
 
     return resolve_uri(kw.get("store_uri") or (ctx.find_root().obj or {}).get("store_uri"))
 

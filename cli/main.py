@@ -9,6 +9,7 @@ or a few calls of the Python API.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -93,3 +94,7 @@ def cli(ctx: click.Context, store_uri: str | None, storage_options: tuple[str, .
 
 def main() -> None:  # pragma: no cover - console entry point
     cli(obj={})
+
+
+if __name__ == "__main__":  # python -m embedstore.cli.main
+    main()

@@ -19,10 +19,10 @@ from .identity import MODALITIES, ModelIdentity
 from .keys import NO_ALIGNMENT, check_name, row_key
 from .schema import (EMB_KEY, SAMPLE_CORE, SAMPLES_PREFIX, embeddings_schema,
                      embeddings_table, parse_embeddings_table, samples_table)
-from .sql import all_of, eq, isin
+from .sql import eq, isin
+from .vectors import HASH_COLUMN, vectors_of  # noqa: F401 (their home; re-exported)
 
 Format = Literal["arrow", "polars", "numpy"]
-HASH_COLUMN = {"image": "image_sha256", "text": "text_sha256"}
 
 
 def _check_modality(modality: str) -> str:
@@ -311,16 +311,6 @@ def export_embeddings(store, dataset: str, model: str | ModelIdentity, modality:
     else:
         frame.write_parquet(out)
     return frame.height
-
-
-def vectors_of(table: pa.Table, column: str = "vector") -> np.ndarray:
-    """The fixed-size-list column ``column`` as an (n, d) float32 matrix (zero-copy when possible)."""
-    col = table.column(column).combine_chunks()
-    if len(col) == 0:
-        width = col.type.list_size if hasattr(col.type, "list_size") else 0
-        return np.zeros((0, width), dtype=np.float32)
-    flat = col.flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(len(col), -1).astype(np.float32, copy=False)
 
 
 def _convert(table: pa.Table, as_: Format) -> Any:

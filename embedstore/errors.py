@@ -49,6 +49,9 @@ class MissingDependencyError(EmbedstoreError, ImportError):
 def require(module: str, extra: str):
     """Import ``module`` or raise :class:`MissingDependencyError` naming the extra.
 
+    ``extra`` is what to install, e.g. ``"embedstore[report]"``: the message
+    becomes ``matplotlib is not installed: pip install 'embedstore[report]'``.
+
     Examples
     --------
     >>> np = require("numpy", "embedstore")
@@ -61,5 +64,5 @@ def require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on environment
         raise MissingDependencyError(
-            f"{module} is not installed: install {extra} (pip install '{extra}')"
+            f"{module} is not installed: pip install '{extra}'"
         ) from exc

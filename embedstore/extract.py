@@ -23,27 +23,19 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from .data import HASH_COLUMN
 from .errors import InputError
 from .identity import MODALITIES
-from .prefetch import prefetch
+from .extract_inputs import SkippedSample, prefetch_batches
 from .schema import embeddings_table
 from .store import Store, new_run_tag
 
 #: Rows committed per write (a kill loses at most this many computed rows).
 CHUNK_ROWS = 256
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A sample left out at extract time and why (e.g. an image that no longer decodes)."""
-
-    sample_id: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -57,7 +49,7 @@ class ModalityResult:
         Rows run through the model and written.
     reused : int
         Rows copied from identical content already embedded by this model.
-    skipped : list of Skipped
+    skipped : list of SkippedSample
         Samples that failed to decode/prepare.
     seconds : float
         Wall time of the compute loop (model load excluded).
@@ -73,7 +65,7 @@ class ModalityResult:
     table: str
     computed: int
     reused: int
-    skipped: list[Skipped]
+    skipped: list[SkippedSample]
     seconds: float
     rows_per_s: float
     version: int
@@ -130,7 +122,7 @@ class ExtractReport:
         return sum(r.forward_calls for r in self.results)
 
     @property
-    def skipped(self) -> list[Skipped]:
+    def skipped(self) -> list[SkippedSample]:
         return [s for r in self.results for s in r.skipped]
 
     def result(self, modality: str) -> ModalityResult:
@@ -316,15 +308,14 @@ class _Run:
 
     def _compute(self, modality: str, ids: list[str], hashes: list[str], inputs: list[Any],
                  state: "_Progress") -> None:
-        from tqdm.auto import tqdm
+        from .progress import progress as progress_bar
 
         loading = self.load_seconds
         if modality == "text":  # the tokenizer is needed to prepare batches
             self._load()
-        bar = tqdm(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not self.progress,
-                   dynamic_ncols=True, leave=False)
+        bar = progress_bar(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not self.progress)
         try:
-            for idx, batch in _prefetch(self.ext, modality, ids, inputs, self.batch_size, state):
+            for idx, batch in prefetch_batches(self.ext, modality, ids, inputs, self.batch_size, state.skipped):
                 self._load()  # images: only once a batch decoded, so all-broken inputs never load the model
                 vectors = self.ext.forward(modality, batch)
                 state.add([ids[i] for i in idx], [hashes[i] for i in idx], vectors)
@@ -359,7 +350,7 @@ class _Progress:
         self.ids: list[str] = []
         self.hashes: list[str] = []
         self.vectors: list[np.ndarray] = []
-        self.skipped: list[Skipped] = []
+        self.skipped: list[SkippedSample] = []
         self.computed = 0
         self.t0 = time.perf_counter()
         self.seconds = 0.0
@@ -386,44 +377,6 @@ class _Progress:
         rate = self.computed / seconds if self.computed and seconds > 0 else 0.0
         return ModalityResult(self.modality, self.table, self.computed, self.reused, list(self.skipped),
                               round(seconds, 4), round(rate, 3), version, forward_calls - self.forward_start)
-
-
-def _prefetch(ext: Any, modality: str, ids: Sequence[str], inputs: Sequence[Any], batch_size: int,
-              state: _Progress, depth: int = 3) -> Iterator[tuple[list[int], Any]]:
-    """Yield ``(row indices, prepared batch)``; decoding/preprocessing runs in a background thread.
-
-    Rows whose image fails to decode are recorded in ``state.skipped`` and left
-    out of their batch. At most ``depth`` batches are prepared ahead.
-    """
-
-    def batches() -> Iterator[tuple[list[int], Any]]:
-        for start in range(0, len(ids), batch_size):
-            idx, items = _decode(modality, ids, inputs, range(start, min(start + batch_size, len(ids))), state)
-            if idx:
-                yield idx, ext.prepare(modality, items)
-
-    return prefetch(batches(), depth, name="embedstore-prefetch")
-
-
-def _decode(modality: str, ids: Sequence[str], inputs: Sequence[Any], rows: range,
-            state: _Progress) -> tuple[list[int], list[Any]]:
-    from .images import load_image
-
-    idx, items = [], []
-    for i in rows:
-        value = inputs[i]
-        if modality == "image":
-            try:
-                value = load_image(value)
-            except InputError as exc:
-                state.skipped.append(Skipped(str(ids[i]), str(exc)))
-                continue
-        elif value is None:
-            state.skipped.append(Skipped(str(ids[i]), "text is empty (null)"))
-            continue
-        idx.append(i)
-        items.append(value)
-    return idx, items
 
 
 def cores() -> int:

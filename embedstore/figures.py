@@ -23,6 +23,7 @@ from typing import IO, Any, Sequence
 import numpy as np
 
 from .diagnostics import pca_project
+from .errors import require
 
 Out = str | Path | IO[bytes]
 COLOURS = {"image": "#1f77b4", "text": "#d62728"}
@@ -30,6 +31,7 @@ _MAX_POINTS = 2000
 
 
 def _figure(width: float, height: float):
+    require("matplotlib", "embedstore[report]")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, require
 
 #: Largest image accepted, in pixels (PIL's bomb guard raises above 2x this).
 MAX_PIXELS = 89_478_485
@@ -144,6 +144,7 @@ def read_bands(path: str | Path) -> np.ndarray:
     InputError
         When the file cannot be read as a TIFF.
     """
+    require("tifffile", "embedstore[satellite]")
     import tifffile
 
     try:

@@ -33,8 +33,17 @@ from typing import Any, Sequence
 from .errors import InputError, NotFoundError
 from .keys import NO_ALIGNMENT
 from .runs import RunRecord, group_runs, list_runs
-from .sweeps import (SWEEP_PREFIX, list_sweeps, plot_rows, select, sweep_method, sweep_points, sweep_reference,
-                     table_rows)
+from .stats import format_mean_sd
+from .sweeps import (
+    SWEEP_PREFIX,
+    list_sweeps,
+    plot_rows,
+    select,
+    sweep_method,
+    sweep_points,
+    sweep_reference,
+    table_rows,
+)
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px}
@@ -81,15 +90,6 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
-def _mean_sd(values: list[float]) -> str:
-    vals = [float(v) for v in values if v is not None]
-    if not vals:
-        return ""
-    mean = sum(vals) / len(vals)
-    sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-    return f"{mean:.4f} ± {sd:.4f}"
-
-
 def _lam_of(store, keys: dict[str, str]) -> str:
     aligned = sorted({k for k in keys.values() if k and k != NO_ALIGNMENT})
     if not aligned:
@@ -110,8 +110,8 @@ def comparison_rows(store, records: list[RunRecord]) -> list[dict[str, Any]]:
     for gid, recs in group_runs(records).items():
         first = recs[0]
         rows.append({"fusion": first.fusion, "mode": first.mode, "alignment": _lam_of(store, first.alignment_keys),
-                     "seeds": len(recs), "test accuracy": _mean_sd([r.metrics.get("accuracy") for r in recs]),
-                     "test macro-F1": _mean_sd([r.metrics.get("macro_f1") for r in recs]),
+                     "seeds": len(recs), "test accuracy": format_mean_sd([r.metrics.get("accuracy") for r in recs]),
+                     "test macro-F1": format_mean_sd([r.metrics.get("macro_f1") for r in recs]),
                      "split": first.split, "group": gid, "store versions": first.table_versions})
     return _sorted(rows)
 

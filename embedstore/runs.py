@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 import uuid
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -41,6 +40,7 @@ import pyarrow as pa
 from .errors import NotFoundError
 from .schema import RUNS
 from .sql import eq
+from .stats import format_mean_sd
 
 _JSON_FIELDS = ("model_keys", "alignment_keys", "table_versions", "config", "history", "metrics",
                 "environment")
@@ -227,14 +227,7 @@ def compare_groups(records: list[RunRecord]) -> list[dict[str, Any]]:
                "alignment": ",".join(sorted(set(first.alignment_keys.values()))), "seeds": len(recs)}
         for metric in ("accuracy", "macro_f1"):
             vals = [r.metrics.get(metric) for r in recs if r.metrics.get(metric) is not None]
-            row[metric] = _mean_sd(vals)
+            row[metric] = format_mean_sd(vals)
         row["created_at"] = first.created_at
         rows.append(row)
     return rows
-
-
-def _mean_sd(values: list[float]) -> str:
-    if not values:
-        return ""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.4f} ± {sd:.4f}"

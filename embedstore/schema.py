@@ -37,6 +37,8 @@ MODELS = "models"
 ALIGNMENTS = "alignments"
 RUNS = "runs"
 SAMPLE_KEY = "sample_id"
+#: Key column of the runs table (see :mod:`embedstore.runs`).
+RUN_KEY = "run_id"
 _EMB_RE = re.compile(r"^emb__(image|text)__[A-Za-z0-9]{1,64}__[0-9]{1,6}$")
 _PLAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 EMB_KEY = "row_key"
@@ -186,3 +188,21 @@ def declared_key(schema: pa.Schema) -> str | None:
         if f.metadata and any(k.startswith(PRIMARY_KEY_META) for k in f.metadata):
             return f.name
     return None
+
+
+def key_column(table: str) -> str | None:
+    """The unique key column of a store table, or ``None`` for unknown tables.
+
+    Examples
+    --------
+    >>> key_column("samples__ham10000"), key_column("emb__text__abc__384"), key_column("models")
+    ('sample_id', 'row_key', 'model_key')
+    """
+    if table.startswith(SAMPLES_PREFIX):
+        return SAMPLE_KEY
+    if parse_embeddings_table(table):
+        return EMB_KEY
+    if table.startswith("predictions__"):
+        return "prediction_id"
+    return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY, "heads": "head_id",
+            "transforms": "alignment_key", "transform_states": "alignment_key"}.get(table)

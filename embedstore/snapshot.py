@@ -45,7 +45,7 @@ import pyarrow as pa
 from .errors import InputError, NotFoundError
 from .identity import ModelIdentity
 from .keys import NO_ALIGNMENT
-from .data import HASH_COLUMN, vectors_of
+from .vectors import HASH_COLUMN, vectors_of
 from .schema import embeddings_table, samples_table
 from .sql import eq, isin
 

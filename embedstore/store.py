@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,79 +48,10 @@ from .schema import check_table_name
 from .neighbors import NeighborsMixin
 from .registry import RegistryMixin
 from .schema import keyed_schema
+from .retries import with_retries
+from .writes import WriteResult, drop_identical, last_row_per_key  # noqa: F401 (WriteResult: public here too)
+from .uris import _REMOTE_SCHEMES, default_uri, resolve_uri  # noqa: F401 (default_uri, resolve_uri: public here too)
 from .versions import VersionsMixin, read_retrying
-
-_REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://", "db://", "memory://", "s3+ddb://")
-
-
-def default_uri() -> str:
-    """The embedded default store: ``$XDG_DATA_HOME/embedstore/store``.
-
-    It is per user and shared by all of that user's experiments, so
-    embeddings are computed once.
-
-    Examples
-    --------
-    >>> default_uri().endswith("embedstore/store")
-    True
-    """
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "embedstore", "store")
-
-
-def resolve_uri(uri: str | os.PathLike | None = None) -> str:
-    """``uri`` if given, else ``$EMBEDSTORE_URI``, else :func:`default_uri`.
-
-    Examples
-    --------
-    >>> resolve_uri("s3://bucket/lab")
-    's3://bucket/lab'
-    """
-    if uri is None or str(uri) == "":
-        uri = os.environ.get("EMBEDSTORE_URI") or default_uri()
-    return str(uri)
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """Outcome of one keyed write.
-
-    Attributes
-    ----------
-    table : str
-    version : int
-        Table version after the write (unchanged when nothing was written).
-    inserted, updated, unchanged : int
-        Rows inserted, overwritten, and skipped because identical.
-    deleted : int
-        Rows removed because absent from the data (``prune=True``).
-    retries : int
-        Commit attempts beyond the first: conflicts with concurrent writers
-        that Lance or embedstore retried.
-    attempts : int
-        Commit attempts in all (0 when nothing was written).
-    deduplicated : int
-        Rows dropped from the batch because a later row had the same key.
-    tag : str or None
-        Tag placed on ``version``, if any.
-    """
-
-    table: str
-    version: int
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    retries: int = 0
-    attempts: int = 0
-    deduplicated: int = 0
-    tag: str | None = None
-    deleted: int = 0
-
-    @property
-    def changed(self) -> bool:
-        """True when the write created a new version."""
-        return (self.inserted + self.updated + self.deleted) > 0
-
 
 class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
     """A LanceDB-backed embedding store.
@@ -350,20 +280,20 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         if schema is not None:
             data = data.select(schema.names).cast(schema)
         before = data.num_rows
-        data = _last_row_per_key(data, key)
+        data = last_row_per_key(data, key)
         deduplicated = before - data.num_rows
         state = {"attempts": 0, "unchanged": 0, "deleted": 0}
 
         def attempt() -> tuple[int, int, int]:
             return self._write_once(name, data, key, schema, skip_unchanged, prune, state)
 
-        (version, inserted, updated), _ = _with_retries(attempt)
+        (version, inserted, updated), _ = with_retries(attempt)
         attempts, deleted = state["attempts"], state["deleted"]
         if inserted + updated + deleted == 0:
             # Nothing new: no version, and no tag (the version was tagged when written).
             return WriteResult(name, version, unchanged=state["unchanged"], deduplicated=deduplicated)
         if tag:
-            _with_retries(lambda: self._set_tag(name, tag, version))
+            with_retries(lambda: self._set_tag(name, tag, version))
         return WriteResult(name, version, inserted, updated, state["unchanged"], max(0, attempts - 1),
                            attempts, deduplicated, tag, deleted)
 
@@ -394,7 +324,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         state["deleted"] = doomed
         unchanged = 0
         if skip_unchanged and data.num_rows:
-            fresh = _drop_identical(tbl.to_lance().to_table(), data, key)
+            fresh = drop_identical(tbl.to_lance().to_table(), data, key)
             unchanged = data.num_rows - fresh.num_rows
             if not doomed:  # a pruning commit must carry every kept key
                 data = fresh
@@ -469,55 +399,3 @@ def _as_version(version: int | str) -> int | str:
     if isinstance(version, str) and version.isdigit():
         return int(version)
     return version
-
-
-#: Bounded backoff of :func:`_with_retries`: attempts after the first, first and largest sleep (s).
-RETRY_ATTEMPTS, RETRY_BASE_S, RETRY_MAX_S = 8, 0.05, 2.0
-
-
-def _with_retries(fn, attempts: int = RETRY_ATTEMPTS):
-    """``(fn(), retries)``, retrying Lance's retryable commit conflicts with bounded exponential backoff."""
-    retries = 0
-    while True:
-        try:
-            return fn(), retries
-        except Exception as exc:  # lance surfaces conflicts as OSError/RuntimeError
-            msg = str(exc).lower()
-            if retries >= attempts or ("conflict" not in msg and "retry" not in msg):
-                raise
-            retries += 1
-            time.sleep(min(RETRY_MAX_S, RETRY_BASE_S * 2 ** retries) * (0.5 + random.random()))
-
-
-def _last_row_per_key(data: pa.Table, key: str) -> pa.Table:
-    """``data`` with one row per ``key``: the last one (Lance leaves duplicate source keys undefined).
-
-    Examples
-    --------
-    >>> _last_row_per_key(pa.table({"k": ["a", "b", "a"], "x": [1, 2, 3]}), "k").to_pylist()
-    [{'k': 'b', 'x': 2}, {'k': 'a', 'x': 3}]
-    """
-    import pyarrow.compute as pc
-
-    if pc.count_distinct(data.column(key)).as_py() == data.num_rows:
-        return data
-    index = pa.array(range(data.num_rows), pa.int64())
-    last = pa.table({"k": data.column(key), "i": index}).group_by("k", use_threads=False).aggregate([("i", "max")])
-    rows = last.column("i_max").combine_chunks()
-    return data.take(pc.take(rows, pc.sort_indices(rows)))
-
-
-def _drop_identical(existing: pa.Table, new: pa.Table, key: str) -> pa.Table:
-    """Rows of ``new`` that are absent from ``existing`` or differ from it."""
-    import polars as pl
-
-    cols = [c for c in new.column_names if c in existing.column_names]
-    if set(cols) != set(new.column_names):
-        return new  # schema change: write everything
-    old = pl.from_arrow(existing.select(cols))
-    cur = pl.from_arrow(new)
-    same = cur.join(old, on=cols, how="semi", nulls_equal=True)
-    if same.height == 0:
-        return new
-    keep = cur.join(same.select(key), on=key, how="anti")
-    return keep.to_arrow().cast(new.schema)

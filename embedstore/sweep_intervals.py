@@ -73,12 +73,12 @@ def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.9
     """
     from scipy import stats
 
-    from .sweeps import _mean_sd
+    from .stats import mean_sd
 
     if len(a) != len(b) or not len(a):
         raise ValueError(f"paired_t_interval needs two equally long, non-empty sequences, got {len(a)} and {len(b)}")
     diffs = [float(x) - float(y) for x, y in zip(a, b)]
-    mean, sd = _mean_sd(diffs)
+    mean, sd = mean_sd(diffs)
     n = len(diffs)
     if n < 2:
         return PairedInterval(mean, None, None, n, level)

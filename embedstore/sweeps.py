@@ -16,11 +16,11 @@ It never imports ``trainers``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .runs import RunRecord, list_runs
+from .stats import mean_sd
 
 SWEEP_PREFIX = "sweep-"
 #: Group suffix of a sweep's "no alignment" reference runs (``<sweep_id>.none``).
@@ -36,15 +36,6 @@ def sweep_group_id(sweep_id: str, alignment_key: str) -> str:
     'sweep-abc.gs-123'
     """
     return f"{sweep_id}.{alignment_key}"
-
-
-def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not vals:
-        return None, None
-    mean = sum(vals) / len(vals)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-    return mean, sd
 
 
 @dataclass
@@ -83,7 +74,7 @@ def point_from_records(lam: float | None, alignment_key: str, records: list[RunR
             "val_f1": [(r.metrics.get("selection") or {}).get("val", {}).get("macro_f1") for r in records]}
     stats: dict[str, Any] = {}
     for name, v in vals.items():
-        stats[name], stats[f"{name}_sd"] = _mean_sd(v)
+        stats[name], stats[f"{name}_sd"] = mean_sd(v)
     return SweepPoint(lam=None if lam is None else float(lam), alignment_key=alignment_key,
                       group_id=records[0].group_id, seeds=len(records), run_ids=[r.run_id for r in records],
                       table_versions=dict(records[0].table_versions), seed_list=[int(r.seed) for r in records],

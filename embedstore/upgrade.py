@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
-from .schema import declared_key
+from .schema import declared_key, key_column
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def declare_key(tbl, key: str) -> bool:
     >>> declare_key(tbl, "k"), declare_key(tbl, "k"), declared_key(tbl.schema)
     (True, False, 'k')
     """
-    from .store import _with_retries
+    from .retries import with_retries
 
     if declared_key(tbl.schema) is not None:
         return False
@@ -100,7 +100,7 @@ def declare_key(tbl, key: str) -> bool:
         return True
 
     try:
-        return _with_retries(run)[0]
+        return with_retries(run)[0]
     except Exception as exc:
         tbl.checkout_latest()
         if declared_key(tbl.schema) is not None:
@@ -113,7 +113,6 @@ def declare_key(tbl, key: str) -> bool:
 
 def _keyed_tables(store, table: str | None) -> list[tuple[str, str]]:
     """``[(table, key column)]`` of ``table`` or of every keyed table of ``store``."""
-    from .maintenance import key_column
 
     if table is not None:
         store.open_table(table)  # raises the NotFoundError with its fix
@@ -167,7 +166,7 @@ def repair(store, table: str | None = None, *, dry_run: bool = False) -> list[Re
     import polars as pl
 
     from .locks import table_lock
-    from .store import _with_retries
+    from .retries import with_retries
 
     if not dry_run:
         store._check_writable()
@@ -182,7 +181,7 @@ def repair(store, table: str | None = None, *, dry_run: bool = False) -> list[Re
             before = after = int(ds.version)
             if stale.height and not dry_run:
                 addrs = ", ".join(str(a) for a in stale.get_column("_rowaddr").to_list())
-                _with_retries(lambda: store.open_table(name).to_lance().delete(f"_rowaddr IN ({addrs})"))
+                with_retries(lambda: store.open_table(name).to_lance().delete(f"_rowaddr IN ({addrs})"))
                 after = store.version(name)
             out.append(RepairResult(name, key, dup_keys, stale.height, before, after))
     return out
@@ -190,7 +189,6 @@ def repair(store, table: str | None = None, *, dry_run: bool = False) -> list[Re
 
 def check_declared_keys(store, report) -> None:
     """``doctor`` check: every keyed table declares its key column as primary key."""
-    from .maintenance import key_column
 
     bad = []
     for name in store.list_tables():

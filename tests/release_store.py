@@ -12,7 +12,7 @@ what a lab's existing store holds.
 from __future__ import annotations
 
 from embedstore import Store
-from embedstore.store import _drop_identical
+from embedstore.writes import drop_identical
 
 
 class ReleaseStore(Store):
@@ -24,7 +24,7 @@ class ReleaseStore(Store):
             tbl = self.db.create_table(name, data, schema=schema, exist_ok=False)
             return int(tbl.version), data.num_rows, 0
         if skip_unchanged and data.num_rows:
-            fresh = _drop_identical(self.read(name), data, key)
+            fresh = drop_identical(self.read(name), data, key)
             state["unchanged"] = data.num_rows - fresh.num_rows
             data = fresh
         if data.num_rows == 0:

@@ -29,7 +29,6 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from embedstore import DimensionMismatchError, Store
-from tests.conftest import REPO
 from tests.helpers import sample_rows, toy_model
 
 GOOD = [f"g{i}" for i in range(8)]

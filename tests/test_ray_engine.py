@@ -228,7 +228,7 @@ def test_ray_engine_without_ray_says_install_the_extra(store, tmp_path):
                           "--engine", "ray", "--store", store.uri], cwd=REPO, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines()[-1].startswith("Error: ray is not installed: install embedstore[ray]")
+    assert out.stderr.strip().splitlines()[-1].startswith("Error: ray is not installed: pip install 'embedstore[ray]'")
 
 
 def test_worker_errors_become_one_line_embedstore_errors():

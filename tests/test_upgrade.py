@@ -8,7 +8,7 @@ import pytest
 from embedstore import Store
 from embedstore.maintenance import doctor
 from embedstore.schema import declared_key
-from embedstore.upgrade import repair, upgrade
+from embedstore.upgrade import upgrade
 from tests.release_store import ReleaseStore
 
 

@@ -157,9 +157,9 @@ def fit_seed(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *,
     state = None
     bar = None
     if progress:
-        from tqdm import tqdm
+        from embedstore.progress import progress as progress_bar
 
-        bar = tqdm(total=proto.epochs, desc=desc or f"seed {seed}", unit="epoch", leave=False)
+        bar = progress_bar(total=proto.epochs, desc=desc or f"seed {seed}", unit="epoch")
     for epoch in range(1, proto.epochs + 1):
         t0 = time.perf_counter()
         train_loss = _train_epoch(model, source, proto, loss_fn, opt, gen, align_w)

@@ -53,7 +53,8 @@ from embedstore.schema import samples_table
 from .loader import Source, encode_labels, epoch_order, label_codes
 from .raw_models import (BACKBONE_MODES, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FEATURE_DROPOUT, MAX_LENGTH,
                          Backbones, load_backbones, raw_data_mib)
-from .train import TrainResult, _check_splits, _head, _run_seeds, _seeds, _settings, train_arrays
+from .seed_runs import TrainResult, check_splits, head_spec, protocol_from, run_seeds, seeds_from
+from .train import train_arrays
 
 
 class RawSource(Source):
@@ -185,9 +186,9 @@ class RawSource(Source):
         finetune = self._opt is not None
         batches = self._prepared(chunks)
         if self.progress:
-            from tqdm import tqdm
+            from embedstore.progress import progress as progress_bar
 
-            batches = tqdm(batches, total=len(chunks), desc=f"raw {split} batches", unit="batch", leave=False)
+            batches = progress_bar(batches, total=len(chunks), desc=f"raw {split} batches", unit="batch")
         for pixels, tokens, y in batches:
             if len(y) == 0:
                 continue
@@ -284,17 +285,17 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
         raise InputError("--backbone finetune runs in --mode paper only: honest-mode epoch selection would "
                          "need a snapshot of the backbones at every epoch")
     kw = dict(kw)
-    proto = _settings(fusion, mode, epochs, dropout, batch_size, lr, kw)
+    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, kw)
     bb = backbones or load_backbones(text_model, image_model, max_length=max_length, image_norm=image_norm)
     split_by = split_by if split_by is not None else ("paper" if mode == "paper" else None)
-    seed_list = _seeds(seeds, int(kw.pop("seed", 0)))
+    seed_list = seeds_from(seeds, int(kw.pop("seed", 0)))
     source = RawSource(store, dataset, bb, backbone=backbone, split_by=split_by, version=version,
                        setup_splits=("train", "test") if mode == "paper" else ("train", "val"),
                        label_column=kw.pop("label_column", "label"), train_mode=(mode == "paper"), bf16=bf16,
                        feature_dropout=kw.pop("feature_dropout", FEATURE_DROPOUT), max_batches=max_batches,
                        lr=proto.lr, weight_decay=proto.weight_decay,
                        keep_initial=backbone == "finetune" and len(seed_list) > 1, progress=progress)
-    _check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
+    check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     group_id = kw.pop("group_id", None)
     raw_cfg = {"backbone": backbone, "cache_features": cache_features, "bf16": bf16, "max_batches": max_batches,
                "samples_version": source.versions, **bb.info}
@@ -302,13 +303,13 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
         result = _train_cached(source, proto, fusion, hidden, seed_list, group_id, store, dataset, record,
                                progress, raw_cfg, kw)
     else:
-        spec = _head(fusion, len(source.classes), hidden, 0.0, kw)
+        spec = head_spec(fusion, len(source.classes), hidden, 0.0, kw)
         if kw:
             raise InputError(f"unknown train-raw options {sorted(kw)}")
         config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
                   "label_column": source.label_column, "classes": source.classes, "loader": source.path,
                   "raw": raw_cfg}
-        result = _run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
+        result = run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                             record=record, progress=progress, group_id=group_id)
     result.source = source
     _add_raw_cost(result, source, proto.batch_size)

@@ -152,7 +152,8 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     ...             text_model="builtin:minilm-l6", lambdas="-1:1:0.5", seeds=2, out="sweep.png")
     >>> res.selection["lam"]  # doctest: +SKIP
     """
-    from .train import _seeds, train
+    from .seed_runs import seeds_from
+    from .train import train
 
     if mode not in ("honest", "paper"):
         raise InputError(f"unknown mode {mode!r}: use honest or paper")
@@ -160,7 +161,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     # the aligned vectors are unit-norm and the shift is a constant vector: a per-feature standardisation
     # would subtract it again, so the sweep measures the shift on its own (λ=0 = normalisation only)
     train_kw.setdefault("scale", "none")
-    seed_list = _seeds(seeds, int(train_kw.pop("seed", 0)))
+    seed_list = seeds_from(seeds, int(train_kw.pop("seed", 0)))
     split_col = store.split_column(dataset, split_by if split_by is not None else ("paper" if mode == "paper"
                                                                                   else None))
     image_id, text_id = store.model(image_model, "image"), store.model(text_model, "text")
@@ -188,9 +189,9 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     points, trained, reused = [], [], []
     bar = None
     if progress:
-        from tqdm import tqdm
+        from embedstore.progress import progress as progress_bar
 
-        bar = tqdm(total=len(grid), desc=f"sweep {dataset} {fusion} {mode}", unit="λ")
+        bar = progress_bar(total=len(grid), desc=f"sweep {dataset} {fusion} {mode}", unit="λ", leave=True)
     t0 = time.perf_counter()
 
     def seed_records(gid: str, **align_kw: Any) -> tuple[list[Any], bool]:

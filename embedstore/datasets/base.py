@@ -245,15 +245,15 @@ def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: Pr
     skipped : sequence of Skipped
         Samples the adapter already left out (e.g. no label).
     progress : bool
-        Show a tqdm bar (rows, rows/s, ETA).
+        Show progress (rows, rows/s, ETA): a bar on a terminal, a line every few seconds in a log.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress as progress_bar
 
     workers = workers or min(4, os.cpu_count() or 1)
     results: list[tuple[str | None, str | None]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(samples), desc=f"checking {kind} images", unit="img",
-                 disable=not progress, leave=False) as bar:
+            progress_bar(total=len(samples), desc=f"checking {kind} images", unit="img",
+                         disable=not progress) as bar:
         for res in pool.map(check_image, samples):
             results.append(res)
             bar.update(1)

@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import InputError, require
 from .base import DatasetRows, Sample, Skipped, abspath, as_float, check_unique, finish, read_csv
 from .prompts import resolve_prompt
 from .splits import grouped_split, paper_split
@@ -95,6 +95,7 @@ def epiweek(date: dt.date | str) -> int:
     >>> epiweek("2016-01-03"), epiweek("2016-01-09"), epiweek("2007-01-06")
     (201601, 201601, 200701)
     """
+    require("epiweeks", "embedstore[satellite]")
     from epiweeks import Week
 
     if isinstance(date, str):
@@ -113,6 +114,7 @@ def week_column(name: str) -> int | None:
     m = _WEEK_COL.match(name.strip())
     if not m:
         return None
+    require("epiweeks", "embedstore[satellite]")
     from epiweeks import Week
 
     try:

@@ -139,7 +139,7 @@ class RayEngine:
         skipped samples and counters exactly as in the local engine.
         """
         import pyarrow as pa
-        from tqdm.auto import tqdm
+        from ..progress import progress as progress_bar
 
         ray = self._ensure_ray()
         rows = pa.table({"sample_id": pa.array(list(map(str, ids)), pa.string()),
@@ -153,12 +153,12 @@ class RayEngine:
             compute=ray.data.ActorPoolStrategy(size=size),
             fn_constructor_kwargs={"spec": self.spec, "modality": modality, "expected_key": run.ident.key,
                                    "threads": max(1, int(self.cpus_per_worker))})
-        bar = tqdm(total=rows.num_rows, unit="rows", desc=f"extract {modality} (ray x{size})",
-                   disable=not run.progress, dynamic_ncols=True, leave=False)
+        bar = progress_bar(total=rows.num_rows, unit="rows", desc=f"extract {modality} (ray x{size})",
+                       disable=not run.progress)
         import pyarrow.compute as pc
 
         from ..data import vectors_of
-        from ..extract import Skipped
+        from ..extract_inputs import SkippedSample
 
         try:
             with warnings.catch_warnings():
@@ -167,7 +167,7 @@ class RayEngine:
                     ok = out.filter(out["error"].is_null())
                     for sid, reason in zip(*(out.filter(out["error"].is_valid())[c].to_pylist()
                                              for c in ("sample_id", "error"))):
-                        state.skipped.append(Skipped(sid, reason))
+                        state.skipped.append(SkippedSample(sid, reason))
                     if ok.num_rows:
                         state.add(ok["sample_id"].to_pylist(), ok["content_sha256"].to_pylist(), vectors_of(ok))
                     run.ext.forward_calls += pc.sum(out["forwards"]).as_py() or 0  # made on the actors
@@ -247,18 +247,18 @@ class EncodeActor:
     def __call__(self, batch):
         import pyarrow as pa
 
-        from ..extract import _decode
+        from ..extract_inputs import decode_rows
 
         ids = batch["sample_id"].to_pylist()
         inputs = batch["input"].to_pylist()
-        sink = _SkipSink()
-        idx, items = _decode(self.modality, ids, inputs, range(len(ids)), sink)
+        skipped: list = []
+        idx, items = decode_rows(self.modality, ids, inputs, range(len(ids)), skipped)
         full = np.zeros((len(ids), self.dim), dtype=np.float32)
         done = np.zeros(len(ids), dtype=bool)
         if idx:
             full[idx] = self.ext.forward(self.modality, self.ext.prepare(self.modality, items))
             done[idx] = True
-        reasons = {s.sample_id: s.reason for s in sink.skipped}
+        reasons = {s.sample_id: s.reason for s in skipped}
         forwards = [0] * len(ids)
         if idx and ids:
             forwards[0] = 1
@@ -266,10 +266,3 @@ class EncodeActor:
         return pa.table({"sample_id": batch["sample_id"], "content_sha256": batch["content_sha256"],
                          "vector": vectors, "error": pa.array([reasons.get(str(s)) for s in ids], pa.string()),
                          "forwards": pa.array(forwards, pa.int32())})
-
-
-class _SkipSink:
-    """Collects the samples :func:`embedstore.extract._decode` skips."""
-
-    def __init__(self) -> None:
-        self.skipped: list[Any] = []

@@ -33,7 +33,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from .base import QUANTIZE
+
+#: ``--quantize`` spellings -> the dtype keyed in a model identity.
+QUANTIZE = {None: "fp32", "none": "fp32", "fp32": "fp32", "bf16": "bf16", "8bit": "8bit"}
 
 BACKENDS = ("torch", "onnx", "auto")
 #: The runtime recorded in the identity for each ``--backend`` value.

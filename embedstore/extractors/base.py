@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import InputError
 from ..identity import ModelIdentity
+from .backends import QUANTIZE
 from .resolve import ResolvedModel
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,7 +35,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: ``model_key`` changes and stores re-extract (see
 #: :class:`~embedstore.identity.ModelIdentity`, "Code versions").
 SHARED_CODE_VERSION = 0
-QUANTIZE = {None: "fp32", "none": "fp32", "fp32": "fp32", "bf16": "bf16", "8bit": "8bit"}
 
 
 def dtype_of(quantize: str | None, model_id: str, allowed: Sequence[str] = ("fp32", "bf16")) -> str:
@@ -337,3 +338,35 @@ def l2_normalize(x):
     import torch
 
     return torch.nn.functional.normalize(x.float(), dim=-1)
+
+
+# Helpers shared by the Hugging Face loaders (hf:, clip-hf:, open_clip:).
+
+
+def check_pooling(pooling: str | None, default: str, allowed: tuple[str, ...], model_id: str) -> str:
+    """``pooling`` (or ``default``) if ``model_id`` offers it; else a one-line error listing ``allowed``."""
+    pooling = pooling or default
+    if pooling not in allowed:
+        raise InputError(f"pooling {pooling!r} is not available for {model_id}: use one of {', '.join(allowed)}")
+    return pooling
+
+
+def processor_preprocess(path: Path, config: dict[str, Any]) -> ImagePreprocess:
+    """Image preprocessing from a model's ``preprocessor_config.json`` (or sensible defaults)."""
+    from .resolve import read_json
+
+    f = path / "preprocessor_config.json"
+    size = int(config.get("image_size") or 224)
+    if not f.is_file():
+        return ImagePreprocess(size=size)
+    p = read_json(f)
+    raw = p.get("size", size)
+    crop = p.get("crop_size") if p.get("do_center_crop", "crop_size" in p) else None
+    crop_side = (crop.get("height") if isinstance(crop, dict) else crop) if crop else None
+    if isinstance(raw, dict) and "shortest_edge" in raw:
+        resize, side = "shortest", int(raw["shortest_edge"])
+    else:
+        resize, side = "squash", int(raw.get("height", size) if isinstance(raw, dict) else raw)
+    return ImagePreprocess(size=side, resize=resize, crop=int(crop_side) if crop_side else None,
+                           mean=tuple(p.get("image_mean", IMAGENET_MEAN)), std=tuple(p.get("image_std", IMAGENET_STD)),
+                           interpolation={2: "bilinear", 3: "bicubic"}.get(p.get("resample", 2), "bicubic"))

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import require
 from ..identity import ModelIdentity
-from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, dtype_of, l2_normalize
+from .base import (CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize,
+                   processor_preprocess)
 from .resolve import ResolvedModel
 
 
@@ -24,9 +26,8 @@ class HFClip(Extractor):
     def __init__(self, resolved: ResolvedModel, config: dict[str, Any], *, quantize: str | None = None,
                  pooling: str | None = None, max_length: int | None = None) -> None:
         super().__init__(resolved, dtype=dtype_of(quantize, resolved.model_id))
-        from .hf import _pooling, processor_preprocess
 
-        _pooling(pooling, "clip_projection", ("clip_projection",), resolved.model_id)
+        check_pooling(pooling, "clip_projection", ("clip_projection",), resolved.model_id)
         self.config = config
         vision = config.get("vision_config") or {}
         text = config.get("text_config") or {}
@@ -49,6 +50,7 @@ class HFClip(Extractor):
 
     def _load(self) -> None:
         import torch
+        require("transformers", "embedstore[hf]")
         from transformers import AutoTokenizer, CLIPModel
 
         path = str(self.resolved.path)

@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, require
 from ..identity import ModelIdentity
-from .base import IMAGENET_MEAN, IMAGENET_STD, Extractor, ImagePreprocess, dtype_of, l2_normalize
+from .base import Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize, processor_preprocess
 from .resolve import ResolvedModel, read_json
 
 #: Vision model types whose token 0 is a CLS token.
@@ -72,32 +72,6 @@ def load_hf(resolved: ResolvedModel, *, quantize: str | None = None, pooling: st
     return cls(resolved, config, quantize=quantize, pooling=pooling, **opts)
 
 
-def _pooling(pooling: str | None, default: str, allowed: tuple[str, ...], model_id: str) -> str:
-    pooling = pooling or default
-    if pooling not in allowed:
-        raise InputError(f"pooling {pooling!r} is not available for {model_id}: use one of {', '.join(allowed)}")
-    return pooling
-
-
-def processor_preprocess(path: Path, config: dict[str, Any]) -> ImagePreprocess:
-    """Image preprocessing from a model's ``preprocessor_config.json`` (or sensible defaults)."""
-    f = path / "preprocessor_config.json"
-    size = int(config.get("image_size") or 224)
-    if not f.is_file():
-        return ImagePreprocess(size=size)
-    p = read_json(f)
-    raw = p.get("size", size)
-    crop = p.get("crop_size") if p.get("do_center_crop", "crop_size" in p) else None
-    crop_side = (crop.get("height") if isinstance(crop, dict) else crop) if crop else None
-    if isinstance(raw, dict) and "shortest_edge" in raw:
-        resize, side = "shortest", int(raw["shortest_edge"])
-    else:
-        resize, side = "squash", int(raw.get("height", size) if isinstance(raw, dict) else raw)
-    return ImagePreprocess(size=side, resize=resize, crop=int(crop_side) if crop_side else None,
-                           mean=tuple(p.get("image_mean", IMAGENET_MEAN)), std=tuple(p.get("image_std", IMAGENET_STD)),
-                           interpolation={2: "bilinear", 3: "bicubic"}.get(p.get("resample", 2), "bicubic"))
-
-
 class _HFModel(Extractor):
     """Shared loading of a transformers ``AutoModel`` (fp32/bf16/8-bit)."""
 
@@ -109,14 +83,13 @@ class _HFModel(Extractor):
 
     def _load_model(self, weights_in_bf16: bool = False) -> None:
         import torch
+        require("transformers", "embedstore[hf]")
         from transformers import AutoModel
 
         kwargs: dict[str, Any] = {"local_files_only": True}
         if self.dtype == "8bit":
-            from ..errors import require
-
-            require("accelerate", "accelerate")
-            require("bitsandbytes", "bitsandbytes")
+            require("accelerate", "embedstore[8bit]")
+            require("bitsandbytes", "embedstore[8bit]")
             from transformers import BitsAndBytesConfig
 
             kwargs.update(quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu")
@@ -125,6 +98,7 @@ class _HFModel(Extractor):
         self.model = AutoModel.from_pretrained(str(self.resolved.path), **kwargs).eval()
 
     def _load_tokenizer(self) -> None:
+        require("transformers", "embedstore[hf]")
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.resolved.path), local_files_only=True)
@@ -146,7 +120,7 @@ class HFVision(_HFModel):
         super().__init__(resolved, config, dtype=dtype_of(quantize, resolved.model_id))
         mt = config.get("model_type", "")
         self.has_cls = mt in CLS_TYPES
-        self.pooling = _pooling(pooling, "cls" if self.has_cls else "pooler",
+        self.pooling = check_pooling(pooling, "cls" if self.has_cls else "pooler",
                                 ("cls", "mean", "pooler") if self.has_cls else ("mean", "pooler"), resolved.model_id)
         self.registers = int(config.get("num_register_tokens", 0) or 0)
         if mt.startswith("dinov2"):  # the paper: Resize((224, 224)) + ImageNet normalisation, no crop
@@ -216,7 +190,7 @@ class HFTextEncoder(_HFModel):
                  pooling: str | None = None, max_length: int | None = None) -> None:
         super().__init__(resolved, config, dtype=dtype_of(quantize, resolved.model_id, ("fp32", "bf16", "8bit")))
         st = _sentence_transformers(resolved.path)
-        self.pooling = _pooling(pooling, st.get("pooling", "mean"), ("mean", "cls"), resolved.model_id)
+        self.pooling = check_pooling(pooling, st.get("pooling", "mean"), ("mean", "cls"), resolved.model_id)
         self.normalize = bool(st.get("normalize", False))
         self.max_length = int(max_length or st.get("max_length") or _max_length(resolved.path, config, 512))
 
@@ -252,7 +226,7 @@ class HFCausalLM(_HFModel):
     def __init__(self, resolved: ResolvedModel, config: dict[str, Any], *, quantize: str | None = None,
                  pooling: str | None = None, max_length: int | None = None) -> None:
         super().__init__(resolved, config, dtype=dtype_of(quantize, resolved.model_id, ("fp32", "bf16", "8bit")))
-        self.pooling = _pooling(pooling, "last_token", ("last_token", "mean"), resolved.model_id)
+        self.pooling = check_pooling(pooling, "last_token", ("last_token", "mean"), resolved.model_id)
         self.max_length = int(max_length or _max_length(resolved.path, config, LLM_MAX_LENGTH))
         self.autocast_bf16 = False  # bf16 means bf16 weights here
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import InputError, require
 from ..identity import ModelIdentity
-from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, dtype_of, l2_normalize
+from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize
 from .resolve import (ResolvedModel, fingerprint, hf_snapshot, hub_offline, not_available,
                       offline_hub_if_needed, read_json)
 
@@ -42,7 +42,7 @@ def resolve_open_clip(model_id: str, rest: str) -> ResolvedModel:
         return _with_tokenizer(ResolvedModel(model_id, "open_clip", path, commit,
                                              {"config": cfg, "source": "dir"}), model_id)
     arch, _, pretrained = rest.partition("/")
-    open_clip = require("open_clip", "open_clip_torch")
+    open_clip = require("open_clip", "embedstore[open-clip]")
     model_cfg = open_clip.get_model_config(arch)
     if model_cfg is None:
         raise InputError(f"unknown open_clip architecture {arch!r} in {model_id}: see open_clip.list_models(), "
@@ -110,11 +110,10 @@ class OpenClip(Extractor):
     def __init__(self, resolved: ResolvedModel, *, quantize: str | None = None, pooling: str | None = None,
                  **opts: Any) -> None:
         super().__init__(resolved, dtype=dtype_of(quantize, resolved.model_id))
-        from .hf import _pooling
 
         if opts:
             raise InputError(f"unknown options for {resolved.model_id}: {', '.join(opts)}")
-        _pooling(pooling, "clip_projection", ("clip_projection",), resolved.model_id)
+        check_pooling(pooling, "clip_projection", ("clip_projection",), resolved.model_id)
         cfg = resolved.extra["config"]
         self.model_cfg = cfg.get("model_cfg", cfg)
         pre = cfg.get("preprocess_cfg", {})
@@ -138,7 +137,7 @@ class OpenClip(Extractor):
         return self._make_identity({"image": width, "text": width}, pre, "clip_projection", self.context_length)
 
     def _load(self) -> None:
-        open_clip = require("open_clip", "open_clip_torch")
+        open_clip = require("open_clip", "embedstore[open-clip]")
         res = self.resolved
         with offline_hub_if_needed():
             if res.extra["source"] == "dir":
