@@ -125,7 +125,7 @@ def cached_ratio(tmp: Path, folder: str, batch: int) -> dict:
 def cli_runs(tmp: Path, folder: str, batch: int) -> dict:
     """The same two runs through the CLI (fresh processes: imports included)."""
     uri = str(tmp / f"cli-{folder}")
-    base = [sys.executable, "-c", "from cli.main import main; main()", "--store", uri]
+    base = [sys.executable, "-c", "from embedstore.cli.main import main; main()", "--store", uri]
     subprocess.run(base + ["ingest", "ham10000", "--root", str(DATA / folder), "--name", "ds", "--no-progress"],
                    cwd=REPO, check=True, capture_output=True)
     times = []

@@ -58,7 +58,7 @@ FIXED = [CONFIGS[0], CONFIGS[2]]
 
 def run_once(tmp: Path, env: dict, k: int, label: str, extra: list[str], batch: int) -> dict:
     uri = str(tmp / f"store-{k}-{len(list(tmp.glob('store-*')))}")
-    base = [sys.executable, "-c", "from cli.main import main; main()", "--store", uri]
+    base = [sys.executable, "-c", "from embedstore.cli.main import main; main()", "--store", uri]
     subprocess.run(base + ["ingest", "ham10000", "--root", str(DATA / FOLDER), "--name", "ds", "--no-progress"],
                    cwd=REPO, check=True, capture_output=True, env=env)
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 For each dataset and each ``--scale`` (none / l2 / standard) this trains the
 early, late, image-only and text-only MLP heads and the linear probe with
-``trainers.train.train(..., cv=5)`` (grouped by lesion/patient, stratified,
+``embedstore.trainers.train.train(..., cv=5)`` (grouped by lesion/patient, stratified,
 epoch or C chosen on a grouped validation part of each fold's training
 folds), then prints mean ± sd over folds of macro-F1 and accuracy. Each
 MLP number is also given as a ratio to the linear probe of the **same run
@@ -93,7 +93,7 @@ def prepare(store, datasets: list[str], work: Path) -> None:
 
 
 def run(store, ds: str, scale: str, k: int) -> dict[str, object]:
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     out = {}
     for head in HEADS[ds]:

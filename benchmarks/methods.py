@@ -78,7 +78,7 @@ def run(store, ds: str, seeds: int, epochs: int, lambdas: str) -> tuple[list[dic
     """One row per method; and the raw numbers (for the summary) keyed by method and fusion."""
     from embedstore.compare import compare_settings
     from embedstore.sweep_intervals import point_interval
-    from trainers.sweep import sweep
+    from embedstore.trainers.sweep import sweep
 
     split_col = store.split_column(ds, None)
     rows, raw, norm = [], {}, {}

@@ -70,8 +70,8 @@ def main() -> None:
     from embedstore.heads import heads_of_run
     from embedstore.ingest import ingest
     from embedstore.runs import get_run
-    from trainers.predict import predict
-    from trainers.train import train
+    from embedstore.trainers.predict import predict
+    from embedstore.trainers.train import train
 
     work = Path(tempfile.mkdtemp(prefix="predict-bench-"))
     store = Store(work / "store")

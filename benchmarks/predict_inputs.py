@@ -68,7 +68,7 @@ def retina_manifest(out: Path, labelled: bool = True, only: set[str] | None = No
 
 def _check(store, dataset, run_ids, truth, held, extract_rps):
     from embedstore.runs import get_run
-    from trainers.predict import predict
+    from embedstore.trainers.predict import predict
 
     timing, checks = [], []
     for rid in run_ids:
@@ -92,9 +92,9 @@ def aligned_part(store, work: Path) -> list[str]:
     from embedstore.heads import heads_of_run
     from embedstore.ingest import ingest
     from embedstore.snapshot import Snapshot
-    from trainers.export import export_head
-    from trainers.predict import predict
-    from trainers.train import train
+    from embedstore.trainers.export import export_head
+    from embedstore.trainers.predict import predict
+    from embedstore.trainers.train import train
 
     import onnxruntime as ort
 
@@ -141,7 +141,7 @@ def retina_part(store, work: Path) -> list[str]:
     from embedstore.extract import extract
     from embedstore.heads import heads_of_run
     from embedstore.ingest import ingest
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     rep = ingest(store, "manifest", retina_manifest(work / "retina"), name="retina", split_column="official_split",
                  progress=False)

@@ -9,7 +9,7 @@ store with the ordinary write path.
 Compared in the same run, interleaved round by round so machine load hits
 all of them alike:
 
-* (a) ``trainers.train.train(store, ...)`` reading the store at pinned
+* (a) ``embedstore.trainers.train.train(store, ...)`` reading the store at pinned
   versions — the ``memory`` path (what ``loader="auto"`` picks for this
   size) and the ``stream`` path (background readahead of Arrow batches);
 * (b) a plain loop over ``DataLoader(TensorDataset(text, image, y),
@@ -51,9 +51,9 @@ def baseline_epochs(x_img, x_txt, y, test, epochs: int, seed: int, threads: int)
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from trainers.engine import torch_threads
-    from trainers.metrics import classification_metrics
-    from trainers.models import build_model
+    from embedstore.trainers.engine import torch_threads
+    from embedstore.trainers.metrics import classification_metrics
+    from embedstore.trainers.models import build_model
 
     out = []
     with torch_threads(threads):
@@ -83,7 +83,7 @@ def baseline_epochs(x_img, x_txt, y, test, epochs: int, seed: int, threads: int)
 
 
 def write_store(store, n_train: int, n_test: int, image_dim: int, text_dim: int) -> tuple[dict, float]:
-    from trainers.synthetic import write_synthetic
+    from embedstore.trainers.synthetic import write_synthetic
 
     t0 = time.perf_counter()
     info = write_synthetic(store, "brset-shape", n=n_train + n_test, n_test=n_test, image_dim=image_dim,
@@ -93,7 +93,7 @@ def write_store(store, n_train: int, n_test: int, image_dim: int, text_dim: int)
 
 def arrays(store, info) -> tuple:
     """Train and test matrices for (b), read once from the store (outside any timing)."""
-    from trainers.store_source import StoreSource
+    from embedstore.trainers.store_source import StoreSource
 
     src = StoreSource(store, "brset-shape", image_model=info["image_model"], text_model=info["text_model"],
                       split_by="paper", setup_splits=("train", "test"), path="memory")
@@ -103,7 +103,7 @@ def arrays(store, info) -> tuple:
 
 def run(args: argparse.Namespace) -> str:
     from embedstore import Store
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     t_start = time.perf_counter()
     root = Path(args.store or tempfile.mkdtemp(prefix="bench-train-"))

@@ -2,7 +2,7 @@
 
 * ``align`` → :func:`embedstore.transform_align.align_method`
 * ``gap`` → :func:`embedstore.diagnostics.gap_diagnostics` (+ :func:`embedstore.figures.gap_figures`)
-* ``sweep`` → :func:`trainers.sweep.sweep`
+* ``sweep`` → :func:`embedstore.trainers.sweep.sweep`
 * ``report`` → :func:`embedstore.report.write_report`
 
 Width matching defaults to ``auto``: the paper's index interpolation of the
@@ -161,7 +161,7 @@ def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
       embedstore sweep ham10000 --image-model builtin:efficientnet-lite0 \\
           --text-model builtin:minilm-l6 --fusion late --lambdas -1:1:0.5 --seeds 2
     """
-    from trainers.sweep import sweep as run_sweep
+    from embedstore.trainers.sweep import sweep as run_sweep
 
     store = get_store(ctx, store_uri, storage_options)
     out = out or f"{dataset}-{fusion}-{mode}-sweep.png"

@@ -1,4 +1,4 @@
-"""``embedstore demo``: a thin wrapper over :func:`trainers.demo.run_demo`."""
+"""``embedstore demo``: a thin wrapper over :func:`embedstore.trainers.demo.run_demo`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .common import command, emit, get_store, table
 
 
 def render(res) -> str:
-    """Console text of a :class:`~trainers.demo.DemoResult`."""
+    """Console text of a :class:`~embedstore.trainers.demo.DemoResult`."""
     what = ("SYNTHETIC data (generated shapes and made-up metadata text, not patients)" if res.synthetic
             else f"{res.kind} data from {res.root}")
     seeds = res.rows[0]["seeds"] if res.rows else 0
@@ -72,7 +72,7 @@ def demo(ctx, store_uri, storage_options, as_json, root, out, quick, image_model
       embedstore demo --root ../shared/data/ham10000-dev270
       embedstore --store ./lab-store demo --out demo-out
     """
-    from trainers.demo import run_demo
+    from embedstore.trainers.demo import run_demo
 
     store = get_store(ctx, store_uri, storage_options)
     show = progress and not as_json

@@ -1,4 +1,4 @@
-"""``embedstore predict`` and ``embedstore export-head``: thin wrappers over trainers.predict / trainers.export."""
+"""``embedstore predict`` and ``embedstore export-head``: thin wrappers over trainers.predict / embedstore.trainers.export."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def predict(ctx, store_uri, storage_options, as_json, dataset, run_id, ensemble,
       embedstore predict clinic2 --run run-20261201T101500-01234-abcd1234
       embedstore predict clinic2 --run RUN_ID --ensemble --out predictions.csv --json
     """
-    from trainers.predict import predict as predict_api
+    from embedstore.trainers.predict import predict as predict_api
 
     store = get_store(ctx, store_uri, storage_options)
     res = predict_api(store, dataset, run_id, ensemble=ensemble, out=out, progress=progress)
@@ -42,7 +42,7 @@ def export_head(ctx, store_uri, storage_options, as_json, run_id, fmt, out):
     Examples:
       embedstore export-head RUN_ID --format onnx --out head.onnx
     """
-    from trainers.export import export_head as export_api
+    from embedstore.trainers.export import export_head as export_api
 
     side = export_api(get_store(ctx, store_uri, storage_options), run_id, out, format=fmt)
     emit(ctx, side, lambda: f"wrote {out} and {out}.json (inputs {', '.join(side['inputs'])}; "

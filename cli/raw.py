@@ -1,4 +1,4 @@
-"""``embedstore train-raw``: a thin wrapper over :func:`trainers.raw.train_raw`."""
+"""``embedstore train-raw``: a thin wrapper over :func:`embedstore.trainers.raw.train_raw`."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def train_raw(ctx, store_uri, storage_options, as_json, dataset, text_model, ima
       embedstore train-raw ham10000 --text-model ./bert --image-model ./vit \\
           --fusion late --max-batches 2 --epochs 1
     """
-    from trainers.raw import load_backbones, train_raw as train_raw_api
+    from embedstore.trainers.raw import load_backbones, train_raw as train_raw_api
 
     store = get_store(ctx, store_uri, storage_options)
     results, backbones = [], None

@@ -103,7 +103,7 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
       embedstore train brset --image-model hf:facebook/dinov2-base \\
           --text-model hf:meta-llama/Llama-2-7b-chat-hf --mode paper
     """
-    from trainers.train import train as train_api
+    from embedstore.trainers.train import train as train_api
 
     import warnings
 

@@ -7,14 +7,14 @@ A row holds everything needed to apply the head to new samples:
 * ``weights``: the head's tensors as **safetensors** bytes (never pickle),
   including the train-fitted scaling (``scale.<modality>.mean`` /
   ``scale.<modality>.scale``) and, for heads on aligned vectors, the
-  train-fitted gap (``align.<modality>.gap``, see :mod:`trainers.head_inputs`);
+  train-fitted gap (``align.<modality>.gap``, see :mod:`embedstore.trainers.head_inputs`);
 * ``spec`` (JSON): the head architecture, input dims, the model keys,
   alignment keys and embeddings tables of its inputs, the table versions
   trained on, the label vocabulary and the decision rule (new heads also:
   ``alignment`` settings, raw ``input_dims`` and the training ``prompt``).
 
 This module only stores and reads artifacts; applying a head (torch) lives
-in :mod:`trainers.predict`, so ``embedstore`` never imports ``trainers``.
+in :mod:`embedstore.trainers.predict`, so ``embedstore`` never imports ``trainers``.
 The table is append-only: ``cleanup`` deletes old *versions*, never the
 rows of the latest one, so every head a run references stays loadable.
 

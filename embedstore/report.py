@@ -284,7 +284,7 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         A "Predictions" section: ``title``, ``note`` and ``rows`` with
         ``sample``, ``true label``, ``predicted``, ``probability`` and an
         optional ``image_ref`` (shown as a thumbnail), e.g. from
-        :func:`trainers.demo_predict.predict_held_back`.
+        :func:`embedstore.trainers.demo_predict.predict_held_back`.
 
     Examples
     --------

@@ -4,7 +4,7 @@ A record holds the run id and its group (the seeds of one ``train`` call),
 the dataset, the model keys and alignment keys, the **exact versions** of the
 samples and embeddings tables that were read, the config and seed, the
 per-epoch history, the final metrics and the environment (versions, threads,
-CPU). ``trainers.train.rerun`` re-executes a run from its record.
+CPU). ``embedstore.trainers.train.rerun`` re-executes a run from its record.
 
 :func:`referenced_versions` tells maintenance which table versions runs
 depend on, so a ``cleanup`` never deletes them. This module only stores and

@@ -17,7 +17,7 @@ version. It is the single owner of
 * **positional reads**: vectors are taken by their row position in the
   pinned table (``take``), in any order asked.
 
-Training (``trainers.store_source``), alignment, gap diagnostics, figures,
+Training (``embedstore.trainers.store_source``), alignment, gap diagnostics, figures,
 sweeps, :meth:`Store.embeddings` and export all read through it.
 
 Examples

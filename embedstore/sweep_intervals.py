@@ -1,6 +1,6 @@
 """Paired intervals of a sweep's λ points against its two references.
 
-Every λ of a sweep (``trainers.sweep.sweep``) is trained with the same
+Every λ of a sweep (``embedstore.trainers.sweep.sweep``) is trained with the same
 seeds on the same split as
 
 * **no alignment**: the unaligned vectors, recorded under

@@ -1,6 +1,6 @@
 """λ-sweep summaries, read back from the ``runs`` table.
 
-A sweep (``trainers.sweep.sweep``) records every seed of every λ as an
+A sweep (``embedstore.trainers.sweep.sweep``) records every seed of every λ as an
 ordinary run whose ``group_id`` is ``<sweep_id>.<alignment_key>``; λ itself
 is read from the run records (which carry their alignment's settings). This module turns those records into
 per-λ points (mean ± sd over seeds) and makes the selection:

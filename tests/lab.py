@@ -131,7 +131,7 @@ def align_worker(uri: str, die_after: int) -> None:
 def train_worker(uri: str, die_after: int) -> None:
     """Train 2 seeds on the toy pairs of ``uri`` (one run record each), dying after the ``die_after``-th commit."""
     from embedstore import Store
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     die_after_commits(die_after)
     train(Store(uri), "toy", image_model="hf:toy-image", text_model="hf:toy-text", epochs=2, seeds=2)

@@ -69,7 +69,7 @@ def test_parity_gate_refuses_a_broken_graph_and_nothing_is_written(store, tmp_pa
         extract(store, "toy", vit_dir, backend="onnx", progress=False, threads=1)
     assert store.embedding_tables() == []  # refused before anything was written
 
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     res = CliRunner().invoke(cli, ["--store", store.uri, "extract", "toy", "--model", vit_dir, "--backend", "onnx",
                                    "--no-progress"])
@@ -137,7 +137,7 @@ def test_auto_is_deterministic_for_a_table_entry(bert_dir, tmp_path):
 
 
 def test_measure_writes_the_table_auto_reads(bert_dir, tmp_path):
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     res = CliRunner().invoke(cli, ["backends", "--measure", "--model", bert_dir, "--batch-size", "4",
                                    "--repeats", "1", "--threads", "1", "--json"])

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore import Store
 from tests.test_datasets_ham10000 import link_ham_copy
 

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore import ModelIdentity, Store
 from tests.helpers import sample_rows, toy_model
 

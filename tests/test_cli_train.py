@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore.runs import list_runs
-from trainers.synthetic import write_synthetic
+from embedstore.trainers.synthetic import write_synthetic
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_real_data_ingest_extract_train_runs_rerun(tmp_path, shared_data):
     """ham10000-sample70 → ingest → extract (tiny local encoders) → train --seeds 2 → runs → rerun."""
     from embedstore import Store
     from tests.tiny_models import make_tiny_bert, make_tiny_dinov2
-    from trainers.train import rerun
+    from embedstore.trainers.train import rerun
 
     uri = str(tmp_path / "store")
     image_model, text_model = make_tiny_dinov2(tmp_path / "dino"), make_tiny_bert(tmp_path / "bert")

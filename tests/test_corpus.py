@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore import DimensionMismatchError, Store
 from tests.helpers import sample_rows, toy_model
 
@@ -290,7 +290,7 @@ def test_dataset_name_with_path_characters(corpus, tmp_path):
 
 # -- 19: labels unseen in training --------------------------------------------
 def test_label_unseen_in_training(store):
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     ids = [f"s{i:02d}" for i in range(40)]
     labels = [str(i % 2) for i in range(38)] + ["novel", "novel"]

@@ -40,7 +40,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore import Store
 
 

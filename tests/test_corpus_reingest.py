@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore import ModelIdentity, Store
 from embedstore.maintenance import doctor
 from embedstore.reingest import split_conflicts

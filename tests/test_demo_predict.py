@@ -10,9 +10,9 @@ from embedstore import Store
 from embedstore.extract import extract
 from embedstore.ingest import ingest
 from embedstore.report import write_report
-from trainers.demo_predict import predict_held_back
-from trainers.predict import predict
-from trainers.train import train
+from embedstore.trainers.demo_predict import predict_held_back
+from embedstore.trainers.predict import predict
+from embedstore.trainers.train import train
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ def test_gap_command_prints_every_diagnostic(store, tmp_path):
 
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     _paired_store(store, n=24)
     args = ["--store", store.uri, "gap", "pairs", "--image-model", "hf:pi", "--text-model", "hf:pt"]

@@ -167,7 +167,7 @@ def test_bad_requests(store, tmp_path, bert_dir):
 
 
 def test_cli_extract_and_models(store, tmp_path, bert_dir):
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     write_dataset(store, "toy", tmp_path / "img", range(5))
     runner = CliRunner()
@@ -196,7 +196,7 @@ N_KILL = 600
 
 
 def _spawn(store, model_dir):
-    code = ("from cli.main import main; main()")
+    code = ("from embedstore.cli.main import main; main()")
     args = ["--store", store.uri, "extract", "toy", "--model", model_dir, "--modality", "text",
             "--batch-size", "5", "--chunk-rows", "10", "--threads", "1", "--no-progress"]
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE,

@@ -37,7 +37,7 @@ def _cli(args, env_extra, tmp_path, timeout=60):
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env.update(env_extra)
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache
-    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-c", "from embedstore.cli.main import main; main()", *args], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -76,8 +76,8 @@ def test_gap_method_reports_every_measure_before_and_after(store):
 
     from click.testing import CliRunner
 
-    from cli.alignment import _METHODS
-    from cli.main import cli
+    from embedstore.cli.alignment import _METHODS
+    from embedstore.cli.main import cli
     from embedstore.transforms import METHODS
     from tests.test_diagnostics import _paired_store
 

@@ -32,7 +32,7 @@ def two_splits(store):
 
 
 def _train(store, key, dim, **kw):
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     return train(store, "two", image_model="hf:toy-image", text_model="hf:toy-text", alignment_key=key,
                  image_dim=dim, text_dim=dim, epochs=1, **kw)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore.keys import sha256_text
 from embedstore.maintenance import cleanup, compact, doctor
 from embedstore.schema import ALIGNMENTS, MODELS, embeddings_table, samples_table
@@ -97,7 +97,7 @@ def _snapshot(store):
 @pytest.mark.slow
 def test_tagged_and_run_referenced_versions_survive_compact_and_cleanup(store):
     from embedstore.runs import referenced_versions
-    from trainers.train import rerun, train
+    from embedstore.trainers.train import rerun, train
 
     image, text = toy_model(4, "image", "hf:img"), toy_model(4, "text", "hf:txt")
     ids = [f"s{i:02d}" for i in range(40)]

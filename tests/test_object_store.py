@@ -84,7 +84,7 @@ def test_second_machine_reuses_vectors(s3):
 
 
 def test_cli_against_s3(s3, tmp_path, monkeypatch):
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     store = Store(s3.uri("lab"), storage_options=s3.options)
     store.write_samples("toy", _samples())
@@ -131,7 +131,7 @@ def test_bad_object_store_settings_fail_in_one_line(s3, break_it, expect):
 
 
 def test_cli_reports_bad_bucket_without_traceback(s3):
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     uri = f"s3://missing-{s3.bucket}/lab"
     out = CliRunner().invoke(cli, ["--store", uri, *s3.cli_options(), "info"], obj={})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore import Store
 from embedstore.errors import InputError, NotFoundError
 from embedstore.extract import extract
@@ -18,8 +18,8 @@ from embedstore.ingest import ingest
 from embedstore.maintenance import cleanup
 from embedstore.runs import get_run
 from tests.helpers import manifest_copy
-from trainers.predict import predict, predictions_table, probabilities
-from trainers.train import train
+from embedstore.trainers.predict import predict, predictions_table, probabilities
+from embedstore.trainers.train import train
 
 
 def _unlabelled(manifest, out, keep) -> str:
@@ -116,7 +116,7 @@ def test_exported_onnx_head_matches_predict(trained, tmp_path):
     import onnxruntime as ort
 
     from embedstore.snapshot import Snapshot
-    from trainers.export import export_head
+    from embedstore.trainers.export import export_head
 
     store, _, model, early, linear, _ = trained
     for result in (early, linear):

@@ -19,8 +19,8 @@ from embedstore.ingest import ingest
 from embedstore.modalities import dataset_modalities
 from embedstore.runs import get_run
 from tests.helpers import manifest_copy
-from trainers.predict import predict, probabilities
-from trainers.train import train
+from embedstore.trainers.predict import predict, probabilities
+from embedstore.trainers.train import train
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def _own_test_rows_match(store, run_id, dataset="ds"):
 def _onnx_matches(store, run_id, res, vectors, path):
     import onnxruntime as ort
 
-    from trainers.export import export_head
+    from embedstore.trainers.export import export_head
 
     side = export_head(store, run_id, path)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -91,7 +91,7 @@ def test_aligned_head_reapplies_the_train_fitted_shift_and_onnx_folds_it_in(lab,
 def test_interp_matrix_and_torch_shift_equal_the_numpy_shift():
     import torch
 
-    from trainers.head_inputs import _shift, export_buffers, torch_align
+    from embedstore.trainers.head_inputs import _shift, export_buffers, torch_align
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 7))

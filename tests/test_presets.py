@@ -8,10 +8,10 @@ import pytest
 
 from embedstore import Store
 from embedstore.datasets.prompts import TEMPLATES
-from trainers.models import build_model, count_params
-from trainers.presets import embedding_family, paper_head, sweep_preset
-from trainers.synthetic import write_synthetic
-from trainers.train import train, train_arrays
+from embedstore.trainers.models import build_model, count_params
+from embedstore.trainers.presets import embedding_family, paper_head, sweep_preset
+from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.train import train, train_arrays
 
 
 @pytest.mark.parametrize("kind, early, late", [("brset", 623_105, 311_809), ("ham10000", 623_879, 312_583),

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from embedstore.progress import LineProgress, progress
-from trainers.synthetic import write_synthetic
+from embedstore.trainers.synthetic import write_synthetic
 
 
 def test_log_gets_only_the_final_line_within_one_interval():
@@ -48,7 +48,7 @@ def test_train_into_a_file_writes_a_few_plain_lines(store, tmp_path):
     env = {**os.environ, "EMBEDSTORE_PROGRESS_INTERVAL": "2"}
     t0 = time.monotonic()
     with log.open("w") as err:
-        proc = subprocess.run([sys.executable, "-m", "cli.main", "--store", store.uri, "train", "toy",
+        proc = subprocess.run([sys.executable, "-m", "embedstore.cli.main", "--store", store.uri, "train", "toy",
                                "--image-model", info["image_model"], "--text-model", info["text_model"],
                                "--fusion", "early", "--seeds", "2", "--epochs", "60", "--no-record"],
                               stdout=subprocess.PIPE, stderr=err, text=True, cwd=Path(__file__).parents[1], env=env)

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from embedstore import InputError, Store
 from embedstore.runs import list_runs
-from trainers.models import build_model, model_mib
-from trainers.raw import train_raw
-from trainers.raw_models import load_backbones, paper_model_mib, raw_data_mib
+from embedstore.trainers.models import build_model, model_mib
+from embedstore.trainers.raw import train_raw
+from embedstore.trainers.raw_models import load_backbones, paper_model_mib, raw_data_mib
 from tests.conftest import REPO
 from tests.tiny_models import make_tiny_bert, make_tiny_vit
 
@@ -67,7 +67,7 @@ def ham(tmp_path_factory, request):
 
 
 def test_cli_train_raw_on_real_images_records_a_raw_run(ham):
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     store, bert, vit, root = ham
     args = ["--store", store.uri, "train-raw", "ham10000", "--text-model", bert, "--image-model", vit,
@@ -112,7 +112,7 @@ def test_frozen_keeps_backbones_and_finetune_trains_them(ham):
 
 
 def test_cached_features_are_exactly_the_embedding_method(ham):
-    from trainers.train import train_arrays
+    from embedstore.trainers.train import train_arrays
 
     store, bert, vit, _ = ham
     bb = load_backbones(bert, vit)
@@ -150,7 +150,7 @@ def test_unreadable_image_is_skipped_and_reported(ham):
 
 
 def test_cli_train_raw_fails_fast_with_one_line_when_weights_are_missing(tmp_path):
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "train-raw", "ham10000",
                                    "--text-model", "hf:nobody/missing-bert", "--image-model", "hf:nobody/missing-vit"])

@@ -28,7 +28,7 @@ from tests.helpers import sample_rows
 from tests.s3_server import moto_endpoint, s3  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from embedstore.cli.main import main; main()"]
 
 
 class RaySandbox:
@@ -223,7 +223,7 @@ def test_ray_engine_without_ray_says_install_the_extra(store, tmp_path):
     """With Ray not importable, ``--engine ray`` fails in one line naming the extra."""
     store.write_samples("toy", _rows(3))
     code = ("import sys; sys.modules['ray'] = None\n"  # makes 'import ray' raise ImportError
-            "from cli.main import main; main()")
+            "from embedstore.cli.main import main; main()")
     out = subprocess.run([sys.executable, "-c", code, "extract", "toy", "--model", "builtin:minilm-l6",
                           "--engine", "ray", "--store", store.uri], cwd=REPO, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)

@@ -102,7 +102,7 @@ def test_patient_moved_to_another_group_takes_that_groups_split(store, synthetic
 def test_a_run_pinned_before_a_prune_and_a_prompt_change_reexecutes_exactly(store):
     from embedstore.pairs import toy_pairs
     from tests.test_snapshot import rewrite_texts
-    from trainers.train import rerun, train
+    from embedstore.trainers.train import rerun, train
 
     img, txt = toy_pairs(store, "toy", n=60)
     first = train(store, "toy", image_model=img, text_model=txt, mode="paper", epochs=3).runs[0]

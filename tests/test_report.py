@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import cli
+from embedstore.cli.main import cli
 from embedstore.alignment import align
 from embedstore.pairs import toy_pairs
 from embedstore.report import write_report
@@ -50,7 +50,7 @@ def _check_self_contained(text: str) -> list[bytes]:
 
 @pytest.mark.slow
 def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     img, txt = toy_pairs(store, "toy", n=60)
     train(store, "toy", image_model=img, text_model=txt, fusion="text", epochs=2, seeds=2)

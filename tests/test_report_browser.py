@@ -3,7 +3,7 @@
 The set-up installs Chromium (``apt-get install chromium``) when it is
 missing; the test is skipped, with the reason, only when that is impossible
 (not root, no apt-get, or the install fails). The report is the demo's own
-analysis (:func:`trainers.demo.analyse`: baselines, gap, λ sweep, report) of a
+analysis (:func:`embedstore.trainers.demo.analyse`: baselines, gap, λ sweep, report) of a
 small constructed store, so it holds every kind of figure the demo writes.
 """
 
@@ -81,7 +81,7 @@ def report(tmp_path_factory) -> Path:
     """A demo report of a small constructed store (baselines, gap, one λ sweep)."""
     from embedstore import Store
     from embedstore.pairs import toy_pairs
-    from trainers.demo import SYNTHETIC_BANNER, analyse
+    from embedstore.trainers.demo import SYNTHETIC_BANNER, analyse
 
     tmp = tmp_path_factory.mktemp("report")
     store = Store(tmp / "store")

@@ -73,8 +73,8 @@ def test_every_text_stale_is_refused_with_the_fix(toy):
 
 @pytest.mark.slow
 def test_aligned_training_and_sweep_skip_stale_aligned_rows(toy):
-    from trainers.sweep import sweep
-    from trainers.train import train
+    from embedstore.trainers.sweep import sweep
+    from embedstore.trainers.train import train
 
     store, img, txt = toy
     before = align(store, "toy", image_model=img, text_model=txt, match="interp", fit_on="all")

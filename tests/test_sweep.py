@@ -10,7 +10,7 @@ from embedstore.errors import InputError
 from embedstore.pairs import toy_pairs
 from embedstore.runs import get_run, list_runs
 from embedstore.sweeps import list_sweeps, sweep_points
-from trainers.sweep import parse_lambdas, sweep
+from embedstore.trainers.sweep import parse_lambdas, sweep
 
 
 def _versions(store):

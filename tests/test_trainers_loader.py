@@ -9,9 +9,9 @@ import torch
 
 from embedstore import Store
 from embedstore.errors import InputError, NotFoundError
-from trainers.loader import ArraySource
-from trainers.store_source import StoreSource
-from trainers.synthetic import synthetic_model, write_synthetic
+from embedstore.trainers.loader import ArraySource
+from embedstore.trainers.store_source import StoreSource
+from embedstore.trainers.synthetic import synthetic_model, write_synthetic
 
 
 @pytest.fixture(scope="module")

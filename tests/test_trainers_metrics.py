@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainers.metrics import classification_metrics, data_mib
+from embedstore.trainers.metrics import classification_metrics, data_mib
 
 
 def test_binary_macro_f1_is_the_mean_of_both_classes():

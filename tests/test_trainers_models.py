@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from embedstore.errors import InputError
-from trainers.models import LateFusion, build_model, count_params, mlp_blocks, model_mib
+from embedstore.trainers.models import LateFusion, build_model, count_params, mlp_blocks, model_mib
 
 # (image_dim, text_dim, outputs) -> (early, late) trainable parameters, protocol §3.1 / issue table
 PAPER_COUNTS = [

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from embedstore.errors import InputError
-from trainers.protocol import TaskLoss, alignment_loss, balanced_weights, resolve_protocol
+from embedstore.trainers.protocol import TaskLoss, alignment_loss, balanced_weights, resolve_protocol
 
 
 def test_paper_protocol_reproduces_the_code_settings():

@@ -8,8 +8,8 @@ import pytest
 from embedstore import Store
 from embedstore.errors import InputError
 from embedstore.runs import get_run, list_runs
-from trainers.synthetic import write_synthetic
-from trainers.train import rerun, train, train_arrays
+from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.train import rerun, train, train_arrays
 
 
 @pytest.fixture(scope="module")

@@ -166,7 +166,7 @@ def test_honest_training_refuses_a_transform_fitted_with_test_rows(two_splits, m
 @pytest.mark.slow
 def test_sweep_over_a_method_aligns_with_it_and_records_its_runs(store, tmp_path):
     from embedstore.runs import get_run
-    from trainers.sweep import sweep
+    from embedstore.trainers.sweep import sweep
 
     img, txt = toy_pairs(store, "toy", n=60)
     kw = dict(image_model=img, text_model=txt, fusion="early", lambdas="0,1", seeds=1, epochs=1, progress=False)
@@ -257,7 +257,7 @@ def test_an_old_pickled_transform_row_is_refused_and_align_stores_it_again(store
         load_transform(store, res.alignment_key)
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     out = CliRunner().invoke(cli, ["--store", store.uri, "align", "toy", "--image-model", img, "--text-model", txt,
                                    "--method", "center", "--lam", "0"])

@@ -16,7 +16,7 @@ from tests.release_store import ReleaseStore
 def release_store(tmp_path_factory):
     """A 0.1 store: toy pairs, a recorded training run, a user tag; returns (uri, run, state before)."""
     from embedstore.pairs import toy_pairs
-    from trainers.train import train
+    from embedstore.trainers.train import train
 
     uri = str(tmp_path_factory.mktemp("release") / "store")
     old = ReleaseStore(uri)
@@ -39,7 +39,7 @@ def _copy(uri, tmp_path):
 
 @pytest.mark.slow
 def test_upgrade_declares_every_key_and_keeps_versions_tags_and_run_reexecution(release_store, tmp_path):
-    from trainers.train import rerun
+    from embedstore.trainers.train import rerun
 
     uri, run, before = release_store
     store = _copy(uri, tmp_path)
@@ -74,7 +74,7 @@ def test_first_write_to_an_old_table_upgrades_it(release_store, tmp_path):
 def test_repair_keeps_the_newest_row_per_key_in_one_commit_and_cli_reports_it(tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from embedstore.cli.main import cli
 
     old = ReleaseStore(tmp_path / "store")
     old.upsert("models", pa.table({"model_key": ["a", "b"], "model_id": ["x", "y"]}), key="model_key")

@@ -14,7 +14,7 @@ test exactly once per repeat:
    probe). Fold ``f`` is the test part, read once after selection: the
    source's event log shows no ``("vectors", "test")`` before the
    ``("mark", "selected")`` of its run.
-3. Input scaling (:mod:`trainers.scaling`) is fitted on each fold's
+3. Input scaling (:mod:`embedstore.trainers.scaling`) is fitted on each fold's
    training part only.
 4. ``repeats`` re-draws the folds with split seeds ``cv_seed, cv_seed+1, ...``;
    model seeds vary inside each fold. Results are mean ± sd over
@@ -206,7 +206,7 @@ def run_cv(folds: FoldSource, spec, proto, seeds: list[int], *, k: int, repeats:
            progress: bool, group_id: str | None):
     """Train ``spec`` on every fold of ``repeats`` grouped ``k``-fold splits; one recorded run per fold × seed.
 
-    Returns a :class:`trainers.train.TrainResult` whose mean / sd are over
+    Returns a :class:`embedstore.trainers.train.TrainResult` whose mean / sd are over
     all folds × split seeds × model seeds; each run's ``cv`` holds its
     fold, split seed and fold assignment (val and test sample ids).
     """

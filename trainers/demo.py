@@ -8,12 +8,12 @@ Pipeline, each step an existing public function:
 2. :func:`embedstore.ingest.ingest`;
 3. :func:`embedstore.extract.extract` of images and texts with the offline
    encoders (only what is not stored yet is computed);
-4. :func:`trainers.train.train` of early and late fusion and the image-only
+4. :func:`embedstore.trainers.train.train` of early and late fusion and the image-only
    and text-only baselines (honest protocol, several seeds);
 5. :func:`embedstore.diagnostics.gap_diagnostics` before and after
    alignment (λ=1);
-6. a λ sweep (:func:`trainers.sweep.sweep`);
-7. :func:`trainers.demo_predict.predict_held_back`: a handful of held-back
+6. a λ sweep (:func:`embedstore.trainers.sweep.sweep`);
+7. :func:`embedstore.trainers.demo_predict.predict_held_back`: a handful of held-back
    (test) samples predicted with the stored early-fusion heads (read only);
 8. :func:`embedstore.report.write_report`, one self-contained HTML file.
 
@@ -87,7 +87,7 @@ class DemoResult:
         (``seconds``, ``computed``, ...), when this is not it.
     predictions : list of dict
         A handful of held-back (test) samples predicted with the early
-        fusion heads (:mod:`trainers.demo_predict`).
+        fusion heads (:mod:`embedstore.trainers.demo_predict`).
     """
 
     report: str

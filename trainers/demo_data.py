@@ -1,6 +1,6 @@
 """Where the demo's data comes from: a HAM10000 folder, a manifest folder, or generated synthetic data.
 
-Split out of :mod:`trainers.demo` (which re-exports :func:`detect_kind` and
+Split out of :mod:`embedstore.trainers.demo` (which re-exports :func:`detect_kind` and
 :func:`dataset_name`).
 """
 

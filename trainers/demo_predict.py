@@ -3,7 +3,7 @@
 "Held back" means the honest split's **test** rows: no head saw them in
 fitting, epoch selection or λ selection. :func:`predict_held_back` applies
 the stored heads of one baseline group (every seed; mean probability, as
-``embedstore predict --ensemble``) through :func:`trainers.predict.predict`
+``embedstore predict --ensemble``) through :func:`embedstore.trainers.predict.predict`
 with ``write=False``, so the demo only reads: no table is written and none
 of its numbers change. The rows go to the report's "Predictions" section.
 """

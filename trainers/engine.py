@@ -1,7 +1,7 @@
 """The training loop of one seed: epochs, evaluation, epoch selection, timing.
 
-:func:`fit_seed` trains one head on a :class:`~trainers.loader.Source` under a
-:class:`~trainers.protocol.Protocol`:
+:func:`fit_seed` trains one head on a :class:`~embedstore.trainers.loader.Source` under a
+:class:`~embedstore.trainers.protocol.Protocol`:
 
 * **paper**: the test split is evaluated after every epoch; the final
   metrics are those of the best-accuracy epoch (strict ``>``, first maximum
@@ -56,7 +56,7 @@ class HeadSpec:
 
 @dataclass
 class SeedOutcome:
-    """Raw outcome of :func:`fit_seed` (wrapped into a ``RunResult`` by ``trainers.train``)."""
+    """Raw outcome of :func:`fit_seed` (wrapped into a ``RunResult`` by ``embedstore.trainers.train``)."""
 
     seed: int
     metrics: dict[str, Any]

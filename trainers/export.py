@@ -3,7 +3,7 @@
 The exported graph takes the **raw** embeddings (``image_embedding`` /
 ``text_embedding``, float32, as the input models produce them) and returns
 ``probabilities`` (``(n, n_classes)``): the run's train-fitted alignment
-(gap shift λ, see :mod:`trainers.head_inputs`) and scaling are folded into
+(gap shift λ, see :mod:`embedstore.trainers.head_inputs`) and scaling are folded into
 the graph, so a clinic needs only onnxruntime and the input
 models. A JSON sidecar next to it names the input model ids and keys, the
 labels and the decision rule.

@@ -53,7 +53,7 @@ def alignment_record(store, alignment_keys: dict[str, str]) -> tuple[dict[str, A
 
 def head_extras(store, dataset: str, model_keys: dict[str, str], alignment_keys: dict[str, str],
                 samples_version: int | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Spec entries and tensors :func:`trainers.predict.keep_head` adds: alignment, raw input dims, prompt."""
+    """Spec entries and tensors :func:`embedstore.trainers.predict.keep_head` adds: alignment, raw input dims, prompt."""
     align, tensors = alignment_record(store, alignment_keys)
     dims = {m: store.model(k, m).dim(m) for m, k in model_keys.items()}
     extra: dict[str, Any] = {"alignment": align, "input_dims": dims}

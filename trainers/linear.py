@@ -8,13 +8,13 @@ The inverse regularisation ``C`` is chosen from :data:`C_GRID` on the
 selection split (validation in honest mode, test in paper mode, like the
 epoch of the MLP heads); in honest mode the source is then marked
 ``selected`` and the test split is read once. It returns the same
-:class:`~trainers.engine.SeedOutcome` as the MLP heads, so it is recorded,
+:class:`~embedstore.trainers.engine.SeedOutcome` as the MLP heads, so it is recorded,
 summarised and compared like them; its "epochs" are the C values tried.
 
 Examples
 --------
->>> from trainers.loader import ArraySource
->>> from trainers.protocol import resolve_protocol
+>>> from embedstore.trainers.loader import ArraySource
+>>> from embedstore.trainers.protocol import resolve_protocol
 >>> rng = np.random.default_rng(0)
 >>> y = np.repeat(["a", "b"], 60)
 >>> x = rng.standard_normal((120, 3)) + (y == "b")[:, None] * 2

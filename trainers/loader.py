@@ -6,8 +6,8 @@ shuffled by a generator (or in order), and logs every read and pass in
 read once, after epoch selection.
 
 * :class:`ArraySource` serves in-memory arrays (used by
-  :func:`trainers.train.train_arrays`);
-* :class:`trainers.store_source.StoreSource` reads a dataset's embeddings
+  :func:`embedstore.trainers.train.train_arrays`);
+* :class:`embedstore.trainers.store_source.StoreSource` reads a dataset's embeddings
   from the store at pinned table versions (memory or streaming path).
 
 Batches are index slices of an epoch order (:func:`epoch_order`), so any

@@ -10,17 +10,17 @@ on by default, ``save_heads=False`` switches it off). :func:`predict`
    embedded anywhere in the store cost no forward pass);
 3. reads the current (unaligned) vectors through
    :class:`embedstore.snapshot.Snapshot`, applies the run's stored
-   train-fitted alignment (:mod:`trainers.head_inputs`), scaling and head;
+   train-fitted alignment (:mod:`embedstore.trainers.head_inputs`), scaling and head;
 4. writes ``predictions__<dataset>`` in **one** keyed upsert (one commit:
    a killed predict leaves the previous version; identical re-runs write
    nothing, so no new version).
 
 The head's forward needs torch, so this module lives in ``trainers``
-(``embedstore`` never imports ``trainers``); ``trainers.predict.predict`` is
+(``embedstore`` never imports ``trainers``); ``embedstore.trainers.predict.predict`` is
 the API behind the CLI command.
 
 Probabilities follow the decision rule of training
-(:func:`trainers.metrics.predictions`): one output → sigmoid, classes
+(:func:`embedstore.trainers.metrics.predictions`): one output → sigmoid, classes
 ``[1-p, p]``, label ``p > 0.5``; several → softmax, argmax.
 """
 
@@ -83,7 +83,7 @@ def head_artifact(out, source, spec, proto, config: dict[str, Any], *, run_id: s
 
 
 def keep_head(store, out, source, spec, proto, config, run_id, group_id, dataset) -> None:
-    """Save one seed's head unless ``config["save_heads"]`` is False (called by ``trainers.train``)."""
+    """Save one seed's head unless ``config["save_heads"]`` is False (called by ``embedstore.trainers.train``)."""
     if config.get("save_heads", True) and getattr(source, "model_keys", None):
         art = head_artifact(out, source, spec, proto, config, run_id=run_id, group_id=group_id, dataset=dataset)
         from embedstore.schema import samples_table

@@ -1,7 +1,7 @@
 """Raw-data fusion baseline: BERT + ViT backbones under the same heads (protocol §4).
 
 The paper's raw baseline feeds raw images and texts through two backbones
-and a fusion head (backbones: :mod:`trainers.raw_models`):
+and a fusion head (backbones: :mod:`embedstore.trainers.raw_models`):
 
 * text: a BERT-family encoder (``hf:bert-base-uncased``), ``max_length`` 50
   (padding and truncation), the CLS vector of ``last_hidden_state``, then
@@ -11,9 +11,9 @@ and a fusion head (backbones: :mod:`trainers.raw_models`):
   (as the paper did; ``image_norm="model"`` uses the checkpoint's mean/std),
   then Dropout(0.2);
 * the head, losses, protocols, metrics and run records are exactly those of
-  the embedding trainers (:mod:`trainers.train`); runs are recorded with
+  the embedding trainers (:mod:`embedstore.trainers.train`); runs are recorded with
   ``kind="raw"``, and their cost adds the backbones' memory and the raw
-  input memory (:func:`~trainers.raw_models.raw_data_mib`).
+  input memory (:func:`~embedstore.trainers.raw_models.raw_data_mib`).
 
 Backbone modes:
 
@@ -23,7 +23,7 @@ Backbone modes:
   (BERT's internal dropout is active).
 * ``frozen`` with ``cache_features=True``: the backbone features are computed
   once (eval mode, no feature dropout) and the head is trained on them with
-  :func:`trainers.train.train_arrays`. **This is exactly the embedding
+  :func:`embedstore.trainers.train.train_arrays`. **This is exactly the embedding
   method** (extract once, train a small head on the vectors): the features are
   embeddings that were simply not stored.
 * ``finetune`` (what the paper's text claims): backbones and head are trained
@@ -60,7 +60,7 @@ from .train import train_arrays
 class RawSource(Source):
     """Batches of backbone features computed from raw images and texts, per step.
 
-    A :class:`~trainers.loader.Source` for :func:`trainers.engine.fit_seed`:
+    A :class:`~embedstore.trainers.loader.Source` for :func:`embedstore.trainers.engine.fit_seed`:
     every batch decodes its images (in a background thread), tokenises its
     texts, runs both backbones and yields ``(image feature, text feature, y)``.
     Batches requested with gradients enabled are training batches (feature
@@ -245,7 +245,7 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
         Frozen only: compute the features once and train the head on them,
         which is exactly the embedding method.
     mode, split_by, epochs, seeds, hidden, dropout, batch_size, lr :
-        As in :func:`trainers.train.train` (``dropout`` is the head's; the
+        As in :func:`embedstore.trainers.train.train` (``dropout`` is the head's; the
         feature dropout is the paper's 0.2).
     bf16 : bool
         Run the backbones under ``torch.autocast("cpu", bfloat16)``.
@@ -257,7 +257,7 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
     version : int or str, optional
         Samples-table version or tag to read (latest by default).
     backbones : Backbones, optional
-        Already loaded backbones (e.g. :func:`~trainers.raw_models.random_backbones`).
+        Already loaded backbones (e.g. :func:`~embedstore.trainers.raw_models.random_backbones`).
     record : bool
         Write each seed to the ``runs`` table with ``kind="raw"``.
     **kw

@@ -1,6 +1,6 @@
 """Backbones of the raw-data baseline: loading, the paper's raw model, its memory formulas.
 
-See :mod:`trainers.raw` for the trainer. Text: a BERT-family encoder, CLS
+See :mod:`embedstore.trainers.raw` for the trainer. Text: a BERT-family encoder, CLS
 vector of the last layer, ``max_length`` 50. Image: a ViT, ``pooler_output``
 (the CLS vector when the checkpoint has no trained pooler), squash resize and
 ImageNet normalisation as in the paper (protocol §4).

@@ -10,7 +10,7 @@
   (:class:`sklearn.preprocessing.StandardScaler`), fitted on the **training
   rows only** of each run (each fold, in cross-validation).
 
-:class:`ScaledSource` wraps any :class:`~trainers.loader.Source`: it fits
+:class:`ScaledSource` wraps any :class:`~embedstore.trainers.loader.Source`: it fits
 the scalers on one pass over the train split and transforms every batch
 of every split. It shares the wrapped source's event log, so the honest
 guarantees (test read once, after selection) are checked on the same log.
@@ -129,7 +129,7 @@ class ScaledSource(Source):
 
     Examples
     --------
-    >>> from trainers.loader import ArraySource
+    >>> from embedstore.trainers.loader import ArraySource
     >>> inner = ArraySource(np.array([[1.0], [3.0], [5.0]]), None, ["a", "b", "a"], ["train", "train", "test"])
     >>> src = ScaledSource(inner, {"image": "standard", "text": "none"})
     >>> [float(v) for v in next(iter(src.batches("test", 8)))[0][:, 0]]

@@ -1,7 +1,7 @@
 """Training seeds of one head and gathering them: :class:`RunResult`, :class:`TrainResult`, :func:`run_seeds`.
 
-The shared machinery of :func:`trainers.train.train`, :func:`trainers.train.train_arrays`,
-cross-validation (:mod:`trainers.cv`) and the raw baseline (:mod:`trainers.raw`): fit one
+The shared machinery of :func:`embedstore.trainers.train.train`, :func:`embedstore.trainers.train.train_arrays`,
+cross-validation (:mod:`embedstore.trainers.cv`) and the raw baseline (:mod:`embedstore.trainers.raw`): fit one
 head per seed, turn each outcome into a :class:`RunResult` (and a recorded run), and
 average over seeds.
 """
@@ -22,7 +22,7 @@ from .models import BLOCK_ORDER, FUSIONS
 from .protocol import Protocol, resolve_protocol
 from .scaling import parse_scale, scaled
 
-#: Every head ``fusion=`` accepts: the MLP heads and the linear probe (:mod:`trainers.linear`).
+#: Every head ``fusion=`` accepts: the MLP heads and the linear probe (:mod:`embedstore.trainers.linear`).
 HEADS = (*FUSIONS, "linear")
 
 #: Metrics averaged over seeds in :attr:`TrainResult.mean` / :attr:`TrainResult.sd`.

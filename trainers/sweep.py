@@ -2,7 +2,7 @@
 
 For each λ the sweep aligns the dataset with
 :func:`embedstore.alignment.align` (stored, and reused when it exists),
-trains a head with :func:`trainers.train.train` on the aligned vectors for
+trains a head with :func:`embedstore.trainers.train.train` on the aligned vectors for
 every seed, and records the runs under ``group_id = <sweep_id>.<alignment_key>``.
 The same seeds are also trained once on the unaligned vectors
 (``<sweep_id>.none``, reused like every λ), so each λ point carries paired
@@ -133,7 +133,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     noise_std, align_seed : float, int
         GapShift noise (off by default) and its seed.
     epochs, align_loss_weight, **train_kw
-        Passed to :func:`trainers.train.train`.
+        Passed to :func:`embedstore.trainers.train.train`.
     out : path, optional
         PNG of accuracy and macro-F1 against λ.
     resume : bool

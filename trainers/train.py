@@ -1,8 +1,8 @@
 """Public training API: :func:`train` (from the store), :func:`train_arrays`, :func:`rerun`.
 
 :func:`train` reads a dataset's embeddings at pinned table versions (see
-:mod:`trainers.loader`), trains one head per seed under the ``paper`` or
-``honest`` protocol (:mod:`trainers.protocol`, :mod:`trainers.engine`) and
+:mod:`embedstore.trainers.loader`), trains one head per seed under the ``paper`` or
+``honest`` protocol (:mod:`embedstore.trainers.protocol`, :mod:`embedstore.trainers.engine`) and
 records every seed in the store's ``runs`` table (:mod:`embedstore.runs`)
 with the exact table versions it read. :func:`rerun` re-executes a recorded
 run from its record and reproduces its metrics exactly.
@@ -65,10 +65,10 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         Model id or ``model_key`` (``store.model(ref)`` resolves). Only the
         modalities the head uses are read.
     fusion : {"early", "late", "image", "text", "linear"}
-        ``linear`` is the logistic-regression probe (:mod:`trainers.linear`)
+        ``linear`` is the logistic-regression probe (:mod:`embedstore.trainers.linear`)
         on the modalities whose models are given.
     mode : {"honest", "paper"}
-        See :mod:`trainers.protocol`.
+        See :mod:`embedstore.trainers.protocol`.
     split_by : str, optional
         Split name; default ``paper`` in paper mode, else the store's default
         (``grouped`` when present).
@@ -96,13 +96,13 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         Show a per-epoch progress bar.
     cv : int, optional
         Honest mode: ``K``-fold grouped, stratified cross-validation over
-        every labelled row (:mod:`trainers.cv`) instead of the fixed split.
+        every labelled row (:mod:`embedstore.trainers.cv`) instead of the fixed split.
     repeats : int
         Cross-validation repeats, each with new folds (split seeds
         ``cv_seed, cv_seed+1, ...``; ``cv_seed=`` in ``kw``, default 0;
         ``val_fraction=`` in ``kw``, default 0.2).
     scale : str or dict, optional
-        Input scaling per modality (:mod:`trainers.scaling`): ``none``,
+        Input scaling per modality (:mod:`embedstore.trainers.scaling`): ``none``,
         ``l2`` or ``standard``, or ``"image=standard,text=l2"``; fitted on
         training rows only and recorded. Default ``standard`` in honest
         mode; paper mode keeps raw inputs.
