@@ -215,7 +215,7 @@ def run_cv(folds: FoldSource, spec, proto, seeds: list[int], *, k: int, repeats:
     from .engine import torch_threads
     from .environment import capture
     from .scaling import scaled
-    from .seed_runs import TrainResult, finish_seed, fit_head, summarize_runs
+    from .seed_runs import TrainResult, fit_seeds, summarize_runs
 
     if repeats < 1:
         raise InputError(f"repeats={repeats}: use 1 or more cross-validation repeats")
@@ -234,12 +234,8 @@ def run_cv(folds: FoldSource, spec, proto, seeds: list[int], *, k: int, repeats:
                       "val_fraction": val_fraction, "rows": {p: len(folds.labels(p)) for p in ("train", "val")},
                       **folds.assignment()}
                 cfg = {**config, "cv": cv, "scaling": getattr(source, "scaling", dict)()}
-                for seed in seeds:
-                    start = len(folds.events)
-                    folds.mark(f"seed {seed}")
-                    out = fit_head(source, spec, proto, seed, progress=progress,
-                                   desc=f"{dataset} {spec.fusion} split {split_seed} fold {fold} seed {seed}")
-                    runs.append(finish_seed(out, source, start, spec, proto, dataset, cfg, env, group_id, None,
-                                        store if record else None))
+                runs += fit_seeds(folds, source, spec, proto, seeds, dataset=dataset, config=cfg, env=env,
+                                  group_id=group_id, rerun_of=None, store=store if record else None,
+                                  progress=progress, desc=f"{dataset} {spec.fusion} split {split_seed} fold {fold}")
     config = {**config, "cv": {"k": k, "repeats": repeats, "cv_seed": cv_seed, "val_fraction": val_fraction}}
     return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=folds))

@@ -130,6 +130,23 @@ def scale_of(mode: str, scale) -> dict[str, str]:
     return parse_scale("none" if mode == "paper" else scale)
 
 
+def fit_seeds(log: Source, source: Source, spec: HeadSpec, proto: Protocol, seeds: Sequence[int], *,
+              dataset: str, config: dict[str, Any], env: dict[str, Any], group_id: str, rerun_of: str | None,
+              store, progress: bool, desc: str) -> list[RunResult]:
+    """Fit one head per seed on ``source`` and turn each into a :class:`RunResult` (recorded when ``store``).
+
+    ``log`` is the source whose event log is marked per seed (the CV folds, or
+    ``source`` itself); ``desc`` prefixes the progress line.
+    """
+    out: list[RunResult] = []
+    for seed in seeds:
+        start = len(log.events)
+        log.mark(f"seed {seed}")
+        fitted = fit_head(source, spec, proto, seed, progress=progress, desc=f"{desc} seed {seed}")
+        out.append(finish_seed(fitted, source, start, spec, proto, dataset, config, env, group_id, rerun_of, store))
+    return out
+
+
 def run_seeds(source: Source, spec: HeadSpec, proto: Protocol, seeds: list[int], *, dataset: str,
                config: dict[str, Any], store=None, record: bool, progress: bool, group_id: str | None,
                rerun_of: str | None = None) -> TrainResult:
@@ -139,13 +156,9 @@ def run_seeds(source: Source, spec: HeadSpec, proto: Protocol, seeds: list[int],
         env = capture()
         source = scaled(source, config.get("scale"))
         config = {**config, "scaling": getattr(source, "scaling", dict)()}
-        for seed in seeds:
-            start = len(source.events)
-            source.mark(f"seed {seed}")
-            out = fit_head(source, spec, proto, seed, progress=progress,
-                           desc=f"{dataset} {spec.fusion} seed {seed}")
-            runs.append(finish_seed(out, source, start, spec, proto, dataset, config, env, group_id, rerun_of,
-                                store if record else None))
+        runs += fit_seeds(source, source, spec, proto, seeds, dataset=dataset, config=config, env=env,
+                          group_id=group_id, rerun_of=rerun_of, store=store if record else None,
+                          progress=progress, desc=f"{dataset} {spec.fusion}")
     return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=source))
 
 
