@@ -289,6 +289,26 @@ def source_fingerprint(src: Any, fit_on: str) -> str:
                         src.splits if fit_on == "train" else None)
 
 
+def fit_settings(store, dataset: str, method: str, shift: Any, source: Any, image_model: str | None,
+                 text_model: str | None, split_by: str | None) -> tuple[Any, dict[str, Any]]:
+    """The paired source a transform is fitted on and the settings that key it (method, parameters, inputs).
+
+    ``shift``'s parameters are checked first, so a bad one fails before any read.
+    """
+    from .pairs import paired_sources
+
+    shift._check_params()
+    src = source if source is not None else paired_sources(store, dataset, image_model, text_model,
+                                                           split_by=split_by)
+    fit_on = shift.get_params()["fit_on"]
+    return src, {
+        "method": method, "dataset": dataset, **shift.get_params(),
+        "split_column": src.split_column if fit_on == "train" else None,
+        "image_model_key": src.image.key, "text_model_key": src.text.key,
+        "source_fingerprint": source_fingerprint(src, fit_on),
+    }
+
+
 def alignment_key_of(settings: dict[str, Any]) -> str:
     """The ``alignment_key`` of a settings dict: ``gs-`` + its stable hash.
 
@@ -360,18 +380,9 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
     >>> align(store, "toy", image_model="hf:toy-image", text_model="hf:toy-text", match="interp").reused
     True
     """
-    from .pairs import paired_sources
 
     shift = GapShift(lam=lam, noise_std=noise_std, seed=seed, match=match, fit_on=fit_on)
-    shift._check_params()
-    src = source if source is not None else paired_sources(store, dataset, image_model, text_model,
-                                                           split_by=split_by)
-    settings = {
-        "method": METHOD, "dataset": dataset, **shift.get_params(),
-        "split_column": src.split_column if fit_on == "train" else None,
-        "image_model_key": src.image.key, "text_model_key": src.text.key,
-        "source_fingerprint": source_fingerprint(src, fit_on),
-    }
+    src, settings = fit_settings(store, dataset, METHOD, shift, source, image_model, text_model, split_by)
     return fit_and_store(store, dataset, src, shift, settings, tag=tag)
 
 

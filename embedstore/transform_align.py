@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from .alignment import AlignmentResult, align, fit_and_store, source_fingerprint
+from .alignment import AlignmentResult, align, fit_and_store, fit_settings
 from .errors import InputError, NotFoundError
 from .sql import eq
 from .transform_state import FORMAT, dump_state, load_state
@@ -73,18 +73,9 @@ def align_method(store, dataset: str, *, method: str, image_model: str, text_mod
     if method == "gapshift":
         return align(store, dataset, image_model=image_model, text_model=text_model, lam=lam, match=match,
                      fit_on=fit_on, split_by=split_by, tag=tag, source=source)
-    from .pairs import paired_sources
 
     shift = make_transform(method, lam=lam, n_components=n_components, match=match, fit_on=fit_on)
-    shift._check_params()
-    src = source if source is not None else paired_sources(store, dataset, image_model, text_model,
-                                                           split_by=split_by)
-    settings = {
-        "method": method, "dataset": dataset, **shift.get_params(),
-        "split_column": src.split_column if fit_on == "train" else None,
-        "image_model_key": src.image.key, "text_model_key": src.text.key,
-        "source_fingerprint": source_fingerprint(src, fit_on),
-    }
+    src, settings = fit_settings(store, dataset, method, shift, source, image_model, text_model, split_by)
 
     def save_state(key: str, write_tag: str) -> None:
         meta, arrays = dump_state(shift)
