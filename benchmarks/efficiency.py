@@ -8,7 +8,7 @@ data MiB per epoch (the paper's formula and the corrected one), and train and
 inference seconds per epoch, with the paper's number beside each.
 
 * Embedding methods: synthetic vectors of the right shape are written to a
-  real store (:func:`embedstore.trainers.synthetic.write_synthetic`) and streamed by the
+  real store (:func:`embedstore.trainers.synthetic_vectors.write_synthetic`) and streamed by the
   real trainer (:func:`embedstore.trainers.train.train`, paper protocol, batch 64);
   seconds are averaged over the epochs run.
 * Raw methods: random-init BERT-base and ViT-base from their configs (the
@@ -90,7 +90,7 @@ def measure_embeddings(store, epochs: int, loaders: list[str], scale: float = 1.
     With ``scale`` < 1 (``--quick``) the shapes are shrunk and the seconds
     scaled back up per row (extrapolated).
     """
-    from embedstore.trainers.synthetic import write_synthetic
+    from embedstore.trainers.synthetic_vectors import write_synthetic
     from embedstore.trainers.train import train
 
     out = {}

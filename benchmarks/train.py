@@ -51,7 +51,7 @@ def baseline_epochs(x_img, x_txt, y, test, epochs: int, seed: int, threads: int)
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from embedstore.trainers.engine import torch_threads
+    from embedstore.trainers.fit_loop import torch_threads
     from embedstore.trainers.metrics import classification_metrics
     from embedstore.trainers.models import build_model
 
@@ -83,7 +83,7 @@ def baseline_epochs(x_img, x_txt, y, test, epochs: int, seed: int, threads: int)
 
 
 def write_store(store, n_train: int, n_test: int, image_dim: int, text_dim: int) -> tuple[dict, float]:
-    from embedstore.trainers.synthetic import write_synthetic
+    from embedstore.trainers.synthetic_vectors import write_synthetic
 
     t0 = time.perf_counter()
     info = write_synthetic(store, "brset-shape", n=n_train + n_test, n_test=n_test, image_dim=image_dim,

@@ -34,7 +34,7 @@ from .errors import InputError, NotFoundError
 from .keys import NO_ALIGNMENT
 from .runs import RunRecord, group_runs, list_runs
 from .stats import format_mean_sd
-from .sweeps import (
+from .sweep_records import (
     SWEEP_PREFIX,
     list_sweeps,
     plot_rows,

@@ -38,7 +38,7 @@ import numpy as np
 from .compare import compare_records, fold_predictions, setting_interval
 from .errors import InputError
 from .runs import RunRecord, group_runs, list_runs
-from .sweeps import SWEEP_PREFIX
+from .sweep_records import SWEEP_PREFIX
 
 
 def _e(value: Any) -> str:

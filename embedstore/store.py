@@ -25,7 +25,7 @@ versions it wrote so it can be read back exactly. The connection uses
 A table made before keys were declared is upgraded in place by its first
 write (or by ``embedstore upgrade``, :mod:`embedstore.upgrade`).
 
-Table layout: see :mod:`embedstore.schema`. Registries: :mod:`embedstore.registry`.
+Table layout: see :mod:`embedstore.schema`. Registries: :mod:`embedstore.model_registry`.
 Sample/embedding reads and writes: :mod:`embedstore.data`. Search:
 :mod:`embedstore.neighbors`.
 """
@@ -46,7 +46,7 @@ from .errors import InputError, NotFoundError
 from .locks import maintenance_lock_dir
 from .schema import check_table_name
 from .neighbors import NeighborsMixin
-from .registry import RegistryMixin
+from .model_registry import RegistryMixin
 from .schema import keyed_schema
 from .retries import with_retries
 from .writes import WriteResult, drop_identical, last_row_per_key  # noqa: F401 (WriteResult: public here too)

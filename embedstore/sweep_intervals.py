@@ -87,7 +87,7 @@ def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.9
 
 
 def point_interval(point: Any, reference: Any, metric: str = "macro_f1") -> PairedInterval | None:
-    """``point − reference`` paired over their common seeds (two :class:`~embedstore.sweeps.SweepPoint`).
+    """``point − reference`` paired over their common seeds (two :class:`~embedstore.sweep_records.SweepPoint`).
 
     ``None`` when either is missing or they share no seed.
     """

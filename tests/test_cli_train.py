@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from embedstore.cli.main import cli
 from embedstore.runs import list_runs
-from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.synthetic_vectors import write_synthetic
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from embedstore.errors import InputError
 from embedstore.runs import list_runs
 from embedstore.trainers.cv import fold_parts, grouped_folds
 from embedstore.trainers.linear import C_GRID
-from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.synthetic_vectors import write_synthetic
 from embedstore.trainers.train import train, train_arrays
 
 

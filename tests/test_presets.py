@@ -10,7 +10,7 @@ from embedstore import Store
 from embedstore.datasets.prompts import TEMPLATES
 from embedstore.trainers.models import build_model, count_params
 from embedstore.trainers.presets import embedding_family, paper_head, sweep_preset
-from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.synthetic_vectors import write_synthetic
 from embedstore.trainers.train import train, train_arrays
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from embedstore.progress import LineProgress, progress
-from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.synthetic_vectors import write_synthetic
 
 
 def test_log_gets_only_the_final_line_within_one_interval():

@@ -9,7 +9,7 @@ from PIL import Image
 from embedstore.errors import InputError
 from embedstore.pairs import toy_pairs
 from embedstore.runs import get_run, list_runs
-from embedstore.sweeps import list_sweeps, sweep_points
+from embedstore.sweep_records import list_sweeps, sweep_points
 from embedstore.trainers.sweep import parse_lambdas, sweep
 
 

@@ -11,7 +11,7 @@ from embedstore import Store
 from embedstore.errors import InputError, NotFoundError
 from embedstore.trainers.loader import ArraySource
 from embedstore.trainers.store_source import StoreSource
-from embedstore.trainers.synthetic import synthetic_model, write_synthetic
+from embedstore.trainers.synthetic_vectors import synthetic_model, write_synthetic
 
 
 @pytest.fixture(scope="module")

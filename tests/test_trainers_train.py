@@ -8,7 +8,7 @@ import pytest
 from embedstore import Store
 from embedstore.errors import InputError
 from embedstore.runs import get_run, list_runs
-from embedstore.trainers.synthetic import write_synthetic
+from embedstore.trainers.synthetic_vectors import write_synthetic
 from embedstore.trainers.train import rerun, train, train_arrays
 
 

@@ -212,7 +212,7 @@ def run_cv(folds: FoldSource, spec, proto, seeds: list[int], *, k: int, repeats:
     """
     from embedstore.runs import new_run_id
 
-    from .engine import torch_threads
+    from .fit_loop import torch_threads
     from .environment import capture
     from .scaling import scaled
     from .seed_runs import TrainResult, fit_seeds, summarize_runs

@@ -8,7 +8,7 @@ The inverse regularisation ``C`` is chosen from :data:`C_GRID` on the
 selection split (validation in honest mode, test in paper mode, like the
 epoch of the MLP heads); in honest mode the source is then marked
 ``selected`` and the test split is read once. It returns the same
-:class:`~embedstore.trainers.engine.SeedOutcome` as the MLP heads, so it is recorded,
+:class:`~embedstore.trainers.fit_loop.SeedOutcome` as the MLP heads, so it is recorded,
 summarised and compared like them; its "epochs" are the C values tried.
 
 Examples
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import SeedOutcome, cost_summary
+from .fit_loop import SeedOutcome, cost_summary
 from .loader import Source
 from .metrics import classification_metrics
 from .protocol import Protocol

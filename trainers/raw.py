@@ -60,7 +60,7 @@ from .train import train_arrays
 class RawSource(Source):
     """Batches of backbone features computed from raw images and texts, per step.
 
-    A :class:`~embedstore.trainers.loader.Source` for :func:`embedstore.trainers.engine.fit_seed`:
+    A :class:`~embedstore.trainers.loader.Source` for :func:`embedstore.trainers.fit_loop.fit_seed`:
     every batch decodes its images (in a background thread), tokenises its
     texts, runs both backbones and yields ``(image feature, text feature, y)``.
     Batches requested with gradients enabled are training batches (feature

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from embedstore.errors import InputError
 from embedstore.runs import RunRecord, new_run_id, record_run
 
-from .engine import HeadSpec, SeedOutcome, fit_seed, torch_threads
+from .fit_loop import HeadSpec, SeedOutcome, fit_seed, torch_threads
 from .environment import capture
 from .loader import Source
 from .metrics import summarize

@@ -35,7 +35,7 @@ from embedstore.transform_align import align_method
 from embedstore.errors import InputError
 from embedstore.keys import stable_hash
 from embedstore.sweep_intervals import sweep_intervals
-from embedstore.sweeps import (REFERENCE, SWEEP_PREFIX, SweepPoint, plot_rows, point_from_records, select,
+from embedstore.sweep_records import (REFERENCE, SWEEP_PREFIX, SweepPoint, plot_rows, point_from_records, select,
                                sweep_group_id, sweep_records, table_rows)
 
 

@@ -2,7 +2,7 @@
 
 :func:`train` reads a dataset's embeddings at pinned table versions (see
 :mod:`embedstore.trainers.loader`), trains one head per seed under the ``paper`` or
-``honest`` protocol (:mod:`embedstore.trainers.protocol`, :mod:`embedstore.trainers.engine`) and
+``honest`` protocol (:mod:`embedstore.trainers.protocol`, :mod:`embedstore.trainers.fit_loop`) and
 records every seed in the store's ``runs`` table (:mod:`embedstore.runs`)
 with the exact table versions it read. :func:`rerun` re-executes a recorded
 run from its record and reproduces its metrics exactly.
@@ -28,7 +28,7 @@ from embedstore.keys import NO_ALIGNMENT
 from embedstore.modalities import check_training
 from embedstore.runs import get_run
 
-from .engine import HeadSpec
+from .fit_loop import HeadSpec
 from .loader import ArraySource
 from .store_source import StoreSource
 from .protocol import Protocol

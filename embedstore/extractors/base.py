@@ -333,8 +333,12 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def l2_normalize(x):
-    """Row-wise L2 normalisation of a torch tensor."""
+def unit_rows(x):
+    """Rows of a torch tensor scaled to unit L2 norm, in float32 (what the extractors output).
+
+    The numpy counterpart used by the alignment transforms is
+    :func:`embedstore.alignment.l2_normalize`.
+    """
     import torch
 
     return torch.nn.functional.normalize(x.float(), dim=-1)

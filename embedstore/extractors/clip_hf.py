@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import require
 from ..identity import ModelIdentity
-from .base import (CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize,
+from .base import (CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, unit_rows,
                    processor_preprocess)
 from .resolve import ResolvedModel
 
@@ -63,10 +63,10 @@ class HFClip(Extractor):
         return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
 
     def _forward_images(self, batch):
-        return l2_normalize(_embeds(self.model.get_image_features(pixel_values=batch)))
+        return unit_rows(_embeds(self.model.get_image_features(pixel_values=batch)))
 
     def _forward_texts(self, enc):
-        return l2_normalize(_embeds(self.model.get_text_features(input_ids=enc["input_ids"],
+        return unit_rows(_embeds(self.model.get_text_features(input_ids=enc["input_ids"],
                                                                   attention_mask=enc["attention_mask"])))
 
 

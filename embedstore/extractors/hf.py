@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import InputError, require
 from ..identity import ModelIdentity
-from .base import Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize, processor_preprocess
+from .base import Extractor, ImagePreprocess, check_pooling, dtype_of, unit_rows, processor_preprocess
 from .resolve import ResolvedModel, read_json
 
 #: Vision model types whose token 0 is a CLS token.
@@ -215,7 +215,7 @@ class HFTextEncoder(_HFModel):
         else:
             mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
             out = (h * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return l2_normalize(out) if self.normalize else out
+        return unit_rows(out) if self.normalize else out
 
 
 class HFCausalLM(_HFModel):

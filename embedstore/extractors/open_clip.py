@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import InputError, require
 from ..identity import ModelIdentity
-from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, l2_normalize
+from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, unit_rows
 from .resolve import (ResolvedModel, fingerprint, hf_snapshot, hub_offline, not_available,
                       offline_hub_if_needed, read_json)
 
@@ -163,7 +163,7 @@ class OpenClip(Extractor):
         return self.tokenizer(texts)
 
     def _forward_images(self, batch):
-        return l2_normalize(self.model.encode_image(batch))
+        return unit_rows(self.model.encode_image(batch))
 
     def _forward_texts(self, tokens):
-        return l2_normalize(self.model.encode_text(tokens))
+        return unit_rows(self.model.encode_text(tokens))
