@@ -146,7 +146,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["backends", "llama"], default=None,
                     help="run section (c) or (d) only and splice it into the existing results file")
     ap.add_argument("--write-table", action="store_true",
-                    help="store (c)'s bare figures as embedstore/extractors/backend_table.json")
+                    help="store (c)'s figures as embedstore/extractors/backend_table.json (the table auto reads)")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"real data folder {DATA} is absent: this benchmark needs ../shared/data")
@@ -165,7 +165,7 @@ def main() -> None:
             cli = [cli_runs(tmp, f, args.batch_size) for f in folders]
         new = {}
         if args.only in (None, "backends"):
-            new["backends"] = _backends(tmp, rounds, args.write_table, args.quick)
+            new["backends"] = _backends(tmp, rounds, args.write_table, args.quick, info)
         if args.only in (None, "llama"):
             new["llama"] = _llama(tmp, rounds)
         info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f}"
@@ -194,7 +194,7 @@ def _llama(tmp: Path, repeats: int) -> str:
     return el.render(el.run(texts, tmp, repeats), repeats)
 
 
-def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool) -> str:
+def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool, info: dict[str, str]) -> str:
     from benchmarks import extract_backends as eb
     from embedstore import Store
 
@@ -207,7 +207,7 @@ def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool) -> str:
     if write_table:
         from embedstore.extractors.backends import TABLE_FILE
 
-        eb.write_table(results, TABLE_FILE)
+        eb.write_table(results, TABLE_FILE, {**info, "load_avg_1m_end": f"{os.getloadavg()[0]:.2f}"})
         results = eb.mark_defaults(results)
     return eb.render(results, repeats)
 

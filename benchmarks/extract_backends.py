@@ -14,8 +14,9 @@ round, so load changes hit all of them), medians over the rounds:
   cosine) of the candidate's vectors with torch fp32's: the downstream effect.
 
 The ``default`` column marks what ``--backend auto`` picks for the catalog
-id from the backend table; ``--write-table`` stores this run's bare figures
-as that table (``embedstore/extractors/backend_table.json``).
+id from the backend table; ``--write-table`` stores this run's figures (bare
+and end to end) as that table (``embedstore/extractors/backend_table.json``)
+before the defaults are marked, so the marks are this run's choices.
 """
 
 from __future__ import annotations
@@ -155,19 +156,29 @@ def mark_defaults(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return results
 
 
-def write_table(results: list[dict[str, Any]], path: Path) -> None:
-    """Store this run's bare speed-ups and parity as the shipped backend table (per catalog id)."""
+def write_table(results: list[dict[str, Any]], path: Path, info: dict[str, Any] | None = None) -> None:
+    """Store this run's speed-ups and parity as the shipped backend table (per catalog id).
+
+    Each entry keeps the bare-forward figures (``rows_per_s``, ``speedup``)
+    and the end-to-end one (``e2e_speedup``); ``auto`` reads the lower.
+    """
     models: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         for c in r["cands"]:
             models.setdefault(r["catalog_id"], []).append(
                 {"backend": c["backend"], "dtype": c["dtype"], "modality": r["modality"],
                  "rows_per_s": round(c["bare"], 3), "speedup": round(c["bare_x"], 3),
+                 "e2e_rows_per_s": round(c["e2e"], 3), "e2e_speedup": round(c["e2e_x"], 3),
                  "min_cos": round(min(c["min_cos"], c["probe_cos"]), 6), "rows": r["rows"]})
-    note = ("bare-forward rows/s of each backend vs torch fp32 eager in the same run (benchmarks/extract.py, "
-            "alternating rounds, medians); min_cos = the lower of the benchmark rows' and the probe batch's "
-            "minimum per-row cosine vs torch fp32. dinov2-base and clip rows were measured on random-init "
-            "models of the same shape. Refresh for your machine: embedstore backends --measure")
+    machine = "" if info is None else (f" Machine: {info.get('logical_cpus')} logical CPUs, load average "
+                                       f"{info.get('load_avg_1m')} at the start and {info.get('load_avg_1m_end')} at the end, "
+                                       f"torch {info.get('torch')}.")
+    note = ("written by 'python benchmarks/extract.py --only backends --write-table' (one run, alternating rounds, "
+            "medians): rows_per_s/speedup = bare forward, e2e_rows_per_s/e2e_speedup = extract() end to end, both "
+            "vs torch fp32 eager in the same run; min_cos = the lower of the benchmark rows' and the probe batch's "
+            "minimum per-row cosine vs torch fp32. auto takes a backend only at min_cos >= 0.999 and the lower "
+            "speed-up >= 1.1. hf:facebook/dinov2-base and hf-clip:openai/clip-vit-base-patch32 were measured on "
+            "random-init models of the same shape." + machine + " Your own machine: embedstore backends --measure")
     path.write_text(json.dumps({"note": note, "models": models}, indent=1) + "\n")
 
 
