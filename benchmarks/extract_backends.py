@@ -131,16 +131,19 @@ def measure_row(row: tuple, src: Any, tmp: Path, repeats: int) -> dict[str, Any]
             "cands": cands}
 
 
-def run(src: Any, tmp: Path, repeats: int, quick: bool = False, partial: Path | None = None) -> list[dict[str, Any]]:
+def run(src: Any, tmp: Path, repeats: int, quick: bool = False, partial: Path | None = None,
+        info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every row of :data:`ROWS` (the builtin ones with ``quick``); each model's candidates alternate.
 
-    With ``partial``, the rows measured so far are saved there (JSON) after each row.
+    With ``partial``, the rows measured so far are saved there after each row
+    (JSON: ``info``, ``repeats``, ``rows``), so a run cut short keeps them
+    (``benchmarks/extract.py --from-partial``).
     """
     results = []
     for r in ROWS[:2] if quick else ROWS:
         results.append(measure_row(r, src, tmp, repeats))
         if partial is not None:
-            partial.write_text(json.dumps(results, indent=1))
+            partial.write_text(json.dumps({"info": info, "repeats": repeats, "rows": results}, indent=1))
     return mark_defaults(results)
 
 
