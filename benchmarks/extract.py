@@ -229,14 +229,15 @@ def _from_partial(partial: Path, out: Path, write_table: bool) -> None:
     saved = json.loads(partial.read_text())
     os.environ["EMBEDSTORE_BACKEND_TABLE"] = f"{partial}.no-user-table"  # the shipped table only
     info, results = saved["info"], saved["rows"]
-    info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f} (when rendered)"
+    info.setdefault("load_avg_1m_end", f"{os.getloadavg()[0]:.2f} (when rendered)")
     if write_table:
         from embedstore.extractors.backends import TABLE_FILE
 
         eb.write_table(results, TABLE_FILE, info)
     results = eb.mark_defaults(results)
-    note = (f"\nRows measured before the run was cut short: {', '.join(r['label'] for r in results)} "
-            f"(of {len(eb.ROWS)}).\n")
+    note = "" if len(results) >= len(eb.ROWS) else (
+        f"\nRows measured before the run was cut short: {', '.join(r['label'] for r in results)} "
+        f"(of {len(eb.ROWS)}).\n")
     section = _spliced("backends", eb.render(results, saved["repeats"]) + note
                        + f"\nGenerated in the same run: {machine_md(info)}.\n")
     out.write_text(_drop("backends", out.read_text()).rstrip() + "\n" + section)

@@ -22,6 +22,7 @@ before the defaults are marked, so the marks are this run's choices.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -143,7 +144,8 @@ def run(src: Any, tmp: Path, repeats: int, quick: bool = False, partial: Path | 
     for r in ROWS[:2] if quick else ROWS:
         results.append(measure_row(r, src, tmp, repeats))
         if partial is not None:
-            partial.write_text(json.dumps({"info": info, "repeats": repeats, "rows": results}, indent=1))
+            done = {**(info or {}), "load_avg_1m_end": f"{os.getloadavg()[0]:.2f}"}
+            partial.write_text(json.dumps({"info": done, "repeats": repeats, "rows": results}, indent=1))
     return mark_defaults(results)
 
 
@@ -207,7 +209,10 @@ def render(results: list[dict[str, Any]], repeats: int) -> str:
         "min cos = minimum per-row cosine against torch fp32 on the benchmark rows / on the parity gate's probe "
         "batch. 1-NN label agreement = share of rows whose leave-one-out nearest neighbour's label is the same "
         "as with torch fp32 vectors (the downstream effect of a lossy path; real-weight models only). "
-        "`auto default` = what `--backend auto` picks for the catalog id from the backend table. "
+        "`auto default` = what `--backend auto` picks for the catalog id from the backend table (with "
+        "`--write-table`: the table written from this run): the fastest candidate at min cos >= 0.999 (the "
+        "lower of the two columns) that is at least 1.1x torch fp32 by the lower of its e2e and bare figures, "
+        "in every modality of the id; else torch fp32. "
         "The parity gate refuses fp32/bf16 paths below cosine 0.999; int8 runs only with "
         "`--backend onnx --quantize 8bit`.", "",
         table, ""])
