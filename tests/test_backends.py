@@ -150,6 +150,8 @@ def test_measure_writes_the_table_auto_reads(bert_dir, tmp_path):
     assert all(r["rows_per_s"] > 0 and -1 <= r["min_cos"] <= 1 for r in rows)
     ext = load_extractor(bert_dir, backend="auto")
     assert ext.backend_reason.startswith("auto: ") and "backend table" in ext.backend_reason
+    shown = json.loads(res.output)["auto"][canonical_id(bert_dir)]
+    assert (shown["backend"], shown["dtype"]) == (ext.backend, ext.dtype)  # the table's pick, as auto runs it
 
 
 def test_auto_never_picks_a_backend_the_table_measured_slower(bert_dir, tmp_path):
@@ -184,3 +186,17 @@ def test_shipped_table_defaults_are_gated_and_faster():
         if (choice.backend, choice.dtype) != ("torch", "fp32"):
             assert all(entry_speedup(e) >= AUTO_MIN_SPEEDUP and e["min_cos"] >= PARITY_MIN for e in picked), mid
         assert auto_choice(mid, entries[::-1], ("fp32", "bf16")) == choice  # deterministic
+
+
+def test_onnx_session_is_built_once_with_the_extract_threads(store, tmp_path, bert_dir):
+    ext = load_extractor(bert_dir, backend="onnx")
+    write_dataset(store, "toy", tmp_path / "img", range(9))
+    rep = extract(store, "toy", bert_dir, modality="text", batch_size=2, extractor=ext, progress=False, threads=1)
+    assert rep.computed == 9 and rep.result("text").forward_calls == 5
+    runner = ext._runners["text"]
+    session = runner.session
+    opts = session.get_session_options()
+    assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    ext.encode_texts(TEXTS)
+    assert ext._runners["text"] is runner and runner.session is session  # one session for every batch
