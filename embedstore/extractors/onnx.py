@@ -131,9 +131,11 @@ def session_options(threads: int) -> Any:
     (``ORT_ENABLE_ALL``: constant folding, layer-norm/GELU/attention fusions,
     NCHWc layouts), and no spin-waiting of idle pool threads: spinning
     threads compete with extract()'s background decode thread and with other
-    jobs on a shared machine (measured 1.07x-1.3x faster bare without it on
-    2 shared cores, see ``benchmarks/results/extract.md``). Options change
-    speed only, never the vectors, so they are not keyed.
+    jobs on a shared machine (without it: 1.3-1.4x faster end to end on 2
+    shared cores, section (c2) of ``benchmarks/results/extract.md``).
+    ``onnxruntime.transformers.optimizer`` fusions were measured too and
+    are not used (0.91x of this for MiniLM). Options change speed only,
+    never the vectors, so they are not keyed.
 
     Examples
     --------
