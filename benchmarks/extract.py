@@ -32,7 +32,9 @@ Usage::
 
     python benchmarks/extract.py            # writes benchmarks/results/extract.md
     python benchmarks/extract.py --quick    # one repeat, for a smoke run
-    python benchmarks/extract.py --only backends --write-table   # (c) only; stores the table auto reads
+    python benchmarks/extract.py --only backends --write-table   # (c) only; refreshes the table auto reads
+    python benchmarks/extract.py --only backends --write-table --partial rows.json   # keep rows if cut short
+    python benchmarks/extract.py --from-partial rows.json --write-table   # (c) from a run that was cut short
 """
 
 from __future__ import annotations
@@ -146,8 +148,14 @@ def main() -> None:
     ap.add_argument("--only", choices=["backends", "llama"], default=None,
                     help="run section (c) or (d) only and splice it into the existing results file")
     ap.add_argument("--write-table", action="store_true",
-                    help="store (c)'s bare figures as embedstore/extractors/backend_table.json")
+                    help="store (c)'s figures as embedstore/extractors/backend_table.json (the table auto reads)")
+    ap.add_argument("--partial", default=None,
+                    help="save (c)'s rows to this JSON file after each model row (kept if the run is cut short)")
+    ap.add_argument("--from-partial", default=None,
+                    help="render (c) from a --partial file of a run cut short (no measuring) and splice it in")
     args = ap.parse_args()
+    if args.from_partial:
+        return _from_partial(Path(args.from_partial), Path(args.out), args.write_table)
     if not DATA.is_dir():
         sys.exit(f"real data folder {DATA} is absent: this benchmark needs ../shared/data")
     start = time.time()
@@ -165,7 +173,7 @@ def main() -> None:
             cli = [cli_runs(tmp, f, args.batch_size) for f in folders]
         new = {}
         if args.only in (None, "backends"):
-            new["backends"] = _backends(tmp, rounds, args.write_table, args.quick)
+            new["backends"] = _backends(tmp, rounds, args.write_table, args.quick, info, args.partial)
         if args.only in (None, "llama"):
             new["llama"] = _llama(tmp, rounds)
         info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f}"
@@ -194,7 +202,8 @@ def _llama(tmp: Path, repeats: int) -> str:
     return el.render(el.run(texts, tmp, repeats), repeats)
 
 
-def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool) -> str:
+def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool, info: dict[str, str],
+              partial: str | None = None) -> str:
     from benchmarks import extract_backends as eb
     from embedstore import Store
 
@@ -202,14 +211,37 @@ def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool) -> str:
     _ingest(src, "ham10000-sample70", "ds")
     os.environ["EMBEDSTORE_BACKEND_TABLE"] = str(tmp / "no-user-table.json")  # the shipped table only
     os.environ["EMBEDSTORE_ONNX_CACHE"] = str(tmp / "onnx")  # export afresh (export time is not timed)
-    results = eb.run(src, tmp, repeats, quick, partial=Path(args_partial) if (args_partial := os.environ.get(
-        "EMBEDSTORE_BENCH_PARTIAL")) else None)
+    results = eb.run(src, tmp, repeats, quick, partial=Path(partial) if partial else None, info=info)
     if write_table:
         from embedstore.extractors.backends import TABLE_FILE
 
-        eb.write_table(results, TABLE_FILE)
+        eb.write_table(results, TABLE_FILE, {**info, "load_avg_1m_end": f"{os.getloadavg()[0]:.2f}"})
         results = eb.mark_defaults(results)
     return eb.render(results, repeats)
+
+
+def _from_partial(partial: Path, out: Path, write_table: bool) -> None:
+    """Section (c) from the rows a cut-short run saved with ``--partial``, spliced into ``out``."""
+    import json
+
+    from benchmarks import extract_backends as eb
+
+    saved = json.loads(partial.read_text())
+    os.environ["EMBEDSTORE_BACKEND_TABLE"] = f"{partial}.no-user-table"  # the shipped table only
+    info, results = saved["info"], saved["rows"]
+    info.setdefault("load_avg_1m_end", f"{os.getloadavg()[0]:.2f} (when rendered)")
+    if write_table:
+        from embedstore.extractors.backends import TABLE_FILE
+
+        eb.write_table(results, TABLE_FILE, info)
+    results = eb.mark_defaults(results)
+    note = "" if len(results) >= len(eb.ROWS) else (
+        f"\nRows measured before the run was cut short: {', '.join(r['label'] for r in results)} "
+        f"(of {len(eb.ROWS)}).\n")
+    section = _spliced("backends", eb.render(results, saved["repeats"]) + note
+                       + f"\nGenerated in the same run: {machine_md(info)}.\n")
+    out.write_text(_drop("backends", out.read_text()).rstrip() + "\n" + section)
+    print(section)
 
 
 def _spliced(name: str, text: str) -> str:

@@ -14,13 +14,15 @@ round, so load changes hit all of them), medians over the rounds:
   cosine) of the candidate's vectors with torch fp32's: the downstream effect.
 
 The ``default`` column marks what ``--backend auto`` picks for the catalog
-id from the backend table; ``--write-table`` stores this run's bare figures
-as that table (``embedstore/extractors/backend_table.json``).
+id from the backend table; ``--write-table`` stores this run's figures (bare
+and end to end) as that table (``embedstore/extractors/backend_table.json``)
+before the defaults are marked, so the marks are this run's choices.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -130,16 +132,20 @@ def measure_row(row: tuple, src: Any, tmp: Path, repeats: int) -> dict[str, Any]
             "cands": cands}
 
 
-def run(src: Any, tmp: Path, repeats: int, quick: bool = False, partial: Path | None = None) -> list[dict[str, Any]]:
+def run(src: Any, tmp: Path, repeats: int, quick: bool = False, partial: Path | None = None,
+        info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every row of :data:`ROWS` (the builtin ones with ``quick``); each model's candidates alternate.
 
-    With ``partial``, the rows measured so far are saved there (JSON) after each row.
+    With ``partial``, the rows measured so far are saved there after each row
+    (JSON: ``info``, ``repeats``, ``rows``), so a run cut short keeps them
+    (``benchmarks/extract.py --from-partial``).
     """
     results = []
     for r in ROWS[:2] if quick else ROWS:
         results.append(measure_row(r, src, tmp, repeats))
         if partial is not None:
-            partial.write_text(json.dumps(results, indent=1))
+            done = {**(info or {}), "load_avg_1m_end": f"{os.getloadavg()[0]:.2f}"}
+            partial.write_text(json.dumps({"info": done, "repeats": repeats, "rows": results}, indent=1))
     return mark_defaults(results)
 
 
@@ -155,19 +161,29 @@ def mark_defaults(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return results
 
 
-def write_table(results: list[dict[str, Any]], path: Path) -> None:
-    """Store this run's bare speed-ups and parity as the shipped backend table (per catalog id)."""
+def write_table(results: list[dict[str, Any]], path: Path, info: dict[str, Any] | None = None) -> None:
+    """Store this run's speed-ups and parity as the shipped backend table (per catalog id).
+
+    Each entry keeps the bare-forward figures (``rows_per_s``, ``speedup``)
+    and the end-to-end one (``e2e_speedup``); ``auto`` reads the lower.
+    """
     models: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         for c in r["cands"]:
             models.setdefault(r["catalog_id"], []).append(
                 {"backend": c["backend"], "dtype": c["dtype"], "modality": r["modality"],
                  "rows_per_s": round(c["bare"], 3), "speedup": round(c["bare_x"], 3),
+                 "e2e_rows_per_s": round(c["e2e"], 3), "e2e_speedup": round(c["e2e_x"], 3),
                  "min_cos": round(min(c["min_cos"], c["probe_cos"]), 6), "rows": r["rows"]})
-    note = ("bare-forward rows/s of each backend vs torch fp32 eager in the same run (benchmarks/extract.py, "
-            "alternating rounds, medians); min_cos = the lower of the benchmark rows' and the probe batch's "
-            "minimum per-row cosine vs torch fp32. dinov2-base and clip rows were measured on random-init "
-            "models of the same shape. Refresh for your machine: embedstore backends --measure")
+    machine = "" if info is None else (f" Machine: {info.get('logical_cpus')} logical CPUs, load average "
+                                       f"{info.get('load_avg_1m')} at the start and {info.get('load_avg_1m_end')} at the end, "
+                                       f"torch {info.get('torch')}.")
+    note = ("written by 'python benchmarks/extract.py --only backends --write-table' (one run, alternating rounds, "
+            "medians): rows_per_s/speedup = bare forward, e2e_rows_per_s/e2e_speedup = extract() end to end, both "
+            "vs torch fp32 eager in the same run; min_cos = the lower of the benchmark rows' and the probe batch's "
+            "minimum per-row cosine vs torch fp32. auto takes a backend only at min_cos >= 0.999 and the lower "
+            "speed-up >= 1.1. hf:facebook/dinov2-base and hf-clip:openai/clip-vit-base-patch32 were measured on "
+            "random-init models of the same shape." + machine + " Your own machine: embedstore backends --measure")
     path.write_text(json.dumps({"note": note, "models": models}, indent=1) + "\n")
 
 
@@ -193,7 +209,10 @@ def render(results: list[dict[str, Any]], repeats: int) -> str:
         "min cos = minimum per-row cosine against torch fp32 on the benchmark rows / on the parity gate's probe "
         "batch. 1-NN label agreement = share of rows whose leave-one-out nearest neighbour's label is the same "
         "as with torch fp32 vectors (the downstream effect of a lossy path; real-weight models only). "
-        "`auto default` = what `--backend auto` picks for the catalog id from the backend table. "
+        "`auto default` = what `--backend auto` picks for the catalog id from the backend table (with "
+        "`--write-table`: the table written from this run): the fastest candidate at min cos >= 0.999 (the "
+        "lower of the two columns) that is at least 1.1x torch fp32 by the lower of its e2e and bare figures, "
+        "in every modality of the id; else torch fp32. "
         "The parity gate refuses fp32/bf16 paths below cosine 0.999; int8 runs only with "
         "`--backend onnx --quantize 8bit`.", "",
         table, ""])

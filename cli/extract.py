@@ -133,16 +133,20 @@ def models(ctx, store_uri, storage_options, as_json):
 def backends(ctx, store_uri, storage_options, as_json, measure, model_ids, batch_size, repeats, threads):
     """Show (or --measure) the backend table that --backend auto picks from.
 
-    Each row: rows/s of a backend against torch fp32 eager on the same batch
-    in the same run, and the minimum per-row cosine against torch fp32; auto
-    takes the fastest row with cosine >= 0.999.
+    Each row: rows/s of a backend against torch fp32 eager in the same run
+    (speedup = bare forward, e2e_speedup = extract() end to end where
+    measured) and the minimum per-row cosine against torch fp32. auto takes
+    the fastest row with cosine >= 0.999 that is at least 1.1x torch fp32 by
+    the lower of its two speed-ups, else torch fp32. --measure writes your
+    own table (bare forward); the table shipped with the catalog is
+    refreshed by 'python benchmarks/extract.py --only backends --write-table'.
 
     \b
     Examples:
       embedstore backends
       embedstore backends --measure --model builtin:minilm-l6 --repeats 5
     """
-    from embedstore.extractors.backends import backend_table, user_table_file
+    from embedstore.extractors.backends import auto_choice, backend_table, user_table_file
 
     if measure:
         from embedstore.extractors.measure import measure_backends
@@ -150,13 +154,19 @@ def backends(ctx, store_uri, storage_options, as_json, measure, model_ids, batch
         measure_backends(model_ids or ("builtin:efficientnet-lite0", "builtin:minilm-l6"), batch_size=batch_size,
                          repeats=repeats, threads=threads, write=True)
     data = backend_table()
-    rows = [dict(e, model_id=mid) for mid, es in sorted(data.items()) for e in es]
+    rows = [dict(e, model_id=mid, min_cos=f"{e['min_cos']:.5f}") for mid, es in sorted(data.items()) for e in es]
+
+    picks = {mid: auto_choice(mid, es, ("fp32", "bf16")) for mid, es in sorted(data.items())}
 
     def text() -> str:
-        return "\n".join([table(rows, ["model_id", "modality", "backend", "dtype", "speedup", "min_cos"]),
+        return "\n".join([table(rows, ["model_id", "modality", "backend", "dtype", "speedup", "e2e_speedup",
+                                        "min_cos"]),
+                          *[f"auto for {mid}: {c.backend} {c.dtype} ({c.reason})" for mid, c in picks.items()],
                           f"(your measurements: {user_table_file()})"])
 
-    emit(ctx, {"models": data, "user_table": str(user_table_file())}, text)
+    emit(ctx, {"models": data, "user_table": str(user_table_file()),
+               "auto": {mid: {"backend": c.backend, "dtype": c.dtype, "reason": c.reason}
+                        for mid, c in picks.items()}}, text)
 
 
 def _dims(d: dict) -> str:

@@ -150,3 +150,53 @@ def test_measure_writes_the_table_auto_reads(bert_dir, tmp_path):
     assert all(r["rows_per_s"] > 0 and -1 <= r["min_cos"] <= 1 for r in rows)
     ext = load_extractor(bert_dir, backend="auto")
     assert ext.backend_reason.startswith("auto: ") and "backend table" in ext.backend_reason
+    shown = json.loads(res.output)["auto"][canonical_id(bert_dir)]
+    assert (shown["backend"], shown["dtype"]) == (ext.backend, ext.dtype)  # the table's pick, as auto runs it
+
+
+def test_auto_never_picks_a_backend_the_table_measured_slower(bert_dir, tmp_path):
+    from embedstore.extractors import canonical_id
+    from embedstore.extractors.backends import AUTO_MIN_SPEEDUP
+
+    mid = canonical_id(bert_dir)
+    table = tmp_path / "table.json"
+    slow = [{"backend": "torch", "dtype": "bf16", "modality": "text", "speedup": 0.24, "min_cos": 0.99998},
+            {"backend": "onnxruntime", "dtype": "fp32", "modality": "text", "speedup": 1.05, "min_cos": 1.0}]
+    _write_table(table, mid, slow)  # bf16 slower, ONNX within noise of torch fp32: neither is taken
+    ext = load_extractor(bert_dir, backend="auto")
+    assert (ext.backend, ext.dtype) == ("torch", "fp32") and f"{AUTO_MIN_SPEEDUP}x" in ext.backend_reason
+    assert ext.identity.key == load_extractor(bert_dir).identity.key
+    # fast bare forward but slow end to end: the lower figure decides
+    _write_table(table, mid, [{**slow[1], "speedup": 3.0, "e2e_speedup": 1.02}])
+    assert load_extractor(bert_dir, backend="auto").backend == "torch"
+    _write_table(table, mid, [{**slow[1], "speedup": 3.0, "e2e_speedup": 2.5}])
+    ext = load_extractor(bert_dir, backend="auto")
+    assert ext.backend == "onnxruntime" and "2.50x" in ext.backend_reason
+
+
+def test_shipped_table_defaults_are_gated_and_faster():
+    from embedstore.extractors.backends import (AUTO_MIN_SPEEDUP, PARITY_MIN, TABLE_FILE, auto_choice,
+                                                entry_speedup)
+
+    models = json.loads(TABLE_FILE.read_text())["models"]
+    assert {"builtin:efficientnet-lite0", "builtin:minilm-l6"} <= set(models)
+    for mid, entries in models.items():
+        choice = auto_choice(mid, entries, ("fp32", "bf16"))
+        picked = [e for e in entries if (e["backend"], e["dtype"]) == (choice.backend, choice.dtype)]
+        if (choice.backend, choice.dtype) != ("torch", "fp32"):
+            assert all(entry_speedup(e) >= AUTO_MIN_SPEEDUP and e["min_cos"] >= PARITY_MIN for e in picked), mid
+        assert auto_choice(mid, entries[::-1], ("fp32", "bf16")) == choice  # deterministic
+
+
+def test_onnx_session_is_built_once_with_the_extract_threads(store, tmp_path, bert_dir):
+    ext = load_extractor(bert_dir, backend="onnx")
+    write_dataset(store, "toy", tmp_path / "img", range(9))
+    rep = extract(store, "toy", bert_dir, modality="text", batch_size=2, extractor=ext, progress=False, threads=1)
+    assert rep.computed == 9 and rep.result("text").forward_calls == 5
+    runner = ext._runners["text"]
+    session = runner.session
+    opts = session.get_session_options()
+    assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    ext.encode_texts(TEXTS)
+    assert ext._runners["text"] is runner and runner.session is session  # one session for every batch

@@ -37,3 +37,24 @@ def test_store_benchmark_quick_writes_its_table(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     text = (tmp_path / "store.md").read_text()
     assert "exact, numpy engine (cached matrix)" in text and "ivf_flat" in text and "np.load" in text
+
+
+def test_extract_backends_section_from_the_rows_of_a_run_cut_short(tmp_path):
+    import json
+
+    cands = [{"backend": b, "dtype": "fp32", "e2e": e2e, "bare": bare, "e2e_x": e2e / 10.0, "bare_x": bare / 12.0,
+              "min_cos": 1.0, "probe_cos": 1.0, "knn": 1.0} for b, e2e, bare in (("torch", 10.0, 12.0),
+                                                                              ("onnxruntime", 30.0, 40.0))]
+    row = {"label": "builtin:minilm-l6 (real weights)", "catalog_id": "builtin:minilm-l6", "modality": "text",
+           "rows": 64, "batch": 32, "cands": cands}
+    partial = tmp_path / "rows.json"
+    partial.write_text(json.dumps({"info": {"logical_cpus": "2", "load_avg_1m": "1.00", "load_avg_1m_end": "2.00"},
+                                   "repeats": 3, "rows": [row]}))
+    out = tmp_path / "extract.md"
+    out.write_text("# Extraction benchmark\n\n<!-- backends: begin -->\nold\n<!-- backends: end -->\n")
+    res = _run("extract.py", "--from-partial", str(partial), "--out", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = out.read_text()
+    assert "old" not in text and text.count("<!-- backends: begin -->") == 1
+    assert "| onnxruntime fp32 | 30.00 | **3.00x** |" in text
+    assert "cut short: builtin:minilm-l6 (real weights) (of 5)" in text and "load_avg_1m_end 2.00" in text

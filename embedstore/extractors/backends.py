@@ -10,9 +10,11 @@ vectors from different backends never share a ``model_key``.
   :func:`embedstore.extractors.onnx.cache_dir`) and run by ONNX Runtime, fp32,
   or dynamically quantised int8 with ``quantize="8bit"``.
 * ``auto`` — per model, the fastest backend of the measured table kept with
-  the catalog (:func:`backend_table`, refreshed by ``embedstore backends
-  --measure``) that passed the parity gate; deterministic for a given table
-  entry. Models without an entry run on torch.
+  the catalog (:func:`backend_table`; the shipped file is refreshed by
+  ``python benchmarks/extract.py --only backends --write-table``, a user's own
+  by ``embedstore backends --measure``) that passed the parity gate and is
+  measurably faster than torch fp32 (:data:`AUTO_MIN_SPEEDUP`); deterministic
+  for a given table entry. Models without such an entry run on torch.
 
 **Parity gate.** Before a non-reference path is used, its vectors are
 compared with torch fp32 on a fixed probe batch (:func:`probe_batch`):
@@ -41,6 +43,8 @@ BACKENDS = ("torch", "onnx", "auto")
 #: The runtime recorded in the identity for each ``--backend`` value.
 RUNTIMES = {"torch": "torch", "onnx": "onnxruntime"}
 PARITY_MIN = 0.999
+#: ``auto`` takes a backend only when the table measured it at least this much faster than torch fp32.
+AUTO_MIN_SPEEDUP = 1.1
 LOSSY = ("8bit", "int8")
 TABLE_FILE = Path(__file__).with_name("backend_table.json")
 #: Probe texts: different lengths, so padding and masks are exercised.
@@ -170,12 +174,35 @@ def backend_table() -> dict[str, list[dict[str, Any]]]:
     return table
 
 
-def auto_choice(model_id: str, entries: list[dict[str, Any]] | None, dtypes: tuple[str, ...]) -> BackendChoice:
-    """The fastest gated (backend, dtype) among ``dtypes`` in a model's table entries.
+def entry_speedup(entry: dict[str, Any]) -> float:
+    """An entry's speed-up against torch fp32: the lower of its end-to-end and bare-forward figures.
 
-    A candidate's speed-up is its slowest modality's; its cosine the lowest.
-    Ties keep the reference order (torch fp32 first), so the choice depends
-    only on the entries (and on ONNX Runtime being installed).
+    ``speedup`` is the bare forward's (``embedstore backends --measure``);
+    ``e2e_speedup``, when present, is ``extract()``'s end to end
+    (``benchmarks/extract.py --only backends --write-table``).
+
+    Examples
+    --------
+    >>> entry_speedup({"speedup": 2.0, "e2e_speedup": 1.4})
+    1.4
+    >>> entry_speedup({"speedup": 0.9})
+    0.9
+    """
+    figures = [float(entry[k]) for k in ("speedup", "e2e_speedup") if entry.get(k) is not None]
+    return min(figures) if figures else 0.0
+
+
+def auto_choice(model_id: str, entries: list[dict[str, Any]] | None, dtypes: tuple[str, ...]) -> BackendChoice:
+    """The fastest gated (backend, dtype) among ``dtypes`` in a model's table entries, else torch.
+
+    A candidate qualifies when its minimum cosine against torch fp32 is at
+    least :data:`PARITY_MIN` and it is measurably faster than torch fp32: at
+    least :data:`AUTO_MIN_SPEEDUP` by :func:`entry_speedup` (the lower of end
+    to end and bare), in its slowest modality. Without a qualifying
+    candidate, torch runs (fp32 when allowed), so ``auto`` never picks a
+    backend the table measured slower. Ties keep the reference order, so the
+    choice depends only on the entries (and on ONNX Runtime being installed),
+    not on their order.
 
     Examples
     --------
@@ -183,26 +210,31 @@ def auto_choice(model_id: str, entries: list[dict[str, Any]] | None, dtypes: tup
     ...       {"backend": "onnxruntime", "dtype": "fp32", "modality": "image", "speedup": 0.8, "min_cos": 1.0}]
     >>> auto_choice("hf:x", es, ("fp32", "bf16")).dtype
     'bf16'
+    >>> slow = [{"backend": "torch", "dtype": "bf16", "modality": "text", "speedup": 0.2, "min_cos": 1.0}]
+    >>> auto_choice("hf:z", slow, ("fp32", "bf16")).dtype  # measured slower: never picked
+    'fp32'
     >>> auto_choice("hf:y", None, ("fp32",)).backend
     'torch'
     """
+    ref = dtypes[0]
     if not entries:
-        return BackendChoice("torch", dtypes[0], f"auto: no measured entry for {model_id} (torch {dtypes[0]}); "
+        return BackendChoice("torch", ref, f"auto: no measured entry for {model_id} (torch {ref}); "
                              f"'embedstore backends --measure --model {model_id}' adds one")
-    cands: dict[tuple[str, str], tuple[float, float]] = {("torch", "fp32"): (1.0, 1.0)}
+    cands: dict[tuple[str, str], tuple[float, float]] = {}
     for e in entries:
         k = (e["backend"], e["dtype"])
         if k != ("torch", "fp32"):  # the reference is 1.0x at cosine 1 by definition
             speed, cos = cands.get(k, (float("inf"), 1.0))
-            cands[k] = (min(speed, float(e["speedup"])), min(cos, float(e["min_cos"])))
-    order = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("torch", "8bit")]
+            cands[k] = (min(speed, entry_speedup(e)), min(cos, float(e["min_cos"])))
+    order = [("torch", "bf16"), ("onnxruntime", "fp32"), ("torch", "8bit")]
     import importlib.util
 
     ok = [k for k in order + sorted(set(cands) - set(order)) if k in cands and k[1] in dtypes
-          and cands[k][1] >= PARITY_MIN
+          and cands[k][1] >= PARITY_MIN and cands[k][0] >= AUTO_MIN_SPEEDUP
           and (k[0] != "onnxruntime" or importlib.util.find_spec("onnxruntime") is not None)]
     if not ok:
-        return BackendChoice("torch", dtypes[0], f"auto: no gated entry for {model_id} (torch {dtypes[0]})")
+        return BackendChoice("torch", ref, f"auto: no gated entry of {model_id} is {AUTO_MIN_SPEEDUP}x torch "
+                             f"fp32 or faster in the backend table (torch {ref})")
     best = max(ok, key=lambda k: cands[k][0])  # max keeps the first of equals
     speed, cos = cands[best]
     return BackendChoice(best[0], best[1], f"auto: {best[0]} {best[1]} is {speed:.2f}x torch fp32 in the "

@@ -8,7 +8,10 @@ sequence axes, to ``<cache_dir>/<torch fp32 model_key>-<modality>-opset17.onnx``
 copy). A later run with the same identity reuses the file. Every session is
 checked against torch fp32 on the probe batch before use
 (:func:`embedstore.extractors.backends.gate`), so a stale or damaged graph
-is refused, never silently used.
+is refused, never silently used. One session per extractor and modality,
+built on the first forward and reused for every batch
+(:func:`session_options`); batches go in and come out as NumPy arrays without
+copies (texts are padded to the longest in their batch by the tokenizer).
 
 Needs ``onnxruntime`` and ``onnx`` (``pip install 'embedstore[onnx]'``).
 """
@@ -120,6 +123,37 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     return dst
 
 
+def session_options(threads: int) -> Any:
+    """ONNX Runtime CPU session options for batch extraction on ``threads`` cores.
+
+    ``threads`` intra-op threads (extract's torch thread count), one inter-op
+    thread, sequential execution, every graph optimisation
+    (``ORT_ENABLE_ALL``: constant folding, layer-norm/GELU/attention fusions,
+    NCHWc layouts), and no spin-waiting of idle pool threads: spinning
+    threads compete with extract()'s background decode thread and with other
+    jobs on a shared machine (without it: 1.3-1.4x faster end to end on 2
+    shared cores, section (c2) of ``benchmarks/results/extract.md``).
+    ``onnxruntime.transformers.optimizer`` fusions were measured too and
+    are not used (0.91x of this for MiniLM). Options change speed only,
+    never the vectors, so they are not keyed.
+
+    Examples
+    --------
+    >>> session_options(2).intra_op_num_threads  # doctest: +SKIP
+    2
+    """
+    ort = require("onnxruntime", _EXTRA)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxRunner:
     """An ONNX Runtime session over ``ext``'s cached graph of one modality; call it on a prepared batch."""
 
@@ -136,12 +170,8 @@ class OnnxRunner:
                 export(ext, modality, ext.prepare(modality, _probe(modality)), fp32)
             if ext.dtype == "int8":
                 quantize_int8(fp32, self.path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, torch.get_num_threads())  # set by extract(threads=...)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.path), session_options(max(1, torch.get_num_threads())),
+                                            providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
         self.fix = (f"delete {self.path} to export it again, or use --backend torch")
 
