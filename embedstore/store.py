@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from .data import DataMixin
 from .errors import InputError, NotFoundError
-from .locks import maintenance_lock_dir
+from .locks import maintenance_lock_dir, table_lock
 from .schema import check_table_name
 from .neighbors import NeighborsMixin
 from .model_registry import RegistryMixin
@@ -355,12 +355,18 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             # one creator's first chunk). An empty version 1 loses nothing when overwritten; rows go in by merge.
             self.db.create_table(name, schema=target, exist_ok=True)
             return None
-        try:
-            tbl = self.db.create_table(name, data.cast(target), schema=target, exist_ok=False)
-        except Exception:
+        # Local: two processes creating one table at once can both commit version 1, and one creator's rows
+        # are lost (seen: 4 extract processes, 16 of 24 rows). Creation is serialised by a creation lock (not
+        # the maintenance lock: writes never wait for a compaction); whoever comes second merges instead.
+        with table_lock(self.lock_dir / "create", name):
             if self.has_table(name):
-                return None  # lost the creation race: merge into the winner's table instead
-            raise
+                return None
+            try:
+                tbl = self.db.create_table(name, data.cast(target), schema=target, exist_ok=False)
+            except Exception:
+                if self.has_table(name):
+                    return None  # created meanwhile by a process that does not take the lock: merge instead
+                raise
         return int(tbl.version), data.num_rows, 0
 
 
