@@ -45,7 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embedstore.errors import InputError, NotFoundError
+from embedstore.errors import InputError, missing_dataset
+from embedstore.modes import mode_rules
 from embedstore.prefetch import prefetch
 from embedstore.runs import get_run, record_run
 from embedstore.schema import samples_table
@@ -88,8 +89,7 @@ class RawSource(Source):
             raise InputError(f"max_batches={max_batches}: use a positive number of batches")
         table = samples_table(dataset)
         if not store.has_table(table):
-            raise NotFoundError(f"no dataset '{dataset}' in store {store.uri}; known: {store.datasets()}. "
-                                "Run 'embedstore ingest' first")
+            raise missing_dataset(store, dataset)
         self.dataset, self.backbones, self.backbone = dataset, backbones, backbone
         self.split_column = store.split_column(dataset, split_by)
         self.label_column = label_column
@@ -281,17 +281,19 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
         raise InputError(f"unknown backbone mode {backbone!r}: use frozen or finetune")
     if cache_features and backbone != "frozen":
         raise InputError("--cache-features needs frozen backbones: fine-tuned features change every step")
-    if backbone == "finetune" and mode != "paper":
+    rules = mode_rules(mode)
+    if backbone == "finetune" and rules.tests_once:
         raise InputError("--backbone finetune runs in --mode paper only: honest-mode epoch selection would "
                          "need a snapshot of the backbones at every epoch")
     kw = dict(kw)
-    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, kw)
+    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, kw.pop("weight_decay", None),
+                          kw.pop("patience", None))
     bb = backbones or load_backbones(text_model, image_model, max_length=max_length, image_norm=image_norm)
-    split_by = split_by if split_by is not None else ("paper" if mode == "paper" else None)
+    split_by = split_by if split_by is not None else rules.default_split
     seed_list = seeds_from(seeds, int(kw.pop("seed", 0)))
     source = RawSource(store, dataset, bb, backbone=backbone, split_by=split_by, version=version,
-                       setup_splits=("train", "test") if mode == "paper" else ("train", "val"),
-                       label_column=kw.pop("label_column", "label"), train_mode=(mode == "paper"), bf16=bf16,
+                       setup_splits=proto.setup_splits(),
+                       label_column=kw.pop("label_column", "label"), train_mode=not rules.tests_once, bf16=bf16,
                        feature_dropout=kw.pop("feature_dropout", FEATURE_DROPOUT), max_batches=max_batches,
                        lr=proto.lr, weight_decay=proto.weight_decay,
                        keep_initial=backbone == "finetune" and len(seed_list) > 1, progress=progress)
@@ -321,8 +323,7 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
 
 def _train_cached(source: RawSource, proto, fusion: str, hidden, seeds: list[int], group_id, store,
                   dataset: str, record: bool, progress: bool, raw_cfg: dict[str, Any], kw: dict[str, Any]):
-    needed = ("train", "test") if proto.mode == "paper" else ("train", "val", "test")
-    parts = {s: source.features(s, proto.batch_size) for s in needed}
+    parts = {s: source.features(s, proto.batch_size) for s in proto.splits}
     xi = np.concatenate([p[0] for p in parts.values()])
     xt = np.concatenate([p[1] for p in parts.values()])
     y = np.asarray(source.classes, dtype=object)[np.concatenate([p[2] for p in parts.values()])]
