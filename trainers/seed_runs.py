@@ -125,14 +125,6 @@ def protocol_from(fusion: str, mode: str, epochs: int | None, dropout: float | N
                             weight_decay=weight_decay, patience=patience)
 
 
-def head_spec(fusion: str, n_classes: int, hidden, align_loss_weight: float, kw: dict[str, Any]) -> HeadSpec:
-    """The head of ``fusion``, taking ``output_size``/``hidden_image``/``block_order`` out of ``kw`` (train_raw)."""
-    from .options import HeadOptions
-
-    return HeadOptions(hidden, kw.pop("hidden_image", None), kw.pop("output_size", None), kw.pop("block_order", None),
-                       align_loss_weight).spec(fusion, n_classes)
-
-
 def check_splits(source: Source, proto: Protocol, where: str) -> None:
     missing = [s for s in proto.splits if not source.has_split(s)]
     if missing:

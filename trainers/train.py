@@ -32,7 +32,7 @@ from embedstore.runs import get_run
 from .loader import ArraySource
 from .options import CVOptions, HeadOptions, LoaderOptions, grouped
 from .protocol import Protocol
-from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, head_spec, protocol_from, run_seeds,  # noqa: F401
+from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, protocol_from, run_seeds,  # noqa: F401
                         scale_of, seeds_from, summarize_runs)
 from .store_source import StoreSource
 
