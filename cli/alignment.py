@@ -178,7 +178,9 @@ def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
                  f"match={res.settings['match']}, gap fitted on {res.settings['fit_on']} rows "
                  f"({res.settings['split_column']})",
                  f"trained λ {res.trained or '-'}; reused λ {res.reused or '-'}", "", table(res.table()), ""]
-        if mode == "honest":
+        from embedstore.modes import mode_rules
+
+        if mode_rules(mode).selects_on_val:
             lines.append(f"selected on validation macro-F1: λ={sel['lam']:+.2f} → test accuracy "
                          f"{sel['test_acc']:.4f} ± {sel['test_acc_sd']:.4f}, macro-F1 {sel['test_f1']:.4f} ± "
                          f"{sel['test_f1_sd']:.4f}")

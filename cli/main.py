@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "backends": "embedstore.cli.extract:backends",
     "train": "embedstore.cli.train:train",
     "runs": "embedstore.cli.train:runs",
+    "rerun": "embedstore.cli.train:rerun",
     "predict": "embedstore.cli.predict:predict",
     "export-head": "embedstore.cli.predict:export_head",
     "train-raw": "embedstore.cli.raw:train_raw",
@@ -38,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "embedstore.cli.maintenance:doctor",
     "upgrade": "embedstore.cli.maintenance:upgrade",
     "repair": "embedstore.cli.maintenance:repair",
+    "index": "embedstore.cli.maintenance:index",
     "demo": "embedstore.cli.demo:demo",
 }
 

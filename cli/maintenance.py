@@ -1,4 +1,4 @@
-"""Maintenance commands: compact, cleanup, doctor (wrappers over :mod:`embedstore.maintenance`)."""
+"""Maintenance commands: compact, cleanup, doctor, upgrade, repair, index (wrappers over the store API)."""
 
 from __future__ import annotations
 
@@ -111,3 +111,28 @@ def repair(ctx, store_uri, storage_options, as_json, table_name, dry_run):
     verb = "would remove" if dry_run else "removed"
     emit(ctx, rows, lambda: table(rows, ["table", "key", "duplicate_keys", "removed", "version_before",
                                          "version_after"]) + f"\n{verb} {sum(r.removed for r in results)} row(s)")
+
+
+@command()
+@click.option("--model", "model", required=True, help="Model id or model_key whose embeddings to index.")
+@click.option("--modality", type=click.Choice(["image", "text"]), required=True)
+@click.option("--kind", type=click.Choice(["ivf_flat", "ivf_pq", "ivf_hnsw_sq"]), default="ivf_flat",
+              show_default=True, help="LanceDB vector index type.")
+@click.option("--metric", type=click.Choice(["cosine", "l2", "dot"]), default="cosine", show_default=True)
+@click.option("--partitions", "num_partitions", type=click.IntRange(min=1), default=None,
+              help="IVF partitions (default: the square root of the row count).")
+def index(ctx, store_uri, storage_options, as_json, model, modality, kind, metric, num_partitions):
+    """Build (or rebuild) an ANN vector index on a model's embeddings table.
+
+    'embedstore neighbors --use-index' then searches it instead of scanning.
+
+    \b
+    Example:
+      embedstore index --model builtin:efficientnet-lite0 --modality image --kind ivf_flat
+    """
+    store = get_store(ctx, store_uri, storage_options)
+    name = store.create_index(model, modality, metric=metric, kind=kind, num_partitions=num_partitions)
+    tbl = store.open_table(name)
+    row = {"table": name, "kind": kind, "metric": metric, "rows": tbl.count_rows(),
+           "indices": [i.name for i in tbl.list_indices()]}
+    emit(ctx, row, lambda: table([{k: v for k, v in row.items() if k != "indices"}]) + f"\nindex built on {name}")

@@ -14,7 +14,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import pyarrow as pa
 
-from .errors import DimensionMismatchError, InputError, NotFoundError
+from .errors import DimensionMismatchError, InputError, NotFoundError, missing_dataset
 from .identity import MODALITIES, ModelIdentity
 from .keys import NO_ALIGNMENT, check_name, row_key
 from .schema import (EMB_KEY, SAMPLE_CORE, SAMPLES_PREFIX, embeddings_schema,
@@ -108,8 +108,7 @@ class DataMixin:
         """
         table = samples_table(dataset)
         if not self.has_table(table):
-            raise NotFoundError(f"no dataset '{dataset}' in store {self.uri}; known: {self.datasets()}. "
-                                "Run 'embedstore ingest' first")
+            raise missing_dataset(self, dataset)
         where = None
         if split is not None:
             col = self.split_column(dataset, split_by)

@@ -30,6 +30,15 @@ class NotFoundError(EmbedstoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+def missing_dataset(store, dataset: str) -> NotFoundError:
+    """The one "no such dataset" error: names the store, the datasets it has, and how to add one.
+
+    Raise it where a dataset's samples table is missing (``raise missing_dataset(store, name)``).
+    """
+    return NotFoundError(f"no dataset '{dataset}' in store {store.uri}; known: {store.datasets()}. "
+                         "Run 'embedstore ingest' first")
+
+
 class AmbiguousModelError(InputError):
     """A model id names several registered identities; pick one by ``model_key`` or ``ID@KEYPREFIX``."""
 

@@ -219,8 +219,8 @@ class NeighborsMixin:
 
     # -- ANN index ------------------------------------------------------------
     def create_index(self, model: str | ModelIdentity, modality: str, *, metric: str = "cosine",
-                     kind: str = "ivf_flat", num_partitions: int | None = None) -> None:
-        """Build an ANN index (``ivf_flat``, ``ivf_pq`` or ``ivf_hnsw_sq``) on a model's table."""
+                     kind: str = "ivf_flat", num_partitions: int | None = None) -> str:
+        """Build an ANN index (``ivf_flat``, ``ivf_pq`` or ``ivf_hnsw_sq``) on a model's table; returns the table."""
         from lancedb.index import IvfFlat, IvfHnswSq, IvfPq
 
         identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
@@ -236,6 +236,7 @@ class NeighborsMixin:
 
         with table_lock(self.lock_dir, table):
             self.db.open_table(table).create_index("vector", config=configs[kind](), replace=True)
+        return table
 
     def index_recall(self, dataset: str, model: str | ModelIdentity, modality: str, *,
                      queries: np.ndarray, k: int = 10, metric: str = "cosine",

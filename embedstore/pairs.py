@@ -147,9 +147,8 @@ def toy_pairs(store, dataset: str = "toy", *, n: int = 60, image_dim: int = 8, t
     >>> s.samples("toy").num_rows
     10
     """
-    import pyarrow as pa
-
     from .keys import sha256_text
+    from .synthetic import sample_table
 
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % classes
@@ -162,13 +161,10 @@ def toy_pairs(store, dataset: str = "toy", *, n: int = 60, image_dim: int = 8, t
     ids = [f"toy-{i:04d}" for i in range(n)]
     texts = [f"constructed text {i} class {c}" for i, c in enumerate(labels)]
     cut = np.array(["train", "val", "test"])[np.searchsorted([0.6 * n, 0.8 * n], np.arange(n), side="right")]
-    rows = pa.table({
-        "sample_id": ids, "text": texts, "text_sha256": [sha256_text(t) for t in texts],
-        "prompt_name": ["toy"] * n, "prompt_template": ["{text}"] * n,
-        "image_ref": [f"constructed://{i}" for i in ids],
-        "image_sha256": [sha256_text(f"constructed-image-{i}") for i in ids],
-        "label": [f"class-{c}" for c in labels], "split_paper": cut.tolist(),
-    })
+    rows = sample_table(ids, texts, [f"class-{c}" for c in labels], prompt=("toy", "{text}"),
+                        image_refs=[f"constructed://{i}" for i in ids],
+                        image_hashes=[sha256_text(f"constructed-image-{i}") for i in ids],
+                        splits={"paper": cut.tolist()})
     store.write_samples(dataset, rows)
     img_id = ModelIdentity("hf:toy-image", "constructed", ("image",), {"image": image_dim}, pooling="toy")
     txt_id = ModelIdentity("hf:toy-text", "constructed", ("text",), {"text": text_dim}, pooling="toy")

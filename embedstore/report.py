@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from .errors import InputError, NotFoundError
 from .keys import NO_ALIGNMENT
+from .modes import mode_rules
 from .runs import RunRecord, group_runs, list_runs
 from .stats import format_mean_sd
 from .sweep_records import (
@@ -160,9 +161,10 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
     reference = sweep_reference(store, dataset, info["sweep_id"])
     sel = select(points, mode, reference)
     buf = io.BytesIO()
-    marker = {f"{fusion} test": sel["lam"]} if mode == "honest" else None
+    on_val = mode_rules(mode).selects_on_val
+    marker = {f"{fusion} test": sel["lam"]} if on_val else None
     sweep_plot(plot_rows(points, fusion, mode), buf, selected=marker, title=f"{dataset} {fusion} ({mode})")
-    if mode == "honest":
+    if on_val:
         text = (f"λ selected on mean validation macro-F1: <b>{sel['lam']:+.2f}</b>; test at that λ: accuracy "
                 f"{sel['test_acc']:.4f} ± {sel['test_acc_sd']:.4f}, macro-F1 {sel['test_f1']:.4f} ± "
                 f"{sel['test_f1_sd']:.4f}.")
@@ -177,7 +179,7 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
                  f"method {_e(method)}</h3>"
                  f"<p>{text}</p>" + _img(buf.getvalue(), f"λ sweep {fusion} {mode}") + _table(rows))
     extra = []
-    picks = [("λ", 0.0)] + ([("selected λ", sel["lam"])] if mode == "honest" else
+    picks = [("λ", 0.0)] + ([("selected λ", sel["lam"])] if on_val else
                             [("best-on-test λ", sel["best_acc_lam"])])
     for label, lam in picks:
         p = next((q for q in points if abs(q.lam - lam) < 1e-12), None)

@@ -37,6 +37,7 @@ import numpy as np
 
 from .compare import compare_records, fold_predictions, setting_interval
 from .errors import InputError
+from .modes import MODES, mode_rules
 from .runs import RunRecord, group_runs, list_runs
 from .sweep_records import SWEEP_PREFIX
 
@@ -67,7 +68,7 @@ def _label(recs: Sequence[RunRecord]) -> str:
 def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """One row per honest setting with recorded test predictions, best mean macro-F1 first."""
     rows = []
-    for gid, recs in group_runs([r for r in records if r.mode == "honest"
+    for gid, recs in group_runs([r for r in records if r.mode in MODES and mode_rules(r.mode).tests_once
                                  and not r.group_id.startswith(SWEEP_PREFIX)]).items():
         ci = setting_interval(recs)
         if ci is None:

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from .errors import InputError, NotFoundError
+from .errors import InputError, NotFoundError, missing_dataset
 from .identity import ModelIdentity
 from .keys import NO_ALIGNMENT
 from .vectors import HASH_COLUMN, vectors_of
@@ -127,8 +127,7 @@ class Snapshot:
         self.store, self.dataset = store, dataset
         self.samples_table = samples_table(dataset)
         if not store.has_table(self.samples_table):
-            raise NotFoundError(f"no dataset '{dataset}' in store {store.uri}; known: {store.datasets()}. "
-                                "Run 'embedstore ingest' first")
+            raise missing_dataset(store, dataset)
         self.split_column = store.split_column(dataset, split_by)
         self.alignment_keys = {"image": image_alignment_key, "text": text_alignment_key}
         self.identities: dict[str, ModelIdentity] = {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .modes import mode_rules
 from .runs import RunRecord, list_runs
 from .stats import mean_sd
 
@@ -156,7 +157,7 @@ def select(points: list[SweepPoint], mode: str, reference: SweepPoint | None = N
     if base is not None:
         out["lam0"] = {"test_acc": base.test_acc, "test_acc_sd": base.test_acc_sd,
                        "test_f1": base.test_f1, "test_f1_sd": base.test_f1_sd}
-    if mode == "honest":
+    if mode_rules(mode).selects_on_val:
         pick = max(points, key=lambda p: (p.val_f1 if p.val_f1 is not None else -1.0, -abs(p.lam)))
         out.update({"criterion": "mean validation macro-F1", "lam": pick.lam,
                     "val_f1": pick.val_f1, "val_f1_sd": pick.val_f1_sd,
@@ -178,10 +179,11 @@ def select(points: list[SweepPoint], mode: str, reference: SweepPoint | None = N
 
 def plot_rows(points: list[SweepPoint], fusion: str, mode: str) -> list[dict[str, Any]]:
     """Rows for :func:`embedstore.figures.sweep_plot` (test, plus validation in honest mode)."""
-    label = f"{fusion} test" + (" (best epoch on test)" if mode == "paper" else "")
+    rules = mode_rules(mode)
+    label = f"{fusion} test" + (" (best epoch on test)" if rules.select_on == "test" else "")
     rows = [{"series": label, "lam": p.lam, "acc_mean": p.test_acc, "acc_sd": p.test_acc_sd,
              "f1_mean": p.test_f1, "f1_sd": p.test_f1_sd} for p in points]
-    if mode == "honest":
+    if "val" in rules.splits:
         rows += [{"series": f"{fusion} val", "lam": p.lam, "acc_mean": p.val_acc, "acc_sd": p.val_acc_sd,
                   "f1_mean": p.val_f1, "f1_sd": p.val_f1_sd} for p in points if p.val_f1 is not None]
     return rows
@@ -198,7 +200,7 @@ def table_rows(points: list[SweepPoint], mode: str, reference: SweepPoint | None
     for p, iv in zip(points, sweep_intervals(points, reference)):
         row = {"lam": f"{p.lam:+.2f}", "seeds": p.seeds, "test_acc": fmt(p.test_acc, p.test_acc_sd),
                "test_f1": fmt(p.test_f1, p.test_f1_sd)}
-        if mode == "honest":
+        if "val" in mode_rules(mode).splits:
             row.update({"val_acc": fmt(p.val_acc, p.val_acc_sd), "val_f1": fmt(p.val_f1, p.val_f1_sd)})
         for name, label in (("vs_none", "ΔF1 vs none [95% CI]"), ("vs_lam0", "ΔF1 vs λ=0 [95% CI]")):
             row[label] = iv[name].text() if iv[name] is not None else ""

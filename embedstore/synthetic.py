@@ -111,3 +111,36 @@ def _draw_shape(draw, kind: int, cx: int, cy: int, r: int, colour: tuple[int, in
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
     else:
         draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=colour)
+
+
+def sample_table(ids, texts, labels, *, prompt: tuple[str, str], image_refs, image_hashes, splits,
+                 text_hashes=None, extra=None):
+    """A samples-table Arrow table for constructed data (no files): the columns ingest would write.
+
+    The one builder behind :func:`embedstore.pairs.toy_pairs`,
+    :func:`embedstore.trainers.synthetic_vectors.write_synthetic` and the tests'
+    ``sample_rows``. Values are taken as given (lists or arrays);
+    ``prompt`` is ``(prompt_name, prompt_template)``, ``splits`` maps a
+    split name to its column (``{"paper": [...]}`` → ``split_paper``),
+    ``text_hashes`` default to the texts' SHA-256 and ``extra`` adds
+    columns (e.g. ``group_id``) after the splits.
+
+    Examples
+    --------
+    >>> t = sample_table(["a", "b"], ["x", "y"], ["0", "1"], prompt=("p", "{x}"), image_refs=["a.png", "b.png"],
+    ...                  image_hashes=["1", "2"], splits={"paper": ["train", "test"]})
+    >>> t.column_names[-2:], t["text_sha256"][0].as_py()[:8]
+    (['label', 'split_paper'], '2d711642')
+    """
+    import pyarrow as pa
+
+    from .keys import sha256_text
+
+    n = len(ids)
+    return pa.table({
+        "sample_id": ids, "text": texts,
+        "text_sha256": [sha256_text(t) for t in texts] if text_hashes is None else text_hashes,
+        "prompt_name": [prompt[0]] * n, "prompt_template": [prompt[1]] * n,
+        "image_ref": image_refs, "image_sha256": image_hashes, "label": labels,
+        **{f"split_{name}": column for name, column in splits.items()}, **(extra or {}),
+    })

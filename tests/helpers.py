@@ -6,23 +6,16 @@ import pyarrow as pa
 
 from embedstore import ModelIdentity
 from embedstore.keys import sha256_text
+from embedstore.synthetic import sample_table
 
 
 def sample_rows(ids, *, labels=None, splits=None, texts=None, image_hashes=None) -> pa.Table:
     """Minimal valid samples-table rows."""
     n = len(ids)
-    texts = texts or [f"text {i}" for i in ids]
-    return pa.table({
-        "sample_id": list(ids),
-        "text": texts,
-        "text_sha256": [sha256_text(t) for t in texts],
-        "prompt_name": ["default"] * n,
-        "prompt_template": ["{x}"] * n,
-        "image_ref": [f"/nowhere/{i}.jpg" for i in ids],
-        "image_sha256": image_hashes or [sha256_text(f"img-{i}") for i in ids],
-        "label": labels or ["0"] * n,
-        "split_paper": splits or ["train"] * n,
-    })
+    return sample_table(list(ids), texts or [f"text {i}" for i in ids], labels or ["0"] * n,
+                        prompt=("default", "{x}"), image_refs=[f"/nowhere/{i}.jpg" for i in ids],
+                        image_hashes=image_hashes or [sha256_text(f"img-{i}") for i in ids],
+                        splits={"paper": splits or ["train"] * n})
 
 
 def toy_model(dim: int = 4, modality: str = "image", name: str = "hf:toy") -> ModelIdentity:

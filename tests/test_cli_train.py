@@ -90,3 +90,26 @@ def test_real_data_ingest_extract_train_runs_rerun(tmp_path, shared_data):
     assert len(rec.table_versions) == 3 and len(rec.metrics["per_class_f1"]) == 7
     again = rerun(store, rec.run_id).metrics
     assert again == {k: rec.metrics[k] for k in again}
+
+
+def test_rerun_reproduces_a_recorded_run_and_records_it_on_request(synth):
+    store, info = synth
+    res = _invoke(store, "train", "toy", "--image-model", info["image_model"], "--text-model", info["text_model"],
+                  "--fusion", "early", "--epochs", "3", "--no-progress", "--json")
+    assert res.exit_code == 0, res.output
+    run_id = json.loads(res.output)[0]["run_ids"][0]
+    out = _invoke(store, "rerun", run_id, "--loader", "stream", "--json")
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output)
+    assert payload["identical"] is True and payload["loader"] == "stream" and payload["rerun_id"] is None
+    assert payload["metrics"] == payload["recorded"] and len(list_runs(store, "toy")) == 1
+    text = _invoke(store, "rerun", run_id, "--record")
+    assert text.exit_code == 0 and "identical to the recorded run" in text.output
+    runs = list_runs(store, "toy")
+    assert len(runs) == 2 and runs[-1].rerun_of == run_id and runs[-1].metrics["macro_f1"] == runs[0].metrics["macro_f1"]
+
+
+def test_rerun_of_an_unknown_run_is_one_line(synth):
+    store, _ = synth
+    res = _invoke(store, "rerun", "run-nope")
+    assert res.exit_code == 1 and "no run 'run-nope'" in res.output and len(res.output.strip().splitlines()) == 1

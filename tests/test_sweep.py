@@ -38,6 +38,11 @@ def test_honest_sweep_selects_on_validation_and_resumes(store, tmp_path):
         assert rec.settings["match"] == "interp" and rec.settings["dim"] == 8  # 8-d image, 5-d text
         runs = [get_run(store, r) for r in p.run_ids]
         assert {r.alignment_keys["image"] for r in runs} == {p.alignment_key}
+        for r in runs:  # λ and the alignment settings are in each run's own config
+            recorded = r.config["alignments"]["image"]
+            assert (recorded["lam"], recorded["fit_on"], recorded["match"], recorded["method"]) == (
+                p.lam, "train", "interp", "gapshift")
+            assert recorded["noise_std"] == 0.0 and recorded["seed"] == 0
         assert all(r.metrics["selection"]["selected_on"] == "val" for r in runs)
         assert p.test_f1 == pytest.approx(np.mean([r.metrics["macro_f1"] for r in runs]))
         assert p.val_f1 == pytest.approx(np.mean([r.metrics["selection"]["val"]["macro_f1"] for r in runs]))

@@ -126,3 +126,23 @@ def test_train_arrays_shares_the_protocol_and_records_to_a_store(tmp_path):
     assert rec.seed == 1 and rec.config["provenance"] == {"backbones": "frozen"} and rec.table_versions == {}
     with pytest.raises(InputError, match="cannot be re-run"):
         rerun(store, res.run_ids[0])
+
+
+def test_recorded_seeds_trains_only_the_missing_seeds(tmp_path):
+    from embedstore.trainers.seed_runs import recorded_seeds
+
+    store = Store(tmp_path / "store")
+    info = write_synthetic(store, "few", n=120, image_dim=6, text_dim=5, signal=1.0, seed=3)
+    asked: list[list[int]] = []
+
+    def fit(missing: list[int]) -> None:
+        asked.append(missing)
+        _train(store, info, dataset="few", fusion="image", epochs=1, seeds=missing, group_id="grp-cache")
+
+    first, trained = recorded_seeds(store, "few", "grp-cache", [0, 1], fit)
+    assert trained and asked == [[0, 1]] and [r.seed for r in first] == [0, 1]
+    wider, trained = recorded_seeds(store, "few", "grp-cache", [1, 0, 2], fit)
+    assert trained and asked[-1] == [2] and [r.seed for r in wider] == [1, 0, 2]
+    again, trained = recorded_seeds(store, "few", "grp-cache", [0, 1, 2], fit, known=list_runs(store, "few"))
+    assert not trained and len(asked) == 2 and [r.run_id for r in again] == [wider[1].run_id, wider[0].run_id,
+                                                                           wider[2].run_id]

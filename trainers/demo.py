@@ -294,10 +294,10 @@ def _baseline(store, dataset: str, fusion: str, image_model: str, text_model: st
     reused exactly when a new run would read the same data.
     """
     from embedstore.data import HASH_COLUMN
-    from embedstore.runs import list_runs
 
     from .protocol import resolve_protocol
     from .scaling import DEFAULT_SCALE
+    from .seed_runs import recorded_seeds
     from .train import train
 
     idents = {"image": store.model(image_model, "image"), "text": store.model(text_model, "text")}
@@ -308,13 +308,11 @@ def _baseline(store, dataset: str, fusion: str, image_model: str, text_model: st
                 "scale": DEFAULT_SCALE,
                 "image": idents["image"].key, "text": idents["text"].key, "inputs": stable_hash(inputs)}
     gid = "demo-" + stable_hash(settings, 12)
-    have = {r.seed: r for r in list_runs(store, dataset, group_id=gid)}
-    missing = [s for s in seeds if s not in have]
-    if missing:
-        train(store, dataset, image_model=idents["image"].key, text_model=idents["text"].key, fusion=fusion,
-              mode="honest", split_by=split_by, seeds=missing, group_id=gid, record=True)
-        have = {r.seed: r for r in list_runs(store, dataset, group_id=gid)}
-    return [have[s] for s in seeds], gid, not missing
+    records, trained = recorded_seeds(
+        store, dataset, gid, seeds, lambda missing: train(
+            store, dataset, image_model=idents["image"].key, text_model=idents["text"].key, fusion=fusion,
+            mode="honest", split_by=split_by, seeds=missing, group_id=gid, record=True))
+    return records, gid, not trained
 
 
 def _against_lam0(store, res) -> dict[str, Any]:

@@ -150,7 +150,8 @@ def fit_seed(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *,
     opt = torch.optim.AdamW(model.parameters(), lr=proto.lr, weight_decay=proto.weight_decay)
     gen = torch.Generator().manual_seed(int(seed))
     eval_split = proto.select_on
-    key = "accuracy" if proto.mode == "paper" else "macro_f1"  # what selects the epoch
+    rules = proto.rules
+    key = rules.select_metric  # what selects the epoch
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
     best_f1: dict[str, Any] = {}
@@ -171,21 +172,21 @@ def fit_seed(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *,
                         "split": eval_split, **_brief(m)})
         if not best or m[key] > best["metrics"][key]:
             best = {"epoch": epoch, "metrics": m}
-            if proto.mode == "honest":
+            if rules.tests_once:
                 state = copy.deepcopy(model.state_dict())
         if not best_f1 or m["macro_f1"] > best_f1["metrics"]["macro_f1"]:
             best_f1 = {"epoch": epoch, "metrics": m}
         if bar is not None:
             bar.update(1)
             bar.set_postfix({f"{eval_split}_f1": f"{m['macro_f1']:.3f}", "loss": f"{train_loss:.3f}"})
-        if proto.patience is not None and proto.mode == "honest" and epoch - best["epoch"] >= proto.patience:
+        if proto.patience is not None and rules.early_stopping and epoch - best["epoch"] >= proto.patience:
             break
     if bar is not None:
         bar.close()
     selection: dict[str, Any] = {"selected_on": eval_split, "selected_epoch": best["epoch"],
                                  "epochs_run": len(history)}
     test_s = None
-    if proto.mode == "paper":
+    if not rules.tests_once:  # the paper's code: the best-on-test epoch is the result
         metrics = best["metrics"]
         selection["best_accuracy"] = {"epoch": best["epoch"], "accuracy": metrics["accuracy"],
                                       "macro_f1": metrics["macro_f1"]}
@@ -203,7 +204,7 @@ def fit_seed(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *,
         test_s = time.perf_counter() - t0
     cost = cost_summary(count_params(model), source, spec.fusion, spec.output_size, proto, history, test_s,
                         model_mib(model))
-    if proto.mode == "honest":
+    if rules.tests_once:
         metrics["test_y"], metrics["test_pred"] = y.tolist(), predictions(logits).tolist()
         metrics["test_logits"] = np.asarray(logits, dtype=np.float64).tolist()  # predict reproduces these
     dropped = _dropped_batch(len(y_train), proto.batch_size, model)
@@ -217,10 +218,9 @@ def cost_summary(params: int, source: Source, fusion: str, output_size: int, pro
     """Parameters, memory (protocol §3.4), mean train/inference seconds per epoch and row counts of one run."""
     dims = {"image": source.image_dim or 0, "text": source.text_dim or 0}
     used = dims.get(fusion, dims["image"] + dims["text"])
-    splits = ("train", "test") if proto.mode == "paper" else ("train", "val", "test")
-    n = {s: len(source.labels(s)) for s in splits}
+    n = {s: len(source.labels(s)) for s in proto.splits}
     mem = data_mib(n["train"], n.get("test", 0), used, output_size, proto.batch_size)
-    if proto.mode == "honest" and "val" in n:
+    if "val" in n:
         mem["val"] = n["val"] * (used + output_size) * 4 / 2**20
     return {
         "params": int(params),

@@ -26,7 +26,15 @@ import numpy as np
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
-    """(n, K) class probabilities from (n, 1) single-logit or (n, K) logits."""
+    """(n, K) class probabilities from (n, 1) single-logit or (n, K) logits.
+
+    Sigmoid ``[1-p, p]`` for one output, softmax otherwise (float64, rows sum to 1).
+
+    Examples
+    --------
+    >>> probabilities(np.array([[0.0]])).tolist(), probabilities(np.zeros((1, 2))).tolist()
+    ([[0.5, 0.5]], [[0.5, 0.5]])
+    """
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim == 1 or logits.shape[1] == 1:
         p1 = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))

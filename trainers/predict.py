@@ -36,6 +36,7 @@ from embedstore.errors import InputError, NotFoundError
 from embedstore.heads import HeadArtifact, head_id_of, heads_of_run, save_head
 from embedstore.sql import eq
 
+from .metrics import probabilities  # the one sigmoid/softmax rule (re-exported here)
 from .head_inputs import align_vectors, alignment_of, check_inputs, head_extras, input_dims
 
 PREDICTIONS_PREFIX = "predictions__"
@@ -153,23 +154,6 @@ class LoadedHead:
     def proba(self, vectors: dict[str, np.ndarray]) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` (see the module docstring for the rule)."""
         return probabilities(self.logits(vectors))
-
-
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    """Sigmoid ``[1-p, p]`` for one output, softmax otherwise (float64, rows sum to 1).
-
-    Examples
-    --------
-    >>> probabilities(np.array([[0.0]])).tolist(), probabilities(np.zeros((1, 2))).tolist()
-    ([[0.5, 0.5]], [[0.5, 0.5]])
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    if z.ndim == 1 or z.shape[1] == 1:
-        p = 1.0 / (1.0 + np.exp(-z.reshape(-1)))
-        return np.stack([1.0 - p, p], axis=1)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass

@@ -23,6 +23,8 @@ Examples
 (30, 0.001, 0.01, 64, 'paper', 'test')
 >>> resolve_protocol("honest", epochs=5).select_on
 'val'
+>>> p.splits, p.fit_on, p.select_metric, p.default_split
+(('train', 'test'), 'all', 'accuracy', 'paper')
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from embedstore.errors import InputError
-
-MODES = ("honest", "paper")
+from embedstore.modes import MODES, ModeRules, mode_rules  # noqa: F401 (MODES re-exported)
 
 
 @dataclass(frozen=True)
@@ -77,20 +78,46 @@ class Protocol:
     patience: int | None = 10
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (stored in the run record)."""
+        """Plain dict (stored in the run record; the rules follow from ``mode``)."""
         return asdict(self)
 
+    @property
+    def rules(self) -> ModeRules:
+        """What this protocol's mode decides (:mod:`embedstore.modes`)."""
+        return mode_rules(self.mode)
 
-_DEFAULTS = {
-    "paper": Protocol("paper", split="paper", select_on="test", patience=None),
-    "honest": Protocol("honest"),
-}
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """Splits a run needs: ``train``/``test`` (paper) or ``train``/``val``/``test``."""
+        return self.rules.splits
+
+    @property
+    def default_split(self) -> str | None:
+        """Split trained on when none is given (``None``: the store's default)."""
+        return self.rules.default_split
+
+    @property
+    def fit_on(self) -> str:
+        """Rows an alignment is fitted on under this protocol (``train``, or ``all`` as the paper did)."""
+        return self.rules.fit_on
+
+    @property
+    def select_metric(self) -> str:
+        """Metric that selects the epoch on :attr:`select_on`."""
+        return self.rules.select_metric
+
+    def setup_splits(self, cv: bool = False) -> tuple[str, ...]:
+        """Splits a source prepares up front: train and the selection split (every split under CV)."""
+        return self.splits if cv else ("train", self.select_on)
+
+
+_DEFAULTS = {m: Protocol(m, split=mode_rules(m).default_split or "grouped", select_on=mode_rules(m).select_on,
+                         patience=10 if mode_rules(m).early_stopping else None) for m in MODES}
 
 
 def resolve_protocol(mode: str = "honest", **overrides: Any) -> Protocol:
     """The protocol of ``mode`` with non-``None`` ``overrides`` applied."""
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}: use honest or paper")
+    mode_rules(mode)  # refuses an unknown mode
     settings = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(settings) - set(Protocol.__dataclass_fields__)
     if unknown:
@@ -133,6 +160,7 @@ class TaskLoss:
 
     def __init__(self, mode: str, output_size: int, y_train: np.ndarray, n_classes: int | None = None) -> None:
         self.mode = mode
+        self.rules = mode_rules(mode)
         self.output_size = int(output_size)
         n_classes = int(n_classes or max(int(np.max(y_train)) + 1, 2))
         self.pos_weight: torch.Tensor | None = None
@@ -140,7 +168,7 @@ class TaskLoss:
         if self.output_size == 1:
             if n_classes > 2:
                 raise InputError(f"output size 1 needs a binary task, this one has {n_classes} classes")
-            if mode == "honest":
+            if self.rules.weighted_bce:
                 pos = float(np.sum(y_train == 1))
                 neg = float(np.sum(y_train == 0))
                 self.pos_weight = torch.tensor([neg / pos if pos else 1.0], dtype=torch.float32)
@@ -153,7 +181,7 @@ class TaskLoss:
         if self.output_size == 1:
             return F.binary_cross_entropy_with_logits(logits.squeeze(1), y.to(logits.dtype),
                                                       pos_weight=self.pos_weight)
-        if self.mode == "paper":  # soft one-hot targets: weighted sum / N
+        if self.rules.loss_reduction == "sum_w/N":  # the paper's soft one-hot targets: weighted sum / N
             nll = F.cross_entropy(logits, y, reduction="none")
             return (nll * self.class_weight[y]).mean()
         return F.cross_entropy(logits, y, weight=self.class_weight)
@@ -163,7 +191,7 @@ class TaskLoss:
         if self.output_size == 1:
             return {"loss": "bce_logits", "pos_weight": None if self.pos_weight is None
                     else round(float(self.pos_weight[0]), 6)}
-        return {"loss": "cross_entropy", "reduction": "sum_w/N" if self.mode == "paper" else "weighted_mean",
+        return {"loss": "cross_entropy", "reduction": self.rules.loss_reduction,
                 "class_weight": [round(float(w), 6) for w in self.class_weight]}
 
 

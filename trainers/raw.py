@@ -45,7 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embedstore.errors import InputError, NotFoundError
+from embedstore.errors import InputError, missing_dataset
+from embedstore.modes import mode_rules
 from embedstore.prefetch import prefetch
 from embedstore.runs import get_run, record_run
 from embedstore.schema import samples_table
@@ -53,7 +54,8 @@ from embedstore.schema import samples_table
 from .loader import Source, encode_labels, epoch_order, label_codes
 from .raw_models import (BACKBONE_MODES, DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FEATURE_DROPOUT, MAX_LENGTH,
                          Backbones, load_backbones, raw_data_mib)
-from .seed_runs import TrainResult, check_splits, head_spec, protocol_from, run_seeds, seeds_from
+from .options import HeadOptions, grouped
+from .seed_runs import TrainResult, check_splits, protocol_from, run_seeds, seeds_from
 from .train import train_arrays
 
 
@@ -88,8 +90,7 @@ class RawSource(Source):
             raise InputError(f"max_batches={max_batches}: use a positive number of batches")
         table = samples_table(dataset)
         if not store.has_table(table):
-            raise NotFoundError(f"no dataset '{dataset}' in store {store.uri}; known: {store.datasets()}. "
-                                "Run 'embedstore ingest' first")
+            raise missing_dataset(store, dataset)
         self.dataset, self.backbones, self.backbone = dataset, backbones, backbone
         self.split_column = store.split_column(dataset, split_by)
         self.label_column = label_column
@@ -225,7 +226,10 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
               lr: float | None = None, bf16: bool = False, max_batches: int | None = None,
               max_length: int = MAX_LENGTH, image_norm: str = "imagenet", version: int | str | None = None,
               backbones: Backbones | None = None, record: bool = True, progress: bool = False,
-              **kw: Any) -> TrainResult:
+              seed: int = 0, weight_decay: float | None = None, patience: int | None = None,
+              label_column: str = "label", group_id: str | None = None, feature_dropout: float = FEATURE_DROPOUT,
+              output_size: int | None = None, hidden_image: Sequence[int] | None = None,
+              block_order: Sequence[str] | None = None, head: HeadOptions | None = None) -> TrainResult:
     """Train the raw-data baseline (BERT + ViT + fusion head) on a dataset's samples.
 
     Parameters
@@ -244,9 +248,12 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
     cache_features : bool
         Frozen only: compute the features once and train the head on them,
         which is exactly the embedding method.
-    mode, split_by, epochs, seeds, hidden, dropout, batch_size, lr :
-        As in :func:`embedstore.trainers.train.train` (``dropout`` is the head's; the
-        feature dropout is the paper's 0.2).
+    mode, split_by, epochs, seeds, seed, hidden, dropout, batch_size, lr, weight_decay, patience :
+        As in :func:`embedstore.trainers.train.train` (``dropout`` is the head's).
+    output_size, hidden_image, block_order, head, label_column, group_id :
+        As in :func:`embedstore.trainers.train.train`.
+    feature_dropout : float
+        Dropout on the backbone features (the paper's 0.2).
     bf16 : bool
         Run the backbones under ``torch.autocast("cpu", bfloat16)``.
     max_batches : int, optional
@@ -260,9 +267,6 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
         Already loaded backbones (e.g. :func:`~embedstore.trainers.raw_models.random_backbones`).
     record : bool
         Write each seed to the ``runs`` table with ``kind="raw"``.
-    **kw
-        ``output_size``, ``hidden_image``, ``block_order``, ``weight_decay``,
-        ``patience``, ``label_column``, ``seed``, ``group_id``, ``feature_dropout``.
 
     Returns
     -------
@@ -281,31 +285,30 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
         raise InputError(f"unknown backbone mode {backbone!r}: use frozen or finetune")
     if cache_features and backbone != "frozen":
         raise InputError("--cache-features needs frozen backbones: fine-tuned features change every step")
-    if backbone == "finetune" and mode != "paper":
+    rules = mode_rules(mode)
+    if backbone == "finetune" and rules.tests_once:
         raise InputError("--backbone finetune runs in --mode paper only: honest-mode epoch selection would "
                          "need a snapshot of the backbones at every epoch")
-    kw = dict(kw)
-    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, kw)
+    head = grouped(HeadOptions, head, hidden=hidden, hidden_image=hidden_image, output_size=output_size,
+                   block_order=block_order)
+    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, weight_decay, patience)
     bb = backbones or load_backbones(text_model, image_model, max_length=max_length, image_norm=image_norm)
-    split_by = split_by if split_by is not None else ("paper" if mode == "paper" else None)
-    seed_list = seeds_from(seeds, int(kw.pop("seed", 0)))
+    split_by = split_by if split_by is not None else rules.default_split
+    seed_list = seeds_from(seeds, int(seed))
     source = RawSource(store, dataset, bb, backbone=backbone, split_by=split_by, version=version,
-                       setup_splits=("train", "test") if mode == "paper" else ("train", "val"),
-                       label_column=kw.pop("label_column", "label"), train_mode=(mode == "paper"), bf16=bf16,
-                       feature_dropout=kw.pop("feature_dropout", FEATURE_DROPOUT), max_batches=max_batches,
+                       setup_splits=proto.setup_splits(),
+                       label_column=label_column, train_mode=not rules.tests_once, bf16=bf16,
+                       feature_dropout=feature_dropout, max_batches=max_batches,
                        lr=proto.lr, weight_decay=proto.weight_decay,
                        keep_initial=backbone == "finetune" and len(seed_list) > 1, progress=progress)
     check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
-    group_id = kw.pop("group_id", None)
     raw_cfg = {"backbone": backbone, "cache_features": cache_features, "bf16": bf16, "max_batches": max_batches,
                "samples_version": source.versions, **bb.info}
     if cache_features:
-        result = _train_cached(source, proto, fusion, hidden, seed_list, group_id, store, dataset, record,
-                               progress, raw_cfg, kw)
+        result = _train_cached(source, proto, fusion, head, seed_list, group_id, store, dataset, record,
+                               progress, raw_cfg)
     else:
-        spec = head_spec(fusion, len(source.classes), hidden, 0.0, kw)
-        if kw:
-            raise InputError(f"unknown train-raw options {sorted(kw)}")
+        spec = head.spec(fusion, len(source.classes))
         config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
                   "label_column": source.label_column, "classes": source.classes, "loader": source.path,
                   "raw": raw_cfg}
@@ -319,19 +322,18 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
     return result
 
 
-def _train_cached(source: RawSource, proto, fusion: str, hidden, seeds: list[int], group_id, store,
-                  dataset: str, record: bool, progress: bool, raw_cfg: dict[str, Any], kw: dict[str, Any]):
-    needed = ("train", "test") if proto.mode == "paper" else ("train", "val", "test")
-    parts = {s: source.features(s, proto.batch_size) for s in needed}
+def _train_cached(source: RawSource, proto, fusion: str, head: HeadOptions, seeds: list[int], group_id, store,
+                  dataset: str, record: bool, progress: bool, raw_cfg: dict[str, Any]):
+    parts = {s: source.features(s, proto.batch_size) for s in proto.splits}
     xi = np.concatenate([p[0] for p in parts.values()])
     xt = np.concatenate([p[1] for p in parts.values()])
     y = np.asarray(source.classes, dtype=object)[np.concatenate([p[2] for p in parts.values()])]
     split = np.concatenate([[s] * len(p[2]) for s, p in parts.items()])
     result = train_arrays(xi, xt, y, split, fusion=fusion, mode=proto.mode, epochs=proto.epochs, seeds=seeds,
-                          hidden=hidden, dropout=proto.dropout, batch_size=proto.batch_size, lr=proto.lr,
+                          head=head, dropout=proto.dropout, batch_size=proto.batch_size, lr=proto.lr,
                           weight_decay=proto.weight_decay, patience=proto.patience, classes=source.classes,
                           store=store, dataset=dataset, record=record, progress=progress, group_id=group_id,
-                          provenance={"raw": raw_cfg, "split_column": source.split_column}, **kw)
+                          provenance={"raw": raw_cfg, "split_column": source.split_column})
     for run in result.runs:
         run.table_versions = dict(source.versions)
     return result

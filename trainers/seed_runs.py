@@ -9,16 +9,17 @@ average over seeds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from embedstore.errors import InputError
+from embedstore.modes import mode_rules
 from embedstore.runs import RunRecord, new_run_id, record_run
 
 from .fit_loop import HeadSpec, SeedOutcome, fit_seed, torch_threads
 from .environment import capture
 from .loader import Source
 from .metrics import summarize
-from .models import BLOCK_ORDER, FUSIONS
+from .models import FUSIONS
 from .protocol import Protocol, resolve_protocol
 from .scaling import parse_scale, scaled
 
@@ -90,28 +91,44 @@ def seeds_from(seeds: int | Sequence[int], start: int) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def protocol_from(fusion: str, mode: str, epochs, dropout, batch_size, lr, kw: dict[str, Any]) -> Protocol:
+def recorded_seeds(store, dataset: str, group_id: str, seeds: Sequence[int],
+                   train_missing: Callable[[list[int]], Any],
+                   known: Sequence[RunRecord] | None = None) -> tuple[list[RunRecord], bool]:
+    """The recorded runs of ``group_id`` for every seed in ``seeds``, training only the missing seeds.
+
+    The one seed cache of :func:`embedstore.trainers.sweep.sweep` (per λ) and
+    the demo's baselines (:mod:`embedstore.trainers.demo`): ``train_missing(missing)``
+    must record one run per missing seed under ``group_id``. ``known`` are
+    the group's records when the caller has read them already.
+
+    Returns
+    -------
+    (records, trained) : list of RunRecord (in the order of ``seeds``), bool
+        ``trained`` is True when any seed had to be trained now.
+    """
+    from embedstore.runs import list_runs
+
+    have = {r.seed: r for r in (list_runs(store, dataset, group_id=group_id) if known is None else known)}
+    missing = [s for s in seeds if s not in have]
+    if missing:
+        train_missing(missing)
+        have = {r.seed: r for r in list_runs(store, dataset, group_id=group_id)}
+    return [have[s] for s in seeds], bool(missing)
+
+
+def protocol_from(fusion: str, mode: str, epochs: int | None, dropout: float | None, batch_size: int | None,
+                  lr: float | None, weight_decay: float | None = None, patience: int | None = None) -> Protocol:
+    """The protocol of ``mode`` with the given (non-``None``) settings; refuses an unknown ``fusion``."""
     if fusion not in HEADS:
         raise InputError(f"unknown fusion {fusion!r}: use one of {', '.join(HEADS)}")
     return resolve_protocol(mode, epochs=epochs, dropout=dropout, batch_size=batch_size, lr=lr,
-                            weight_decay=kw.pop("weight_decay", None), patience=kw.pop("patience", None))
-
-
-def head_spec(fusion: str, n_classes: int, hidden, align_loss_weight: float, kw: dict[str, Any]) -> HeadSpec:
-    output_size = kw.pop("output_size", None) or (1 if n_classes <= 2 else n_classes)
-    hidden_image = kw.pop("hidden_image", None)
-    return HeadSpec(fusion, int(output_size), None if hidden is None else tuple(int(h) for h in hidden),
-                    None if hidden_image is None else tuple(int(h) for h in hidden_image),
-                    tuple(kw.pop("block_order", BLOCK_ORDER)), float(align_loss_weight or 0.0))
+                            weight_decay=weight_decay, patience=patience)
 
 
 def check_splits(source: Source, proto: Protocol, where: str) -> None:
-    need = ("train", "test") if proto.mode == "paper" else ("train", "val", "test")
-    missing = [s for s in need if not source.has_split(s)]
+    missing = [s for s in proto.splits if not source.has_split(s)]
     if missing:
-        hint = ("honest mode needs train/val/test: pass a split that has them (e.g. --split grouped) "
-                "or use --mode paper") if proto.mode == "honest" else "pass a split with train and test rows"
-        raise InputError(f"{where} has no {'/'.join(missing)} rows: {hint}")
+        raise InputError(f"{where} has no {'/'.join(missing)} rows: {proto.rules.split_hint}")
 
 
 def fit_head(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *, progress: bool = False,
@@ -125,9 +142,10 @@ def fit_head(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *, prog
 
 
 def scale_of(mode: str, scale) -> dict[str, str]:
-    if mode == "paper" and scale is not None and parse_scale(scale) != parse_scale("none"):
-        raise InputError("paper mode feeds the paper's raw inputs: drop --scale or use --mode honest")
-    return parse_scale("none" if mode == "paper" else scale)
+    raw = mode_rules(mode).raw_inputs
+    if raw and scale is not None and parse_scale(scale) != parse_scale("none"):
+        raise InputError(f"{mode} mode feeds the paper's raw inputs: drop --scale or use --mode honest")
+    return parse_scale("none" if raw else scale)
 
 
 def fit_seeds(log: Source, source: Source, spec: HeadSpec, proto: Protocol, seeds: Sequence[int], *,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ from embedstore.prefetch import prefetch
 from embedstore.snapshot import HASH_COLUMN, Snapshot
 
 from .loader import Batch, Source, _slices, encode_labels, epoch_order, label_codes
+
+if TYPE_CHECKING:
+    from .options import LoaderOptions
 
 PATHS = ("auto", "memory", "stream")
 
@@ -120,6 +123,24 @@ class StoreSource(Source):
         self.path = self._choose_path(path)
         self.setup_s = time.perf_counter() - t0
         self.load_s = 0.0
+
+    @classmethod
+    def open(cls, store, dataset: str, *, image_model: str | None, text_model: str | None, split_by: str | None,
+             alignment_keys: dict[str, str], options: "LoaderOptions",
+             setup_splits: Sequence[str] = ("train",)) -> "StoreSource":
+        """The source of a training call (:func:`~embedstore.trainers.train.train`) or of a recorded run's rerun.
+
+        ``alignment_keys`` maps ``image``/``text`` to the vectors read;
+        ``options`` (:class:`~embedstore.trainers.options.LoaderOptions`) says
+        how: loader path, readahead, chunk rows, label column, pinned
+        versions and table widths.
+        """
+        return cls(store, dataset, image_model=image_model, text_model=text_model, split_by=split_by,
+                   image_alignment_key=alignment_keys.get("image", NO_ALIGNMENT),
+                   text_alignment_key=alignment_keys.get("text", NO_ALIGNMENT), image_dim=options.image_dim,
+                   text_dim=options.text_dim, versions=None if options.versions is None else dict(options.versions),
+                   setup_splits=setup_splits, label_column=options.label_column, path=options.loader,
+                   readahead=options.readahead, chunk_rows=options.chunk_rows)
 
     # -- setup -------------------------------------------------------------
     def has_split(self, split: str) -> bool:

@@ -26,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -111,7 +111,8 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
           match: Literal["auto", "interp"] | None = "auto", noise_std: float = 0.0, align_seed: int = 0,
           epochs: int | None = None, align_loss_weight: float = 0.0, out: str | Path | None = None,
           resume: bool = True, progress: bool = True, method: str = "gapshift", n_components: int | None = None,
-          **train_kw: Any) -> SweepResult:
+          seed: int = 0, lr: float | None = None, scale: str | dict[str, str] | None = "none",
+          train_options: Mapping[str, Any] | None = None) -> SweepResult:
     """Run a λ sweep; see the module docstring.
 
     Parameters
@@ -132,8 +133,17 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
         Width matching; ``auto`` interpolates only when the widths differ.
     noise_std, align_seed : float, int
         GapShift noise (off by default) and its seed.
-    epochs, align_loss_weight, **train_kw
-        Passed to :func:`embedstore.trainers.train.train`.
+    epochs, align_loss_weight, lr : optional
+        Passed to :func:`embedstore.trainers.train.train` (paper mode: the
+        paper's sweep epochs and lr unless given).
+    seed : int
+        First seed when ``seeds`` is a count.
+    scale : str or dict
+        Input scaling of the sweep's runs: ``none`` (default; a per-feature
+        standardisation would subtract the shift again).
+    train_options : mapping, optional
+        Further keywords of :func:`~embedstore.trainers.train.train` (e.g.
+        ``batch_size``, ``patience``, ``loader``), recorded in the sweep's settings.
     out : path, optional
         PNG of accuracy and macro-F1 against λ.
     resume : bool
@@ -152,24 +162,25 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     ...             text_model="builtin:minilm-l6", lambdas="-1:1:0.5", seeds=2, out="sweep.png")
     >>> res.selection["lam"]  # doctest: +SKIP
     """
-    from .seed_runs import seeds_from
+    from .protocol import resolve_protocol
+    from .seed_runs import recorded_seeds, seeds_from
     from .train import train
 
-    if mode not in ("honest", "paper"):
-        raise InputError(f"unknown mode {mode!r}: use honest or paper")
+    rules = resolve_protocol(mode).rules
     grid = parse_lambdas(lambdas)
     # the aligned vectors are unit-norm and the shift is a constant vector: a per-feature standardisation
     # would subtract it again, so the sweep measures the shift on its own (λ=0 = normalisation only)
-    train_kw.setdefault("scale", "none")
-    seed_list = seeds_from(seeds, int(train_kw.pop("seed", 0)))
-    split_col = store.split_column(dataset, split_by if split_by is not None else ("paper" if mode == "paper"
-                                                                                  else None))
+    train_kw: dict[str, Any] = {"scale": scale, **dict(train_options or {}), **({"lr": lr} if lr is not None else {})}
+    if "seed" in train_kw or "group_id" in train_kw:
+        raise InputError("sweep(): pass seed= as its own argument; the sweep sets each λ's group_id")
+    seed_list = seeds_from(seeds, int(seed))
+    split_col = store.split_column(dataset, split_by if split_by is not None else rules.default_split)
     image_id, text_id = store.model(image_model, "image"), store.model(text_model, "text")
     if match == "auto":
         match = "interp" if image_id.dim("image") != text_id.dim("text") else None
-    fit_on = "all" if mode == "paper" else "train"
+    fit_on = rules.fit_on
     preset = None
-    if mode == "paper":  # the sweep runs' own epochs and lr (protocol §5.3), not the main runs'
+    if rules.presets:  # the sweep runs' own epochs and lr (protocol §5.3), not the main runs'
         from .presets import dataset_profile, embedding_family, sweep_preset
 
         preset = sweep_preset(dataset_profile(store, dataset)["kind"],
@@ -196,14 +207,11 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
 
     def seed_records(gid: str, **align_kw: Any) -> tuple[list[Any], bool]:
         """The records of ``gid`` for every seed, training the missing seeds; (records, trained?)."""
-        have = {r.seed: r for r in done.get(gid, [])}
-        missing = [s for s in seed_list if s not in have]
-        if missing:
-            train(store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
-                  split_by=split_col, epochs=epochs, seeds=missing, align_loss_weight=align_loss_weight,
-                  record=True, group_id=gid, **align_kw, **train_kw)
-            have = {r.seed: r for r in sweep_records(store, dataset, sweep_id).get(gid, [])}
-        return [have[s] for s in seed_list], bool(missing)
+        return recorded_seeds(
+            store, dataset, gid, seed_list, lambda missing: train(
+                store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
+                split_by=split_col, epochs=epochs, seeds=missing, align_loss_weight=align_loss_weight,
+                record=True, group_id=gid, **align_kw, **train_kw), known=done.get(gid, []))
 
     ref_records, _ = seed_records(sweep_group_id(sweep_id, REFERENCE))
     reference = point_from_records(None, REFERENCE, ref_records)
@@ -230,7 +238,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     if out is not None:
         from embedstore.figures import sweep_plot
 
-        marker = {f"{fusion} test": selection["lam"]} if mode == "honest" else None
+        marker = {f"{fusion} test": selection["lam"]} if rules.selects_on_val else None
         png = str(sweep_plot(plot_rows(points, fusion, mode), out, selected=marker,
                              title=f"{dataset} {fusion} ({mode}{'' if method == 'gapshift' else ', ' + method})"))
     return SweepResult(sweep_id, dataset, fusion, mode, seed_list, points, selection, settings, png,

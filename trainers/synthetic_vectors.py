@@ -28,9 +28,9 @@ import hashlib
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from embedstore.identity import ModelIdentity
+from embedstore.synthetic import sample_table
 
 
 def synthetic_model(modality: str, dim: int) -> ModelIdentity:
@@ -92,12 +92,11 @@ def write_synthetic(store, dataset: str, *, n: int = 400, image_dim: int = 32, t
         grouped = grouped[(np.arange(n) // group_size) * group_size]
     text = np.array([f"synthetic sample {i}" for i in ids])
     sha = {m: [hashlib.sha256(f"{m}:{dataset}:{i}".encode()).hexdigest() for i in ids] for m in ("image", "text")}
-    rows = pa.table({
-        "sample_id": ids, "text": text, "text_sha256": sha["text"], "prompt_name": ["synthetic"] * n,
-        "prompt_template": ["synthetic sample {id}"] * n, "image_ref": [f"synthetic://{i}" for i in ids],
-        "image_sha256": sha["image"], "label": y.astype(str), "split_paper": paper, "split_grouped": grouped,
-        "group_id": ids if group_size <= 1 else np.array([f"g{i // group_size:06d}" for i in range(n)]),
-    })
+    rows = sample_table(ids, text, y.astype(str), prompt=("synthetic", "synthetic sample {id}"),
+                        image_refs=[f"synthetic://{i}" for i in ids], image_hashes=sha["image"],
+                        text_hashes=sha["text"], splits={"paper": paper, "grouped": grouped},
+                        extra={"group_id": ids if group_size <= 1
+                               else np.array([f"g{i // group_size:06d}" for i in range(n)])})
     version = store.write_samples(dataset, rows).version
     out = {"samples_version": version}
     for modality, dim in (("image", image_dim), ("text", text_dim)):

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np  # noqa: F401 (used by the module doctest)
@@ -28,13 +29,12 @@ from embedstore.keys import NO_ALIGNMENT
 from embedstore.modalities import check_training
 from embedstore.runs import get_run
 
-from .fit_loop import HeadSpec
 from .loader import ArraySource
-from .store_source import StoreSource
+from .options import CVOptions, HeadOptions, LoaderOptions, grouped
 from .protocol import Protocol
-from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, head_spec, protocol_from, run_seeds,  # noqa: F401
+from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, protocol_from, run_seeds,  # noqa: F401
                         scale_of, seeds_from, summarize_runs)
-
+from .store_source import StoreSource
 
 
 def _alignments(store, dataset: str, source: StoreSource, proto: Protocol) -> dict[str, dict[str, Any]]:
@@ -42,20 +42,51 @@ def _alignments(store, dataset: str, source: StoreSource, proto: Protocol) -> di
     from embedstore.honest import alignment_summary, check_honest_alignments
 
     keys = {m: source.alignment_keys[m] for m in source.tables}
-    if proto.mode == "honest":
+    if proto.rules.audits_alignments:
         return check_honest_alignments(store, dataset, source.split_column, keys)
     return {m: alignment_summary(store, k) for m, k in keys.items() if k != NO_ALIGNMENT}
 
 
+def _cv_options(proto: Protocol, cv: int | CVOptions | None, repeats: int, cv_seed: int, val_fraction: float,
+                refusal: str) -> CVOptions | None:
+    """The cross-validation of a call (``cv=K`` with the flat keywords, or a :class:`CVOptions`), if any.
+
+    ``refusal`` is the message when the protocol does not cross-validate.
+    """
+    if not cv:
+        return None
+    if not proto.rules.cross_validation:
+        raise InputError(refusal)
+    if isinstance(cv, CVOptions):
+        return grouped(CVOptions, cv, repeats=repeats, cv_seed=cv_seed, val_fraction=val_fraction)
+    return CVOptions(int(cv), int(repeats), int(cv_seed), float(val_fraction))
+
+
 def train(store, dataset: str, *, image_model: str | None = None, text_model: str | None = None,
           fusion: str = "early", mode: str = "honest", split_by: str | None = None, epochs: int | None = None,
-          seeds: int | Sequence[int] = 1, hidden: Sequence[int] | None = None, dropout: float | None = None,
-          batch_size: int = 64, lr: float | None = None, image_alignment_key: str = NO_ALIGNMENT,
-          text_alignment_key: str = NO_ALIGNMENT, alignment_key: str | None = None,
-          align_loss_weight: float = 0.0, record: bool = True, progress: bool = False,
-          cv: int | None = None, repeats: int = 1, scale: str | dict[str, str] | None = None,
-          **kw: Any) -> TrainResult:
+          seeds: int | Sequence[int] = 1, seed: int = 0, hidden: Sequence[int] | None = None,
+          dropout: float | None = None, batch_size: int = 64, lr: float | None = None,
+          weight_decay: float | None = None, patience: int | None = None,
+          image_alignment_key: str = NO_ALIGNMENT, text_alignment_key: str = NO_ALIGNMENT,
+          alignment_key: str | None = None, align_loss_weight: float = 0.0, record: bool = True,
+          progress: bool = False, cv: int | CVOptions | None = None, repeats: int = 1, cv_seed: int = 0,
+          val_fraction: float = 0.2, scale: str | dict[str, str] | None = None,
+          output_size: int | None = None, hidden_image: Sequence[int] | None = None,
+          block_order: Sequence[str] | None = None, label_column: str = "label", loader: str = "auto",
+          versions: dict[str, int] | None = None, image_dim: int | None = None, text_dim: int | None = None,
+          readahead: int = 4, chunk_rows: int = 4096, threads: int | None = 1, group_id: str | None = None,
+          save_heads: bool = True, head: HeadOptions | None = None,
+          loading: LoaderOptions | None = None) -> TrainResult:
     """Train a fusion head on a dataset's stored embeddings, one run per seed.
+
+    Options come flat (as below) or grouped: ``head=`` a
+    :class:`~embedstore.trainers.options.HeadOptions` (``hidden``,
+    ``hidden_image``, ``output_size``, ``block_order``, ``align_loss_weight``),
+    ``loading=`` a :class:`~embedstore.trainers.options.LoaderOptions`
+    (``loader``, ``readahead``, ``chunk_rows``, ``label_column``, ``versions``,
+    ``image_dim``, ``text_dim``, ``threads``), ``cv=`` a
+    :class:`~embedstore.trainers.options.CVOptions`; a group and its flat
+    keywords together are refused.
 
     Parameters
     ----------
@@ -68,53 +99,55 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         ``linear`` is the logistic-regression probe (:mod:`embedstore.trainers.linear`)
         on the modalities whose models are given.
     mode : {"honest", "paper"}
-        See :mod:`embedstore.trainers.protocol`.
+        See :mod:`embedstore.trainers.protocol` and :mod:`embedstore.modes`.
     split_by : str, optional
         Split name; default ``paper`` in paper mode, else the store's default
         (``grouped`` when present).
-    epochs, dropout, lr : optional
-        Override the protocol (30, 0.0, 1e-3).
+    epochs, dropout, lr, weight_decay, patience : optional
+        Override the protocol (30, 0.0, 1e-3, 0.01, 10 in honest mode).
     seeds : int or list of int
-        ``N`` runs seeds ``seed, seed+1, ...`` (``seed=`` in ``kw``, default 0).
-    hidden : list of int, optional
-        Hidden sizes (late fusion: per branch; ``hidden_image=`` sets the
-        image branch separately).
+        ``N`` runs seeds ``seed, seed+1, ...``.
+    seed : int
+        First seed when ``seeds`` is a count.
+    hidden, hidden_image, output_size, block_order, align_loss_weight
+        The head (:class:`~embedstore.trainers.options.HeadOptions`): hidden
+        sizes (late fusion: per branch; ``hidden_image`` sets the image branch
+        separately), logits (default 1 for two classes, else one per class),
+        layer order, and the weight ``w`` of the late-fusion intra-modal
+        alignment loss ``w · mean(1 − cos(h_text, h_image))`` (off by default).
     batch_size : int
     image_alignment_key, text_alignment_key, alignment_key : str
         Which stored vectors to read; ``alignment_key`` sets both. Aligned
-        vectors may live in a wider table (``image_dim=``/``text_dim=`` pick
+        vectors may live in a wider table (``image_dim``/``text_dim`` pick
         it when ambiguous). Honest mode refuses an alignment not fitted on
         the training rows of the split it trains on (``fit_on="all"``,
         another split column, other source rows: :mod:`embedstore.honest`).
         Each run's config records the alignments' λ, method and ``fit_on``.
-    align_loss_weight : float
-        Weight ``w`` of the late-fusion intra-modal alignment loss
-        ``w · mean(1 − cos(h_text, h_image))`` (off by default).
     record : bool
         Write each seed to the ``runs`` table.
     progress : bool
         Show a per-epoch progress bar.
-    cv : int, optional
+    cv, repeats, cv_seed, val_fraction
         Honest mode: ``K``-fold grouped, stratified cross-validation over
-        every labelled row (:mod:`embedstore.trainers.cv`) instead of the fixed split.
-    repeats : int
-        Cross-validation repeats, each with new folds (split seeds
-        ``cv_seed, cv_seed+1, ...``; ``cv_seed=`` in ``kw``, default 0;
-        ``val_fraction=`` in ``kw``, default 0.2).
+        every labelled row (:mod:`embedstore.trainers.cv`) instead of the
+        fixed split, ``repeats`` times with new folds (split seeds
+        ``cv_seed, cv_seed+1, ...``), ``val_fraction`` of each training fold
+        held out for validation.
     scale : str or dict, optional
         Input scaling per modality (:mod:`embedstore.trainers.scaling`): ``none``,
         ``l2`` or ``standard``, or ``"image=standard,text=l2"``; fitted on
         training rows only and recorded. Default ``standard`` in honest
         mode; paper mode keeps raw inputs.
-    **kw
-        ``output_size``, ``hidden_image``, ``block_order``, ``weight_decay``,
-        ``patience``, ``label_column``, ``loader`` (auto/memory/stream),
-        ``versions`` ({table: version} to pin), ``image_dim``, ``text_dim``,
-        ``seed``, ``readahead``, ``chunk_rows``, ``group_id``, ``save_heads`` (keep each
-        seed's head in the ``heads`` table for ``predict``, default True), ``threads``
-        (torch intra-op threads while training, default 1: the heads are
-        tiny, and one thread is fastest on a shared CPU and independent of
-        the core count; ``None`` keeps torch's setting).
+    label_column, loader, versions, image_dim, text_dim, readahead, chunk_rows, threads
+        Reading (:class:`~embedstore.trainers.options.LoaderOptions`):
+        ``loader`` auto/memory/stream, ``versions`` ({table: version} to
+        pin), torch intra-op ``threads`` while training (default 1: the heads
+        are tiny, and one thread is fastest on a shared CPU and independent
+        of the core count; ``None`` keeps torch's setting).
+    group_id : str, optional
+        Record the seeds under this group (default: a new ``grp-`` id).
+    save_heads : bool
+        Keep each seed's head in the ``heads`` table for ``predict``.
 
     Returns
     -------
@@ -128,8 +161,12 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     """
     if alignment_key is not None:
         image_alignment_key = text_alignment_key = alignment_key
-    kw = dict(kw)
-    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, kw)
+    head = grouped(HeadOptions, head, hidden=hidden, hidden_image=hidden_image, output_size=output_size,
+                   block_order=block_order, align_loss_weight=align_loss_weight)
+    loading = grouped(LoaderOptions, loading, loader=loader, readahead=readahead, chunk_rows=chunk_rows,
+                      label_column=label_column, versions=versions, image_dim=image_dim, text_dim=text_dim,
+                      threads=threads)
+    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, weight_decay, patience)
     scale = scale_of(mode, scale)
     uses = {"image": fusion in ("early", "late", "image"), "text": fusion in ("early", "late", "text")}
     if fusion == "linear":
@@ -139,96 +176,92 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     for modality, ref in (("image", image_model), ("text", text_model)):
         if uses[modality] and not ref:
             raise InputError(f"{fusion} fusion needs --{modality}-model (a model id or model_key)")
-    if cv and mode != "honest":
-        raise InputError("--cv is honest-mode cross-validation: use --mode honest (paper mode has one split)")
+    folds = _cv_options(proto, cv, repeats, cv_seed, val_fraction,
+                        "--cv is honest-mode cross-validation: use --mode honest (paper mode has one split)")
     check_training(store, dataset, fusion, uses)
-    split_by = split_by if split_by is not None else ("paper" if mode == "paper" else None)
-    source = StoreSource(
-        store, dataset, image_model=image_model if uses["image"] else None,
-        text_model=text_model if uses["text"] else None, split_by=split_by,
-        image_alignment_key=image_alignment_key, text_alignment_key=text_alignment_key,
-        image_dim=kw.pop("image_dim", None), text_dim=kw.pop("text_dim", None), versions=kw.pop("versions", None),
-        setup_splits=("train", "test") if mode == "paper" else ("train", "val", "test") if cv else ("train", "val"),
-        label_column=kw.pop("label_column", "label"), path=kw.pop("loader", "auto"),
-        readahead=kw.pop("readahead", 4), chunk_rows=kw.pop("chunk_rows", 4096))
+    source = StoreSource.open(store, dataset, image_model=image_model if uses["image"] else None,
+                              text_model=text_model if uses["text"] else None,
+                              split_by=split_by if split_by is not None else proto.default_split,
+                              alignment_keys={"image": image_alignment_key, "text": text_alignment_key},
+                              options=loading, setup_splits=proto.setup_splits(cv=folds is not None))
     if not source.classes and not source.has_split("train"):
         raise InputError(f"dataset '{dataset}' has no labelled training rows (a predict-only dataset): train on a "
                          f"labelled dataset, then 'embedstore predict {dataset} --run RUN_ID'")
-    if not cv:
+    if folds is None:
         check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     alignments = _alignments(store, dataset, source, proto)
-    if not cv:
-        source.prepare(("train", proto.select_on))
+    if folds is None:
+        source.prepare(proto.setup_splits())
     preset = None
-    if mode == "paper":
+    if proto.rules.presets:
         from .presets import apply_paper_preset
 
-        preset = apply_paper_preset(store, dataset, kw, source.versions[source.samples_table])
-    spec = head_spec(fusion, len(source.classes), hidden, align_loss_weight, kw)
-    seed_list = seeds_from(seeds, int(kw.pop("seed", 0)))
-    group_id = kw.pop("group_id", None)
-    threads = kw.pop("threads", 1)
-    save_heads = bool(kw.pop("save_heads", True))
-    cv_kw = {"cv_seed": int(kw.pop("cv_seed", 0)), "val_fraction": float(kw.pop("val_fraction", 0.2))}
-    if kw:
-        raise InputError(f"unknown train options {sorted(kw)}")
+        options = {"output_size": head.output_size} if head.output_size is not None else {}
+        preset = apply_paper_preset(store, dataset, options, source.versions[source.samples_table])
+        head = replace(head, output_size=options.get("output_size"))
+    spec = head.spec(fusion, len(source.classes))
+    seed_list = seeds_from(seeds, int(seed))
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
-              "threads": threads, "scale": scale, "save_heads": save_heads, **({"paper_preset": preset} if preset else {}),
+              "threads": loading.threads, "scale": scale, "save_heads": bool(save_heads),
+              **({"paper_preset": preset} if preset else {}),
               "label_column": source.label_column, "classes": source.classes,
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables}, "alignments": alignments,
               "tables": dict(source.tables), "image_dim": source.image_dim, "text_dim": source.text_dim,
               "loader": source.path, "readahead": source.readahead, "chunk_rows": source.chunk_rows}
-    if cv:
+    if folds is not None:
         from .cv import run_cv, store_folds
 
-        return run_cv(store_folds(source), spec, proto, seed_list, k=int(cv), repeats=int(repeats), **cv_kw,
-                      dataset=dataset, config=config, store=store, record=record, progress=progress,
-                      group_id=group_id)
+        return run_cv(store_folds(source), spec, proto, seed_list, k=folds.k, repeats=folds.repeats,
+                      cv_seed=folds.cv_seed, val_fraction=folds.val_fraction, dataset=dataset, config=config,
+                      store=store, record=record, progress=progress, group_id=group_id)
     return run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                       record=record, progress=progress, group_id=group_id)
 
 
-def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[str], *, fusion: str = "early",
-                 mode: str = "honest", epochs: int | None = None, seeds: int | Sequence[int] = 1,
-                 hidden: Sequence[int] | None = None, dropout: float | None = None, batch_size: int = 64,
-                 lr: float | None = None, align_loss_weight: float = 0.0, classes: Sequence[str] | None = None,
+def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[str] | None, *,
+                 fusion: str = "early", mode: str = "honest", epochs: int | None = None,
+                 seeds: int | Sequence[int] = 1, seed: int = 0, hidden: Sequence[int] | None = None,
+                 dropout: float | None = None, batch_size: int = 64, lr: float | None = None,
+                 weight_decay: float | None = None, patience: int | None = None, align_loss_weight: float = 0.0,
+                 output_size: int | None = None, hidden_image: Sequence[int] | None = None,
+                 block_order: Sequence[str] | None = None, classes: Sequence[str] | None = None,
                  store=None, dataset: str = "arrays", record: bool = False, progress: bool = False,
-                 cv: int | None = None, groups: Sequence[Any] | None = None, repeats: int = 1,
-                 scale: str | dict[str, str] | None = None, **kw: Any) -> TrainResult:
+                 cv: int | CVOptions | None = None, groups: Sequence[Any] | None = None, repeats: int = 1,
+                 cv_seed: int = 0, val_fraction: float = 0.2, scale: str | dict[str, str] | None = None,
+                 threads: int | None = 1, group_id: str | None = None, provenance: Any = None,
+                 head: HeadOptions | None = None) -> TrainResult:
     """Train from in-memory arrays with the same heads, protocols, metrics and records.
 
     ``split`` holds ``train``/``test`` (paper) or ``train``/``val``/``test``
     (honest) per row; ``x_image``/``x_text`` may be ``None`` when the head
-    does not use them. With ``cv=K`` the split is ignored (pass ``None``)
-    and ``groups`` (one group id per row; default: each row its own group)
-    drive grouped cross-validation as in :func:`train`; ``scale`` as there.
+    does not use them. With ``cv=K`` (or a :class:`~embedstore.trainers.options.CVOptions`)
+    the split is ignored (pass ``None``) and ``groups`` (one group id per
+    row; default: each row its own group) drive grouped cross-validation as
+    in :func:`train`; the head, protocol and ``scale`` options as there.
     With ``store`` and ``record=True`` each seed is written to the ``runs``
-    table (``table_versions`` empty; put provenance in ``kw["provenance"]``,
-    stored in the config).
+    table (``table_versions`` empty; ``provenance`` is stored in the config).
     """
-    kw = dict(kw)
-    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, kw)
+    head = grouped(HeadOptions, head, hidden=hidden, hidden_image=hidden_image, output_size=output_size,
+                   block_order=block_order, align_loss_weight=align_loss_weight)
+    proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, weight_decay, patience)
     scale = scale_of(mode, scale)
-    if cv and mode != "honest":
-        raise InputError("cv is honest-mode cross-validation: use mode='honest'")
-    source = ArraySource(x_image, x_text, y, ["train"] * len(y) if cv else split, classes)
-    if not cv:
+    folds = _cv_options(proto, cv, repeats, cv_seed, val_fraction,
+                        "cv is honest-mode cross-validation: use mode='honest'")
+    source = ArraySource(x_image, x_text, y, ["train"] * len(y) if folds else split, classes)
+    if folds is None:
         check_splits(source, proto, "the split array")
-    spec = head_spec(fusion, len(source.classes), hidden, align_loss_weight, kw)
-    seed_list = seeds_from(seeds, int(kw.pop("seed", 0)))
-    group_id = kw.pop("group_id", None)
-    cv_kw = {"cv_seed": int(kw.pop("cv_seed", 0)), "val_fraction": float(kw.pop("val_fraction", 0.2))}
+    spec = head.spec(fusion, len(source.classes))
+    seed_list = seeds_from(seeds, int(seed))
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "classes": source.classes, "scale": scale,
-              "loader": source.path, "provenance": kw.pop("provenance", None), "threads": kw.pop("threads", 1)}
-    if kw:
-        raise InputError(f"unknown train options {sorted(kw)}")
-    if cv:
+              "loader": source.path, "provenance": provenance, "threads": threads}
+    if folds is not None:
         from .cv import array_folds, run_cv
 
-        folds = array_folds(x_image, x_text, source.labels("train"),
+        parts = array_folds(x_image, x_text, source.labels("train"),
                             np.arange(len(y)) if groups is None else groups, source.classes)
-        return run_cv(folds, spec, proto, seed_list, k=int(cv), repeats=int(repeats), **cv_kw, dataset=dataset,
-                      config=config, store=store, record=record, progress=progress, group_id=group_id)
+        return run_cv(parts, spec, proto, seed_list, k=folds.k, repeats=folds.repeats, cv_seed=folds.cv_seed,
+                      val_fraction=folds.val_fraction, dataset=dataset, config=config, store=store, record=record,
+                      progress=progress, group_id=group_id)
     return run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                       record=record, progress=progress, group_id=group_id)
 
@@ -255,21 +288,15 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
         raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with train --cv")
     proto = Protocol(**cfg["protocol"])
     head = cfg["head"]
-    spec = HeadSpec(head["fusion"], int(head["output_size"]),
-                    None if head["hidden"] is None else tuple(head["hidden"]),
-                    None if head["hidden_image"] is None else tuple(head["hidden_image"]),
-                    tuple(head["block_order"]), float(head["align_loss_weight"]))
-    tables = cfg["tables"]
-    source = StoreSource(
-        store, rec.dataset, image_model=rec.model_keys.get("image"), text_model=rec.model_keys.get("text"),
-        split_by=cfg["split_column"], image_alignment_key=cfg["alignment_keys"].get("image", NO_ALIGNMENT),
-        text_alignment_key=cfg["alignment_keys"].get("text", NO_ALIGNMENT),
-        image_dim=cfg["image_dim"] if "image" in tables else None,
-        text_dim=cfg["text_dim"] if "text" in tables else None, versions=rec.table_versions,
-        setup_splits=("train", "test") if proto.mode == "paper" else ("train", "val"),
-        label_column=cfg["label_column"], path=loader or rec.loader,
-        readahead=cfg.get("readahead", 4), chunk_rows=cfg.get("chunk_rows", 4096))
-    source.prepare(("train", proto.select_on))
+    spec = HeadOptions(head["hidden"], head["hidden_image"], int(head["output_size"]), tuple(head["block_order"]),
+                       float(head["align_loss_weight"])).spec(head["fusion"], 0)
+    keys = cfg["alignment_keys"]
+    source = StoreSource.open(store, rec.dataset, image_model=rec.model_keys.get("image"),
+                              text_model=rec.model_keys.get("text"), split_by=cfg["split_column"],
+                              alignment_keys={m: keys.get(m, NO_ALIGNMENT) for m in ("image", "text")},
+                              options=LoaderOptions.from_config(cfg, rec.table_versions, loader or rec.loader),
+                              setup_splits=proto.setup_splits())
+    source.prepare(proto.setup_splits())
     result = run_seeds(source, spec, proto, [rec.seed], dataset=rec.dataset, config=cfg, store=store,
                         record=record, progress=False, group_id=None, rerun_of=run_id)
     return result.runs[0]
