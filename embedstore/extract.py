@@ -20,14 +20,15 @@ skipped and listed in the report.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .cpu import cores, torch_threads  # noqa: F401 (cores: also public here, as before)
 from .data import HASH_COLUMN
+from .engines import Engine
 from .engines.job import ComputeJob
 from .errors import InputError
 from .extract_inputs import SkippedSample
@@ -153,7 +154,7 @@ class ExtractInterrupted(KeyboardInterrupt):
 def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both", batch_size: int = 32,
             quantize: str | None = None, pooling: str | None = None, limit: int | None = None,
             chunk_rows: int = CHUNK_ROWS, progress: bool = True, extractor: Any = None,
-            threads: int | None = None, engine: str = "local", ray_address: str | None = None,
+            threads: int | None = None, engine: str | Engine = "local", ray_address: str | None = None,
             workers: int | None = None, backend: str | None = None, **opts: Any) -> ExtractReport:
     """Embed the samples of ``dataset`` that are not embedded yet by ``model_id``.
 
@@ -185,9 +186,11 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         torch intra-op threads while computing (default: every core this
         process may use; fewer helps on a machine shared with other jobs).
         With ``engine="ray"``: CPUs and torch threads per actor (default 1).
-    engine : {"local", "ray"}
+    engine : {"local", "ray"} or Engine
         ``ray`` runs the forwards on Ray Data actors (``embedstore[ray]``);
         see :mod:`embedstore.engines.ray_engine`. Writes stay in this process.
+        An :class:`~embedstore.engines.Engine` object is used as given (and
+        left open: the caller closes it).
     ray_address : str, optional
         Ray cluster to join (``auto``, ``ray://host:10001``); default: start
         a local instance with this machine's CPUs and stop it at the end.
@@ -224,8 +227,14 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         raise InputError(f"unknown modality {modality!r}: use image, text or both")
     from .engines import EngineOptions, make_engine
 
-    runner = make_engine(EngineOptions(engine, model_id, extractor, quantize, pooling, backend, dict(opts),
-                                       ray_address, workers, threads))
+    if isinstance(engine, str):
+        runner = make_engine(EngineOptions(engine, model_id, extractor, quantize, pooling, backend, dict(opts),
+                                           ray_address, workers, threads))
+    elif ray_address or workers:
+        raise InputError("ray_address and workers go with engine='ray', not with an Engine object: "
+                         "give them to the engine you built")
+    else:
+        runner = engine
     from .modalities import dataset_modalities, describe, require
 
     have = dataset_modalities(store, dataset)  # also a clear error when the dataset is missing
@@ -251,7 +260,8 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         for m in mods:
             run.modality(m, runner)
     finally:
-        runner.close()
+        if runner is not engine:
+            runner.close()
     return run.report()
 
 
@@ -303,7 +313,7 @@ class _Run:
         forward_start, loading, t0 = self.ext.forward_calls, self.load_seconds, time.perf_counter()
         interrupted = False
         try:
-            with _torch_threads(self.threads):
+            with torch_threads(self.threads or None, default=cores()):
                 engine.compute(job)
         except KeyboardInterrupt:
             interrupted = True
@@ -324,27 +334,20 @@ class _Run:
             self.ext_loaded = True
 
 
-def cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 class _torch_threads:
-    """Set torch's intra-op pool to ``n`` threads (default: all cores), then restore it."""
+    """Torch's intra-op pool at ``n`` threads (default: all cores) for a block; kept for callers of the old name.
+
+    Use :func:`embedstore.cpu.torch_threads` in new code.
+    """
 
     def __init__(self, n: int | None = None) -> None:
-        self.n = n
+        self._block = torch_threads(n or None, default=cores())
 
     def __enter__(self) -> None:
-        import torch
-
-        self.saved = torch.get_num_threads()
-        torch.set_num_threads(max(1, int(self.n or cores())))
+        self._block.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
-        import torch
-
-        torch.set_num_threads(self.saved)
+        self._block.__exit__(*exc)
 
 
 def models_overview(store: Store) -> dict[str, list[dict[str, Any]]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 
@@ -11,67 +10,17 @@ import pytest
 
 from embedstore.errors import InputError
 from embedstore.extract import extract
-from embedstore.extractors import Extractor, Scheme, canonical_id, load_extractor, lookup, register, resolve
-from embedstore.extractors.base import dtype_of
+from embedstore.extractors import canonical_id, load_extractor, lookup, register, resolve
 from embedstore.extractors.registry import bare_scheme, scheme_names, unregister
-from embedstore.extractors.resolve import ResolvedModel
+from tests.charcount import CharCounts, CharCountScheme, expected_counts, registered_charcount
 from tests.conftest import REPO
 from tests.helpers import sample_rows
 
 
-class CharCounts(Extractor):
-    """A real (if tiny) text encoder: counts of each letter a..z folded into ``width`` bins, in torch."""
-
-    modalities = ("text",)
-
-    def __init__(self, resolved: ResolvedModel, *, quantize: str | None = None, pooling: str | None = None,
-                 width: int = 8) -> None:
-        super().__init__(resolved, dtype=dtype_of(quantize, resolved.model_id))
-        self.width = int(width)
-        self.loads = 0
-
-    def _identity(self):
-        return self._make_identity({"text": self.width}, {"fold": "ord % width"}, "counts")
-
-    def _load(self) -> None:
-        self.loads += 1
-
-    def _prepare_texts(self, texts):
-        return list(texts)
-
-    def _forward_texts(self, texts):
-        import torch
-
-        return torch.tensor(expected_counts(texts, self.width))
-
-
-def expected_counts(texts, width: int) -> np.ndarray:
-    out = np.zeros((len(texts), width), dtype=np.float32)
-    for i, t in enumerate(texts):
-        for ch in t.lower():
-            if "a" <= ch <= "z":
-                out[i, ord(ch) % width] += 1
-    return out
-
-
-class CharCountScheme(Scheme):
-    """``charcount:WIDTH``: no weights; the fingerprint is the sha256 of the id."""
-
-    def resolve(self, model_id: str, rest: str) -> ResolvedModel:
-        if not rest.isdigit():
-            raise InputError(f"charcount id {model_id!r} needs a width: use charcount:8")
-        return ResolvedModel(model_id, self.name, None, "sha256:" + hashlib.sha256(model_id.encode()).hexdigest(),
-                             {"width": int(rest)})
-
-    def load(self, resolved: ResolvedModel, *, quantize: str | None, pooling: str | None, **opts) -> Extractor:
-        return CharCounts(resolved, quantize=quantize, pooling=pooling, width=resolved.extra["width"], **opts)
-
-
 @pytest.fixture
 def charcount():
-    register("charcount")(CharCountScheme)
-    yield lookup("charcount")
-    unregister("charcount")
+    with registered_charcount() as scheme:
+        yield scheme
 
 
 def test_a_registered_scheme_is_used_by_extract_end_to_end(store, charcount):

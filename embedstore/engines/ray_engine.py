@@ -26,22 +26,18 @@ and leaves it running.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..cpu import cores
 from ..errors import EmbedstoreError, InputError, require
 from .job import ComputeJob
 
 
 class RayEngineError(EmbedstoreError):
     """A Ray worker failed for a reason that is not an embedstore error."""
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class RayEngine:
@@ -116,7 +112,7 @@ class RayEngine:
                     raise InputError(f"cannot connect to the Ray cluster at {self.address}: "
                                      f"{str(exc).splitlines()[0]}; check --ray-address") from None
             else:
-                ray.init(num_cpus=_cores(), include_dashboard=False, **quiet)
+                ray.init(num_cpus=cores(), include_dashboard=False, **quiet)
                 self._started = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the driver shows its own bar (rows committed)

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..cpu import cores
 from ..errors import InputError, require
 from ..identity import ModelIdentity
 from .base import Extractor
@@ -148,10 +149,8 @@ class GGUFEncoder(Extractor):
         return self._make_identity({"text": self.meta["width"]}, pre, self.pooling, self.max_length)
 
     def _load(self) -> None:
-        import os
-
         llama_cpp = require("llama_cpp", _EXTRA)
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = cores()
         try:
             import torch  # extract(threads=...) sets torch's pool; follow it
 
