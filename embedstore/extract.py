@@ -313,7 +313,7 @@ class _Run:
         forward_start, loading, t0 = self.ext.forward_calls, self.load_seconds, time.perf_counter()
         interrupted = False
         try:
-            with torch_threads(self.threads or None, default=cores()):
+            with _torch_threads(self.threads):
                 engine.compute(job)
         except KeyboardInterrupt:
             interrupted = True
@@ -334,20 +334,9 @@ class _Run:
             self.ext_loaded = True
 
 
-class _torch_threads:
-    """Torch's intra-op pool at ``n`` threads (default: all cores) for a block; kept for callers of the old name.
-
-    Use :func:`embedstore.cpu.torch_threads` in new code.
-    """
-
-    def __init__(self, n: int | None = None) -> None:
-        self._block = torch_threads(n or None, default=cores())
-
-    def __enter__(self) -> None:
-        self._block.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._block.__exit__(*exc)
+def _torch_threads(n: int | None = None) -> Any:
+    """Torch's pool at ``n`` threads (default: all cores) for a ``with`` block: :func:`embedstore.cpu.torch_threads`."""
+    return torch_threads(n or None, default=cores())
 
 
 def models_overview(store: Store) -> dict[str, list[dict[str, Any]]]:

@@ -6,7 +6,7 @@ GGUFScheme(Scheme)``. :func:`~embedstore.extractors.resolve.canonical_id`,
 :func:`~embedstore.extractors.resolve` and
 :func:`~embedstore.extractors.load_extractor` look the scheme up with
 :func:`lookup`; none of them lists the schemes. A new encoder family is one
-subclass and one ``register`` call (see ``tests/test_extractors_schemes.py``).
+subclass and one ``register`` call (see ``tests/test_extractors_registry.py``).
 Registration imports nothing heavy: schemes import torch and friends only
 when they resolve or load a model.
 
