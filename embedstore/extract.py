@@ -20,17 +20,19 @@ skipped and listed in the report.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .cpu import cores, torch_threads  # noqa: F401 (cores: also public here, as before)
 from .data import HASH_COLUMN
+from .engines import Engine
+from .engines.job import ComputeJob
 from .errors import InputError
+from .extract_inputs import SkippedSample
 from .identity import MODALITIES
-from .extract_inputs import SkippedSample, prefetch_batches
 from .schema import embeddings_table
 from .store import Store, new_run_tag
 
@@ -152,7 +154,7 @@ class ExtractInterrupted(KeyboardInterrupt):
 def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both", batch_size: int = 32,
             quantize: str | None = None, pooling: str | None = None, limit: int | None = None,
             chunk_rows: int = CHUNK_ROWS, progress: bool = True, extractor: Any = None,
-            threads: int | None = None, engine: str = "local", ray_address: str | None = None,
+            threads: int | None = None, engine: str | Engine = "local", ray_address: str | None = None,
             workers: int | None = None, backend: str | None = None, **opts: Any) -> ExtractReport:
     """Embed the samples of ``dataset`` that are not embedded yet by ``model_id``.
 
@@ -184,9 +186,11 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         torch intra-op threads while computing (default: every core this
         process may use; fewer helps on a machine shared with other jobs).
         With ``engine="ray"``: CPUs and torch threads per actor (default 1).
-    engine : {"local", "ray"}
+    engine : {"local", "ray"} or Engine
         ``ray`` runs the forwards on Ray Data actors (``embedstore[ray]``);
         see :mod:`embedstore.engines.ray_engine`. Writes stay in this process.
+        An :class:`~embedstore.engines.Engine` object is used as given (and
+        left open: the caller closes it).
     ray_address : str, optional
         Ray cluster to join (``auto``, ``ray://host:10001``); default: start
         a local instance with this machine's CPUs and stop it at the end.
@@ -221,10 +225,16 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
         raise InputError(f"limit must be >= 0, got {limit}")
     if modality not in ("both",) + MODALITIES:
         raise InputError(f"unknown modality {modality!r}: use image, text or both")
-    from .engines import make_engine
+    from .engines import EngineOptions, make_engine
 
-    ray_engine = make_engine(engine, model_id, extractor, quantize, pooling, dict(opts, backend=backend),
-                             ray_address, workers, threads)
+    if isinstance(engine, str):
+        runner = make_engine(EngineOptions(engine, model_id, extractor, quantize, pooling, backend, dict(opts),
+                                           ray_address, workers, threads))
+    elif ray_address or workers:
+        raise InputError("ray_address and workers go with engine='ray', not with an Engine object: "
+                         "give them to the engine you built")
+    else:
+        runner = engine
     from .modalities import dataset_modalities, describe, require
 
     have = dataset_modalities(store, dataset)  # also a clear error when the dataset is missing
@@ -246,25 +256,27 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
     else:
         mods = [modality]
     run = _Run(store, dataset, extractor, new_run_tag("extract"), batch_size, chunk_rows, limit, progress, threads)
-    run.engine = ray_engine
     try:
         for m in mods:
-            run.modality(m)
+            run.modality(m, runner)
     finally:
-        if ray_engine is not None:
-            ray_engine.close()
+        if runner is not engine:
+            runner.close()
     return run.report()
 
 
 class _Run:
-    """State of one extract call across modalities."""
+    """State of one extract call across modalities: decides what to compute, commits chunks, reports.
+
+    The engine computes (:mod:`embedstore.engines`); this class only hands it a
+    :class:`~embedstore.engines.job.ComputeJob` whose ``commit`` is the one write path.
+    """
 
     def __init__(self, store: Store, dataset: str, extractor: Any, tag: str, batch_size: int,
                  chunk_rows: int, limit: int | None, progress: bool, threads: int | None = None) -> None:
         self.store, self.dataset, self.ext, self.tag = store, dataset, extractor, tag
         self.batch_size, self.chunk_rows, self.limit, self.progress = batch_size, chunk_rows, limit, progress
         self.threads = threads
-        self.engine: Any = None  # a RayEngine runs the compute step elsewhere
         self.ident = extractor.identity
         self.results: list[ModalityResult] = []
         self.load_seconds = 0.0
@@ -280,7 +292,8 @@ class _Run:
     def _version(self, table: str) -> int:
         return self.store.version(table) if self.store.has_table(table) else 0
 
-    def modality(self, modality: str) -> None:
+    def modality(self, modality: str, engine: Any) -> None:
+        """Reuse by content hash, compute what is still missing on ``engine``, commit, record the result."""
         store, ident = self.store, self.ident
         table = embeddings_table(ident.key, modality, ident.dim(modality))
         reuse = store.reuse_by_hash(self.dataset, ident, modality, tag=self.tag)
@@ -289,43 +302,29 @@ class _Run:
         if todo.num_rows == 0:
             self.results.append(ModalityResult(modality, table, 0, reused, [], 0.0, 0.0, self._version(table), 0))
             return
-        ids = todo["sample_id"].to_pylist()
-        hashes = todo[HASH_COLUMN[modality]].to_pylist()
-        inputs = todo["image_ref" if modality == "image" else "text"].to_pylist()
-        state = _Progress(modality, table, reused, self.ext.forward_calls)
+
+        def commit(ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
+            store.write_embeddings(self.dataset, ident, modality, ids, vectors, hashes, tag=self.tag)
+
+        job = ComputeJob(modality, todo["sample_id"].to_pylist(), todo[HASH_COLUMN[modality]].to_pylist(),
+                         todo["image_ref" if modality == "image" else "text"].to_pylist(), extractor=self.ext,
+                         batch_size=self.batch_size, chunk_rows=self.chunk_rows, show_progress=self.progress,
+                         commit=commit, load=self._load)
+        forward_start, loading, t0 = self.ext.forward_calls, self.load_seconds, time.perf_counter()
+        interrupted = False
         try:
             with _torch_threads(self.threads):
-                if self.engine is not None:
-                    self.engine.compute(self, modality, ids, hashes, inputs, state)
-                else:
-                    self._compute(modality, ids, hashes, inputs, state)
+                engine.compute(job)
         except KeyboardInterrupt:
-            self._flush(modality, state)
-            self.results.append(state.result(self._version(table), self.ext.forward_calls))
+            interrupted = True
+        seconds = time.perf_counter() - t0 - (self.load_seconds - loading)
+        job.flush()
+        rate = job.computed / seconds if job.computed and seconds > 0 else 0.0
+        self.results.append(ModalityResult(modality, table, job.computed, reused, list(job.skipped),
+                                           round(seconds, 4), round(rate, 3), self._version(table),
+                                           self.ext.forward_calls - forward_start))
+        if interrupted:
             raise ExtractInterrupted(self.report(interrupted=True)) from None
-        self._flush(modality, state)
-        self.results.append(state.result(self._version(table), self.ext.forward_calls))
-
-    def _compute(self, modality: str, ids: list[str], hashes: list[str], inputs: list[Any],
-                 state: "_Progress") -> None:
-        from .progress import progress as progress_bar
-
-        loading = self.load_seconds
-        if modality == "text":  # the tokenizer is needed to prepare batches
-            self._load()
-        bar = progress_bar(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not self.progress)
-        try:
-            for idx, batch in prefetch_batches(self.ext, modality, ids, inputs, self.batch_size, state.skipped):
-                self._load()  # images: only once a batch decoded, so all-broken inputs never load the model
-                vectors = self.ext.forward(modality, batch)
-                state.add([ids[i] for i in idx], [hashes[i] for i in idx], vectors)
-                bar.update(len(idx))
-                if state.pending_rows >= self.chunk_rows:
-                    self._flush(modality, state)
-            bar.update(len(ids) - bar.n)
-        finally:
-            bar.close()
-            state.seconds = time.perf_counter() - state.t0 - (self.load_seconds - loading)
 
     def _load(self) -> None:
         if not self.ext_loaded:
@@ -334,72 +333,10 @@ class _Run:
             self.load_seconds += time.perf_counter() - t0
             self.ext_loaded = True
 
-    def _flush(self, modality: str, state: "_Progress") -> None:
-        if not state.pending_rows:
-            return
-        ids, hashes, vectors = state.pending()
-        self.store.write_embeddings(self.dataset, self.ident, modality, ids, vectors, hashes, tag=self.tag)
-        state.committed()
 
-
-class _Progress:
-    """Rows computed but not yet committed, and counters of one modality."""
-
-    def __init__(self, modality: str, table: str, reused: int, forward_start: int) -> None:
-        self.modality, self.table, self.reused, self.forward_start = modality, table, reused, forward_start
-        self.ids: list[str] = []
-        self.hashes: list[str] = []
-        self.vectors: list[np.ndarray] = []
-        self.skipped: list[SkippedSample] = []
-        self.computed = 0
-        self.t0 = time.perf_counter()
-        self.seconds = 0.0
-
-    @property
-    def pending_rows(self) -> int:
-        return len(self.ids)
-
-    def add(self, ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
-        self.ids += ids
-        self.hashes += hashes
-        self.vectors.append(vectors)
-
-    def pending(self) -> tuple[list[str], list[str], np.ndarray]:
-        return self.ids, self.hashes, np.concatenate(self.vectors)
-
-    def committed(self) -> None:
-        """The pending rows are stored (cleared only now, so an interrupted write is retried)."""
-        self.computed += len(self.ids)
-        self.ids, self.hashes, self.vectors = [], [], []
-
-    def result(self, version: int, forward_calls: int) -> ModalityResult:
-        seconds = self.seconds or (time.perf_counter() - self.t0)
-        rate = self.computed / seconds if self.computed and seconds > 0 else 0.0
-        return ModalityResult(self.modality, self.table, self.computed, self.reused, list(self.skipped),
-                              round(seconds, 4), round(rate, 3), version, forward_calls - self.forward_start)
-
-
-def cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class _torch_threads:
-    """Set torch's intra-op pool to ``n`` threads (default: all cores), then restore it."""
-
-    def __init__(self, n: int | None = None) -> None:
-        self.n = n
-
-    def __enter__(self) -> None:
-        import torch
-
-        self.saved = torch.get_num_threads()
-        torch.set_num_threads(max(1, int(self.n or cores())))
-
-    def __exit__(self, *exc: Any) -> None:
-        import torch
-
-        torch.set_num_threads(self.saved)
+def _torch_threads(n: int | None = None) -> Any:
+    """Torch's pool at ``n`` threads (default: all cores) for a ``with`` block: :func:`embedstore.cpu.torch_threads`."""
+    return torch_threads(n or None, default=cores())
 
 
 def models_overview(store: Store) -> dict[str, list[dict[str, Any]]]:

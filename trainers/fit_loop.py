@@ -20,7 +20,6 @@ over epochs. Everything is deterministic for a given seed (model init from
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import resource
 import time
@@ -29,6 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from embedstore.cpu import torch_threads  # noqa: F401 (its one home; cv, seed_runs and benchmarks import it here)
 
 from .loader import Source
 from .metrics import classification_metrics, data_mib, predictions
@@ -65,23 +66,6 @@ class SeedOutcome:
     cost: dict[str, Any]
     loss: dict[str, Any]
     model: torch.nn.Module = field(repr=False, default=None)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` torch intra-op threads (``None``: leave as is), then restore.
-
-    The heads are tiny: one thread is as fast as several on an idle CPU and
-    much faster on a shared one (OpenMP threads spin-wait when cores are
-    busy), and it makes results independent of the core count.
-    """
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _forward(model, xi, xt, want_branches: bool):

@@ -26,25 +26,22 @@ and leaves it running.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..cpu import cores
 from ..errors import EmbedstoreError, InputError, require
+from .job import ComputeJob
 
 
 class RayEngineError(EmbedstoreError):
     """A Ray worker failed for a reason that is not an embedstore error."""
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 class RayEngine:
-    """Runs the forward passes of one extract call on Ray Data actors.
+    """Runs the forward passes of one extract call on Ray Data actors (an :class:`~embedstore.engines.Engine`).
 
     Parameters
     ----------
@@ -66,6 +63,8 @@ class RayEngine:
     >>> eng.close()  # doctest: +SKIP
     """
 
+    name = "ray"
+
     def __init__(self, spec: dict[str, Any], *, address: str | None = None, workers: int | None = None,
                  cpus_per_worker: float | None = None) -> None:
         require("ray", "embedstore[ray]")
@@ -78,6 +77,23 @@ class RayEngine:
         self.workers = workers
         self.cpus_per_worker = float(cpus_per_worker or 1)
         self._started = False
+
+    @classmethod
+    def from_options(cls, options: Any) -> "RayEngine":
+        """The engine for :class:`~embedstore.engines.EngineOptions`; workers rebuild the extractor from its id.
+
+        Given the driver's extractor, its canonical id and settings are what
+        workers load (their model_key is checked against it).
+        """
+        model_id, quantize, pooling, backend = options.model_id, options.quantize, options.pooling, options.backend
+        ext = options.extractor
+        if ext is not None:
+            model_id, quantize, pooling = ext.resolved.model_id, ext.dtype, ext.identity.pooling
+            backend = {"onnxruntime": "onnx"}.get(ext.backend, ext.backend)
+            quantize = {"int8": "8bit", "fp32": "none"}.get(quantize, quantize)
+        spec = {"model_id": model_id, "quantize": quantize, "pooling": pooling, "backend": backend,
+                "opts": dict(options.opts)}
+        return cls(spec, address=options.address, workers=options.workers, cpus_per_worker=options.threads)
 
     # -- cluster lifecycle -------------------------------------------------
     def _ensure_ray(self):
@@ -96,7 +112,7 @@ class RayEngine:
                     raise InputError(f"cannot connect to the Ray cluster at {self.address}: "
                                      f"{str(exc).splitlines()[0]}; check --ray-address") from None
             else:
-                ray.init(num_cpus=_cores(), include_dashboard=False, **quiet)
+                ray.init(num_cpus=cores(), include_dashboard=False, **quiet)
                 self._started = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the driver shows its own bar (rows committed)
@@ -130,36 +146,34 @@ class RayEngine:
         return max(1, min(size, blocks))
 
     # -- the compute step of one modality --------------------------------
-    def compute(self, run: Any, modality: str, ids: Sequence[str], hashes: Sequence[str],
-                inputs: Sequence[Any], state: Any) -> None:
-        """Embed ``ids`` on the actors and commit them through ``run`` (see :mod:`embedstore.extract`).
+    def compute(self, job: ComputeJob) -> None:
+        """Embed ``job``'s rows on the actors; results, skips and forward counts go back through ``job``.
 
-        ``run`` supplies ``ident``, ``batch_size``, ``chunk_rows``,
-        ``progress``, ``ext`` and ``_flush``; ``state`` collects pending rows,
-        skipped samples and counters exactly as in the local engine.
+        Only ``job``'s public API is used (:class:`~embedstore.engines.job.ComputeJob`):
+        its rows, ``batch_size``, ``model_key`` and ``show_progress``, and
+        ``add``/``skip``/``count_forwards``; ``job`` commits every ``chunk_rows``.
         """
         import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from ..data import vectors_of
         from ..progress import progress as progress_bar
 
         ray = self._ensure_ray()
-        rows = pa.table({"sample_id": pa.array(list(map(str, ids)), pa.string()),
-                         "content_sha256": pa.array(list(hashes), pa.string()),
-                         "input": pa.array(list(inputs), pa.string())})
-        bs = run.batch_size
+        modality = job.modality
+        rows = pa.table({"sample_id": pa.array(list(map(str, job.ids)), pa.string()),
+                         "content_sha256": pa.array(list(job.hashes), pa.string()),
+                         "input": pa.array(list(job.inputs), pa.string())})
+        bs = job.batch_size
         blocks = [rows.slice(i, bs) for i in range(0, rows.num_rows, bs)]
         size = self._pool_size(ray, len(blocks))
         ds = ray.data.from_arrow(blocks).map_batches(
             EncodeActor, batch_size=bs, batch_format="pyarrow", num_cpus=self.cpus_per_worker,
             compute=ray.data.ActorPoolStrategy(size=size),
-            fn_constructor_kwargs={"spec": self.spec, "modality": modality, "expected_key": run.ident.key,
+            fn_constructor_kwargs={"spec": self.spec, "modality": modality, "expected_key": job.model_key,
                                    "threads": max(1, int(self.cpus_per_worker))})
         bar = progress_bar(total=rows.num_rows, unit="rows", desc=f"extract {modality} (ray x{size})",
-                       disable=not run.progress)
-        import pyarrow.compute as pc
-
-        from ..data import vectors_of
-        from ..extract_inputs import SkippedSample
-
+                           disable=not job.show_progress)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
@@ -167,13 +181,11 @@ class RayEngine:
                     ok = out.filter(out["error"].is_null())
                     for sid, reason in zip(*(out.filter(out["error"].is_valid())[c].to_pylist()
                                              for c in ("sample_id", "error"))):
-                        state.skipped.append(SkippedSample(sid, reason))
+                        job.skip(sid, reason)
+                    job.count_forwards(pc.sum(out["forwards"]).as_py() or 0)  # made on the actors
                     if ok.num_rows:
-                        state.add(ok["sample_id"].to_pylist(), ok["content_sha256"].to_pylist(), vectors_of(ok))
-                    run.ext.forward_calls += pc.sum(out["forwards"]).as_py() or 0  # made on the actors
+                        job.add(ok["sample_id"].to_pylist(), ok["content_sha256"].to_pylist(), vectors_of(ok))
                     bar.update(out.num_rows)
-                    if state.pending_rows >= run.chunk_rows:
-                        run._flush(modality, state)
         finally:
             bar.close()
 

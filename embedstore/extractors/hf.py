@@ -24,7 +24,8 @@ from typing import Any
 from ..errors import InputError, require
 from ..identity import ModelIdentity
 from .base import Extractor, ImagePreprocess, check_pooling, dtype_of, unit_rows, processor_preprocess
-from .resolve import ResolvedModel, read_json
+from .registry import Scheme, register
+from .resolve import ResolvedModel, canonical_local, fingerprint, hf_snapshot, is_local, read_json
 
 #: Vision model types whose token 0 is a CLS token.
 CLS_TYPES = {"vit", "deit", "beit", "dinov2", "dinov2_with_registers", "data2vec-vision", "vit_msn",
@@ -70,6 +71,39 @@ def load_hf(resolved: ResolvedModel, *, quantize: str | None = None, pooling: st
         return HFClip(resolved, config, quantize=quantize, pooling=pooling, **opts)
     cls = {"causal": HFCausalLM, "vision": HFVision, "text": HFTextEncoder}[family]
     return cls(resolved, config, quantize=quantize, pooling=pooling, **opts)
+
+
+@register("hf")
+class HFScheme(Scheme):
+    """``hf:ORG/NAME`` (hub, through its cache), ``hf:/local/dir``, or a bare ``ORG/NAME``.
+
+    :func:`load_hf` picks the family from ``config.json`` (a CLIP config
+    becomes :class:`~embedstore.extractors.clip_hf.HFClip`).
+    """
+
+    bare_order = 2
+
+    def claims(self, rest: str) -> bool:
+        return rest.count("/") == 1 and not rest.startswith(("/", ".")) and " " not in rest
+
+    def canonical(self, rest: str) -> str:
+        return canonical_local(rest, self.name) if is_local(rest) else f"{self.name}:{rest}"
+
+    def resolve(self, model_id: str, rest: str) -> ResolvedModel:
+        if rest.startswith("/"):
+            return ResolvedModel(model_id, self.name, Path(rest), fingerprint(rest))
+        path, commit = hf_snapshot(rest, model_id)
+        return ResolvedModel(model_id, self.name, path, commit)
+
+    def load(self, resolved: ResolvedModel, *, quantize: str | None, pooling: str | None, **opts: Any) -> Extractor:
+        return load_hf(resolved, quantize=quantize, pooling=pooling, **opts)
+
+
+@register("hf-clip")
+class HFClipScheme(HFScheme):
+    """``hf-clip:ORG/NAME`` or ``hf-clip:/local/dir``: transformers ``CLIPModel``, loaded as :class:`HFScheme` does."""
+
+    bare_order = None
 
 
 class _HFModel(Extractor):

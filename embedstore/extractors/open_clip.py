@@ -23,10 +23,49 @@ from typing import Any
 from ..errors import InputError, require
 from ..identity import ModelIdentity
 from .base import CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, unit_rows
-from .resolve import (ResolvedModel, fingerprint, hf_snapshot, hub_offline, not_available,
+from .registry import Scheme, register
+from .resolve import (ResolvedModel, fingerprint, hf_snapshot, hub_offline, is_local, local_target, not_available,
                       offline_hub_if_needed, read_json)
 
 _PATTERNS = ["open_clip_*", "*.json", "*.txt"]
+
+
+@register("open_clip")
+class OpenClipScheme(Scheme):
+    """``open_clip:ARCH/PRETRAINED`` (tag or checkpoint file), ``open_clip:hf-hub:ORG/NAME``, ``open_clip:local-dir:/dir``."""
+
+    def canonical(self, rest: str) -> str:
+        return "open_clip:" + canonical_open_clip(rest)
+
+    def resolve(self, model_id: str, rest: str) -> ResolvedModel:
+        return resolve_open_clip(model_id, rest)
+
+    def load(self, resolved: ResolvedModel, *, quantize: str | None, pooling: str | None, **opts: Any) -> Extractor:
+        return OpenClip(resolved, quantize=quantize, pooling=pooling, **opts)
+
+
+def canonical_open_clip(rest: str) -> str:
+    """The canonical form of the part after ``open_clip:`` (local paths made absolute, checked to exist)."""
+    if rest.startswith("local-dir:"):
+        path = Path(rest[len("local-dir:"):]).expanduser()
+        if not (path / "open_clip_config.json").is_file():
+            raise InputError(f"open_clip local-dir {path} has no open_clip_config.json: pass the saved model folder")
+        return f"local-dir:{path.resolve()}"
+    if rest.startswith("hf-hub:"):
+        if not rest[len("hf-hub:"):]:
+            raise InputError("empty repo after 'open_clip:hf-hub:': use open_clip:hf-hub:ORG/NAME")
+        return rest
+    if is_local(rest) and Path(rest).is_dir():
+        return local_target(Path(rest))
+    arch, sep, pretrained = rest.partition("/")
+    if not sep or not pretrained:
+        raise InputError(f"open_clip id 'open_clip:{rest}' needs pretrained weights: use "
+                         f"open_clip:{arch}/<tag> (e.g. open_clip:ViT-B-32/openai) or open_clip:{arch}/<checkpoint file>")
+    if is_local(pretrained):
+        if not Path(pretrained).expanduser().is_file():
+            raise InputError(f"open_clip checkpoint {pretrained} does not exist: pass an existing file or a tag")
+        return f"{arch}/{Path(pretrained).expanduser().resolve()}"
+    return rest
 
 
 def resolve_open_clip(model_id: str, rest: str) -> ResolvedModel:

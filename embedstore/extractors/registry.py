@@ -1,14 +1,135 @@
-"""Known model ids with their defaults (``embedstore models`` lists them).
+"""The id schemes (one registered :class:`Scheme` per prefix) and the known model ids with their defaults.
 
-Any other id of an accepted form works too (see
-:mod:`embedstore.extractors.resolve`); this list documents the paper's models,
-common alternatives and the offline built-ins, and carries per-id defaults
-(e.g. LLaMA-2-7B is 8-bit by default: in fp32 it does not fit in 23 GiB).
+**Schemes.** Each loader module registers the prefix it serves, in the manner
+of lancedb's embedding-function registry: ``@register("gguf") class
+GGUFScheme(Scheme)``. :func:`~embedstore.extractors.resolve.canonical_id`,
+:func:`~embedstore.extractors.resolve` and
+:func:`~embedstore.extractors.load_extractor` look the scheme up with
+:func:`lookup`; none of them lists the schemes. A new encoder family is one
+subclass and one ``register`` call (see ``tests/test_extractors_registry.py``).
+Registration imports nothing heavy: schemes import torch and friends only
+when they resolve or load a model.
+
+**Known ids** (``embedstore models`` lists them). Any other id of an accepted
+form works too; this list documents the paper's models, common alternatives
+and the offline built-ins, and carries per-id defaults (e.g. LLaMA-2-7B is
+8-bit by default: in fp32 it does not fit in 23 GiB).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from ..errors import InputError
+
+# The registry imports no other extractors module (they all import it): in the
+# signatures below, Any stands for ResolvedModel (resolve.py) and Extractor (base.py).
+
+
+class Scheme:
+    """How the ids of one scheme are canonicalised, resolved and loaded; subclass and :func:`register`.
+
+    Attributes
+    ----------
+    name : str
+        The prefix before ``:`` (set by :func:`register`; one instance per name).
+    bare_order : int or None
+        Ids written without a prefix are offered to :meth:`claims` of the
+        schemes that set this, lowest first (``gguf`` 0: a ``.gguf`` path;
+        ``local`` 1: an existing path; ``hf`` 2: ``ORG/NAME``).
+    runtime : str or None
+        ``None``: the forward runs on torch or ONNX Runtime, chosen by
+        :mod:`embedstore.extractors.backends`; else the one runtime this
+        scheme runs on (``llama.cpp``), and ``backend`` must be left unset.
+    """
+
+    name: str = ""
+    bare_order: int | None = None
+    runtime: str | None = None
+
+    def claims(self, rest: str) -> bool:
+        """Whether the bare id ``rest`` (no scheme prefix) is one of this scheme's (see ``bare_order``)."""
+        return False
+
+    def canonical(self, rest: str) -> str:
+        """The canonical id of ``<name>:<rest>`` (cheap: no download, no hashing)."""
+        return f"{self.name}:{rest}"
+
+    def resolve(self, model_id: str, rest: str) -> Any:
+        """The :class:`~embedstore.extractors.resolve.ResolvedModel` (local weights, fingerprint) of the
+        canonical ``model_id``; ``rest`` is the part after the prefix."""
+        raise InputError(f"{model_id}: the {self.name}: scheme names no model by itself; "
+                         "use the canonical id canonical_id() returns")
+
+    def load(self, resolved: Any, *, quantize: str | None, pooling: str | None, **opts: Any) -> Any:
+        """The :class:`~embedstore.extractors.base.Extractor` of ``resolved`` (its model loads on first use)."""
+        raise InputError(f"{resolved.model_id}: the {self.name}: scheme has no loader")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+_S = TypeVar("_S", bound=type)
+_SCHEMES: dict[str, Scheme] = {}
+
+
+def register(*names: str) -> Callable[[_S], _S]:
+    """Class decorator: serve ids ``<name>:...`` for each of ``names`` with an instance of the class.
+
+    Registering a name again replaces its scheme (the last registration wins).
+
+    Examples
+    --------
+    >>> @register("doc-example")
+    ... class DocScheme(Scheme):
+    ...     pass
+    >>> lookup("doc-example").canonical("x")
+    'doc-example:x'
+    >>> unregister("doc-example")
+    """
+    def add(cls: _S) -> _S:
+        for name in names:
+            if not name or ":" in name:
+                raise InputError(f"scheme name {name!r} must be non-empty and contain no ':'")
+            scheme = cls()
+            scheme.name = name
+            _SCHEMES[name] = scheme
+        return cls
+
+    return add
+
+
+def unregister(name: str) -> None:
+    """Remove scheme ``name`` (a no-op when it is not registered)."""
+    _SCHEMES.pop(name, None)
+
+
+def lookup(name: str) -> Scheme:
+    """The registered :class:`Scheme` of ``name``.
+
+    Raises
+    ------
+    InputError
+        When no scheme of that name is registered (the message lists them).
+    """
+    try:
+        return _SCHEMES[name]
+    except KeyError:
+        raise InputError(f"unknown model id scheme {name!r}: use one of {', '.join(scheme_names())}") from None
+
+
+def scheme_names() -> tuple[str, ...]:
+    """The registered scheme names, in registration order."""
+    return tuple(_SCHEMES)
+
+
+def bare_scheme(rest: str) -> Scheme | None:
+    """The scheme that claims an id written without a prefix, or ``None``."""
+    for scheme in sorted((s for s in _SCHEMES.values() if s.bare_order is not None), key=lambda s: s.bare_order):
+        if scheme.claims(rest):
+            return scheme
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Model ids → local weights and a weights fingerprint, failing fast offline.
 
-Accepted id forms (the scheme picks the loader):
+Accepted id forms (the scheme, registered in :mod:`embedstore.extractors.registry`, picks the loader):
 
 * ``hf:ORG/NAME`` or ``hf:/local/dir`` — a Hugging Face model (vision,
   BERT-family encoder or causal LM, chosen from its ``config.json``; a CLIP
@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import InputError, ModelNotAvailableError
+from .registry import Scheme, bare_scheme, lookup, register, scheme_names
 
+#: The schemes embedstore ships (more can be registered: :mod:`embedstore.extractors.registry`).
 SCHEMES = ("hf", "hf-clip", "open_clip", "builtin", "gguf")
 ACCEPTED = ("hf:ORG/NAME, hf-clip:ORG/NAME, open_clip:ARCH/PRETRAINED, open_clip:hf-hub:ORG/NAME, "
             "builtin:NAME, gguf:FILE.gguf, gguf:ORG/REPO/FILE.gguf, or a local model directory")
@@ -54,7 +56,7 @@ class ResolvedModel:
     model_id : str
         Canonical id (scheme + hub id, or scheme + absolute path).
     scheme : str
-        One of :data:`SCHEMES`.
+        A registered scheme name (:data:`SCHEMES` ships with embedstore).
     path : Path or None
         Local directory (or file) holding the weights.
     weights : str
@@ -88,7 +90,7 @@ def not_available(model_id: str, reason: str, repo: str | None = None) -> ModelN
 
 
 def split_scheme(model_id: str) -> tuple[str | None, str]:
-    """``"hf:org/x"`` → ``("hf", "org/x")``; ids without a known scheme give ``(None, id)``.
+    """``"hf:org/x"`` → ``("hf", "org/x")``; ids without a registered scheme give ``(None, id)``.
 
     Examples
     --------
@@ -98,7 +100,7 @@ def split_scheme(model_id: str) -> tuple[str | None, str]:
     (None, '/tmp/model')
     """
     head, sep, rest = str(model_id).partition(":")
-    if sep and head in SCHEMES + ("local",):
+    if sep and head in scheme_names():
         return head, rest
     return None, str(model_id)
 
@@ -107,6 +109,9 @@ def canonical_id(model_id: str) -> str:
     """The canonical form of ``model_id`` (scheme added, local paths made absolute).
 
     Cheap (no download, no hashing): use it to look a model up in the store.
+    The scheme's :meth:`~embedstore.extractors.registry.Scheme.canonical`
+    does the work; an id without a prefix goes to the scheme that claims it
+    (:func:`~embedstore.extractors.registry.bare_scheme`).
 
     Examples
     --------
@@ -118,30 +123,25 @@ def canonical_id(model_id: str) -> str:
     scheme, rest = split_scheme(model_id)
     if not rest:
         raise InputError(f"empty model id {model_id!r}: use {ACCEPTED}")
-    if scheme == "builtin":
-        return f"builtin:{rest}"
-    if scheme == "open_clip":
-        return "open_clip:" + _canonical_open_clip(rest)
-    if scheme == "gguf" or (scheme is None and rest.endswith(".gguf")):
-        local = Path(rest).expanduser()
-        return "gguf:" + (str(local.resolve()) if _is_local(rest) else rest)
-    if _is_local(rest):  # a path, bare or after hf:/hf-clip:/local:
-        path = Path(rest)
-        return f"{_local_scheme(path, scheme)}:{_local_target(path)}"
-    if scheme in ("hf", "hf-clip"):
-        return f"{scheme}:{rest}"
-    if scheme == "local":
-        raise InputError(f"model path {rest} does not exist: pass an existing model directory")
-    if rest.count("/") == 1 and not rest.startswith(("/", ".")) and " " not in rest:
-        return f"hf:{rest}"
-    raise InputError(f"unknown model id {model_id!r}: use {ACCEPTED}")
+    found = lookup(scheme) if scheme is not None else bare_scheme(rest)
+    if found is None:
+        raise InputError(f"unknown model id {model_id!r}: use {ACCEPTED}")
+    return found.canonical(rest)
 
 
-def _is_local(rest: str) -> bool:
+def is_local(rest: str) -> bool:
+    """Whether ``rest`` names a local path (absolute, relative, ``~``, or existing)."""
     return rest.startswith(("/", ".", "~")) or os.path.exists(rest)
 
 
-def _local_target(path: Path) -> str:
+def canonical_local(rest: str, scheme: str | None) -> str:
+    """Canonical id of the local model directory ``rest``: its family (hf, hf-clip, open_clip) + absolute path."""
+    path = Path(rest)
+    return f"{_local_scheme(path, scheme)}:{local_target(path)}"
+
+
+def local_target(path: Path) -> str:
+    """Absolute ``path``, as ``local-dir:<path>`` for a saved open_clip model folder."""
     return ("local-dir:" if (path / "open_clip_config.json").is_file() else "") + str(path.expanduser().resolve())
 
 
@@ -163,27 +163,19 @@ def _local_scheme(path: Path, scheme: str | None) -> str:
     return "hf-clip" if read_json(cfg).get("model_type") == "clip" else "hf"
 
 
-def _canonical_open_clip(rest: str) -> str:
-    if rest.startswith("local-dir:"):
-        path = Path(rest[len("local-dir:"):]).expanduser()
-        if not (path / "open_clip_config.json").is_file():
-            raise InputError(f"open_clip local-dir {path} has no open_clip_config.json: pass the saved model folder")
-        return f"local-dir:{path.resolve()}"
-    if rest.startswith("hf-hub:"):
-        if not rest[len("hf-hub:"):]:
-            raise InputError("empty repo after 'open_clip:hf-hub:': use open_clip:hf-hub:ORG/NAME")
-        return rest
-    if _is_local(rest) and Path(rest).is_dir():
-        return _local_target(Path(rest))
-    arch, sep, pretrained = rest.partition("/")
-    if not sep or not pretrained:
-        raise InputError(f"open_clip id 'open_clip:{rest}' needs pretrained weights: use "
-                         f"open_clip:{arch}/<tag> (e.g. open_clip:ViT-B-32/openai) or open_clip:{arch}/<checkpoint file>")
-    if _is_local(pretrained):
-        if not Path(pretrained).expanduser().is_file():
-            raise InputError(f"open_clip checkpoint {pretrained} does not exist: pass an existing file or a tag")
-        return f"{arch}/{Path(pretrained).expanduser().resolve()}"
-    return rest
+@register("local")
+class LocalScheme(Scheme):
+    """``local:/dir`` or a bare existing path: canonicalised to the directory's family (hf, hf-clip, open_clip)."""
+
+    bare_order = 1
+
+    def claims(self, rest: str) -> bool:
+        return is_local(rest)
+
+    def canonical(self, rest: str) -> str:
+        if not is_local(rest):
+            raise InputError(f"model path {rest} does not exist: pass an existing model directory")
+        return canonical_local(rest, None)
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,0 +1,63 @@
+"""``extract --engine local`` (the default): forwards in the calling process.
+
+Image decoding and preprocessing run in a background thread
+(:func:`~embedstore.extract_inputs.prefetch_batches`) overlapping the model
+forward; the model loads only once a batch is ready (for texts: first, since
+the tokenizer prepares the batches), so inputs that all fail to decode never
+load it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+from ..extract_inputs import prefetch_batches
+from .job import ComputeJob
+
+
+class LocalEngine:
+    """Runs the forwards of one extract call in this process, in true batches.
+
+    Examples
+    --------
+    >>> with LocalEngine() as eng:
+    ...     eng.name
+    'local'
+    """
+
+    name = "local"
+
+    @classmethod
+    def from_options(cls, options: Any) -> "LocalEngine":
+        """The engine for :class:`~embedstore.engines.EngineOptions` (Ray-only settings are refused)."""
+        if options.address or options.workers:
+            raise InputError("--ray-address and --workers need --engine ray")
+        return cls()
+
+    def compute(self, job: ComputeJob) -> None:
+        """Embed ``job``'s rows with ``job.extractor``, handing results to ``job.add``."""
+        from ..progress import progress as progress_bar
+
+        ext, modality, ids, hashes = job.extractor, job.modality, job.ids, job.hashes
+        if modality == "text":  # the tokenizer is needed to prepare batches
+            job.load_model()
+        bar = progress_bar(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not job.show_progress)
+        try:
+            for idx, batch in prefetch_batches(ext, modality, ids, job.inputs, job.batch_size, job.skipped):
+                job.load_model()  # images: only once a batch decoded, so all-broken inputs never load the model
+                vectors = ext.forward(modality, batch)
+                job.add([ids[i] for i in idx], [hashes[i] for i in idx], vectors)
+                bar.update(len(idx))
+            bar.update(len(ids) - bar.n)
+        finally:
+            bar.close()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> "LocalEngine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
