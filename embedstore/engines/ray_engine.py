@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
