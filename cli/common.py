@@ -61,6 +61,8 @@ def emit(ctx: click.Context, payload: Any, text: str | Callable[[], str]) -> Non
 def _default(obj: Any) -> Any:
     import dataclasses
 
+    if callable(getattr(obj, "to_dict", None)):  # the package's one serialisation protocol
+        return obj.to_dict()
     if dataclasses.is_dataclass(obj):
         return dataclasses.asdict(obj)
     if hasattr(obj, "tolist"):

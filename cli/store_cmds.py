@@ -37,7 +37,7 @@ def versions(ctx, store_uri, storage_options, as_json, table_name):
     Example:
       embedstore versions samples__ham10000
     """
-    rows = [v.__dict__ | {"tags": ",".join(v.tags)} for v in get_store(ctx, store_uri, storage_options).versions(table_name)]
+    rows = [v.to_dict() | {"tags": ",".join(v.tags)} for v in get_store(ctx, store_uri, storage_options).versions(table_name)]
     emit(ctx, rows, lambda: table(rows, ["version", "timestamp", "rows", "tags"]))
 
 
@@ -52,7 +52,7 @@ def tag(ctx, store_uri, storage_options, as_json, table_name, name, version):
     Example:
       embedstore tag samples__ham10000 before-cleanup --version 3
     """
-    v = get_store(ctx, store_uri, storage_options).tag(table_name, name, version)
+    v = get_store(ctx, store_uri, storage_options).tags(table_name).create(name, version)
     emit(ctx, {"table": table_name, "tag": name, "version": v}, f"tagged {table_name} version {v} as {name}")
 
 
@@ -78,12 +78,13 @@ def neighbors(ctx, store_uri, storage_options, as_json, dataset, model, modality
           --modality image --sample ISIC_0024306 -k 5
     """
     from embedstore.files import read_vector
+    from embedstore.refs import lookup_model
 
     vector = read_vector(vector_file) if vector_file else None
-    res = get_store(ctx, store_uri, storage_options).neighbors(
-        dataset, model, modality, vector=vector, sample_id=sample_id, k=k, metric=metric,
-        where=where, alignment_key=alignment_key, use_index=use_index)
-    rows = res.to_pylist()
+    store = get_store(ctx, store_uri, storage_options)
+    rows = store.dataset(dataset).neighbors(
+        lookup_model(store, model, modality), modality, vector=vector, sample_id=sample_id, k=k, metric=metric,
+        where=where, alignment_key=alignment_key, use_index=use_index).to_pylist()
     emit(ctx, rows, lambda: table(rows, ["sample_id", "distance"]))
 
 
@@ -101,6 +102,9 @@ def export(ctx, store_uri, storage_options, as_json, dataset, model, modality, o
     Example:
       embedstore export ham10000 --model builtin:minilm-l6 --modality text --out text.parquet
     """
-    n = get_store(ctx, store_uri, storage_options).export(dataset, model, modality, out,
-                                                          alignment_key=alignment_key, version=version)
+    from embedstore.refs import lookup_model
+
+    store = get_store(ctx, store_uri, storage_options)
+    n = store.dataset(dataset).export(lookup_model(store, model, modality), modality, out,
+                                      alignment_key=alignment_key, version=version)
     emit(ctx, {"rows": n, "out": out}, f"wrote {n} rows to {out}")

@@ -31,6 +31,7 @@ from .data import HASH_COLUMN
 from .errors import InputError
 from .identity import MODALITIES
 from .extract_inputs import SkippedSample, prefetch_batches
+from .formats import ToDict
 from .schema import embeddings_table
 from .store import Store, new_run_tag
 
@@ -39,7 +40,7 @@ CHUNK_ROWS = 256
 
 
 @dataclass(frozen=True)
-class ModalityResult:
+class ModalityResult(ToDict):
     """What one extract run did for one modality.
 
     Attributes

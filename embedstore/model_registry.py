@@ -33,6 +33,22 @@ class AlignmentRecord(ToDict):
     gap: np.ndarray
 
 
+#: How a user's spelling of a model maps to its canonical id, installed by the edge (:mod:`embedstore.refs`).
+_edge_canonical: Callable[[str], str] | None = None
+
+
+def set_canonical(fn: Callable[[str], str] | None) -> None:
+    """Install ``fn`` (a spelling → canonical id map) as the registry's default for :meth:`ModelRegistry.get`.
+
+    The store parses no model ids itself: the code that knows the id schemes
+    (:func:`embedstore.refs.canonical_ref`) registers itself here, as a
+    strategy, so the old ``Store.model(ref)`` and the reads that take a model
+    reference keep accepting a bare ``ORG/NAME`` or a local path.
+    """
+    global _edge_canonical
+    _edge_canonical = fn
+
+
 class ModelRegistry:
     """The store's model registry, ``store.models``: register, get, list.
 
@@ -104,9 +120,10 @@ class ModelRegistry:
 
         ``ref`` is a ``model_key`` (always unambiguous), a registered model
         id, or ``ID@KEYPREFIX`` (the identity of ``ID`` whose key starts with
-        ``KEYPREFIX``). ``canonical`` (given by the edge,
-        :func:`embedstore.refs.lookup_model`) maps an id to its canonical
-        spelling, also tried; the registry itself parses no model ids.
+        ``KEYPREFIX``). ``canonical`` maps a user's spelling to its canonical
+        id, also tried; it defaults to the one the edge installed with
+        :func:`set_canonical` (:mod:`embedstore.refs` does, when imported).
+        The registry itself parses no model ids.
 
         Raises
         ------
@@ -131,7 +148,7 @@ class ModelRegistry:
         >>> s.models.get(f"hf:x@{mean.key[:6]}") == mean and s.models.get(cls.key) == cls
         True
         """
-        spell = canonical or (lambda r: r)
+        spell = canonical or _edge_canonical or (lambda r: r)
         everything = self.list()
         models = [m for m in everything if modality is None or modality in m.modalities]
         exact = [m for m in models if m.key == ref]

@@ -1,15 +1,20 @@
 """Model references at the edge: a user's spelling of a model, turned into what the store matches.
 
 The store's registry (:class:`embedstore.model_registry.ModelRegistry`)
-matches ``model_key`` values and canonical model ids only. Everything that
-takes a model reference from a user (the pipelines, the CLI, the trainers,
-the old ``Store.model``) resolves it here, so a bare ``ORG/NAME``, a local
-model directory or ``ID@KEYPREFIX`` keep naming what ``extract`` registered.
+matches ``model_key`` values and canonical model ids only, and never imports
+the extractors. Everything that takes a model reference from a user (the
+pipelines, the CLI, the trainers) resolves it here, so a bare ``ORG/NAME``, a
+local model directory or ``ID@KEYPREFIX`` keep naming what ``extract``
+registered. Importing this module also installs :func:`canonical_ref` as the
+registry's default spelling map (:func:`embedstore.model_registry.set_canonical`),
+so the store's reads given a user's spelling (``Store.model``, ``Snapshot``)
+behave as before.
 """
 
 from __future__ import annotations
 
 from .identity import ModelIdentity
+from .model_registry import set_canonical
 
 
 def canonical_ref(ref: str) -> str:
@@ -62,3 +67,6 @@ def lookup_model(store, ref: str | ModelIdentity, modality: str | None = None) -
     if isinstance(ref, ModelIdentity):
         return ref
     return store.models.get(ref, modality, canonical=canonical_ref)
+
+
+set_canonical(canonical_ref)
