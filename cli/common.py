@@ -41,7 +41,12 @@ def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def get_store(ctx: click.Context, uri: str | None = None, storage_options: tuple[str, ...] = ()):
-    """Open the store named by the command's or the group's ``--store``."""
+    """Open the store named by the command's or the group's ``--store``.
+
+    The CLI is an edge: the store it opens takes a user's spelling of a model
+    (bare ``ORG/NAME``, a local path) through :mod:`embedstore.refs`.
+    """
+    import embedstore.refs  # noqa: F401  (installs the model-id spelling map; see refs.py)
     from embedstore.store import Store
 
     root = ctx.find_root().obj or {}

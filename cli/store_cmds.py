@@ -78,12 +78,10 @@ def neighbors(ctx, store_uri, storage_options, as_json, dataset, model, modality
           --modality image --sample ISIC_0024306 -k 5
     """
     from embedstore.files import read_vector
-    from embedstore.refs import lookup_model
 
     vector = read_vector(vector_file) if vector_file else None
-    store = get_store(ctx, store_uri, storage_options)
-    rows = store.dataset(dataset).neighbors(
-        lookup_model(store, model, modality), modality, vector=vector, sample_id=sample_id, k=k, metric=metric,
+    rows = get_store(ctx, store_uri, storage_options).dataset(dataset).neighbors(
+        model, modality, vector=vector, sample_id=sample_id, k=k, metric=metric,
         where=where, alignment_key=alignment_key, use_index=use_index).to_pylist()
     emit(ctx, rows, lambda: table(rows, ["sample_id", "distance"]))
 
@@ -102,9 +100,6 @@ def export(ctx, store_uri, storage_options, as_json, dataset, model, modality, o
     Example:
       embedstore export ham10000 --model builtin:minilm-l6 --modality text --out text.parquet
     """
-    from embedstore.refs import lookup_model
-
-    store = get_store(ctx, store_uri, storage_options)
-    n = store.dataset(dataset).export(lookup_model(store, model, modality), modality, out,
-                                      alignment_key=alignment_key, version=version)
+    n = get_store(ctx, store_uri, storage_options).dataset(dataset).export(
+        model, modality, out, alignment_key=alignment_key, version=version)
     emit(ctx, {"rows": n, "out": out}, f"wrote {n} rows to {out}")

@@ -52,15 +52,6 @@ class StoreCompat:
     def tag(self, name: str, tag: str, version: int | None = None) -> int:
         """Create (or move) ``tag`` on ``version`` (default latest) of table ``name``; returns it.
 
-        Examples
-        --------
-        >>> import tempfile, pyarrow as pa
-        >>> from embedstore import Store
-        >>> s = Store(tempfile.mkdtemp() + "/s")
-        >>> _ = s.upsert("t", pa.table({"k": ["a"]}), key="k")
-        >>> s.tag("t", "v1")
-        1
-        >>> s.tags("t")
-        {'v1': 1}
+        The same as ``store.tags(name).create(tag, version)`` (:class:`~embedstore.versions.Tags`).
         """
         return self.tags(name).create(tag, version)  # type: ignore[attr-defined]
