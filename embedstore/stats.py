@@ -3,8 +3,8 @@
 The sd is the sample standard deviation (``ddof=1``), 0 for a single value;
 ``None`` and NaN values (a metric a run did not record) are left out.
 
->>> mean_sd([0.5, 0.7, None])
-(0.6, 0.1414213562373095)
+>>> [round(v, 4) for v in mean_sd([0.5, 0.7, None])]
+[0.6, 0.1414]
 >>> format_mean_sd([0.5, 0.7])
 '0.6000 ± 0.1414'
 """

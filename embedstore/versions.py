@@ -8,6 +8,7 @@ versions they read.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -130,3 +131,14 @@ def set_tag(tags, tag: str, version: int) -> int:
         if int(read_retrying(lambda: tags.get_version(tag))) != version:
             tags.update(tag, version)
     return version
+
+
+def new_run_tag(kind: str) -> str:
+    """A unique tag name for one ingest/extract/align run.
+
+    Examples
+    --------
+    >>> new_run_tag("extract").startswith("extract-")
+    True
+    """
+    return f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.randrange(16**4):04x}"

@@ -1,0 +1,436 @@
+"""Compute embeddings once: the Python side of ``embedstore extract``.
+
+:func:`extract` embeds a dataset's samples with one model and writes the
+vectors to the model's embeddings tables. For each modality it
+
+1. copies vectors of identical content already computed by the same
+   ``model_key`` for any dataset (:meth:`Store.reuse_by_hash`);
+2. runs only the rows :meth:`Store.missing` still reports through the model,
+   in true batches under ``torch.inference_mode()``, with image decoding and
+   preprocessing in a background thread overlapping the forward;
+3. commits results every ``chunk_rows`` rows, so a killed run loses at most
+   one chunk and a re-run continues. Ctrl-C commits what is done and raises
+   :class:`ExtractInterrupted`.
+
+When nothing is missing the model is not loaded, nothing runs and no table
+version is created. Every run tags the versions it writes
+(``extract-<time>-<pid>-<rand>``). Samples whose image cannot be decoded are
+skipped and listed in the report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .data import HASH_COLUMN
+from .errors import InputError
+from .identity import MODALITIES
+from .extract_inputs import SkippedSample, prefetch_batches
+from .schema import embeddings_table
+from .store import Store, new_run_tag
+
+#: Rows committed per write (a kill loses at most this many computed rows).
+CHUNK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class ModalityResult:
+    """What one extract run did for one modality.
+
+    Attributes
+    ----------
+    modality, table : str
+    computed : int
+        Rows run through the model and written.
+    reused : int
+        Rows copied from identical content already embedded by this model.
+    skipped : list of SkippedSample
+        Samples that failed to decode/prepare.
+    seconds : float
+        Wall time of the compute loop (model load excluded).
+    rows_per_s : float
+        ``computed / seconds`` (0 when nothing was computed).
+    version : int
+        Table version after the run (unchanged when nothing was written).
+    forward_calls : int
+        Model forward calls made for this modality.
+    """
+
+    modality: str
+    table: str
+    computed: int
+    reused: int
+    skipped: list[SkippedSample]
+    seconds: float
+    rows_per_s: float
+    version: int
+    forward_calls: int
+
+
+@dataclass(frozen=True)
+class ExtractReport:
+    """Outcome of :func:`extract`.
+
+    Attributes
+    ----------
+    dataset, model_id, model_key : str
+    tag : str
+        Run tag placed on every version this run wrote.
+    results : list of ModalityResult
+    load_seconds : float
+        Time spent loading the model (0 when nothing had to be computed).
+    interrupted : bool
+    backend : str
+        ``torch``, ``onnxruntime`` or ``llama.cpp`` with its dtype, e.g. ``onnxruntime fp32``.
+    backend_reason : str
+        Why this backend (``requested``, ``model default``, or what ``auto`` read from the table).
+    parity : dict
+        Min per-row cosine vs torch fp32 on the probe batch, per modality
+        (empty when nothing ran or for the reference path).
+    other_keys : list of str
+        Other model_keys of the same model id already in the store (e.g.
+        vectors from another backend): kept, not used by this run.
+    """
+
+    dataset: str
+    model_id: str
+    model_key: str
+    tag: str
+    results: list[ModalityResult] = field(default_factory=list)
+    load_seconds: float = 0.0
+    interrupted: bool = False
+    backend: str = "torch fp32"
+    backend_reason: str = ""
+    parity: dict[str, float] = field(default_factory=dict)
+    other_keys: list[str] = field(default_factory=list)
+
+    @property
+    def computed(self) -> int:
+        return sum(r.computed for r in self.results)
+
+    @property
+    def reused(self) -> int:
+        return sum(r.reused for r in self.results)
+
+    @property
+    def forward_calls(self) -> int:
+        return sum(r.forward_calls for r in self.results)
+
+    @property
+    def skipped(self) -> list[SkippedSample]:
+        return [s for r in self.results for s in r.skipped]
+
+    def result(self, modality: str) -> ModalityResult:
+        """The :class:`ModalityResult` of ``modality``."""
+        for r in self.results:
+            if r.modality == modality:
+                return r
+        raise KeyError(modality)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d.update(computed=self.computed, reused=self.reused, forward_calls=self.forward_calls)
+        return d
+
+
+class ExtractInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`extract`: finished rows were committed; ``.report`` says what is stored."""
+
+    def __init__(self, report: ExtractReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both", batch_size: int = 32,
+            quantize: str | None = None, pooling: str | None = None, limit: int | None = None,
+            chunk_rows: int = CHUNK_ROWS, progress: bool = True, extractor: Any = None,
+            threads: int | None = None, engine: str = "local", ray_address: str | None = None,
+            workers: int | None = None, backend: str | None = None, **opts: Any) -> ExtractReport:
+    """Embed the samples of ``dataset`` that are not embedded yet by ``model_id``.
+
+    Parameters
+    ----------
+    store : Store
+    dataset : str
+        An ingested dataset.
+    model_id : str
+        Any id :func:`embedstore.extractors.load_extractor` accepts.
+    modality : {"both", "image", "text"}
+        ``both`` = every modality the model encodes that the dataset has
+        (:mod:`embedstore.modalities`); asking for one the dataset lacks
+        raises :class:`InputError`.
+    batch_size : int
+        Rows per model forward.
+    quantize : {None, "none", "bf16", "8bit"}
+    pooling : str, optional
+        See :func:`~embedstore.extractors.load_extractor`.
+    limit : int, optional
+        Compute at most this many missing rows per modality.
+    chunk_rows : int
+        Rows per committed write.
+    progress : bool
+        Show a progress bar (rows, rows/s, ETA) on stderr.
+    extractor : Extractor, optional
+        An already created extractor (then ``model_id``/``quantize``/``pooling`` are ignored).
+    threads : int, optional
+        torch intra-op threads while computing (default: every core this
+        process may use; fewer helps on a machine shared with other jobs).
+        With ``engine="ray"``: CPUs and torch threads per actor (default 1).
+    engine : {"local", "ray"}
+        ``ray`` runs the forwards on Ray Data actors (``embedstore[ray]``);
+        see :mod:`embedstore.engines.ray_engine`. Writes stay in this process.
+    ray_address : str, optional
+        Ray cluster to join (``auto``, ``ray://host:10001``); default: start
+        a local instance with this machine's CPUs and stop it at the end.
+    workers : int, optional
+        Ray actors (model copies); default: cluster CPUs / ``threads``.
+    backend : {None, "torch", "onnx", "auto"}
+        What runs the forwards (a keyed part of the identity; see
+        :mod:`embedstore.extractors.backends`). ``None`` = the model's
+        default (``auto`` for the builtin and paper encoders).
+    **opts
+        Extractor options (``max_length``).
+
+    Returns
+    -------
+    ExtractReport
+
+    Raises
+    ------
+    ExtractInterrupted
+        On Ctrl-C, after committing the finished rows.
+
+    Examples
+    --------
+    >>> from embedstore import Store  # doctest: +SKIP
+    >>> r = extract(Store(), "ham10000", "builtin:efficientnet-lite0", modality="image")  # doctest: +SKIP
+    >>> r.result("image").computed  # doctest: +SKIP
+    70
+    """
+    if batch_size < 1 or chunk_rows < 1:
+        raise InputError("batch_size and chunk_rows must be at least 1")
+    if limit is not None and limit < 0:
+        raise InputError(f"limit must be >= 0, got {limit}")
+    if modality not in ("both",) + MODALITIES:
+        raise InputError(f"unknown modality {modality!r}: use image, text or both")
+    from .engines import make_engine
+
+    ray_engine = make_engine(engine, model_id, extractor, quantize, pooling, dict(opts, backend=backend),
+                             ray_address, workers, threads)
+    from .modalities import dataset_modalities, describe, require
+
+    have = dataset_modalities(store, dataset)  # also a clear error when the dataset is missing
+    if modality != "both":
+        require(store, dataset, modality, f"extract --modality {' or '.join(have)}", have=have)
+    if extractor is None:
+        from .extractors import load_extractor
+
+        extractor = load_extractor(model_id, quantize=quantize, pooling=pooling, backend=backend, **opts)
+    ident = extractor.identity
+    if modality == "both":
+        mods = [m for m in MODALITIES if m in ident.modalities and m in have]
+        if not mods:
+            raise InputError(f"model {ident.model_id} encodes {', '.join(ident.modalities)} but dataset "
+                             f"'{dataset}' has {describe(have)}: extract it with a {' or '.join(have)} model")
+    elif modality not in ident.modalities:
+        raise InputError(f"model {ident.model_id} does not encode {modality}s; it supports "
+                         f"{', '.join(ident.modalities)}: pass --modality {' or '.join(ident.modalities)}")
+    else:
+        mods = [modality]
+    run = _Run(store, dataset, extractor, new_run_tag("extract"), batch_size, chunk_rows, limit, progress, threads)
+    run.engine = ray_engine
+    try:
+        for m in mods:
+            run.modality(m)
+    finally:
+        if ray_engine is not None:
+            ray_engine.close()
+    return run.report()
+
+
+class _Run:
+    """State of one extract call across modalities."""
+
+    def __init__(self, store: Store, dataset: str, extractor: Any, tag: str, batch_size: int,
+                 chunk_rows: int, limit: int | None, progress: bool, threads: int | None = None) -> None:
+        self.store, self.dataset, self.ext, self.tag = store, dataset, extractor, tag
+        self.batch_size, self.chunk_rows, self.limit, self.progress = batch_size, chunk_rows, limit, progress
+        self.threads = threads
+        self.engine: Any = None  # a RayEngine runs the compute step elsewhere
+        self.ident = extractor.identity
+        self.results: list[ModalityResult] = []
+        self.load_seconds = 0.0
+        self.ext_loaded = False
+
+    def report(self, interrupted: bool = False) -> ExtractReport:
+        ext = self.ext
+        others = sorted({m.key for m in self.store.models() if m.model_id == self.ident.model_id} - {self.ident.key})
+        return ExtractReport(self.dataset, self.ident.model_id, self.ident.key, self.tag, list(self.results),
+                             self.load_seconds, interrupted, f"{self.ident.backend} {self.ident.dtype}",
+                             getattr(ext, "backend_reason", ""), dict(getattr(ext, "parity", {})), others)
+
+    def _version(self, table: str) -> int:
+        return self.store.version(table) if self.store.has_table(table) else 0
+
+    def modality(self, modality: str) -> None:
+        store, ident = self.store, self.ident
+        table = embeddings_table(ident.key, modality, ident.dim(modality))
+        reuse = store.reuse_by_hash(self.dataset, ident, modality, tag=self.tag)
+        reused = (reuse.inserted + reuse.updated) if reuse is not None else 0
+        todo = store.missing(self.dataset, ident, modality, limit=self.limit)
+        if todo.num_rows == 0:
+            self.results.append(ModalityResult(modality, table, 0, reused, [], 0.0, 0.0, self._version(table), 0))
+            return
+        ids = todo["sample_id"].to_pylist()
+        hashes = todo[HASH_COLUMN[modality]].to_pylist()
+        inputs = todo["image_ref" if modality == "image" else "text"].to_pylist()
+        state = _Progress(modality, table, reused, self.ext.forward_calls)
+        try:
+            with _torch_threads(self.threads):
+                if self.engine is not None:
+                    self.engine.compute(self, modality, ids, hashes, inputs, state)
+                else:
+                    self._compute(modality, ids, hashes, inputs, state)
+        except KeyboardInterrupt:
+            self._flush(modality, state)
+            self.results.append(state.result(self._version(table), self.ext.forward_calls))
+            raise ExtractInterrupted(self.report(interrupted=True)) from None
+        self._flush(modality, state)
+        self.results.append(state.result(self._version(table), self.ext.forward_calls))
+
+    def _compute(self, modality: str, ids: list[str], hashes: list[str], inputs: list[Any],
+                 state: "_Progress") -> None:
+        from .progress import progress as progress_bar
+
+        loading = self.load_seconds
+        if modality == "text":  # the tokenizer is needed to prepare batches
+            self._load()
+        bar = progress_bar(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not self.progress)
+        try:
+            for idx, batch in prefetch_batches(self.ext, modality, ids, inputs, self.batch_size, state.skipped):
+                self._load()  # images: only once a batch decoded, so all-broken inputs never load the model
+                vectors = self.ext.forward(modality, batch)
+                state.add([ids[i] for i in idx], [hashes[i] for i in idx], vectors)
+                bar.update(len(idx))
+                if state.pending_rows >= self.chunk_rows:
+                    self._flush(modality, state)
+            bar.update(len(ids) - bar.n)
+        finally:
+            bar.close()
+            state.seconds = time.perf_counter() - state.t0 - (self.load_seconds - loading)
+
+    def _load(self) -> None:
+        if not self.ext_loaded:
+            t0 = time.perf_counter()
+            self.ext.ensure_loaded()
+            self.load_seconds += time.perf_counter() - t0
+            self.ext_loaded = True
+
+    def _flush(self, modality: str, state: "_Progress") -> None:
+        if not state.pending_rows:
+            return
+        ids, hashes, vectors = state.pending()
+        self.store.write_embeddings(self.dataset, self.ident, modality, ids, vectors, hashes, tag=self.tag)
+        state.committed()
+
+
+class _Progress:
+    """Rows computed but not yet committed, and counters of one modality."""
+
+    def __init__(self, modality: str, table: str, reused: int, forward_start: int) -> None:
+        self.modality, self.table, self.reused, self.forward_start = modality, table, reused, forward_start
+        self.ids: list[str] = []
+        self.hashes: list[str] = []
+        self.vectors: list[np.ndarray] = []
+        self.skipped: list[SkippedSample] = []
+        self.computed = 0
+        self.t0 = time.perf_counter()
+        self.seconds = 0.0
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self.ids)
+
+    def add(self, ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
+        self.ids += ids
+        self.hashes += hashes
+        self.vectors.append(vectors)
+
+    def pending(self) -> tuple[list[str], list[str], np.ndarray]:
+        return self.ids, self.hashes, np.concatenate(self.vectors)
+
+    def committed(self) -> None:
+        """The pending rows are stored (cleared only now, so an interrupted write is retried)."""
+        self.computed += len(self.ids)
+        self.ids, self.hashes, self.vectors = [], [], []
+
+    def result(self, version: int, forward_calls: int) -> ModalityResult:
+        seconds = self.seconds or (time.perf_counter() - self.t0)
+        rate = self.computed / seconds if self.computed and seconds > 0 else 0.0
+        return ModalityResult(self.modality, self.table, self.computed, self.reused, list(self.skipped),
+                              round(seconds, 4), round(rate, 3), version, forward_calls - self.forward_start)
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class _torch_threads:
+    """Set torch's intra-op pool to ``n`` threads (default: all cores), then restore it."""
+
+    def __init__(self, n: int | None = None) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.saved = torch.get_num_threads()
+        torch.set_num_threads(max(1, int(self.n or cores())))
+
+    def __exit__(self, *exc: Any) -> None:
+        import torch
+
+        torch.set_num_threads(self.saved)
+
+
+def models_overview(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Known model ids (with defaults) and the model identities present in ``store``.
+
+    Returns
+    -------
+    dict
+        ``{"known": [...], "stored": [...]}``; each stored entry has the
+        ``model_key``, id, modalities, dims, dtype, pooling, truncation and
+        the embedding rows per modality.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> o = models_overview(Store(tempfile.mkdtemp() + "/s"))
+    >>> (o["known"][0]["model_id"], o["stored"])
+    ('hf:facebook/dinov2-base', [])
+    """
+    from .extractors.registry import list_known
+    from .schema import parse_embeddings_table
+
+    known = [{"model_id": m.model_id, "modalities": ",".join(m.modalities), "dims": m.dims,
+              "pooling": m.pooling, "quantize": m.quantize or "none", "backend": m.backend, "note": m.note}
+             for m in list_known()]
+    rows: dict[str, dict[str, int]] = {}
+    for name in store.embedding_tables():
+        modality, key, _ = parse_embeddings_table(name)
+        rows.setdefault(key, {})[modality] = store.open_table(name).count_rows()
+    stored = [{"model_key": m.key, "model_id": m.model_id, "modalities": ",".join(m.modalities), "dims": m.dims,
+               "dtype": m.dtype, "backend": m.backend, "pooling": m.pooling, "truncation": m.truncation,
+               "weights": m.weights,
+               "rows": rows.get(m.key, {})} for m in store.models()]
+    return {"known": known, "stored": stored}

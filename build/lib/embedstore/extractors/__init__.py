@@ -1,0 +1,144 @@
+"""Frozen encoders chosen by a scheme-prefixed id: :func:`load_extractor`.
+
+========================================  ==========  =====================================
+id                                        modalities  output
+========================================  ==========  =====================================
+``hf:facebook/dinov2-base``               image       CLS after final norm, 768-d, raw
+``hf:<vision model>``                     image       cls / mean / pooler
+``hf:meta-llama/Llama-2-7b-chat-hf``      text        last-token hidden state (8-bit)
+``hf:<causal LM>``                        text        last_token / mean
+``hf:<BERT-family encoder>``              text        masked mean (sentence-transformers)
+``hf-clip:openai/clip-vit-base-patch32``  both        projected, L2-normalised, 77 tokens
+``open_clip:ARCH/PRETRAINED``             both        projected, L2-normalised
+``open_clip:hf-hub:ORG/NAME``             both        e.g. BiomedCLIP
+``builtin:minilm-l6``                     text        384-d, offline (``[offline]`` extra)
+``builtin:efficientnet-lite0``            image       1280-d, offline (``[offline]`` extra)
+``gguf:FILE.gguf``, ``gguf:ORG/REPO/F``  text        llama.cpp, last token, one text per call
+a local directory / ``local:``            by config   as its family above
+========================================  ==========  =====================================
+
+Creating an extractor resolves the weights (local path, the Hugging Face
+cache, or a download when online) and computes its identity; the model is
+loaded on first use only. See :mod:`embedstore.extractors.resolve` for the
+offline behaviour and :mod:`embedstore.extractors.registry` for defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+from .base import Extractor, ImagePreprocess
+from .registry import KnownModel, known, list_known
+from .resolve import ResolvedModel, canonical_id, fingerprint, hub_offline, split_scheme
+
+__all__ = ["Extractor", "ImagePreprocess", "KnownModel", "ResolvedModel", "canonical_id", "fingerprint",
+           "hub_offline", "known", "list_known", "load_extractor", "resolve"]
+
+
+def resolve(model_id: str) -> ResolvedModel:
+    """Resolve ``model_id`` to local weights and a fingerprint (downloads only when online).
+
+    Raises
+    ------
+    InputError
+        For a malformed id (the message lists the accepted forms).
+    ModelNotAvailableError
+        When the weights are not available locally and cannot be fetched.
+    """
+    cid = canonical_id(model_id)
+    scheme, rest = split_scheme(cid)
+    if scheme == "builtin":
+        from .builtin import resolve_builtin
+
+        return resolve_builtin(rest)
+    if scheme == "open_clip":
+        from .open_clip import resolve_open_clip
+
+        return resolve_open_clip(cid, rest)
+    if scheme == "gguf":
+        from .gguf import resolve_gguf
+
+        return resolve_gguf(cid, rest)
+    from pathlib import Path
+
+    from .resolve import fingerprint as fp
+    from .resolve import hf_snapshot
+
+    if rest.startswith("/"):
+        return ResolvedModel(cid, scheme, Path(rest), fp(rest))
+    path, commit = hf_snapshot(rest, cid)
+    return ResolvedModel(cid, scheme, path, commit)
+
+
+def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str | None = None,
+                   backend: str | None = None, parity_gate: bool = True, **opts: Any) -> Extractor:
+    """The extractor for ``model_id``; its identity is ready, the model loads on first use.
+
+    Parameters
+    ----------
+    model_id : str
+        A scheme-prefixed id or a local model directory (see the module table).
+    quantize : {None, "none", "fp32", "bf16", "8bit"}
+        ``None`` takes the id's default (see :func:`list_known`), else fp32.
+        ``bf16`` runs under bfloat16 autocast (bfloat16 weights for causal
+        LMs); ``8bit`` (bitsandbytes, CPU) is for ``hf:`` text models.
+    pooling : str, optional
+        Override the default pooling (``cls``/``mean``/``pooler`` for vision,
+        ``last_token``/``mean`` for causal LMs, ``mean``/``cls`` for encoders).
+    backend : {None, "torch", "onnx", "auto"}
+        What runs the forward (see :mod:`embedstore.extractors.backends`).
+        ``None`` takes the id's default: ``auto`` for the catalog's builtin
+        and paper encoders, else ``torch``. With ``onnx``, ``quantize="8bit"``
+        means ONNX Runtime dynamic int8.
+    parity_gate : bool
+        Refuse a fp32/bf16 path whose vectors differ from torch fp32 on the
+        probe batch (min per-row cosine < 0.999). Benchmarks turn it off to
+        measure; leave it on.
+    **opts
+        ``max_length`` for text models (the truncation length).
+
+    Returns
+    -------
+    Extractor
+        With ``.identity`` (its ``.key`` is the model_key), ``.modalities``,
+        ``.encode_images``, ``.encode_texts`` and ``.forward_calls``.
+
+    Examples
+    --------
+    >>> ext = load_extractor("builtin:minilm-l6")  # doctest: +SKIP
+    >>> ext.encode_texts(["a lesion on the back"]).shape  # doctest: +SKIP
+    (1, 384)
+    """
+    from .backends import choose
+
+    resolved = resolve(model_id)
+    default = known(resolved.model_id)
+    if default is not None:
+        opts = {**default.options, **opts}
+    if resolved.scheme == "gguf":
+        if backend not in (None, "auto"):
+            raise InputError(f"{resolved.model_id} runs on llama.cpp only: drop --backend {backend}")
+        from .gguf import GGUFEncoder
+
+        return GGUFEncoder(resolved, quantize=quantize, pooling=pooling, **opts)
+    choice = choose(resolved.model_id, backend, quantize, default.backend if default else "torch",
+                    default.quantize if default else None)
+    ext = _torch_extractor(resolved, choice.quantize, pooling, opts)
+    ext.parity_gate = parity_gate
+    ext.use_backend(choice)
+    return ext
+
+
+def _torch_extractor(resolved: ResolvedModel, quantize: str, pooling: str | None, opts: dict[str, Any]) -> Extractor:
+    if resolved.scheme == "builtin":
+        from .builtin import load_builtin
+
+        return load_builtin(resolved, quantize=quantize, pooling=pooling, **opts)
+    if resolved.scheme == "open_clip":
+        from .open_clip import OpenClip
+
+        return OpenClip(resolved, quantize=quantize, pooling=pooling, **opts)
+    from .hf import load_hf
+
+    return load_hf(resolved, quantize=quantize, pooling=pooling, **opts)

@@ -1,0 +1,201 @@
+"""Training seeds of one head and gathering them: :class:`RunResult`, :class:`TrainResult`, :func:`run_seeds`.
+
+The shared machinery of :func:`embedstore.trainers.train.train`, :func:`embedstore.trainers.train.train_arrays`,
+cross-validation (:mod:`embedstore.trainers.cv`) and the raw baseline (:mod:`embedstore.trainers.raw`): fit one
+head per seed, turn each outcome into a :class:`RunResult` (and a recorded run), and
+average over seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from embedstore.errors import InputError
+from embedstore.runs import RunRecord, new_run_id, record_run
+
+from .fit_loop import HeadSpec, SeedOutcome, fit_seed, torch_threads
+from .environment import capture
+from .loader import Source
+from .metrics import summarize
+from .models import BLOCK_ORDER, FUSIONS
+from .protocol import Protocol, resolve_protocol
+from .scaling import parse_scale, scaled
+
+#: Every head ``fusion=`` accepts: the MLP heads and the linear probe (:mod:`embedstore.trainers.linear`).
+HEADS = (*FUSIONS, "linear")
+
+#: Metrics averaged over seeds in :attr:`TrainResult.mean` / :attr:`TrainResult.sd`.
+SUMMARY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "selected_epoch", "train_s_per_epoch",
+                   "infer_s_per_epoch")
+
+
+@dataclass
+class RunResult:
+    """One seed: final (test) metrics, selection, cost, history, and its run id."""
+
+    seed: int
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    selection: dict[str, Any]
+    cost: dict[str, Any]
+    loader: str
+    table_versions: dict[str, int]
+    run_id: str | None = None
+    events: list[tuple[str, str]] = field(default_factory=list)
+    cv: dict[str, Any] | None = None
+
+    def flat(self) -> dict[str, Any]:
+        """Headline numbers of this seed, flat (for tables and summaries)."""
+        return {"accuracy": self.metrics["accuracy"], "macro_f1": self.metrics["macro_f1"],
+                "roc_auc_ovr": self.metrics["roc_auc_ovr"], "selected_epoch": self.selection["selected_epoch"],
+                "train_s_per_epoch": self.cost["train_s_per_epoch"],
+                "infer_s_per_epoch": self.cost["infer_s_per_epoch"]}
+
+
+@dataclass
+class TrainResult:
+    """All seeds of one training call, with mean and sd of the headline metrics."""
+
+    dataset: str
+    fusion: str
+    mode: str
+    runs: list[RunResult]
+    group_id: str
+    config: dict[str, Any]
+    mean: dict[str, float] = field(default_factory=dict)
+    sd: dict[str, float] = field(default_factory=dict)
+    source: Source | None = field(default=None, repr=False)
+
+    @property
+    def run_ids(self) -> list[str | None]:
+        """Run ids of the recorded seeds (``None`` when not recorded)."""
+        return [r.run_id for r in self.runs]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (what ``embedstore train --json`` prints)."""
+        return {"dataset": self.dataset, "fusion": self.fusion, "mode": self.mode, "group_id": self.group_id,
+                "run_ids": self.run_ids, "mean": self.mean, "sd": self.sd, "config": self.config,
+                "runs": [{"run_id": r.run_id, "seed": r.seed, "metrics": r.metrics, "selection": r.selection,
+                          "cost": r.cost, "loader": r.loader, "table_versions": r.table_versions,
+                          **({"cv": r.cv} if r.cv else {})}
+                         for r in self.runs]}
+
+
+def seeds_from(seeds: int | Sequence[int], start: int) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise InputError(f"seeds={seeds}: use a positive number of seeds")
+        return list(range(start, start + seeds))
+    return [int(s) for s in seeds]
+
+
+def protocol_from(fusion: str, mode: str, epochs, dropout, batch_size, lr, kw: dict[str, Any]) -> Protocol:
+    if fusion not in HEADS:
+        raise InputError(f"unknown fusion {fusion!r}: use one of {', '.join(HEADS)}")
+    return resolve_protocol(mode, epochs=epochs, dropout=dropout, batch_size=batch_size, lr=lr,
+                            weight_decay=kw.pop("weight_decay", None), patience=kw.pop("patience", None))
+
+
+def head_spec(fusion: str, n_classes: int, hidden, align_loss_weight: float, kw: dict[str, Any]) -> HeadSpec:
+    output_size = kw.pop("output_size", None) or (1 if n_classes <= 2 else n_classes)
+    hidden_image = kw.pop("hidden_image", None)
+    return HeadSpec(fusion, int(output_size), None if hidden is None else tuple(int(h) for h in hidden),
+                    None if hidden_image is None else tuple(int(h) for h in hidden_image),
+                    tuple(kw.pop("block_order", BLOCK_ORDER)), float(align_loss_weight or 0.0))
+
+
+def check_splits(source: Source, proto: Protocol, where: str) -> None:
+    need = ("train", "test") if proto.mode == "paper" else ("train", "val", "test")
+    missing = [s for s in need if not source.has_split(s)]
+    if missing:
+        hint = ("honest mode needs train/val/test: pass a split that has them (e.g. --split grouped) "
+                "or use --mode paper") if proto.mode == "honest" else "pass a split with train and test rows"
+        raise InputError(f"{where} has no {'/'.join(missing)} rows: {hint}")
+
+
+def fit_head(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *, progress: bool = False,
+             desc: str = "") -> SeedOutcome:
+    """One seed of ``spec``'s head: the MLP training loop, or the linear probe's C selection."""
+    if spec.fusion == "linear":
+        from .linear import fit_linear
+
+        return fit_linear(source, proto, seed)
+    return fit_seed(source, spec, proto, seed, progress=progress, desc=desc)
+
+
+def scale_of(mode: str, scale) -> dict[str, str]:
+    if mode == "paper" and scale is not None and parse_scale(scale) != parse_scale("none"):
+        raise InputError("paper mode feeds the paper's raw inputs: drop --scale or use --mode honest")
+    return parse_scale("none" if mode == "paper" else scale)
+
+
+def fit_seeds(log: Source, source: Source, spec: HeadSpec, proto: Protocol, seeds: Sequence[int], *,
+              dataset: str, config: dict[str, Any], env: dict[str, Any], group_id: str, rerun_of: str | None,
+              store, progress: bool, desc: str) -> list[RunResult]:
+    """Fit one head per seed on ``source`` and turn each into a :class:`RunResult` (recorded when ``store``).
+
+    ``log`` is the source whose event log is marked per seed (the CV folds, or
+    ``source`` itself); ``desc`` prefixes the progress line.
+    """
+    out: list[RunResult] = []
+    for seed in seeds:
+        start = len(log.events)
+        log.mark(f"seed {seed}")
+        fitted = fit_head(source, spec, proto, seed, progress=progress, desc=f"{desc} seed {seed}")
+        out.append(finish_seed(fitted, source, start, spec, proto, dataset, config, env, group_id, rerun_of, store))
+    return out
+
+
+def run_seeds(source: Source, spec: HeadSpec, proto: Protocol, seeds: list[int], *, dataset: str,
+               config: dict[str, Any], store=None, record: bool, progress: bool, group_id: str | None,
+               rerun_of: str | None = None) -> TrainResult:
+    group_id = group_id or new_run_id().replace("run-", "grp-", 1)
+    runs: list[RunResult] = []
+    with torch_threads(config.get("threads")):
+        env = capture()
+        source = scaled(source, config.get("scale"))
+        config = {**config, "scaling": getattr(source, "scaling", dict)()}
+        runs += fit_seeds(source, source, spec, proto, seeds, dataset=dataset, config=config, env=env,
+                          group_id=group_id, rerun_of=rerun_of, store=store if record else None,
+                          progress=progress, desc=f"{dataset} {spec.fusion}")
+    return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=source))
+
+
+def summarize_runs(result: TrainResult) -> TrainResult:
+    """Fill ``result.mean`` / ``result.sd`` over all its runs (seeds, or folds × seeds)."""
+    for name in SUMMARY_METRICS:
+        result.mean[name], result.sd[name] = summarize([r.flat()[name] for r in result.runs])
+    return result
+
+
+def finish_seed(out: SeedOutcome, source: Source, start: int, spec: HeadSpec, proto: Protocol, dataset: str,
+            config: dict[str, Any], env: dict[str, Any], group_id: str, rerun_of: str | None, store) -> RunResult:
+    res = run_result(out, source, start)
+    res.cv = config.get("cv")
+    if store is not None:
+        res.run_id = new_run_id()
+        record_run(store, record_seed(res, out, source, spec, proto, dataset, config, env, group_id, rerun_of))
+        from .predict import keep_head
+
+        keep_head(store, out, source, spec, proto, config, res.run_id, group_id, dataset)
+    return res
+
+
+def run_result(out: SeedOutcome, source: Source, start: int) -> RunResult:
+    versions = dict(getattr(source, "versions", {}) or {})
+    metrics = {**out.metrics, "classes": list(source.classes), "selected_epoch": out.selection["selected_epoch"]}
+    return RunResult(out.seed, metrics, out.history, out.selection, out.cost, source.path, versions,
+                     events=list(source.events[start:]))
+
+
+def record_seed(res: RunResult, out: SeedOutcome, source: Source, spec: HeadSpec, proto: Protocol, dataset: str,
+            config: dict[str, Any], env: dict[str, Any], group_id: str, rerun_of: str | None) -> RunRecord:
+    return RunRecord(
+        run_id=res.run_id, group_id=group_id, dataset=dataset, fusion=spec.fusion, mode=proto.mode,
+        seed=res.seed, split=config.get("split_column", ""), loader=source.path,
+        model_keys=dict(getattr(source, "model_keys", {})), alignment_keys=config.get("alignment_keys", {}),
+        table_versions=res.table_versions, config=config, history=res.history,
+        metrics={**res.metrics, "selection": res.selection, "cost": res.cost, "loss": out.loss,
+                 "loader": source.describe()},
+        environment=env, rerun_of=rerun_of)

@@ -1,0 +1,267 @@
+"""Train-fitted alignment transforms beyond the mean shift, beside :class:`GapShift`.
+
+Each transformer follows :class:`~embedstore.alignment.GapShift`'s
+conventions (hyperparameters in ``__init__``, fitted state ending in ``_``,
+:class:`~embedstore.alignment.NotFittedError` before ``fit``, ``fit_on``
+applied to a ``split`` array) and composes with λ: ``transform``
+
+1. L2-normalises and width-matches both modalities (as :class:`GapShift`);
+2. applies the fitted map of the method and renormalises;
+3. shifts by ``±(lam/2)·gap_``, the centroid gap of the *mapped* training
+   rows, and renormalises (``lam=0``: the map alone).
+
+===============  ==========================================================  =========
+method           map (scikit-learn / scipy)                                   pairs
+===============  ==========================================================  =========
+``center``       subtract each modality's training mean (C³)                  no
+``standardize``  ``StandardScaler`` per modality (I0T)                        no
+``whiten``       ``PCA(whiten=True)`` per modality (W-CLIP)                   no
+``procrustes``   centre, rotate image onto text with                          yes
+                 ``scipy.linalg.orthogonal_procrustes`` (optional PCA first)
+``cca``          ``sklearn.cross_decomposition.CCA`` scores of both           yes
+===============  ==========================================================  =========
+
+The pair methods use row ``i`` of image and text as a pair; like every
+fitted quantity here they see the training rows only (``fit_on="train"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from .alignment import GapShift, l2_normalize
+from .errors import InputError
+
+#: Methods :func:`make_transform` knows (``gapshift`` = the paper's shift alone).
+METHODS = ("gapshift", "center", "standardize", "whiten", "procrustes", "cca")
+
+
+class _MappedShift(GapShift):
+    """A fitted per-modality or paired map, then :class:`GapShift`'s λ shift."""
+
+    method = "gapshift"
+
+    def __init__(self, lam: float = 0.0, n_components: int | None = None, *,
+                 match: Literal["interp"] | None = None, fit_on: Literal["train", "all"] = "train") -> None:
+        super().__init__(lam=lam, match=match, fit_on=fit_on)
+        self.n_components = n_components
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters, as given to ``__init__`` (with the noise fields of :class:`GapShift`)."""
+        return {**super().get_params(), "n_components": self.n_components}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lam={self.lam!r}, n_components={self.n_components!r}, " \
+               f"match={self.match!r}, fit_on={self.fit_on!r})"
+
+    def _components(self, n: int, *widths: int) -> int:
+        """Output width of a PCA/CCA step: ``n_components`` capped by the rank the rows allow."""
+        cap = min(n - 1, *widths)
+        k = cap if self.n_components is None else min(int(self.n_components), cap)
+        if k < 1:
+            raise InputError(f"{type(self).__name__}: {n} fitting rows leave no component to fit; "
+                             "give more training rows")
+        return k
+
+    def fit(self, image: np.ndarray, text: np.ndarray, split: Sequence[str] | None = None) -> "_MappedShift":
+        """Fit the map on the (training) pairs, then the gap of the mapped rows; returns ``self``."""
+        self._check_params()
+        dims_in = int(np.shape(image)[1]), int(np.shape(text)[1])
+        image, text = self._fit_rows(image, text, split)
+        self._fit_map(image, text)
+        image, text = self._map(image, text)
+        self.gap_ = image.mean(axis=0) - text.mean(axis=0)
+        self.dim_ = int(image.shape[1])
+        self.image_dim_in_, self.text_dim_in_ = dims_in
+        self.n_fit_rows_ = int(image.shape[0])
+        return self
+
+    def transform(self, image: np.ndarray, text: np.ndarray, *,
+                  renormalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Normalise, match, map, renormalise, shift by ``±(lam/2)·gap_`` and renormalise."""
+        self._check_fitted()
+        return self._shift(*self._map(*self._matched(image, text)), renormalize=renormalize)
+
+    def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _map(self, image: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class ModalityCentering(_MappedShift):
+    """Subtract each modality's training mean and renormalise (C³, Zhang et al. 2024).
+
+    Attributes
+    ----------
+    mean_image_, mean_text_ : ndarray
+        Per-modality means of the normalised, matched fitting rows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> img, txt = rng.normal(1, 1, (40, 6)), rng.normal(-1, 1, (40, 6))
+    >>> a, b = ModalityCentering().fit(img, txt).transform(img, txt)
+    >>> bool(np.linalg.norm(a.mean(0) - b.mean(0)) < 0.5)
+    True
+    """
+
+    method = "center"
+
+    def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:
+        self.mean_image_, self.mean_text_ = image.mean(axis=0), text.mean(axis=0)
+
+    def _map(self, image, text):
+        return l2_normalize(image - self.mean_image_), l2_normalize(text - self.mean_text_)
+
+
+class ModalityStandardizer(_MappedShift):
+    """Z-score every dimension per modality and renormalise (I0T, An et al. 2025).
+
+    Attributes
+    ----------
+    scaler_image_, scaler_text_ : sklearn.preprocessing.StandardScaler
+    """
+
+    method = "standardize"
+
+    def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:
+        from sklearn.preprocessing import StandardScaler
+
+        self.scaler_image_ = StandardScaler().fit(image)
+        self.scaler_text_ = StandardScaler().fit(text)
+
+    def _map(self, image, text):
+        return l2_normalize(self.scaler_image_.transform(image)), l2_normalize(self.scaler_text_.transform(text))
+
+
+class ModalityWhitener(_MappedShift):
+    """Identity covariance per modality with ``PCA(whiten=True)``, renormalised (W-CLIP, Betser et al. 2025).
+
+    ``n_components`` (default: the rank the rows allow, ``min(n - 1, d)``)
+    is the output width of both modalities.
+
+    Attributes
+    ----------
+    pca_image_, pca_text_ : sklearn.decomposition.PCA
+    """
+
+    method = "whiten"
+
+    def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:
+        from sklearn.decomposition import PCA
+
+        k = self._components(len(image), image.shape[1], text.shape[1])
+        self.pca_image_ = PCA(n_components=k, whiten=True, svd_solver="full").fit(image)
+        self.pca_text_ = PCA(n_components=k, whiten=True, svd_solver="full").fit(text)
+
+    def _map(self, image, text):
+        return l2_normalize(self.pca_image_.transform(image)), l2_normalize(self.pca_text_.transform(text))
+
+
+class ProcrustesAlignment(_MappedShift):
+    """Rotate the centred image vectors onto the centred text vectors of the training pairs.
+
+    ``rotation_ = scipy.linalg.orthogonal_procrustes(image_c, text_c)[0]``
+    minimises ``||image_c @ R - text_c||_F`` over orthogonal ``R``. With
+    ``n_components`` each modality is first reduced by its own PCA (fitted
+    on the training rows), which also makes unequal widths comparable.
+
+    Attributes
+    ----------
+    mean_image_, mean_text_ : ndarray
+    rotation_ : ndarray, shape (k, k)
+    pca_image_, pca_text_ : sklearn.decomposition.PCA or None
+    """
+
+    method = "procrustes"
+
+    def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:
+        from scipy.linalg import orthogonal_procrustes
+        from sklearn.decomposition import PCA
+
+        self.pca_image_ = self.pca_text_ = None
+        if self.n_components is not None:
+            k = self._components(len(image), image.shape[1], text.shape[1])
+            self.pca_image_ = PCA(n_components=k, svd_solver="full").fit(image)
+            self.pca_text_ = PCA(n_components=k, svd_solver="full").fit(text)
+        image, text = self._reduce(image, text)
+        self.mean_image_, self.mean_text_ = image.mean(axis=0), text.mean(axis=0)
+        self.rotation_ = orthogonal_procrustes(image - self.mean_image_, text - self.mean_text_)[0]
+
+    def _reduce(self, image, text):
+        if self.pca_image_ is None:
+            return image, text
+        return self.pca_image_.transform(image), self.pca_text_.transform(text)
+
+    def _map(self, image, text):
+        image, text = self._reduce(image, text)
+        return l2_normalize((image - self.mean_image_) @ self.rotation_), l2_normalize(text - self.mean_text_)
+
+
+class CCAAlignment(_MappedShift):
+    """Canonical correlation scores of both modalities, fitted on the training pairs (CSA, Li et al. 2025).
+
+    ``n_components`` (default 16, capped by the rank the rows allow) is the
+    shared output width; ``max_iter`` goes to ``sklearn.cross_decomposition.CCA``.
+
+    Attributes
+    ----------
+    cca_ : sklearn.cross_decomposition.CCA
+    """
+
+    method = "cca"
+
+    def __init__(self, lam: float = 0.0, n_components: int | None = 16, *, max_iter: int = 500,
+                 match: Literal["interp"] | None = None, fit_on: Literal["train", "all"] = "train") -> None:
+        super().__init__(lam=lam, n_components=n_components, match=match, fit_on=fit_on)
+        self.max_iter = max_iter
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters, as given to ``__init__``."""
+        return {**super().get_params(), "max_iter": int(self.max_iter)}
+
+    def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:
+        import warnings
+
+        from sklearn.cross_decomposition import CCA
+
+        k = self._components(len(image), image.shape[1], text.shape[1])
+        with warnings.catch_warnings():  # NIPALS convergence notes on tiny fits; the scores are still used
+            warnings.simplefilter("ignore")
+            self.cca_ = CCA(n_components=k, max_iter=int(self.max_iter)).fit(image, text)
+
+    def _map(self, image, text):
+        x, y = self.cca_.transform(image, text)
+        return l2_normalize(x), l2_normalize(y)
+
+
+_CLASSES = {"center": ModalityCentering, "standardize": ModalityStandardizer, "whiten": ModalityWhitener,
+            "procrustes": ProcrustesAlignment, "cca": CCAAlignment}
+
+
+def make_transform(method: str, *, lam: float = 0.0, n_components: int | None = None,
+                   match: Literal["interp"] | None = None,
+                   fit_on: Literal["train", "all"] = "train") -> GapShift:
+    """The unfitted transformer of ``method`` (one of :data:`METHODS`) with these settings.
+
+    ``n_components=None`` keeps each method's default (CCA: 16; the others:
+    no reduction). ``gapshift`` returns a plain :class:`GapShift`.
+
+    Examples
+    --------
+    >>> make_transform("cca", lam=0.5)
+    CCAAlignment(lam=0.5, n_components=16, match=None, fit_on='train')
+    >>> make_transform("rotate")
+    Traceback (most recent call last):
+    ...
+    embedstore.errors.InputError: unknown alignment method 'rotate': use one of gapshift, center, standardize, whiten, procrustes, cca
+    """
+    if method == "gapshift":
+        return GapShift(lam=lam, match=match, fit_on=fit_on)
+    if method not in _CLASSES:
+        raise InputError(f"unknown alignment method '{method}': use one of {', '.join(METHODS)}")
+    kw = {} if n_components is None else {"n_components": n_components}
+    return _CLASSES[method](lam=lam, match=match, fit_on=fit_on, **kw)
