@@ -52,7 +52,7 @@ def tag(ctx, store_uri, storage_options, as_json, table_name, name, version):
     Example:
       embedstore tag samples__ham10000 before-cleanup --version 3
     """
-    v = get_store(ctx, store_uri, storage_options).tags(table_name).create(name, version)
+    v = get_store(ctx, store_uri, storage_options).tag(table_name, name, version)
     emit(ctx, {"table": table_name, "tag": name, "version": v}, f"tagged {table_name} version {v} as {name}")
 
 

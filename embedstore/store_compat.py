@@ -22,7 +22,7 @@ import numpy as np
 
 from .identity import ModelIdentity
 from .model_registry import AlignmentRecord
-from .versions import VersionInfo, table_versions
+from .versions import Tags, VersionInfo, table_versions
 
 
 class StoreCompat:
@@ -54,4 +54,4 @@ class StoreCompat:
 
         The same as ``store.tags(name).create(tag, version)`` (:class:`~embedstore.versions.Tags`).
         """
-        return self.tags(name).create(tag, version)  # type: ignore[attr-defined]
+        return Tags(self, name, read=False).create(tag, version)  # as before: no listing of the other tags

@@ -93,9 +93,9 @@ class Tags(dict):
     {}
     """
 
-    def __init__(self, store, table: str) -> None:
+    def __init__(self, store, table: str, *, read: bool = True) -> None:
         self._store, self.table = store, table
-        super().__init__(self.list())
+        super().__init__(self.list() if read else {})  # read=False: only to write, without listing (store.tag)
 
     def list(self) -> dict[str, int]:
         """The table's tags now, as ``{tag: version}``."""
