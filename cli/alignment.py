@@ -232,5 +232,5 @@ def report(ctx, store_uri, storage_options, as_json, dataset, out, runs, image_m
     res = write_report(store, dataset, out or f"{dataset}-report.html", runs=list(runs) or None,
                        image_model=image_model, text_model=text_model, alignment_key=alignment_key, lam=lam,
                        max_queries=max_queries, gap=not no_gap)
-    emit(ctx, res.__dict__, f"wrote {res.path}: {res.images} embedded figures, {res.run_groups} run groups, "
+    emit(ctx, res.to_dict(), f"wrote {res.path}: {res.images} embedded figures, {res.run_groups} run groups, "
                             f"{res.sweeps} sweeps{'' if res.gap else ', no gap section'}")

@@ -41,7 +41,12 @@ def parse_storage_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def get_store(ctx: click.Context, uri: str | None = None, storage_options: tuple[str, ...] = ()):
-    """Open the store named by the command's or the group's ``--store``."""
+    """Open the store named by the command's or the group's ``--store``.
+
+    The CLI is an edge: the store it opens takes a user's spelling of a model
+    (bare ``ORG/NAME``, a local path) through :mod:`embedstore.refs`.
+    """
+    import embedstore.refs  # noqa: F401  (installs the model-id spelling map; see refs.py)
     from embedstore.store import Store
 
     root = ctx.find_root().obj or {}
@@ -61,6 +66,8 @@ def emit(ctx: click.Context, payload: Any, text: str | Callable[[], str]) -> Non
 def _default(obj: Any) -> Any:
     import dataclasses
 
+    if callable(getattr(obj, "to_dict", None)):  # the package's one serialisation protocol
+        return obj.to_dict()
     if dataclasses.is_dataclass(obj):
         return dataclasses.asdict(obj)
     if hasattr(obj, "tolist"):

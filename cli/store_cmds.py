@@ -37,7 +37,7 @@ def versions(ctx, store_uri, storage_options, as_json, table_name):
     Example:
       embedstore versions samples__ham10000
     """
-    rows = [v.__dict__ | {"tags": ",".join(v.tags)} for v in get_store(ctx, store_uri, storage_options).versions(table_name)]
+    rows = [v.to_dict() | {"tags": ",".join(v.tags)} for v in get_store(ctx, store_uri, storage_options).versions(table_name)]
     emit(ctx, rows, lambda: table(rows, ["version", "timestamp", "rows", "tags"]))
 
 
@@ -80,10 +80,9 @@ def neighbors(ctx, store_uri, storage_options, as_json, dataset, model, modality
     from embedstore.files import read_vector
 
     vector = read_vector(vector_file) if vector_file else None
-    res = get_store(ctx, store_uri, storage_options).neighbors(
-        dataset, model, modality, vector=vector, sample_id=sample_id, k=k, metric=metric,
-        where=where, alignment_key=alignment_key, use_index=use_index)
-    rows = res.to_pylist()
+    rows = get_store(ctx, store_uri, storage_options).dataset(dataset).neighbors(
+        model, modality, vector=vector, sample_id=sample_id, k=k, metric=metric,
+        where=where, alignment_key=alignment_key, use_index=use_index).to_pylist()
     emit(ctx, rows, lambda: table(rows, ["sample_id", "distance"]))
 
 
@@ -101,6 +100,6 @@ def export(ctx, store_uri, storage_options, as_json, dataset, model, modality, o
     Example:
       embedstore export ham10000 --model builtin:minilm-l6 --modality text --out text.parquet
     """
-    n = get_store(ctx, store_uri, storage_options).export(dataset, model, modality, out,
-                                                          alignment_key=alignment_key, version=version)
+    n = get_store(ctx, store_uri, storage_options).dataset(dataset).export(
+        model, modality, out, alignment_key=alignment_key, version=version)
     emit(ctx, {"rows": n, "out": out}, f"wrote {n} rows to {out}")

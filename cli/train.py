@@ -177,9 +177,7 @@ def runs(ctx, store_uri, storage_options, as_json, dataset, group_id, each, comp
         return
     records = list_runs(get_store(ctx, store_uri, storage_options), dataset, group_id=group_id)
     if as_json:
-        from dataclasses import asdict
-
-        emit(ctx, [asdict(r) for r in records], "")
+        emit(ctx, [r.to_dict() for r in records], "")
         return
     if each:
         rows = [r.summary() for r in records]

@@ -9,12 +9,13 @@ count as missing and are recomputed.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from .errors import DimensionMismatchError, InputError, NotFoundError, missing_dataset
+from .formats import Format, convert
 from .identity import MODALITIES, ModelIdentity
 from .keys import NO_ALIGNMENT, check_name, row_key
 from .schema import (EMB_KEY, SAMPLE_CORE, SAMPLES_PREFIX, embeddings_schema,
@@ -22,7 +23,6 @@ from .schema import (EMB_KEY, SAMPLE_CORE, SAMPLES_PREFIX, embeddings_schema,
 from .sql import eq, isin
 from .vectors import HASH_COLUMN, vectors_of  # noqa: F401 (their home; re-exported)
 
-Format = Literal["arrow", "polars", "numpy"]
 
 
 def _check_modality(modality: str) -> str:
@@ -115,7 +115,7 @@ class DataMixin:
             values = [split] if isinstance(split, str) else list(split)
             where = isin(col, values)
         data = self.read(table, version=version, columns=columns, where=where)
-        return _convert(data, as_)
+        return convert(data, as_)
 
     # -- embeddings -------------------------------------------------------
     def embedding_tables(self, model: str | None = None, modality: str | None = None) -> list[str]:
@@ -156,9 +156,9 @@ class DataMixin:
             When ``vectors.shape[1]`` differs from the expected width.
         """
         _check_modality(modality)
-        identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
+        identity = self.models.identity(model, modality)
         if isinstance(model, ModelIdentity):
-            self.register_model(identity, tag=tag)
+            self.models.register(identity, tag=tag)
         vectors = np.asarray(vectors, dtype=np.float32)
         expected = int(dim) if dim is not None else identity.dim(modality)
         if vectors.ndim != 2 or vectors.shape[1] != expected:
@@ -207,7 +207,7 @@ class DataMixin:
             return rows["sample_id"].to_pylist(), mat
         data = pa.table({"sample_id": rows["sample_id"], "content_sha256": rows[HASH_COLUMN[modality]],
                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])})
-        return _convert(data, as_)
+        return convert(data, as_)
 
     def export(self, dataset: str, model: str | ModelIdentity, modality: str, out: str, **kwargs: Any) -> int:
         """Export embeddings with labels/splits to Parquet or CSV; see :func:`export_embeddings`."""
@@ -229,7 +229,7 @@ class DataMixin:
             The sample rows (all columns), in sample order.
         """
         _check_modality(modality)
-        identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
+        identity = self.models.identity(model, modality)
         import polars as pl
 
         hash_col = HASH_COLUMN[modality]
@@ -258,7 +258,7 @@ class DataMixin:
         WriteResult or None
             ``None`` when nothing could be reused.
         """
-        identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
+        identity = self.models.identity(model, modality)
         table = self._emb_table(identity, modality)
         if not self.has_table(table):
             return None
@@ -310,15 +310,3 @@ def export_embeddings(store, dataset: str, model: str | ModelIdentity, modality:
     else:
         frame.write_parquet(out)
     return frame.height
-
-
-def _convert(table: pa.Table, as_: Format) -> Any:
-    if as_ == "arrow":
-        return table
-    if as_ == "polars":
-        import polars as pl
-
-        return pl.from_arrow(table)
-    if as_ == "numpy":
-        return {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
-    raise InputError(f"unknown output format {as_!r}: use arrow, polars or numpy")

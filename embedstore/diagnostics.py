@@ -39,6 +39,7 @@ import numpy as np
 from .alignment import align, l2_normalize
 from .gap_measures import gap_measures
 from .pairs import PairedSources, paired_sources
+from .refs import lookup_model
 
 RECALL_K = (1, 5, 10)
 
@@ -291,7 +292,7 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
     elif not (image_model and text_model):
         raise InputError("gap diagnostics need --image-model and --text-model, or --alignment KEY")
     if match == "auto":
-        widths = store.model(image_model, "image").dim("image"), store.model(text_model, "text").dim("text")
+        widths = lookup_model(store, image_model, "image").dim("image"), lookup_model(store, text_model, "text").dim("text")
         match = "interp" if widths[0] != widths[1] else None
     unaligned = paired_sources(store, dataset, image_model, text_model, split_by=split_by)
     common = dict(image_model=image_model, text_model=text_model, match=match, fit_on=fit_on, seed=seed,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
+from .formats import ToDict
 from .keys import NO_ALIGNMENT
 from .data import HASH_COLUMN
 from .schema import (ALIGNMENTS, EMB_KEY, MODELS, RUN_KEY, RUNS, SAMPLE_KEY, SAMPLES_PREFIX, key_column,
@@ -22,7 +23,7 @@ _EXAMPLES = 3
 
 # -- doctor ----------------------------------------------------------------
 @dataclass(frozen=True)
-class Problem:
+class Problem(ToDict):
     """One failed check.
 
     Attributes
@@ -47,7 +48,7 @@ class Problem:
 
 
 @dataclass
-class DoctorReport:
+class DoctorReport(ToDict):
     """Result of :func:`doctor`: the tables and rows checked and the problems found."""
 
     tables: int = 0
@@ -58,6 +59,10 @@ class DoctorReport:
     def ok(self) -> bool:
         """True when no problem was found."""
         return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain values, with ``ok``."""
+        return {**ToDict.to_dict(self), "ok": self.ok}
 
     def add(self, check: str, table: str, bad: list[str], what: str, fix: str) -> None:
         if bad:

@@ -33,6 +33,7 @@ from .engines.job import ComputeJob
 from .errors import InputError
 from .extract_inputs import SkippedSample
 from .identity import MODALITIES
+from .formats import ToDict
 from .schema import embeddings_table
 from .store import Store, new_run_tag
 
@@ -41,7 +42,7 @@ CHUNK_ROWS = 256
 
 
 @dataclass(frozen=True)
-class ModalityResult:
+class ModalityResult(ToDict):
     """What one extract run did for one modality.
 
     Attributes

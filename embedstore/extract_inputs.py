@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from .errors import InputError
+from .formats import ToDict
 from .prefetch import prefetch
 
 
 @dataclass(frozen=True)
-class SkippedSample:
+class SkippedSample(ToDict):
     """A sample left out at extract time and why (e.g. an image that no longer decodes)."""
 
     sample_id: str

@@ -72,7 +72,14 @@ class HeadArtifact:
     tensors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     created_at: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """The artifact as plain values, its tensors as ``{name: shape}``."""
+        return {"head_id": self.head_id, "run_id": self.run_id, "group_id": self.group_id,
+                "dataset": self.dataset, "seed": int(self.seed), "fold": self.fold, "spec": self.spec,
+                "tensors": {k: list(np.shape(v)) for k, v in self.tensors.items()}, "created_at": self.created_at}
+
     def to_row(self) -> dict[str, Any]:
+        """The row stored in the ``heads`` table (weights as safetensors bytes)."""
         from safetensors.numpy import save
 
         weights = save({k: np.ascontiguousarray(v) for k, v in self.tensors.items()})

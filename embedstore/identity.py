@@ -14,13 +14,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .formats import ToDict
 from .keys import stable_hash
 
 MODALITIES = ("image", "text")
 
 
 @dataclass(frozen=True)
-class ModelIdentity:
+class ModelIdentity(ToDict):
     """Everything that determines an encoder's output vectors.
 
     Parameters

@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import InputError
 from .locks import table_lock
+from .formats import ToDict
 from .versions import read_retrying
 from .schema import (RUNS, key_column)
 
@@ -31,7 +32,7 @@ from .doctor import DoctorReport, Problem, doctor  # noqa: F401 (part of this mo
 
 # -- compaction ------------------------------------------------------------
 @dataclass(frozen=True)
-class CompactResult:
+class CompactResult(ToDict):
     """Outcome of compacting one table.
 
     Attributes
@@ -95,7 +96,7 @@ def compact(store, table: str | None = None) -> list[CompactResult]:
 
 # -- cleanup ---------------------------------------------------------------
 @dataclass(frozen=True)
-class CleanupResult:
+class CleanupResult(ToDict):
     """Outcome of cleaning up one table.
 
     Attributes

@@ -1,4 +1,4 @@
-"""Model and alignment registries (mixed into :class:`embedstore.store.Store`).
+"""Model and alignment registries: the managers ``store.models`` and ``store.alignments``.
 
 * ``models``: ``model_key`` → :class:`~embedstore.identity.ModelIdentity`.
   Registering the same identity twice is a no-op; a different identity with
@@ -11,19 +11,20 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from .errors import AmbiguousModelError, KeyCollisionError, NotFoundError
+from .formats import ToDict
 from .identity import ModelIdentity
 from .schema import ALIGNMENTS, ALIGNMENTS_SCHEMA, MODELS, MODELS_SCHEMA
 from .sql import eq
 
 
 @dataclass(frozen=True)
-class AlignmentRecord:
+class AlignmentRecord(ToDict):
     """A registered alignment: its key, method, settings and gap vector."""
 
     alignment_key: str
@@ -32,24 +33,59 @@ class AlignmentRecord:
     gap: np.ndarray
 
 
-class RegistryMixin:
-    """Registry methods of :class:`~embedstore.store.Store`."""
+#: How a user's spelling of a model maps to its canonical id, installed by the edge (:mod:`embedstore.refs`).
+_edge_canonical: Callable[[str], str] | None = None
 
-    # -- models -----------------------------------------------------------
-    def register_model(self, identity: ModelIdentity, *, tag: str | None = None) -> str:
-        """Record ``identity`` in the model registry; returns its ``model_key``.
 
-        Examples
-        --------
-        >>> import tempfile
-        >>> from embedstore import Store, ModelIdentity
-        >>> s = Store(tempfile.mkdtemp() + "/s")
-        >>> ident = ModelIdentity("hf:x", "abc", ("text",), {"text": 4})
-        >>> s.register_model(ident) == ident.key
-        True
+def set_canonical(fn: Callable[[str], str] | None) -> None:
+    """Install ``fn`` (a spelling → canonical id map) as the registry's default for :meth:`ModelRegistry.get`.
+
+    The store parses no model ids itself: the code that knows the id schemes
+    (:func:`embedstore.refs.canonical_ref`) registers itself here, as a
+    strategy, so the old ``Store.model(ref)`` and the reads that take a model
+    reference keep accepting a bare ``ORG/NAME`` or a local path.
+    """
+    global _edge_canonical
+    _edge_canonical = fn
+
+
+class ModelRegistry:
+    """The store's model registry, ``store.models``: register, get, list.
+
+    It matches ``model_key`` values and model ids exactly as registered
+    (canonical ids, e.g. ``hf:org/name``); turning a user's spelling (a bare
+    ``ORG/NAME``, a local path) into a canonical id happens at the edge,
+    :func:`embedstore.refs.lookup_model`. Calling the registry,
+    ``store.models()``, lists it (the old ``Store.models()``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from embedstore import Store, ModelIdentity
+    >>> s = Store(tempfile.mkdtemp() + "/s")
+    >>> ident = ModelIdentity("hf:x", "abc", ("text",), {"text": 4})
+    >>> s.models.register(ident) == ident.key and s.models.get("hf:x") == ident
+    True
+    >>> [m.model_id for m in s.models.list()] == [m.model_id for m in s.models()] == ["hf:x"]
+    True
+    """
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __call__(self) -> list[ModelIdentity]:
+        return self.list()
+
+    def register(self, identity: ModelIdentity, *, tag: str | None = None) -> str:
+        """Record ``identity``; returns its ``model_key`` (a no-op when registered already).
+
+        Raises
+        ------
+        KeyCollisionError
+            When the key already names a different identity.
         """
         key = identity.key
-        existing = self._model_row(key)
+        existing = self._row(key)
         if existing is not None:
             stored = ModelIdentity.from_json(existing["identity"])
             if stored.keyed_fields() != identity.keyed_fields():
@@ -62,29 +98,32 @@ class RegistryMixin:
             "identity": [identity.to_json()],
             "registered_at": [time.strftime("%Y-%m-%dT%H:%M:%S")],
         }, schema=MODELS_SCHEMA)
-        self.upsert(MODELS, row, key="model_key", schema=MODELS_SCHEMA, tag=tag)
+        self._store.upsert(MODELS, row, key="model_key", schema=MODELS_SCHEMA, tag=tag)
         return key
 
-    def _model_row(self, key: str) -> dict[str, Any] | None:
-        if not self.has_table(MODELS):
+    def _row(self, key: str) -> dict[str, Any] | None:
+        if not self._store.has_table(MODELS):
             return None
-        rows = self.read(MODELS, where=eq("model_key", key)).to_pylist()
+        rows = self._store.read(MODELS, where=eq("model_key", key)).to_pylist()
         return rows[0] if rows else None
 
-    def models(self) -> list[ModelIdentity]:
+    def list(self) -> list[ModelIdentity]:
         """All registered model identities, oldest first."""
-        if not self.has_table(MODELS):
+        if not self._store.has_table(MODELS):
             return []
-        rows = sorted(self.read(MODELS).to_pylist(), key=lambda r: r["registered_at"])
+        rows = sorted(self._store.read(MODELS).to_pylist(), key=lambda r: r["registered_at"])
         return [ModelIdentity.from_json(r["identity"]) for r in rows]
 
-    def model(self, ref: str, modality: str | None = None) -> ModelIdentity:
-        """Resolve a model reference to its one registered identity.
+    def get(self, ref: str, modality: str | None = None, *,
+            canonical: Callable[[str], str] | None = None) -> ModelIdentity:
+        """The one registered identity that ``ref`` names.
 
-        ``ref`` is a ``model_key`` (always unambiguous), a model id spelled as
-        it was given to ``extract`` (a bare ``ORG/NAME`` or a local path is
-        canonicalised the same way), or ``ID@KEYPREFIX`` (the identity of
-        ``ID`` whose key starts with ``KEYPREFIX``).
+        ``ref`` is a ``model_key`` (always unambiguous), a registered model
+        id, or ``ID@KEYPREFIX`` (the identity of ``ID`` whose key starts with
+        ``KEYPREFIX``). ``canonical`` maps a user's spelling to its canonical
+        id, also tried; it defaults to the one the edge installed with
+        :func:`set_canonical` (:mod:`embedstore.refs` does, when imported).
+        The registry itself parses no model ids.
 
         Raises
         ------
@@ -102,64 +141,82 @@ class RegistryMixin:
         >>> s = Store(tempfile.mkdtemp() + "/s")
         >>> cls = ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, pooling="cls")
         >>> mean = ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, pooling="mean")
-        >>> _ = s.register_model(cls)
-        >>> s.model("hf:x") == cls
+        >>> _ = s.models.register(cls)
+        >>> s.models.get("hf:x") == cls
         True
-        >>> _ = s.register_model(mean)
-        >>> s.model(f"hf:x@{mean.key[:6]}") == mean and s.model(cls.key) == cls
+        >>> _ = s.models.register(mean)
+        >>> s.models.get(f"hf:x@{mean.key[:6]}") == mean and s.models.get(cls.key) == cls
         True
         """
-        models = [m for m in self.models() if modality is None or modality in m.modalities]
+        spell = canonical or _edge_canonical or (lambda r: r)
+        everything = self.list()
+        models = [m for m in everything if modality is None or modality in m.modalities]
         exact = [m for m in models if m.key == ref]
         if exact:
             return exact[0]
-        refs = {ref, _canonical(ref)}
+        refs = {ref, spell(ref)}
         matches = [m for m in models if m.model_id in refs]
         if not matches and "@" in ref:
             base, _, prefix = ref.rpartition("@")
-            refs = {base, _canonical(base)}
+            refs = {base, spell(base)}
             matches = [m for m in models if m.model_id in refs and prefix and m.key.startswith(prefix)]
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise AmbiguousModelError(_ambiguous(ref, modality, matches))
-        known = ", ".join(sorted({f"{m.model_id} ({m.key})" for m in self.models()})) or "none"
+        known = ", ".join(sorted({f"{m.model_id} ({m.key})" for m in everything})) or "none"
         want = f" with modality '{modality}'" if modality else ""
         raise NotFoundError(
-            f"no model '{ref}'{want} in store {self.uri}; registered: {known}. "
+            f"no model '{ref}'{want} in store {self._store.uri}; registered: {known}. "
             "Run 'embedstore extract' with that model first"
         )
 
-    # -- alignments -------------------------------------------------------
-    def register_alignment(self, alignment_key: str, method: str, settings: dict[str, Any],
-                           gap: Sequence[float] | np.ndarray, *, tag: str | None = None) -> str:
-        """Record an alignment's settings and gap vector; returns the key."""
+    def identity(self, model: "ModelIdentity | str", modality: str | None = None) -> ModelIdentity:
+        """``model`` itself when it is an identity, else :meth:`get` of it."""
+        return model if isinstance(model, ModelIdentity) else self.get(model, modality)
+
+
+class AlignmentRegistry:
+    """The store's alignment registry, ``store.alignments``: register, get, list.
+
+    Calling it, ``store.alignments()``, lists it (the old ``Store.alignments()``).
+    """
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __call__(self) -> list[AlignmentRecord]:
+        return self.list()
+
+    def register(self, alignment_key: str, method: str, settings: dict[str, Any],
+                 gap: Sequence[float] | np.ndarray, *, tag: str | None = None) -> str:
+        """Record an alignment's settings and gap vector; returns the key (a no-op when registered)."""
         row = pa.table({
             "alignment_key": [alignment_key], "method": [method],
             "settings": [json.dumps(settings, sort_keys=True, default=str)],
             "gap": [np.asarray(gap, dtype=np.float32).tolist()],
             "registered_at": [time.strftime("%Y-%m-%dT%H:%M:%S")],
         }, schema=ALIGNMENTS_SCHEMA)
-        if self.has_table(ALIGNMENTS) and self.read(
+        if self._store.has_table(ALIGNMENTS) and self._store.read(
                 ALIGNMENTS, where=eq("alignment_key", alignment_key)).num_rows:
             return alignment_key
-        self.upsert(ALIGNMENTS, row, key="alignment_key", schema=ALIGNMENTS_SCHEMA, tag=tag)
+        self._store.upsert(ALIGNMENTS, row, key="alignment_key", schema=ALIGNMENTS_SCHEMA, tag=tag)
         return alignment_key
 
-    def alignments(self) -> list[AlignmentRecord]:
+    def list(self) -> list[AlignmentRecord]:
         """All registered alignments."""
-        if not self.has_table(ALIGNMENTS):
+        if not self._store.has_table(ALIGNMENTS):
             return []
         return [AlignmentRecord(r["alignment_key"], r["method"], json.loads(r["settings"]),
                                 np.asarray(r["gap"], dtype=np.float32))
-                for r in self.read(ALIGNMENTS).to_pylist()]
+                for r in self._store.read(ALIGNMENTS).to_pylist()]
 
-    def alignment(self, alignment_key: str) -> AlignmentRecord:
+    def get(self, alignment_key: str) -> AlignmentRecord:
         """The registered alignment ``alignment_key``."""
-        for rec in self.alignments():
+        for rec in self.list():
             if rec.alignment_key == alignment_key:
                 return rec
-        raise NotFoundError(f"no alignment '{alignment_key}' in store {self.uri}: see 'embedstore info'")
+        raise NotFoundError(f"no alignment '{alignment_key}' in store {self._store.uri}: see 'embedstore info'")
 
 
 def _ambiguous(ref: str, modality: str | None, matches: list[ModelIdentity]) -> str:
@@ -169,14 +226,3 @@ def _ambiguous(ref: str, modality: str | None, matches: list[ModelIdentity]) -> 
     want = f" {modality}" if modality else ""
     return (f"model '{ref}' names {len(matches)}{want} identities: {cands}. Pick one by its model_key "
             f"or as {matches[0].model_id}@KEYPREFIX, e.g. --model {matches[0].model_id}@{matches[-1].key[:8]}")
-
-
-def _canonical(ref: str) -> str:
-    """The canonical model id of ``ref`` (as ``extract`` registers it), or ``ref``."""
-    from .errors import EmbedstoreError
-    from .extractors.resolve import canonical_id
-
-    try:
-        return canonical_id(ref)
-    except EmbedstoreError:
-        return ref

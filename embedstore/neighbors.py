@@ -130,7 +130,7 @@ class NeighborsMixin:
         if int(k) < 1:
             raise InputError(f"neighbors: k must be at least 1, got {k}")
         check_name(dataset)
-        identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
+        identity = self.models.identity(model, modality)
         table = self._emb_table(identity, modality, dim)
         width = int(dim) if dim is not None else identity.dim(modality)
         if not self.has_table(table):
@@ -223,7 +223,7 @@ class NeighborsMixin:
         """Build an ANN index (``ivf_flat``, ``ivf_pq`` or ``ivf_hnsw_sq``) on a model's table; returns the table."""
         from lancedb.index import IvfFlat, IvfHnswSq, IvfPq
 
-        identity = model if isinstance(model, ModelIdentity) else self.model(model, modality)
+        identity = self.models.identity(model, modality)
         table = self._emb_table(identity, modality)
         n = self.open_table(table).count_rows()
         parts = num_partitions or max(1, int(np.sqrt(n)))

@@ -98,9 +98,11 @@ def paired_sources(store, dataset: str, image_model: str | ModelIdentity, text_m
     InputError
         When no sample has both current embeddings.
     """
+    from .refs import lookup_model
     from .snapshot import Snapshot
 
-    snap = Snapshot(store, dataset, image_model=image_model, text_model=text_model, split_by=split_by,
+    snap = Snapshot(store, dataset, image_model=lookup_model(store, image_model, "image"),
+                    text_model=lookup_model(store, text_model, "text"), split_by=split_by,
                     image_alignment_key=alignment_key, text_alignment_key=alignment_key,
                     image_dim=dim, text_dim=dim, versions=versions)
     rows, vectors, sel = snap.current(["label", snap.split_column])

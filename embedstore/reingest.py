@@ -29,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import InputError
+from .formats import ToDict
 
 GROUP_COLUMN = "group_id"
 GROUPED_SPLIT = "split_grouped"
@@ -36,7 +37,7 @@ _EXAMPLES = 3
 
 
 @dataclass(frozen=True)
-class SampleDiff:
+class SampleDiff(ToDict):
     """Stored rows against source rows, by ``sample_id``.
 
     Attributes

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InputError, NotFoundError
+from .formats import ToDict
 from .keys import NO_ALIGNMENT
 from .modes import mode_rules
 from .runs import RunRecord, group_runs, list_runs
@@ -56,7 +57,7 @@ img{max-width:100%;border:1px solid #eee;margin:.3em 0}.note{color:#555;font-siz
 
 
 @dataclass(frozen=True)
-class ReportResult:
+class ReportResult(ToDict):
     """What :func:`write_report` wrote."""
 
     path: str

@@ -38,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import NotFoundError
+from .formats import ToDict
 from .schema import RUNS
 from .sql import eq
 from .stats import format_mean_sd
@@ -62,7 +63,7 @@ RUNS_SCHEMA = pa.schema([
 
 
 @dataclass
-class RunRecord:
+class RunRecord(ToDict):
     """One recorded training run (one seed).
 
     Attributes
@@ -180,6 +181,41 @@ def get_run(store, run_id: str) -> RunRecord:
         if rows:
             return RunRecord.from_row(rows[0])
     raise NotFoundError(f"no run '{run_id}' in store {store.uri}: see 'embedstore runs'")
+
+
+class RunRegistry:
+    """The store's recorded runs, ``store.runs``: list, get, record (the functions of this module).
+
+    Calling it, ``store.runs(dataset)``, lists it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from embedstore import Store
+    >>> s = Store(tempfile.mkdtemp() + "/s")
+    >>> _ = s.runs.record(RunRecord("run-1", "toy", "concat", "paper", 0))
+    >>> [r.run_id for r in s.runs.list("toy")], s.runs.get("run-1").fusion
+    (['run-1'], 'concat')
+    """
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __call__(self, dataset: str | None = None, **filters: str | None) -> list[RunRecord]:
+        return self.list(dataset, **filters)
+
+    def list(self, dataset: str | None = None, *, group_id: str | None = None,
+             kind: str | None = None) -> list[RunRecord]:
+        """Recorded runs, oldest first; see :func:`list_runs`."""
+        return list_runs(self._store, dataset, group_id=group_id, kind=kind)
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run ``run_id``; see :func:`get_run`."""
+        return get_run(self._store, run_id)
+
+    def record(self, record: RunRecord):
+        """Write ``record``; see :func:`record_run`."""
+        return record_run(self._store, record)
 
 
 def referenced_versions(store) -> dict[str, set[int]]:

@@ -92,6 +92,10 @@ class Selection:
             out["examples"] = list(self.examples)
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """The same as :meth:`report` (the package's one serialisation protocol)."""
+        return self.report()
+
 
 class Snapshot:
     """A dataset's samples and one model/alignment per modality, at pinned table versions.
@@ -135,7 +139,7 @@ class Snapshot:
         for modality, ref, dim in (("image", image_model, image_dim), ("text", text_model, text_dim)):
             if ref is None:
                 continue
-            ident = ref if isinstance(ref, ModelIdentity) else store.model(ref, modality)
+            ident = store.models.identity(ref, modality)
             self.identities[modality] = ident
             self.tables[modality] = find_table(store, ident, modality, self.alignment_keys[modality], dim,
                                                dataset)

@@ -33,8 +33,6 @@ Sample/embedding reads and writes: :mod:`embedstore.data`. Search:
 from __future__ import annotations
 
 import os
-import random
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
@@ -44,16 +42,17 @@ import pyarrow as pa
 from .data import DataMixin
 from .errors import InputError, NotFoundError
 from .locks import maintenance_lock_dir, table_lock
-from .schema import check_table_name
+from .model_registry import AlignmentRegistry, ModelRegistry
 from .neighbors import NeighborsMixin
-from .model_registry import RegistryMixin
-from .schema import keyed_schema
 from .retries import with_retries
+from .schema import check_table_name, keyed_schema
+from .store_compat import StoreCompat
 from .writes import WriteResult, drop_identical, last_row_per_key  # noqa: F401 (WriteResult: public here too)
-from .uris import _REMOTE_SCHEMES, default_uri, resolve_uri  # noqa: F401 (default_uri, resolve_uri: public here too)
-from .versions import VersionsMixin, read_retrying
+from .uris import _REMOTE_SCHEMES, check_local_path, committed_locally, default_uri, resolve_uri  # noqa: F401 (default_uri, resolve_uri: public here too)
+from .versions import Tags, new_run_tag, read_retrying, set_tag  # noqa: F401 (new_run_tag: public here too)
 
-class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
+
+class Store(StoreCompat, DataMixin, NeighborsMixin):
     """A LanceDB-backed embedding store.
 
     Parameters
@@ -76,6 +75,12 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
     >>> r = store.upsert("t", pa.table({"k": ["a", "b"], "x": [1, 2]}), key="k")
     >>> (r.version, r.inserted, store.read("t").num_rows)
     (1, 2, 2)
+
+    Registries are managers on the store (``store.models``,
+    ``store.alignments``, ``store.runs``, ``store.tags(table)``) and a
+    dataset is a handle (``store.dataset(name)``); the older methods
+    (``register_model``, ``model``, ``tag``...) delegate to them
+    (:mod:`embedstore.store_compat`).
     """
 
     def __init__(self, uri: str | os.PathLike | None = None, *,
@@ -90,30 +95,12 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         if self.is_local:
             if create and self.uri == default_uri():  # a fresh machine has no ~/.local/share/embedstore yet
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
-            self._check_local_path(Path(self.uri), create)
+            check_local_path(Path(self.uri), create)
         self._db = None
+        self.models = ModelRegistry(self)
+        self.alignments = AlignmentRegistry(self)
 
     # -- connection -------------------------------------------------------
-    @staticmethod
-    def _check_local_path(path: Path, create: bool) -> None:
-        if path.exists():
-            if not path.is_dir():
-                raise InputError(f"store path {path} is a file: pass a directory with --store")
-            if not os.access(path, os.R_OK | os.X_OK):
-                raise InputError(f"store path {path} is not readable: fix its permissions or pass another --store")
-            return
-        if not path.parent.exists():
-            raise InputError(
-                f"store path {path}: parent directory {path.parent} does not exist; "
-                "create it first or pass another --store"
-            )
-        if not create:
-            raise NotFoundError(f"no store at {path}: run 'embedstore ingest' first or pass another --store")
-        try:
-            path.mkdir(exist_ok=True)  # another process may create it at the same moment
-        except PermissionError:
-            raise InputError(f"store path {path}: cannot create it (permission denied); pass a writable --store") from None
-
     @property
     def db(self):
         """The underlying ``lancedb`` connection (opened lazily)."""
@@ -141,6 +128,24 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
         if self.is_local and not os.access(self.uri, os.W_OK):
             raise InputError(f"store path {self.uri} is read-only: fix its permissions or pass a writable --store")
 
+    # -- handles and managers ---------------------------------------------
+    @property
+    def runs(self):
+        """The recorded runs, :class:`~embedstore.runs.RunRegistry` (list, get, record)."""
+        from .runs import RunRegistry
+
+        return RunRegistry(self)
+
+    def tags(self, name: str) -> Tags:
+        """Tags of table ``name``: a ``{tag: version}`` dict with ``create``/``list``/``delete``."""
+        return Tags(self, name)
+
+    def dataset(self, name: str):
+        """The handle of dataset ``name``, :class:`~embedstore.dataset.Dataset` (samples, embeddings...)."""
+        from .dataset import Dataset
+
+        return Dataset(self, name)
+
     # -- tables -----------------------------------------------------------
     def list_tables(self) -> list[str]:
         """Names of all tables, sorted.
@@ -159,7 +164,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             token = getattr(resp, "page_token", None)
             if not token:
                 if self.is_local:
-                    return sorted(n for n in names if _committed_locally(Path(self.uri) / f"{n}.lance"))
+                    return sorted(n for n in names if committed_locally(Path(self.uri) / f"{n}.lance"))
                 return sorted(n for n in names if self.has_table(n))
 
     def has_table(self, name: str) -> bool:
@@ -226,7 +231,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             tables.append({"table": name, "rows": tbl.count_rows(), "version": int(tbl.version),
                            "tags": len(read_retrying(tbl.tags.list))})
         models = [{"model_key": m.key, "model_id": m.model_id, "modalities": ",".join(m.modalities),
-                   "dims": m.dims, "dtype": m.dtype, "pooling": m.pooling} for m in self.models()]
+                   "dims": m.dims, "dtype": m.dtype, "pooling": m.pooling} for m in self.models.list()]
         return {"uri": self.uri, "datasets": self.datasets(), "tables": tables, "models": models}
 
     # -- the single write path -------------------------------------------
@@ -293,7 +298,7 @@ class Store(RegistryMixin, DataMixin, NeighborsMixin, VersionsMixin):
             # Nothing new: no version, and no tag (the version was tagged when written).
             return WriteResult(name, version, unchanged=state["unchanged"], deduplicated=deduplicated)
         if tag:
-            with_retries(lambda: self._set_tag(name, tag, version))
+            with_retries(lambda: set_tag(self.db.open_table(name).tags, tag, version))
         return WriteResult(name, version, inserted, updated, state["unchanged"], max(0, attempts - 1),
                            attempts, deduplicated, tag, deleted)
 
@@ -380,25 +385,6 @@ def open_store(uri: str | os.PathLike | None = None, **kwargs: Any) -> Store:
     []
     """
     return Store(uri, **kwargs)
-
-
-def new_run_tag(kind: str) -> str:
-    """A unique tag name for one ingest/extract/align run.
-
-    Examples
-    --------
-    >>> new_run_tag("extract").startswith("extract-")
-    True
-    """
-    return f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.randrange(16**4):04x}"
-
-
-def _committed_locally(path: Path) -> bool:
-    """False for the leftover directory of a table creation killed before its first commit."""
-    try:
-        return any(e.name.endswith(".manifest") for e in os.scandir(path / "_versions"))
-    except OSError:
-        return False
 
 
 def _as_version(version: int | str) -> int | str:

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from .alignment import AlignmentResult, align, fit_and_store, fit_settings
 from .errors import InputError, NotFoundError
+from .refs import lookup_model
 from .sql import eq
 from .transform_state import FORMAT, dump_state, load_state
 from .transforms import make_transform
@@ -68,7 +69,7 @@ def align_method(store, dataset: str, *, method: str, image_model: str, text_mod
     'ModalityCentering'
     """
     if match == "auto":
-        widths = store.model(image_model, "image").dim("image"), store.model(text_model, "text").dim("text")
+        widths = lookup_model(store, image_model, "image").dim("image"), lookup_model(store, text_model, "text").dim("text")
         match = "interp" if widths[0] != widths[1] else None
     if method == "gapshift":
         return align(store, dataset, image_model=image_model, text_model=text_model, lam=lam, match=match,

@@ -26,11 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
+from .formats import ToDict
 from .schema import declared_key, key_column
 
 
 @dataclass(frozen=True)
-class UpgradeResult:
+class UpgradeResult(ToDict):
     """Outcome of upgrading one table.
 
     Attributes
@@ -52,7 +53,7 @@ class UpgradeResult:
 
 
 @dataclass(frozen=True)
-class RepairResult:
+class RepairResult(ToDict):
     """Outcome of repairing one table.
 
     Attributes

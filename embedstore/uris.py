@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from .errors import InputError, NotFoundError
 
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "abfs://", "db://", "memory://", "s3+ddb://")
 
@@ -33,3 +36,32 @@ def resolve_uri(uri: str | os.PathLike | None = None) -> str:
     if uri is None or str(uri) == "":
         uri = os.environ.get("EMBEDSTORE_URI") or default_uri()
     return str(uri)
+
+
+def check_local_path(path: Path, create: bool) -> None:
+    """Check (and with ``create``, make) the local store directory ``path``; one-line errors name the fix."""
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(f"store path {path} is a file: pass a directory with --store")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise InputError(f"store path {path} is not readable: fix its permissions or pass another --store")
+        return
+    if not path.parent.exists():
+        raise InputError(
+            f"store path {path}: parent directory {path.parent} does not exist; "
+            "create it first or pass another --store"
+        )
+    if not create:
+        raise NotFoundError(f"no store at {path}: run 'embedstore ingest' first or pass another --store")
+    try:
+        path.mkdir(exist_ok=True)  # another process may create it at the same moment
+    except PermissionError:
+        raise InputError(f"store path {path}: cannot create it (permission denied); pass a writable --store") from None
+
+
+def committed_locally(path: Path) -> bool:
+    """False for the leftover directory of a table creation killed before its first commit."""
+    try:
+        return any(e.name.endswith(".manifest") for e in os.scandir(path / "_versions"))
+    except OSError:
+        return False

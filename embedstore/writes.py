@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from .formats import ToDict
+
 
 @dataclass(frozen=True)
-class WriteResult:
+class WriteResult(ToDict):
     """Outcome of one keyed write.
 
     Attributes

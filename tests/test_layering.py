@@ -106,3 +106,34 @@ def test_the_graph_sees_deferred_and_relative_imports():
     edges = _graph()
     assert "embedstore.store" in edges["embedstore.extract"]  # top-level relative import
     assert "embedstore.trainers.train" in edges["embedstore.cli.train"]  # deferred, inside a command
+
+
+#: The store's own modules: they match canonical model ids and keys, and never parse a user's model id.
+STORE_SIDE = ["store", "store_compat", "data", "dataset", "neighbors", "snapshot", "versions", "model_registry",
+              "schema", "keys", "maintenance", "upgrade", "doctor", "writes", "formats", "runs", "heads"]
+
+
+def _reachable(edges: dict[str, set[str]], start: str) -> dict[str, str]:
+    """Every module ``start`` imports, directly or through others: ``{module: the module importing it}``."""
+    seen: dict[str, str] = {}
+    todo = [start]
+    while todo:
+        mod = todo.pop()
+        for t in sorted(edges[mod]):
+            if t not in seen and t != start:
+                seen[t] = mod
+                todo.append(t)
+    return seen
+
+
+def test_the_store_never_imports_the_extractors():
+    """No arrow, direct or through other modules, from the store into extractors' id parsing (refs.py is the edge)."""
+    edges = _graph()
+    wrong = []
+    for name in STORE_SIDE:
+        mod = f"embedstore.{name}"
+        assert mod in edges, mod
+        for t, via in _reachable(edges, mod).items():
+            if t == "embedstore.extractors" or t.startswith("embedstore.extractors.") or t == "embedstore.refs":
+                wrong.append(f"{mod} reaches {t} (through {via})")
+    assert wrong == []

@@ -54,3 +54,13 @@ def test_empty_store_and_unknown_run(store):
     assert list_runs(store) == [] and referenced_versions(store) == {}
     with pytest.raises(NotFoundError, match="no run 'run-x'.*embedstore runs"):
         get_run(store, "run-x")
+
+
+def test_runs_manager_lists_gets_and_records(store):
+    assert store.runs.list() == [] and store.runs() == []
+    store.runs.record(RunRecord("run-a", "toy", "concat", "paper", 0, group_id="g"))
+    store.runs.record(RunRecord("run-b", "other", "late", "paper", 1, group_id="g"))
+    assert [r.run_id for r in store.runs.list("toy")] == ["run-a"] == [r.run_id for r in store.runs("toy")]
+    assert [r.run_id for r in store.runs.list(group_id="g")] == ["run-a", "run-b"]
+    got = store.runs.get("run-b")
+    assert got.fusion == "late" and got.to_dict()["run_id"] == "run-b"

@@ -294,13 +294,14 @@ def _baseline(store, dataset: str, fusion: str, image_model: str, text_model: st
     reused exactly when a new run would read the same data.
     """
     from embedstore.data import HASH_COLUMN
+    from embedstore.refs import lookup_model
 
     from .protocol import resolve_protocol
     from .scaling import DEFAULT_SCALE
     from .seed_runs import recorded_seeds
     from .train import train
 
-    idents = {"image": store.model(image_model, "image"), "text": store.model(text_model, "text")}
+    idents = {"image": lookup_model(store, image_model, "image"), "text": lookup_model(store, text_model, "text")}
     split = store.split_column(dataset, split_by)
     cols = ["sample_id", "label", split, HASH_COLUMN["image"], HASH_COLUMN["text"]]
     inputs = sorted(zip(*(store.samples(dataset, columns=cols)[c].to_pylist() for c in cols)), key=lambda r: r[0])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from embedstore.errors import InputError
+from embedstore.formats import ToDict
 from embedstore.modes import mode_rules
 from embedstore.runs import RunRecord, new_run_id, record_run
 
@@ -32,7 +33,7 @@ SUMMARY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "selected_epoch", "tra
 
 
 @dataclass
-class RunResult:
+class RunResult(ToDict):
     """One seed: final (test) metrics, selection, cost, history, and its run id."""
 
     seed: int

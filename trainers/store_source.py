@@ -43,6 +43,7 @@ import torch
 from embedstore.errors import InputError, NotFoundError
 from embedstore.keys import NO_ALIGNMENT
 from embedstore.prefetch import prefetch
+from embedstore.refs import lookup_model
 from embedstore.snapshot import HASH_COLUMN, Snapshot
 
 from .loader import Batch, Source, _slices, encode_labels, epoch_order, label_codes
@@ -103,6 +104,8 @@ class StoreSource(Source):
         self.readahead, self.chunk_rows = max(1, int(readahead)), max(1, int(chunk_rows))
         if image_model is None and text_model is None:
             raise InputError("no modality to read: give an image model, a text model or both")
+        image_model, text_model = (m if m is None else lookup_model(store, m, mod)  # user refs: resolved here
+                                   for m, mod in ((image_model, "image"), (text_model, "text")))
         self.snapshot = Snapshot(store, dataset, image_model=image_model, text_model=text_model, split_by=split_by,
                                  image_alignment_key=image_alignment_key, text_alignment_key=text_alignment_key,
                                  image_dim=image_dim, text_dim=text_dim, versions=versions)

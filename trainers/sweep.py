@@ -34,6 +34,7 @@ from embedstore.alignment import align
 from embedstore.transform_align import align_method
 from embedstore.errors import InputError
 from embedstore.keys import stable_hash
+from embedstore.refs import lookup_model
 from embedstore.sweep_intervals import sweep_intervals
 from embedstore.sweep_records import (REFERENCE, SWEEP_PREFIX, SweepPoint, plot_rows, point_from_records, select,
                                sweep_group_id, sweep_records, table_rows)
@@ -175,7 +176,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
         raise InputError("sweep(): pass seed= as its own argument; the sweep sets each λ's group_id")
     seed_list = seeds_from(seeds, int(seed))
     split_col = store.split_column(dataset, split_by if split_by is not None else rules.default_split)
-    image_id, text_id = store.model(image_model, "image"), store.model(text_model, "text")
+    image_id, text_id = lookup_model(store, image_model, "image"), lookup_model(store, text_model, "text")
     if match == "auto":
         match = "interp" if image_id.dim("image") != text_id.dim("text") else None
     fit_on = rules.fit_on
