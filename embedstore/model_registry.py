@@ -37,6 +37,10 @@ class AlignmentRecord(ToDict):
 _edge_canonical: Callable[[str], str] | None = None
 
 
+def _as_given(ref: str) -> str:
+    return ref
+
+
 def set_canonical(fn: Callable[[str], str] | None) -> None:
     """Install ``fn`` (a spelling → canonical id map) as the registry's default for :meth:`ModelRegistry.get`.
 
@@ -148,7 +152,7 @@ class ModelRegistry:
         >>> s.models.get(f"hf:x@{mean.key[:6]}") == mean and s.models.get(cls.key) == cls
         True
         """
-        spell = canonical or _edge_canonical or (lambda r: r)
+        spell = canonical or _edge_canonical or _as_given
         everything = self.list()
         models = [m for m in everything if modality is None or modality in m.modalities]
         exact = [m for m in models if m.key == ref]
@@ -166,9 +170,12 @@ class ModelRegistry:
             raise AmbiguousModelError(_ambiguous(ref, modality, matches))
         known = ", ".join(sorted({f"{m.model_id} ({m.key})" for m in everything})) or "none"
         want = f" with modality '{modality}'" if modality else ""
+        hint = ("" if spell is not _as_given or ":" in ref else
+                " (the store matches canonical ids and keys; for a bare ORG/NAME or a path use "
+                "embedstore.lookup_model(store, ref), which canonicalises it)")
         raise NotFoundError(
             f"no model '{ref}'{want} in store {self._store.uri}; registered: {known}. "
-            "Run 'embedstore extract' with that model first"
+            f"Run 'embedstore extract' with that model first{hint}"
         )
 
     def identity(self, model: "ModelIdentity | str", modality: str | None = None) -> ModelIdentity:
