@@ -49,3 +49,26 @@ def _no_user_store(monkeypatch, tmp_path):
     # --backend auto reads only the table shipped with the catalog, never this machine's measurements
     monkeypatch.setenv("EMBEDSTORE_BACKEND_TABLE", str(tmp_path / "no-user-backend-table.json"))
     monkeypatch.delenv("EMBEDSTORE_URI", raising=False)
+
+
+# Tiny models built from configs and saved through the real loading path (tests/tiny_models.py), once per module.
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    from tests.tiny_models import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "bert")
+
+
+@pytest.fixture(scope="module")
+def vit_dir(tmp_path_factory):
+    from tests.tiny_models import make_tiny_vit
+
+    return make_tiny_vit(tmp_path_factory.mktemp("vit") / "vit")
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    from tests.tiny_models import make_tiny_open_clip
+
+    return make_tiny_open_clip(tmp_path_factory.mktemp("oc") / "oc")
+

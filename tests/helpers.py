@@ -39,3 +39,58 @@ def manifest_copy(src, out, *, drop=(), keep=None) -> str:
             if keep is None or r["sample_id"] in keep:
                 w.writerow({c: r[c] if c != "image" else str(src.parent / r[c]) for c in cols})
     return str(path)
+
+
+def invoke_cli(store_uri, *args):
+    """``embedstore --store URI ARGS...`` through click's runner (exceptions become the exit code)."""
+    from click.testing import CliRunner
+
+    from embedstore.cli.main import cli
+
+    return CliRunner().invoke(cli, ["--store", str(store_uri), *map(str, args)], obj={})
+
+
+def one_line_error(result, *needles):
+    """Exit code 1 and a single ``Error: ...`` line that contains every needle."""
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def random_image_vectors(store, dataset: str, n: int, dim: int, seed: int):
+    """``n`` random image vectors of a toy model of width ``dim`` written for ``dataset``.
+
+    Returns ``(model, ids, vecs, rng)``, the generator as it is after drawing ``vecs``.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    model = toy_model(dim=dim)
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    ids = [f"s{i:03d}" for i in range(n)]
+    store.write_embeddings(dataset, model, "image", ids, vecs, ids)
+    return model, ids, vecs, rng
+
+
+def embedded_manifest(base):
+    """A 60-row synthetic manifest (real images, grouped) ingested as ``ds`` and embedded by a tiny real CLIP.
+
+    Returns ``(store, model_dir, data)``.
+    """
+    from embedstore import Store
+    from embedstore.extract import extract
+    from embedstore.ingest import ingest
+    from embedstore.synthetic import make_synthetic
+    from tests.tiny_models import make_tiny_clip_hf
+
+    data = make_synthetic(base / "data", n=60)
+    model = make_tiny_clip_hf(base / "clip", projection_dim=16)
+    store = Store(base / "store")
+    ingest(store, "manifest", data.manifest, name="ds", id_column="sample_id", group_column="group",
+           progress=False)
+    extract(store, "ds", model, progress=False, threads=1)
+    return store, model, data
+

@@ -12,7 +12,6 @@ from embedstore.extract import extract
 from embedstore.extractors import load_extractor
 from embedstore.extractors.backends import ParityError, min_cosine, probe_items
 from tests.test_extract import write_dataset
-from tests.tiny_models import make_tiny_bert, make_tiny_vit
 
 
 @pytest.fixture(autouse=True)
@@ -20,16 +19,6 @@ def _private_caches(tmp_path, monkeypatch):
     """Exported graphs and the user's backend table live in the test's folder."""
     monkeypatch.setenv("EMBEDSTORE_ONNX_CACHE", str(tmp_path / "onnx"))
     monkeypatch.setenv("EMBEDSTORE_BACKEND_TABLE", str(tmp_path / "table.json"))
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "bert")
-
-
-@pytest.fixture(scope="module")
-def vit_dir(tmp_path_factory):
-    return make_tiny_vit(tmp_path_factory.mktemp("vit") / "vit")
 
 
 TEXTS = ["a lesion on the back of a male patient", "melanoma", "the optic disc is present, vessels are present"]

@@ -29,26 +29,12 @@ from click.testing import CliRunner
 
 from embedstore.cli.main import cli
 from embedstore import DimensionMismatchError, Store
-from tests.helpers import sample_rows, toy_model
+from tests.helpers import invoke_cli, one_line_error, sample_rows, toy_model
 
 GOOD = [f"g{i}" for i in range(8)]
 BROKEN = {"truncated": "corrupt or truncated", "empty": "file is empty", "notimage": "not a readable image",
           "huge": "decompression-bomb guard"}
 CONVERTED = ("cmyk", "gray16", "gray")
-
-
-def invoke(store_uri, *args):
-    return CliRunner().invoke(cli, ["--store", str(store_uri), *map(str, args)], obj={})
-
-
-def one_line_error(result, *needles):
-    """Exit code 1 and a single ``Error: ...`` line that contains every needle."""
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def write_csv(path: Path, header: str, rows: list[str], *, sep: str = ",", newline: str = "\n",
@@ -87,7 +73,7 @@ def corpus(tmp_path_factory) -> Path:
 def ingested(corpus, tmp_path_factory):
     """The corpus manifest ingested through the CLI (``--json``): (store uri, report)."""
     uri = tmp_path_factory.mktemp("ingested") / "store"
-    r = invoke(uri, "ingest", "manifest", "--root", corpus, "--name", "corpus", "--json")
+    r = invoke_cli(uri, "ingest", "manifest", "--root", corpus, "--name", "corpus", "--json")
     assert r.exit_code == 0, r.output
     return uri, json.loads(r.output)
 
@@ -102,7 +88,7 @@ def test_broken_images_are_skipped_and_reported(ingested, corpus):
     assert report["rows_total"] == len(GOOD) + len(CONVERTED)
     stored = set(Store(uri).samples("corpus", columns=["sample_id"])["sample_id"].to_pylist())
     assert stored == set(GOOD) | set(CONVERTED)
-    text = invoke(uri, "ingest", "manifest", "--root", corpus, "--name", "corpus", "--no-progress").output
+    text = invoke_cli(uri, "ingest", "manifest", "--root", corpus, "--name", "corpus", "--no-progress").output
     assert "skipped 4 sample(s)" in text and "decompression-bomb guard" in text
 
 
@@ -131,7 +117,7 @@ def test_cmyk_16bit_and_grayscale_are_converted_ingested_and_embedded(ingested, 
 def test_csv_with_a_missing_required_column(corpus, tmp_path):
     # no label column is a predict-only dataset; a named --label-column must exist
     write_csv(tmp_path / "m.csv", "id,image,text", ["a,g0.png,x"])
-    line = one_line_error(invoke(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv",
+    line = one_line_error(invoke_cli(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv",
                                  "--image-root", corpus, "--label-column", "diagnosis"), "m.csv",
                           "'diagnosis'", "found ['id', 'image', 'text']", "--label-column")
     assert line
@@ -139,22 +125,22 @@ def test_csv_with_a_missing_required_column(corpus, tmp_path):
 
 def test_csv_with_the_wrong_delimiter(corpus, tmp_path):
     write_csv(tmp_path / "m.csv", "id,image,label,text", ["a,g0.png,x,y"], sep=";")
-    one_line_error(invoke(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus),
+    one_line_error(invoke_cli(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus),
                    "m.csv", "';'-separated", "--delimiter")
-    ok = invoke(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus,
+    ok = invoke_cli(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus,
                 "--delimiter", ";", "--no-progress")
     assert ok.exit_code == 0, ok.output
 
 
 def test_non_utf8_text_names_the_line_and_the_fix(corpus, tmp_path):
     write_csv(tmp_path / "m.csv", "id,image,label,text", ["a,g0.png,x,ok", "b,g1.png,y,lésion"], encoding="latin-1")
-    one_line_error(invoke(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus),
+    one_line_error(invoke_cli(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus),
                    "m.csv", "not valid UTF-8", "line 3", "iconv")
 
 
 def test_duplicate_sample_ids_are_refused_with_examples(corpus, tmp_path):
     write_csv(tmp_path / "m.csv", "id,image,label,text", ["a,g0.png,x,t", "b,g1.png,y,t", "a,g2.png,y,t"])
-    one_line_error(invoke(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus),
+    one_line_error(invoke_cli(tmp_path / "s", "ingest", "manifest", "--root", tmp_path / "m.csv", "--image-root", corpus),
                    "m.csv", "duplicate", "'a' (data rows 1, 3)", "remove or rename")
     assert not Store(tmp_path / "s").datasets()  # nothing half-written
 
@@ -175,7 +161,7 @@ def test_bom_and_crlf_just_work_and_nan_fields_get_the_paper_fallback(corpus, tm
             "HAM_0000002,ISIC_0000001,mel,histo,,female,",
             "HAM_0000003,ISIC_0000002,bkl,histo,NaN,,face"]
     root = _ham_root(tmp_path, corpus, rows)
-    r = invoke(tmp_path / "s", "ingest", "ham10000", "--root", root, "--prompt", "paper", "--no-progress")
+    r = invoke_cli(tmp_path / "s", "ingest", "ham10000", "--root", root, "--prompt", "paper", "--no-progress")
     assert r.exit_code == 0, r.output
     got = Store(tmp_path / "s").samples("ham10000", columns=["sample_id", "text", "label", "lesion_id"]).to_pylist()
     by_id = {g["sample_id"]: g for g in got}
@@ -207,7 +193,7 @@ def test_nan_and_empty_texts_are_skipped_and_reported_or_filled_by_the_template(
 def test_unknown_model_id_fails_fast_in_one_line(ingested):
     uri, _ = ingested
     t0 = time.monotonic()
-    r = invoke(uri, "extract", "corpus", "--model", "hf:no-such-org/no-such-model", "--no-progress")
+    r = invoke_cli(uri, "extract", "corpus", "--model", "hf:no-such-org/no-such-model", "--no-progress")
     assert time.monotonic() - t0 < 10
     one_line_error(r, "hf:no-such-org/no-such-model")
     assert "local" in r.output.lower()  # says how to fix it: a local path (or download once)
@@ -222,7 +208,7 @@ def test_vector_width_that_does_not_match_the_table(store, tmp_path):
     with pytest.raises(DimensionMismatchError, match=rf"{model.key}.*width 4, got 5"):
         store.write_embeddings("d", model, "image", ["a"], np.ones((1, 5)), ["h"])
     np.save(tmp_path / "q.npy", np.ones(3, dtype=np.float32))
-    r = invoke(store.uri, "neighbors", "d", "--model", "hf:w4", "--modality", "image",
+    r = invoke_cli(store.uri, "neighbors", "d", "--model", "hf:w4", "--modality", "image",
                "--vector-file", tmp_path / "q.npy")
     one_line_error(r, "query vector has width 3, table expects 4", "pass a 4-d vector")
     assert store.read(f"emb__image__{model.key}__4").num_rows == 2
@@ -278,12 +264,12 @@ def test_read_only_store_refuses_writes_in_one_line_but_still_reads(tmp_path):
 
 
 def test_store_on_a_missing_parent_directory(tmp_path):
-    one_line_error(invoke(tmp_path / "no" / "such" / "store", "info"),
+    one_line_error(invoke_cli(tmp_path / "no" / "such" / "store", "info"),
                    f"parent directory {tmp_path / 'no' / 'such'} does not exist", "create it first")
 
 
 def test_dataset_name_with_path_characters(corpus, tmp_path):
-    one_line_error(invoke(tmp_path / "s", "ingest", "manifest", "--root", corpus, "--name", "../x"),
+    one_line_error(invoke_cli(tmp_path / "s", "ingest", "manifest", "--root", corpus, "--name", "../x"),
                    "invalid dataset name '../x'", "no '/' or '..'")
     assert not list(tmp_path.glob("x*")) and not (tmp_path / "s").exists() or not Store(tmp_path / "s").datasets()
 
@@ -301,7 +287,7 @@ def test_label_unseen_in_training(store):
     for model, col in ((image, "image_sha256"), (text, "text_sha256")):
         store.write_embeddings("toy", model, model.modalities[0], ids, rng.normal(size=(40, 4)), rows[col].to_pylist())
     # honest mode (the default): refused before training, naming dataset, split, label and fix
-    r = invoke(store.uri, "train", "toy", "--image-model", image.key, "--text-model", text.key, "--epochs", "2",
+    r = invoke_cli(store.uri, "train", "toy", "--image-model", image.key, "--text-model", text.key, "--epochs", "2",
                "--no-progress")
     one_line_error(r, "dataset 'toy' split 'test'", "['novel']", "absent from the training classes ['0', '1']",
                    "fix the split")

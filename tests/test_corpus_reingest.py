@@ -24,27 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from embedstore.cli.main import cli
 from embedstore import ModelIdentity, Store
 from embedstore.maintenance import doctor
 from embedstore.reingest import split_conflicts
+from tests.helpers import invoke_cli, one_line_error
 
 TABLE = "samples__syn"
-
-
-def invoke(uri, *args):
-    return CliRunner().invoke(cli, ["--store", str(uri), *map(str, args)], obj={})
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +49,7 @@ def variant(manifest, name: str, edit) -> str:
 
 
 def ingest_cmd(uri, manifest, name: str, *extra):
-    return invoke(uri, "ingest", "manifest", "--root", manifest.parent, "--manifest", name, "--name", "syn",
+    return invoke_cli(uri, "ingest", "manifest", "--root", manifest.parent, "--manifest", name, "--name", "syn",
                   "--id-column", "sample_id", "--group-column", "group", "--no-progress", *extra)
 
 
@@ -95,7 +81,7 @@ def test_r2_a_photo_unreadable_now_is_refused_and_named_as_skipped(uri, source, 
     shutil.copytree(source.parent, copy)
     first = sorted((copy / "images").iterdir())[0]
     first.write_bytes(first.read_bytes()[:40])  # truncated
-    result = invoke(uri, "ingest", "manifest", "--root", copy, "--manifest", source.name, "--name", "syn",
+    result = invoke_cli(uri, "ingest", "manifest", "--root", copy, "--manifest", source.name, "--name", "syn",
                     "--id-column", "sample_id", "--group-column", "group", "--no-progress")
     one_line_error(result, "1 stored sample(s) are not in the source (1 of them skipped now as unreadable",
                    "Pass --prune")
@@ -115,7 +101,7 @@ def test_r3_changed_prompt_makes_the_old_text_vectors_stale_and_train_says_so(ur
     changed = ingest_cmd(uri, source, source.name, "--text-template", "Site: {site}.", "--prune")
     assert changed.exit_code == 0 and store.version(TABLE) == 2, changed.output
     assert store.samples("syn")["text"][0].as_py().startswith("Site: ")
-    one_line_error(invoke(uri, "train", "syn", "--text-model", "hf:toy-text", "--fusion", "text", "--mode", "paper",
+    one_line_error(invoke_cli(uri, "train", "syn", "--text-model", "hf:toy-text", "--fusion", "text", "--mode", "paper",
                           "--epochs", "1"),
                    "has no sample with current embeddings", "are stale", "re-run 'embedstore extract syn'")
     rep = doctor(store)

@@ -6,27 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedstore import Store
-from embedstore.extract import extract
-from embedstore.ingest import ingest
 from embedstore.report import write_report
 from embedstore.trainers.demo_predict import predict_held_back
 from embedstore.trainers.predict import predict
 from embedstore.trainers.train import train
+from tests.helpers import embedded_manifest
 
 
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory):
-    from embedstore.synthetic import make_synthetic
-    from tests.tiny_models import make_tiny_clip_hf
-
     base = tmp_path_factory.mktemp("demo-predict")
-    data = make_synthetic(base / "data", n=60)
-    model = make_tiny_clip_hf(base / "clip", projection_dim=16)
-    store = Store(base / "store")
-    ingest(store, "manifest", data.manifest, name="ds", id_column="sample_id", group_column="group",
-           progress=False)
-    extract(store, "ds", model, progress=False, threads=1)
+    store, model, data = embedded_manifest(base)
     early = train(store, "ds", image_model=model, text_model=model, fusion="early", seeds=2, epochs=2,
                   group_id="demo-early")
     return store, model, early

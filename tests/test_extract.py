@@ -22,7 +22,6 @@ from embedstore.extractors import load_extractor
 from embedstore.images import load_image
 from embedstore.keys import sha256_file, sha256_text
 from tests.conftest import REPO
-from tests.tiny_models import make_tiny_bert, make_tiny_open_clip
 
 
 def write_dataset(store, name: str, folder: Path, indices, *, texts=None) -> pa.Table:
@@ -45,16 +44,6 @@ def write_dataset(store, name: str, folder: Path, indices, *, texts=None) -> pa.
         "split_paper": ["train"] * n})
     store.write_samples(name, rows)
     return rows
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return make_tiny_open_clip(tmp_path_factory.mktemp("oc") / "oc")
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "bert")
 
 
 def _table_rows(store, table):

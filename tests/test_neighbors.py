@@ -7,7 +7,7 @@ import pytest
 
 from embedstore import InputError
 from embedstore.neighbors import exact_search
-from tests.helpers import toy_model
+from tests.helpers import random_image_vectors
 
 
 def brute(vecs: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
@@ -21,11 +21,7 @@ def brute(vecs: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
 
 @pytest.fixture
 def filled(store):
-    rng = np.random.default_rng(1)
-    model = toy_model(dim=24)
-    vecs = rng.normal(size=(400, 24)).astype(np.float32)
-    ids = [f"s{i:03d}" for i in range(400)]
-    store.write_embeddings("ds", model, "image", ids, vecs, ids)
+    model, ids, vecs, rng = random_image_vectors(store, "ds", 400, 24, seed=1)
     store.write_embeddings("other", model, "image", ids[:50], -vecs[:50], ids[:50])
     return store, model, ids, vecs, rng
 

@@ -12,12 +12,11 @@ from click.testing import CliRunner
 from embedstore.cli.main import cli
 from embedstore import Store
 from embedstore.errors import InputError, NotFoundError
-from embedstore.extract import extract
 from embedstore.heads import heads_of_run
 from embedstore.ingest import ingest
 from embedstore.maintenance import cleanup
 from embedstore.runs import get_run
-from tests.helpers import manifest_copy
+from tests.helpers import embedded_manifest, manifest_copy
 from embedstore.trainers.predict import predict, predictions_table, probabilities
 from embedstore.trainers.train import train
 
@@ -29,16 +28,8 @@ def _unlabelled(manifest, out, keep) -> str:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from embedstore.synthetic import make_synthetic
-    from tests.tiny_models import make_tiny_clip_hf
-
     base = tmp_path_factory.mktemp("predict")
-    data = make_synthetic(base / "data", n=60)
-    model = make_tiny_clip_hf(base / "clip", projection_dim=16)
-    store = Store(base / "store")
-    ingest(store, "manifest", data.manifest, name="ds", id_column="sample_id", group_column="group",
-           progress=False)
-    extract(store, "ds", model, progress=False, threads=1)
+    store, model, data = embedded_manifest(base)
     early = train(store, "ds", image_model=model, text_model=model, fusion="early", seeds=2, epochs=3)
     linear = train(store, "ds", image_model=model, text_model=model, fusion="linear")
     return store, data.manifest, model, early, linear, base

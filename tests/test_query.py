@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embedstore import InputError
-from tests.helpers import sample_rows, toy_model
+from tests.helpers import random_image_vectors, sample_rows, toy_model
 
 
 def test_embeddings_as_numpy_follow_split(store):
@@ -49,11 +49,7 @@ def test_changed_content_makes_an_embedding_stale(store):
 
 @pytest.fixture
 def populated(store):
-    rng = np.random.default_rng(0)
-    model = toy_model(dim=16)
-    vecs = rng.normal(size=(300, 16)).astype(np.float32)
-    ids = [f"s{i:03d}" for i in range(300)]
-    store.write_embeddings("ds", model, "image", ids, vecs, ids)
+    model, ids, vecs, rng = random_image_vectors(store, "ds", 300, 16, seed=0)
     return store, model, ids, vecs, rng
 
 
