@@ -9,6 +9,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+# Benchmarks run offline and quiet: set before any model library is imported (scripts import benchlib first).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("LANCEDB_LOG", "error")
+
 
 def machine() -> dict[str, str]:
     """CPU model, logical CPUs, torch threads, load and library versions of this run."""

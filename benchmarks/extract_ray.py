@@ -35,14 +35,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("LANCEDB_LOG", "error")
 
-from benchmarks.benchlib import machine, machine_md, md_table  # noqa: E402
+from benchmarks.benchlib import machine, machine_md, md_table  # noqa: E402 (also sets the offline env)
 
 MODEL = "builtin:efficientnet-lite0"
-DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("EMBEDSTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 FOLDER = "ham10000-dev270"
 BEGIN, END = "<!-- extract_ray.py: begin -->", "<!-- extract_ray.py: end -->"
 #: (label, extra CLI args); the first is the reference

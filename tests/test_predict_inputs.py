@@ -18,24 +18,18 @@ from embedstore.heads import HEADS, HeadArtifact, heads_of_run, save_head
 from embedstore.ingest import ingest
 from embedstore.modalities import dataset_modalities
 from embedstore.runs import get_run
-from tests.helpers import manifest_copy
+from tests.helpers import embedded_manifest, manifest_copy
 from embedstore.trainers.predict import predict, probabilities
 from embedstore.trainers.train import train
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from embedstore.synthetic import make_synthetic
-    from tests.tiny_models import make_tiny_bert, make_tiny_clip_hf
+    from tests.tiny_models import make_tiny_bert
 
     base = tmp_path_factory.mktemp("inputs")
-    data = make_synthetic(base / "data", n=60)
-    clip = make_tiny_clip_hf(base / "clip", projection_dim=16)
+    store, clip, data = embedded_manifest(base)
     bert = make_tiny_bert(base / "bert", hidden_size=24)
-    store = Store(base / "store")
-    ingest(store, "manifest", data.manifest, name="ds", id_column="sample_id", group_column="group",
-           progress=False)
-    extract(store, "ds", clip, progress=False, threads=1)
     extract(store, "ds", bert, modality="text", progress=False, threads=1)
     return store, data.manifest, clip, bert, base
 
