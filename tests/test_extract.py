@@ -211,13 +211,19 @@ def _check_complete(store, table):
     assert set(rows["sample_id"].to_pylist()) == {f"s{i}" for i in range(N_KILL)}
 
 
-@pytest.mark.slow
-def test_sigkill_mid_extraction_then_rerun(store, tmp_path, bert_dir):
-    texts = [f"note {i}: " + "lesion " * (i % 9) for i in range(N_KILL)]
+def _extracting(store, tmp_path, bert_dir, word: str):
+    """An ``embedstore extract`` process on N_KILL texts, past its third committed chunk: (process, table)."""
+    texts = [f"note {i}: " + f"{word} " * (i % 9) for i in range(N_KILL)]
     write_dataset(store, "toy", tmp_path / "img", range(N_KILL), texts=texts)
     table = f"emb__text__{load_extractor(bert_dir).identity.key}__32"
     proc = _spawn(store, bert_dir)
     _wait_for_versions(store, table, 3, proc)
+    return proc, table
+
+
+@pytest.mark.slow
+def test_sigkill_mid_extraction_then_rerun(store, tmp_path, bert_dir):
+    proc, table = _extracting(store, tmp_path, bert_dir, "lesion")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -230,11 +236,7 @@ def test_sigkill_mid_extraction_then_rerun(store, tmp_path, bert_dir):
 
 @pytest.mark.slow
 def test_ctrl_c_commits_done_rows_and_rerun_continues(store, tmp_path, bert_dir):
-    texts = [f"note {i}: " + "nevus " * (i % 9) for i in range(N_KILL)]
-    write_dataset(store, "toy", tmp_path / "img", range(N_KILL), texts=texts)
-    table = f"emb__text__{load_extractor(bert_dir).identity.key}__32"
-    proc = _spawn(store, bert_dir)
-    _wait_for_versions(store, table, 3, proc)
+    proc, table = _extracting(store, tmp_path, bert_dir, "nevus")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -38,22 +38,28 @@ def _train(store, key, dim, **kw):
                  image_dim=dim, text_dim=dim, epochs=1, **kw)
 
 
-def test_honest_refuses_an_alignment_fitted_on_all_rows(two_splits):
+def _aligned(two_splits, **settings):
+    """``(alignment_key, dim)`` of an interpolating gap shift on the two-split toy set."""
     store, img, txt = two_splits
-    res = align(store, "two", image_model=img, text_model=txt, match="interp", fit_on="all")
-    with pytest.raises(InputError, match=rf"honest mode refuses alignment '{res.alignment_key}': it was fitted "
-                                         r"with fit_on='all' .*re-align with fit_on='train' on split_grouped"):
-        _train(store, res.alignment_key, res.dim, mode="honest", split_by="grouped")
-    paper = _train(store, res.alignment_key, res.dim, mode="paper")  # the paper's protocol may use it
+    res = align(store, "two", image_model=img, text_model=txt, match="interp", **settings)
+    return res.alignment_key, res.dim
+
+
+@pytest.mark.parametrize("settings, refusal", [
+    ({"fit_on": "all"}, r"honest mode refuses alignment '{key}': it was fitted with fit_on='all' "
+                        r".*re-align with fit_on='train' on split_grouped"),
+    ({"split_by": "paper"}, r"fitted with fit_on='train' on split_paper, but this run trains on split_grouped"),
+], ids=["fitted-on-all-rows", "fitted-on-another-split-column"])
+def test_honest_refuses_an_alignment_not_fitted_on_its_train_rows(two_splits, settings, refusal):
+    key, dim = _aligned(two_splits, **settings)
+    with pytest.raises(InputError, match=refusal.replace("{key}", key)):
+        _train(two_splits[0], key, dim, mode="honest", split_by="grouped")
+
+
+def test_paper_mode_may_use_an_alignment_fitted_on_all_rows(two_splits):
+    key, dim = _aligned(two_splits, fit_on="all")
+    paper = _train(two_splits[0], key, dim, mode="paper")  # the paper's protocol fits on everything
     assert paper.config["alignments"]["image"]["fit_on"] == "all"
-
-
-def test_honest_refuses_an_alignment_fitted_on_another_split_column(two_splits):
-    store, img, txt = two_splits
-    res = align(store, "two", image_model=img, text_model=txt, match="interp", split_by="paper")
-    with pytest.raises(InputError, match=r"fitted with fit_on='train' on split_paper, but this run trains on "
-                                         r"split_grouped"):
-        _train(store, res.alignment_key, res.dim, mode="honest", split_by="grouped")
 
 
 def test_honest_run_records_the_alignment_settings(two_splits):
