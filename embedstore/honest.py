@@ -93,7 +93,7 @@ def check_honest_alignments(store, dataset: str, split_column: str,
 
 
 def _check_same_source(store, dataset: str, key: str, settings: dict[str, Any], where: str, fix: str) -> None:
-    from .alignment import source_fingerprint
+    from .alignment_store import source_fingerprint
     from .pairs import paired_sources
 
     src = paired_sources(store, dataset, settings["image_model_key"], settings["text_model_key"],

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from .alignment import AlignmentResult, align, fit_and_store, fit_settings
+from .alignment import align
+from .alignment_store import AlignmentResult, fit_and_store, fit_settings
 from .errors import InputError, NotFoundError
 from .refs import lookup_model
 from .sql import eq
