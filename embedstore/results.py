@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .stats import format_mean_sd
 from .compare import compare_records, fold_predictions, setting_interval
 from .errors import InputError
 from .modes import MODES, mode_rules
@@ -75,7 +76,7 @@ def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
             continue
         acc = [r.metrics.get("accuracy") for r in recs if r.metrics.get("accuracy") is not None]
         rows.append({"setting": _label(recs), "test macro-F1 (95% CI)": f"{ci[0]:.3f} ({ci[1]:.3f}–{ci[2]:.3f})",
-                     "test accuracy": f"{np.mean(acc):.3f} ± {np.std(acc, ddof=1) if len(acc) > 1 else 0.0:.3f}",
+                     "test accuracy": format_mean_sd(acc, digits=3),
                      "runs": len(recs), "group": gid, "_f1": ci[0], "_recs": recs})
     return sorted(rows, key=lambda r: -r["_f1"])
 

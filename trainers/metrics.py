@@ -131,8 +131,7 @@ def summarize(values: list[float]) -> tuple[float, float]:
     >>> [round(v, 4) for v in summarize([0.5, 0.7])]
     [0.6, 0.1414]
     """
-    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    sd = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-    return float(arr.mean()), sd
+    from embedstore.stats import mean_sd
+
+    mean, sd = mean_sd(values)
+    return (float("nan"), float("nan")) if mean is None else (mean, sd)

@@ -249,7 +249,9 @@ def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: Pr
     """
     from ..progress import progress as progress_bar
 
-    workers = workers or min(4, os.cpu_count() or 1)
+    from ..cpu import cores
+
+    workers = workers or min(4, cores())
     results: list[tuple[str | None, str | None]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool, \
             progress_bar(total=len(samples), desc=f"checking {kind} images", unit="img",
