@@ -166,6 +166,72 @@ def _path_in(text: str) -> str | None:
     return None
 
 
+_PARAM_TOKEN = None  # compiled on first use (the CLI's start-up stays free of regex work)
+
+
+def _flag_for(params: list[click.Parameter], name: str, value: str) -> str | None:
+    """The flag (with its value) a ``name=value`` token of a library message means for these params."""
+    by_name = {p.name: p for p in params if isinstance(p, click.Option)}
+    by_opt = {o[2:].replace("-", "_"): p for p in by_name.values() for o in p.opts if o.startswith("--")}
+    opt = by_name.get(name) or by_opt.get(name)
+    if opt is None and value == "False":  # save_heads=False -> --no-save-heads
+        opt, value = by_name.get(f"no_{name}") or by_opt.get(f"no_{name}"), "True"
+    if opt is None:
+        return None
+    flag = max((o for o in opt.opts if o.startswith("--")), key=len, default=opt.opts[0])
+    if opt.is_flag and value in ("True", "False"):
+        off = [o for o in opt.secondary_opts if o.startswith("--")]
+        return off[0] if value == "False" and off else flag
+    value = value[1:-1] if value[:1] in "'\"" and value[-1:] == value[:1] and len(value) > 1 else value
+    return f"{flag} {value}" if value else flag
+
+
+def flag_hints(message: str, ctx: click.Context) -> str:
+    """Rewrite a library message's API terms into the running command's flags.
+
+    Each ``name=value`` token whose ``name`` is the python name of one of the
+    command's options (or spells one of its flags) becomes that flag:
+    ``text_model=`` → ``--text-model``, ``fit_on='train'`` → ``--fit-on train``,
+    ``prune=True`` → ``--prune``, ``save_heads=False`` → ``--no-save-heads``.
+    ``embedstore.NAME(...)`` becomes ``embedstore NAME ...`` where the CLI has a
+    command ``NAME``. Any other token stays as written.
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @click.option("--text-model")
+    ... @click.option("--prune", is_flag=True)
+    ... def ingest(text_model, prune):
+    ...     pass
+    >>> ctx = click.Context(ingest)
+    >>> flag_hints("early fusion needs text_model= (a model id); pass prune=True, not k=3", ctx)
+    'early fusion needs --text-model (a model id); pass --prune, not k=3'
+    """
+    import re
+
+    global _PARAM_TOKEN
+    if _PARAM_TOKEN is None:
+        _PARAM_TOKEN = re.compile(r"(?<![\w.=-])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]*)")
+    params = list(getattr(ctx.command, "params", []))
+
+    def one(m: re.Match) -> str:
+        value = m.group(2)
+        tail = value[-1] if value[-1:] in ".:" else ""  # a sentence's full stop is not part of the value
+        flag = _flag_for(params, m.group(1), value[:len(value) - len(tail)])
+        return flag + tail if flag else m.group(0)
+
+    message = _PARAM_TOKEN.sub(one, message)
+    group = ctx.find_root().command
+    if isinstance(group, click.Group):
+        def call(m: re.Match) -> str:
+            cmd = m.group(1).replace("_", "-")
+            if cmd not in group.list_commands(ctx):
+                return m.group(0)
+            return f"embedstore {cmd}" + (" ..." if m.group(2) else "")
+        message = re.sub(r"embedstore\.([a-z_]+)\((\.\.\.)?\)", call, message)
+    return message
+
+
 def command(name: str | None = None, **kwargs: Any):
     """``click.command`` plus ``--store``, ``--storage-option``, ``--json`` and error handling."""
 
@@ -177,7 +243,8 @@ def command(name: str | None = None, **kwargs: Any):
             try:
                 return fn(*args, **kw)
             except EmbedstoreError as exc:
-                raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+                line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise click.ClickException(flag_hints(line, args[0])) from None
             except KeyboardInterrupt:
                 click.echo("interrupted: committed work is kept; re-run the same command to resume", err=True)
                 sys.exit(130)
