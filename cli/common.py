@@ -167,12 +167,14 @@ def _path_in(text: str) -> str | None:
 
 
 _PARAM_TOKEN = None  # compiled on first use (the CLI's start-up stays free of regex work)
+_API_NAMES = {"uri": "store_uri", "older_than_days": "older_than"}  # API parameter -> the CLI's python name
 
 
 def _flag_for(params: list[click.Parameter], name: str, value: str) -> str | None:
     """The flag (with its value) a ``name=value`` token of a library message means for these params."""
     by_name = {p.name: p for p in params if isinstance(p, click.Option)}
     by_opt = {o[2:].replace("-", "_"): p for p in by_name.values() for o in p.opts if o.startswith("--")}
+    name = name if name in by_name else _API_NAMES.get(name, name)
     opt = by_name.get(name) or by_opt.get(name)
     if opt is None and value == "False":  # save_heads=False -> --no-save-heads
         opt, value = by_name.get(f"no_{name}") or by_opt.get(f"no_{name}"), "True"
@@ -181,8 +183,8 @@ def _flag_for(params: list[click.Parameter], name: str, value: str) -> str | Non
     flag = max((o for o in opt.opts if o.startswith("--")), key=len, default=opt.opts[0])
     if opt.is_flag and value in ("True", "False"):
         off = [o for o in opt.secondary_opts if o.startswith("--")]
-        return off[0] if value == "False" and off else flag
-    value = value[1:-1] if value[:1] in "'\"" and value[-1:] == value[:1] and len(value) > 1 else value
+        return flag if value == "True" else (off[0] if off else None)
+    value = value[1:-1] if len(value) > 1 and value[0] in "'\"" and value[-1] == value[0] else value
     return f"{flag} {value}" if value else flag
 
 
@@ -194,7 +196,8 @@ def flag_hints(message: str, ctx: click.Context) -> str:
     ``text_model=`` → ``--text-model``, ``fit_on='train'`` → ``--fit-on train``,
     ``prune=True`` → ``--prune``, ``save_heads=False`` → ``--no-save-heads``.
     ``embedstore.NAME(...)`` becomes ``embedstore NAME ...`` where the CLI has a
-    command ``NAME``. Any other token stays as written.
+    command ``NAME``. Any other token stays as written, and so do the arguments
+    of a call the message spells out (``embedstore.align(..., fit_on='train')``).
 
     Examples
     --------
@@ -206,6 +209,8 @@ def flag_hints(message: str, ctx: click.Context) -> str:
     >>> ctx = click.Context(ingest)
     >>> flag_hints("early fusion needs text_model= (a model id); pass prune=True, not k=3", ctx)
     'early fusion needs --text-model (a model id); pass --prune, not k=3'
+    >>> flag_hints("re-ingest (embedstore.ingest(..., prune=True)) or pass prune=False.", ctx)
+    're-ingest (embedstore.ingest(..., prune=True)) or pass prune=False.'
     """
     import re
 
@@ -214,9 +219,13 @@ def flag_hints(message: str, ctx: click.Context) -> str:
         _PARAM_TOKEN = re.compile(r"(?<![\w.=-])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]*)")
     params = list(getattr(ctx.command, "params", []))
 
+    calls = [m.span() for m in re.finditer(r"[\w.]+\([^()]*\)", message)]  # an API call's own arguments
+
     def one(m: re.Match) -> str:
+        if any(a < m.start() < b for a, b in calls):
+            return m.group(0)
         value = m.group(2)
-        tail = value[-1] if value[-1:] in ".:" else ""  # a sentence's full stop is not part of the value
+        tail = value[-1] if value and value[-1] in ".:" else ""  # a sentence's full stop is not part of the value
         flag = _flag_for(params, m.group(1), value[:len(value) - len(tail)])
         return flag + tail if flag else m.group(0)
 
