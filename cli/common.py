@@ -167,7 +167,8 @@ def _path_in(text: str) -> str | None:
 
 
 _PARAM_TOKEN = None  # compiled on first use (the CLI's start-up stays free of regex work)
-_API_NAMES = {"uri": "store_uri", "older_than_days": "older_than"}  # API parameter -> the CLI's python name
+# an API parameter whose CLI option has another python name (``Store(uri=)`` is ``--store``)
+_API_NAMES = {"uri": "store_uri", "older_than_days": "older_than", "vector": "vector_file"}
 
 
 def _flag_for(params: list[click.Parameter], name: str, value: str) -> str | None:
@@ -195,9 +196,10 @@ def flag_hints(message: str, ctx: click.Context) -> str:
     command's options (or spells one of its flags) becomes that flag:
     ``text_model=`` → ``--text-model``, ``fit_on='train'`` → ``--fit-on train``,
     ``prune=True`` → ``--prune``, ``save_heads=False`` → ``--no-save-heads``.
-    ``embedstore.NAME(...)`` becomes ``embedstore NAME ...`` where the CLI has a
-    command ``NAME``. Any other token stays as written, and so do the arguments
-    of a call the message spells out (``embedstore.align(..., fit_on='train')``).
+    A call ``embedstore.NAME(...)`` (or ``embedstore.trainers.NAME(...)``)
+    becomes the command line ``'embedstore NAME ...'`` where the CLI has a
+    command ``NAME``, its keyword arguments mapped through that command's
+    options (:func:`_command_line`). Any other token stays as written.
 
     Examples
     --------
@@ -232,13 +234,31 @@ def flag_hints(message: str, ctx: click.Context) -> str:
     message = _PARAM_TOKEN.sub(one, message)
     group = ctx.find_root().command
     if isinstance(group, click.Group):
-        def call(m: re.Match) -> str:
-            cmd = m.group(1).replace("_", "-")
-            if cmd not in group.list_commands(ctx):
-                return m.group(0)
-            return f"embedstore {cmd}" + (" ..." if m.group(2) else "")
-        message = re.sub(r"embedstore\.([a-z_]+)\((\.\.\.)?\)", call, message)
+        message = re.sub(r"embedstore\.(?:trainers\.)?([a-z_]+)\(([^()]*)\)",
+                         lambda m: _command_line(m, ctx, group), message)
     return message
+
+
+def _command_line(m: Any, ctx: click.Context, group: click.Group) -> str:
+    """``embedstore.extract(store, 'ds', model_id='M')`` → ``'embedstore extract ds --model M'``.
+
+    Arguments map through the named command's own options; a call with no
+    such command stays as written.
+    """
+    name = m.group(1).replace("_", "-")
+    cmd = group.get_command(ctx, name) if name in group.list_commands(ctx) else None
+    if cmd is None:
+        return m.group(0)
+    words = [f"embedstore {name}"]
+    for arg in (a.strip() for a in m.group(2).split(",") if a.strip()):
+        key, eq, value = arg.partition("=")
+        if arg == "store":
+            continue
+        if eq and key.isidentifier():
+            words.append(_flag_for(list(cmd.params), key, value) or arg)
+        else:
+            words.append(arg[1:-1] if len(arg) > 1 and arg[0] == arg[-1] and arg[0] in "'\"" else arg)
+    return "'" + " ".join(words) + "'"
 
 
 def command(name: str | None = None, **kwargs: Any):

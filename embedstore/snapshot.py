@@ -275,7 +275,7 @@ def find_table(store, identity: ModelIdentity, modality: str, alignment_key: str
             where = f" of dataset '{dataset}'" if dataset else ""
             raise NotFoundError(f"no {modality} embeddings{where} for model {identity.model_id} ({identity.key}) "
                                 f"in table {name} of store {store.uri}: run embedstore.extract(store, "
-                                f"'{dataset or 'DATASET'}', '{identity.model_id}') first")
+                                f"'{dataset or 'DATASET'}', model_id='{identity.model_id}') first")
         return name
     hits = [t for t in store.embedding_tables(identity.key, modality)
             if store.open_table(t).count_rows(eq("alignment_key", alignment_key))]

@@ -97,10 +97,10 @@ def paper_warnings(profile: dict[str, Any]) -> list[str]:
     kind = profile.get("kind")
     if kind and profile.get("prompt") != "paper":
         out.append(f"paper mode on samples ingested with prompt {profile.get('prompt')!r}: the paper's text "
-                   f"embeddings came from the 'paper' prompt (re-ingest with prompt='paper' to reproduce)")
+                   f"embeddings came from the 'paper' prompt (re-ingest with --prompt paper to reproduce)")
     if kind == "satellitebench" and profile.get("rgb") not in ("paper", "paper255"):
         out.append(f"paper mode on SatelliteBench images with rgb={profile.get('rgb')!r}: the paper used bands "
-                   "1,2,3 (B,G,R) (re-ingest with rgb='paper')")
+                   "1,2,3 (B,G,R) (re-ingest with --rgb paper)")
     return out
 
 

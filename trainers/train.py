@@ -186,7 +186,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
                               options=loading, setup_splits=proto.setup_splits(cv=folds is not None))
     if not source.classes and not source.has_split("train"):
         raise InputError(f"dataset '{dataset}' has no labelled training rows (a predict-only dataset): train on a "
-                         f"labelled dataset, then embedstore.trainers.predict(store, '{dataset}', RUN_ID)")
+                         f"labelled dataset, then embedstore.trainers.predict(store, '{dataset}', run_id=RUN_ID)")
     if folds is None:
         check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     alignments = _alignments(store, dataset, source, proto)
@@ -285,7 +285,7 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
         raise InputError(f"run '{run_id}' is a {rec.kind} run without store tables; it cannot be re-run here")
     cfg = rec.config
     if cfg.get("cv"):
-        raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with train(..., cv=K)")
+        raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with embedstore.trainers.train(..., cv=K)")
     proto = Protocol(**cfg["protocol"])
     head = cfg["head"]
     spec = HeadOptions(head["hidden"], head["hidden_image"], int(head["output_size"]), tuple(head["block_order"]),

@@ -96,7 +96,7 @@ def leak_warnings(kind: str, template: "PromptTemplate", label_column: str | Non
     if not used:
         return []
     return [f"prompt '{template.name}' carries label-related field(s) {used}: a text model reading them "
-            "partly reads the label (use prompt='default' for leak-free text)"]
+            "partly reads the label (use --prompt default for leak-free text)"]
 
 
 @dataclass(frozen=True)
