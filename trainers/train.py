@@ -285,7 +285,8 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
         raise InputError(f"run '{run_id}' is a {rec.kind} run without store tables; it cannot be re-run here")
     cfg = rec.config
     if cfg.get("cv"):
-        raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with embedstore.trainers.train(..., cv=K)")
+        raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with "
+                         "embedstore.trainers.train(..., cv=K)")
     proto = Protocol(**cfg["protocol"])
     head = cfg["head"]
     spec = HeadOptions(head["hidden"], head["hidden_image"], int(head["output_size"]), tuple(head["block_order"]),
