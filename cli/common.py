@@ -213,6 +213,8 @@ def flag_hints(message: str, ctx: click.Context) -> str:
     'early fusion needs --text-model (a model id); pass --prune, not k=3'
     >>> flag_hints("re-ingest (embedstore.ingest(..., prune=True)) or pass prune=False.", ctx)
     're-ingest (embedstore.ingest(..., prune=True)) or pass prune=False.'
+    >>> flag_hints("bad filter 'prune=1': use text_model='x'", ctx)
+    "bad filter 'prune=1': use --text-model x"
     """
     import re
 
@@ -221,7 +223,8 @@ def flag_hints(message: str, ctx: click.Context) -> str:
         _PARAM_TOKEN = re.compile(r"(?<![\w.=-])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]*)")
     params = list(getattr(ctx.command, "params", []))
 
-    calls = [m.span() for m in re.finditer(r"[\w.]+\([^()]*\)", message)]  # an API call's own arguments
+    # an API call's own arguments, and quoted text (a user's filter, a file's header) stay as written
+    calls = [m.span() for m in re.finditer(r"[\w.]+\([^()]*\)|(?<![=\w])'[^']*'", message)]
 
     def one(m: re.Match) -> str:
         if any(a < m.start() < b for a, b in calls):
