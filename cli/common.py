@@ -166,6 +166,104 @@ def _path_in(text: str) -> str | None:
     return None
 
 
+_PARAM_TOKEN = None  # compiled on first use (the CLI's start-up stays free of regex work)
+# an API parameter whose CLI option has another python name (``Store(uri=)`` is ``--store``)
+_API_NAMES = {"uri": "store_uri", "older_than_days": "older_than", "vector": "vector_file"}
+
+
+def _flag_for(params: list[click.Parameter], name: str, value: str) -> str | None:
+    """The flag (with its value) a ``name=value`` token of a library message means for these params."""
+    by_name = {p.name: p for p in params if isinstance(p, click.Option)}
+    by_opt = {o[2:].replace("-", "_"): p for p in by_name.values() for o in p.opts if o.startswith("--")}
+    name = name if name in by_name else _API_NAMES.get(name, name)
+    opt = by_name.get(name) or by_opt.get(name)
+    if opt is None and value == "False":  # save_heads=False -> --no-save-heads
+        opt, value = by_name.get(f"no_{name}") or by_opt.get(f"no_{name}"), "True"
+    if opt is None:
+        return None
+    flag = max((o for o in opt.opts if o.startswith("--")), key=len, default=opt.opts[0])
+    if opt.is_flag and value in ("True", "False"):
+        off = [o for o in opt.secondary_opts if o.startswith("--")]
+        return flag if value == "True" else (off[0] if off else None)
+    value = value[1:-1] if len(value) > 1 and value[0] in "'\"" and value[-1] == value[0] else value
+    return f"{flag} {value}" if value else flag
+
+
+def flag_hints(message: str, ctx: click.Context) -> str:
+    """Rewrite a library message's API terms into the running command's flags.
+
+    Each ``name=value`` token whose ``name`` is the python name of one of the
+    command's options (or spells one of its flags) becomes that flag:
+    ``text_model=`` → ``--text-model``, ``fit_on='train'`` → ``--fit-on train``,
+    ``prune=True`` → ``--prune``, ``save_heads=False`` → ``--no-save-heads``.
+    A call ``embedstore.NAME(...)`` (or ``embedstore.trainers.NAME(...)``)
+    becomes the command line ``'embedstore NAME ...'`` where the CLI has a
+    command ``NAME``, its keyword arguments mapped through that command's
+    options (:func:`_command_line`). Any other token stays as written.
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @click.option("--text-model")
+    ... @click.option("--prune", is_flag=True)
+    ... def ingest(text_model, prune):
+    ...     pass
+    >>> ctx = click.Context(ingest)
+    >>> flag_hints("early fusion needs text_model= (a model id); pass prune=True, not k=3", ctx)
+    'early fusion needs --text-model (a model id); pass --prune, not k=3'
+    >>> flag_hints("re-ingest (embedstore.ingest(..., prune=True)) or pass prune=False.", ctx)
+    're-ingest (embedstore.ingest(..., prune=True)) or pass prune=False.'
+    >>> flag_hints("bad filter 'prune=1': use text_model='x'", ctx)
+    "bad filter 'prune=1': use --text-model x"
+    """
+    import re
+
+    global _PARAM_TOKEN
+    if _PARAM_TOKEN is None:
+        _PARAM_TOKEN = re.compile(r"(?<![\w.=-])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]*)")
+    params = list(getattr(ctx.command, "params", []))
+
+    # an API call's own arguments, and quoted text (a user's filter, a file's header) stay as written
+    calls = [m.span() for m in re.finditer(r"[\w.]+\([^()]*\)|(?<![=\w])'[^']*'", message)]
+
+    def one(m: re.Match) -> str:
+        if any(a < m.start() < b for a, b in calls):
+            return m.group(0)
+        value = m.group(2)
+        tail = value[-1] if value and value[-1] in ".:" else ""  # a sentence's full stop is not part of the value
+        flag = _flag_for(params, m.group(1), value[:len(value) - len(tail)])
+        return flag + tail if flag else m.group(0)
+
+    message = _PARAM_TOKEN.sub(one, message)
+    group = ctx.find_root().command
+    if isinstance(group, click.Group):
+        message = re.sub(r"embedstore\.(?:trainers\.)?([a-z_]+)\(([^()]*)\)",
+                         lambda m: _command_line(m, ctx, group), message)
+    return message
+
+
+def _command_line(m: Any, ctx: click.Context, group: click.Group) -> str:
+    """``embedstore.extract(store, 'ds', model_id='M')`` → ``'embedstore extract ds --model M'``.
+
+    Arguments map through the named command's own options; a call with no
+    such command stays as written.
+    """
+    name = m.group(1).replace("_", "-")
+    cmd = group.get_command(ctx, name) if name in group.list_commands(ctx) else None
+    if cmd is None:
+        return m.group(0)
+    words = [f"embedstore {name}"]
+    for arg in (a.strip() for a in m.group(2).split(",") if a.strip()):
+        key, eq, value = arg.partition("=")
+        if arg == "store":
+            continue
+        if eq and key.isidentifier():
+            words.append(_flag_for(list(cmd.params), key, value) or arg)
+        else:
+            words.append(arg[1:-1] if len(arg) > 1 and arg[0] == arg[-1] and arg[0] in "'\"" else arg)
+    return "'" + " ".join(words) + "'"
+
+
 def command(name: str | None = None, **kwargs: Any):
     """``click.command`` plus ``--store``, ``--storage-option``, ``--json`` and error handling."""
 
@@ -177,7 +275,8 @@ def command(name: str | None = None, **kwargs: Any):
             try:
                 return fn(*args, **kw)
             except EmbedstoreError as exc:
-                raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+                line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise click.ClickException(flag_hints(line, args[0])) from None
             except KeyboardInterrupt:
                 click.echo("interrupted: committed work is kept; re-run the same command to resume", err=True)
                 sys.exit(130)

@@ -152,7 +152,7 @@ class GapShift:
         if di != dt:
             if self.match != "interp":
                 raise InputError(f"image width {di} differs from text width {dt}: pass match='interp' "
-                                 "(--match interp) to resample the narrower modality")
+                                 "to resample the narrower modality")
             width = max(di, dt)
             image, text = interp_rows(image, width), interp_rows(text, width)
         return image, text

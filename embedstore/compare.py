@@ -189,8 +189,8 @@ def compare_records(a: Sequence[RunRecord], b: Sequence[RunRecord], *, metric: s
         info.append({"key": list(key), "seeds_a": len(ra), "seeds_b": len(rb), "rows": int(len(y))})
         n_rows += len(y)
     if not pairs:
-        raise InputError(f"settings {names[0]} and {names[1]} share no fold: train both with the same --cv K and "
-                         "--cv-seed (or on the same split) to compare them")
+        raise InputError(f"settings {names[0]} and {names[1]} share no fold: train both with the same cv=K and "
+                         "cv_seed= (or on the same split) to compare them")
     diff, low, high, _ = paired_bootstrap(pairs, n_classes, metric=metric, n_resamples=n_resamples, seed=seed,
                                           level=level)
     mean_a = float(np.mean([np.mean([batch_metric(y, p, n_classes, metric)[0] for p in pa]) for y, pa, _ in pairs]))

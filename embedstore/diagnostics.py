@@ -290,7 +290,7 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
         method = s.get("method", "gapshift")
         split_by = s.get("split_column") or split_by
     elif not (image_model and text_model):
-        raise InputError("gap diagnostics need --image-model and --text-model, or --alignment KEY")
+        raise InputError("gap diagnostics need image_model= and text_model=, or alignment_key=KEY")
     if match == "auto":
         widths = lookup_model(store, image_model, "image").dim("image"), lookup_model(store, text_model, "text").dim("text")
         match = "interp" if widths[0] != widths[1] else None

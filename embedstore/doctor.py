@@ -143,7 +143,7 @@ def _check_groups(frames: dict[str, Any], report: DoctorReport) -> None:
             bad = split_conflicts(frame.select("group_id", "split_grouped").to_arrow())
             report.add("group_split", name, [f"{g} in {'/'.join(v)}" for g, v in bad.items()],
                        "group(s) in more than one split_grouped value (a leak between splits)",
-                       f"re-ingest the dataset ('embedstore ingest ... --name {name[len(SAMPLES_PREFIX):]}'): "
+                       f"re-ingest the dataset (embedstore.ingest(..., name='{name[len(SAMPLES_PREFIX):]}')): "
                        "each group then gets one split")
 
 

@@ -240,7 +240,7 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
 
     have = dataset_modalities(store, dataset)  # also a clear error when the dataset is missing
     if modality != "both":
-        require(store, dataset, modality, f"extract --modality {' or '.join(have)}", have=have)
+        require(store, dataset, modality, f"extract modality='{' or '.join(have)}'", have=have)
     if extractor is None:
         from .extractors import load_extractor
 
@@ -253,7 +253,7 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
                              f"'{dataset}' has {describe(have)}: extract it with a {' or '.join(have)} model")
     elif modality not in ident.modalities:
         raise InputError(f"model {ident.model_id} does not encode {modality}s; it supports "
-                         f"{', '.join(ident.modalities)}: pass --modality {' or '.join(ident.modalities)}")
+                         f"{', '.join(ident.modalities)}: pass modality='{ident.modalities[0]}'")
     else:
         mods = [modality]
     run = _Run(store, dataset, extractor, new_run_tag("extract"), batch_size, chunk_rows, limit, progress, threads)

@@ -129,5 +129,5 @@ def heads_of_run(store, run_id: str, *, group: bool = False) -> list[HeadArtifac
         found = _rows(store, eq("group_id", found[0].group_id))
     if not found:
         raise NotFoundError(f"run '{run_id}' has no stored head: re-train it with heads kept "
-                            "(the default; do not pass --no-save-heads)")
+                            "(the default; do not pass save_heads=False)")
     return found

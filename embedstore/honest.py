@@ -78,8 +78,8 @@ def check_honest_alignments(store, dataset: str, split_column: str,
         checked.add(key)
         s = store.alignment(key).settings
         where = f"honest mode refuses alignment '{key}'"
-        fix = (f"re-align with fit_on='train' on {split_column} (embedstore gap {dataset} ... --fit-on train "
-               f"--split {split_column[len('split_'):]}), or train with --mode paper")
+        fix = (f"re-align with fit_on='train' on {split_column} (embedstore.align(..., fit_on='train', "
+               f"split_by='{split_column[len('split_'):]}')), or train with mode='paper'")
         if s.get("dataset") not in (None, dataset):
             raise InputError(f"{where}: it was fitted on dataset '{s['dataset']}', not '{dataset}'; {fix}")
         if s.get("fit_on") != "train":

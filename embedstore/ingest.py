@@ -169,7 +169,7 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
     if split not in ("grouped", "paper"):
         raise InputError(f"split '{split}': use grouped or paper")
     if prune and keep_missing:
-        raise InputError("ingest: --prune removes stored samples absent from the source and --keep-missing keeps "
+        raise InputError("ingest: prune=True removes stored samples absent from the source and keep_missing=True keeps "
                          "them; pass one of the two")
     dataset = check_name(name or kind)
     built = build_rows(kind, Path(root).expanduser(), prompt=prompt, seed=seed, progress=progress, **options)
@@ -183,7 +183,7 @@ def ingest(store: Store, kind: str, root: str | Path, *, name: str | None = None
     notes = list(built.notes)
     if kept:
         notes.append(f"split_grouped: {kept} row(s) of groups already stored keep their stored split "
-                     "(a group never moves across splits on re-ingest; ingest under a new --name to re-split)")
+                     "(a group never moves across splits on re-ingest; ingest under a new name= to re-split)")
     new_cols, gone_cols = column_change(stored, rows)
     if (new_cols or gone_cols) and not prune:
         raise InputError(columns_message(dataset, built.root, new_cols, gone_cols))

@@ -147,7 +147,7 @@ def cleanup(store, older_than_days: float, *, table: str | None = None,
     ((2,), (1,), [1, 3])
     """
     if older_than_days is None or older_than_days < 0:
-        raise InputError(f"cleanup: --older-than must be a number of days >= 0, got {older_than_days!r}")
+        raise InputError(f"cleanup: older_than_days= must be a number of days >= 0, got {older_than_days!r}")
     if not dry_run:
         store._check_writable()
     referenced = _referenced_versions(store)

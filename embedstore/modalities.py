@@ -99,6 +99,6 @@ def check_training(store, dataset: str, fusion: str, uses: dict[str, Any]) -> No
         if fusion in FUSED:
             only = have[0] if have else "image"
             raise InputError(f"dataset '{dataset}' has {describe(have)}: {fusion} fusion needs image and text; "
-                             f"train --fusion {only} or --fusion linear with --{only}-model only")
-        require(store, dataset, m, f"drop --{m}-model (the {fusion} head reads only what the dataset has)",
+                             f"train fusion='{only}' or fusion='linear' with {only}_model= only")
+        require(store, dataset, m, f"drop {m}_model= (the {fusion} head reads only what the dataset has)",
                 have=have)

@@ -232,4 +232,4 @@ def _ambiguous(ref: str, modality: str | None, matches: list[ModelIdentity]) -> 
                       for m in matches)
     want = f" {modality}" if modality else ""
     return (f"model '{ref}' names {len(matches)}{want} identities: {cands}. Pick one by its model_key "
-            f"or as {matches[0].model_id}@KEYPREFIX, e.g. --model {matches[0].model_id}@{matches[-1].key[:8]}")
+            f"or as {matches[0].model_id}@KEYPREFIX, e.g. {matches[0].model_id}@{matches[-1].key[:8]}")

@@ -96,7 +96,7 @@ _RULES = {
                         tests_once=True, early_stopping=True, weighted_bce=True, loss_reduction="weighted_mean",
                         raw_inputs=False, audits_alignments=True, presets=False, cross_validation=True,
                         split_hint="honest mode needs train/val/test: pass a split that has them "
-                                   "(e.g. --split grouped) or use --mode paper"),
+                                   "(e.g. split_by='grouped') or use mode='paper'"),
     "paper": ModeRules("paper", ("train", "test"), "paper", "all", "test", "accuracy", "test",
                        tests_once=False, early_stopping=False, weighted_bce=False, loss_reduction="sum_w/N",
                        raw_inputs=True, audits_alignments=False, presets=True, cross_validation=False,

@@ -126,7 +126,7 @@ class NeighborsMixin:
         if engine not in ENGINES:
             raise InputError(f"unknown search engine {engine!r}: use one of {', '.join(ENGINES)}")
         if (vector is None) == (sample_id is None):
-            raise InputError("neighbors: give exactly one of a vector (--vector-file) or a sample id (--sample)")
+            raise InputError("neighbors: give exactly one of a vector (vector=) or a sample id (sample_id=)")
         if int(k) < 1:
             raise InputError(f"neighbors: k must be at least 1, got {k}")
         check_name(dataset)

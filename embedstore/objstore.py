@@ -42,12 +42,12 @@ def env_storage_options() -> dict[str, str]:
 
 _CAUSES = (
     ("NoSuchBucket", "the bucket does not exist: create it first (e.g. 'aws s3 mb s3://{bucket}')"),
-    ("BadScheme", "the endpoint is plain http: add --storage-option allow_http=true"),
+    ("BadScheme", "the endpoint is plain http: add the storage option allow_http=true"),
     ("InvalidAccessKeyId", "the access key is not valid: check aws_access_key_id"),
     ("SignatureDoesNotMatch", "the secret key is wrong: check aws_secret_access_key"),
     ("AccessDenied", "access denied: check the credentials and the bucket policy"),
-    ("ConnectionRefused", "cannot reach the endpoint (connection refused): check --storage-option endpoint"),
-    ("dns error", "cannot resolve the endpoint's host: check --storage-option endpoint"),
+    ("ConnectionRefused", "cannot reach the endpoint (connection refused): check the storage option endpoint"),
+    ("dns error", "cannot resolve the endpoint's host: check the storage option endpoint"),
     ("timed out", "the endpoint did not answer in time: check endpoint/network, or raise the 'timeout' option"),
 )
 
@@ -77,5 +77,5 @@ def connect_error(uri: str, exc: BaseException) -> InputError:
         if marker.lower() in text.lower():
             return InputError(f"cannot open store {uri}: {cause.format(bucket=bucket_of(uri))}")
     first = re.sub(r"\s+", " ", text.splitlines()[0] if text else type(exc).__name__)[:200]
-    return InputError(f"cannot open store {uri}: {first}; check the --storage-option values "
+    return InputError(f"cannot open store {uri}: {first}; check the storage_options= values "
                       "(endpoint, region, credentials, allow_http)")

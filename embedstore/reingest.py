@@ -204,15 +204,15 @@ def column_change(stored: pa.Table | None, source: pa.Table) -> tuple[list[str],
 def columns_message(dataset: str, root: Any, new: list[str], gone: list[str]) -> str:
     """The one-line refusal of a re-ingest whose columns changed, without ``--prune``."""
     return (f"ingest '{dataset}' from {root}: the source's columns differ from the stored samples table "
-            f"(new {new}, gone {gone}), e.g. another --text-template or metadata column. Pass --prune "
-            "(prune=True) to rewrite the table with the new columns in one commit (the old version stays "
-            "readable), or ingest under another --name; nothing was written")
+            f"(new {new}, gone {gone}), e.g. another text_template= or metadata column. Pass prune=True "
+            "to rewrite the table with the new columns in one commit (the old version stays "
+            "readable), or ingest under another name=; nothing was written")
 
 
 def removed_message(dataset: str, root: Any, diff: SampleDiff, skipped_now: int) -> str:
     """The one-line refusal of a shrinking re-ingest without ``--prune``."""
     why = f" ({skipped_now} of them skipped now as unreadable or unlabeled)" if skipped_now else ""
     return (f"ingest '{dataset}' from {root}: {diff.removed} stored sample(s) are not in the source{why}; "
-            f"diff: {diff.describe()}. Pass --prune (prune=True) to make the stored samples equal the source "
-            "(the old version stays readable), --keep-missing to keep them (the source adds to the dataset), "
-            "or ingest under another --name; nothing was written")
+            f"diff: {diff.describe()}. Pass prune=True to make the stored samples equal the source "
+            "(the old version stays readable), keep_missing=True to keep them (the source adds to the dataset), "
+            "or ingest under another name=; nothing was written")

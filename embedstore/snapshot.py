@@ -274,8 +274,8 @@ def find_table(store, identity: ModelIdentity, modality: str, alignment_key: str
         if not store.has_table(name):
             where = f" of dataset '{dataset}'" if dataset else ""
             raise NotFoundError(f"no {modality} embeddings{where} for model {identity.model_id} ({identity.key}) "
-                                f"in table {name} of store {store.uri}: run 'embedstore extract "
-                                f"{dataset or 'DATASET'} --model {identity.model_id}' first")
+                                f"in table {name} of store {store.uri}: run embedstore.extract(store, "
+                                f"'{dataset or 'DATASET'}', model_id='{identity.model_id}') first")
         return name
     hits = [t for t in store.embedding_tables(identity.key, modality)
             if store.open_table(t).count_rows(eq("alignment_key", alignment_key))]

@@ -86,7 +86,7 @@ def all_of(*clauses: str | None) -> str | None:
     return kept[0] if len(kept) == 1 else " AND ".join(f"({c})" for c in kept)
 
 
-def rows_matching(ds, where: str, *, what: str = "--where") -> np.ndarray:
+def rows_matching(ds, where: str, *, what: str = "where=") -> np.ndarray:
     """Sorted row ids of the Lance dataset ``ds`` that satisfy the user filter ``where``.
 
     The filter is evaluated alone, never joined to another clause; intersect

@@ -126,7 +126,7 @@ class Store(StoreCompat, DataMixin, NeighborsMixin):
 
     def _check_writable(self) -> None:
         if self.is_local and not os.access(self.uri, os.W_OK):
-            raise InputError(f"store path {self.uri} is read-only: fix its permissions or pass a writable --store")
+            raise InputError(f"store path {self.uri} is read-only: fix its permissions or pass a writable uri=")
 
     # -- handles and managers ---------------------------------------------
     @property

@@ -42,21 +42,21 @@ def check_local_path(path: Path, create: bool) -> None:
     """Check (and with ``create``, make) the local store directory ``path``; one-line errors name the fix."""
     if path.exists():
         if not path.is_dir():
-            raise InputError(f"store path {path} is a file: pass a directory with --store")
+            raise InputError(f"store path {path} is a file: pass a directory as uri=")
         if not os.access(path, os.R_OK | os.X_OK):
-            raise InputError(f"store path {path} is not readable: fix its permissions or pass another --store")
+            raise InputError(f"store path {path} is not readable: fix its permissions or pass another uri=")
         return
     if not path.parent.exists():
         raise InputError(
             f"store path {path}: parent directory {path.parent} does not exist; "
-            "create it first or pass another --store"
+            "create it first or pass another uri="
         )
     if not create:
-        raise NotFoundError(f"no store at {path}: run 'embedstore ingest' first or pass another --store")
+        raise NotFoundError(f"no store at {path}: run embedstore.ingest() first or pass another uri=")
     try:
         path.mkdir(exist_ok=True)  # another process may create it at the same moment
     except PermissionError:
-        raise InputError(f"store path {path}: cannot create it (permission denied); pass a writable --store") from None
+        raise InputError(f"store path {path}: cannot create it (permission denied); pass a writable uri=") from None
 
 
 def committed_locally(path: Path) -> bool:

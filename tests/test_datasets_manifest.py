@@ -71,13 +71,13 @@ def test_template_file_missing_labels_and_errors(mroot, tmp_path):
         manifest.rows(mroot, prompt="paper", **kw)
     with pytest.raises(InputError, match=r"unknown field\(s\) \['weight'\]"):
         manifest.rows(mroot, text_template="{weight}", **kw)
-    with pytest.raises(InputError, match="either --text-column or --text-template"):
+    with pytest.raises(InputError, match="either text_column= or text_template="):
         manifest.rows(mroot, text_column="text", text_template="{age}", **kw)
     (mroot / "other.csv").write_text("a\n")
-    with pytest.raises(InputError, match="name one with --manifest"):
+    with pytest.raises(InputError, match="name one with manifest="):
         manifest.rows(mroot, **kw)
     (mroot / "semi.csv").write_text("file;path;y\nx;y;z\n")
-    with pytest.raises(InputError, match="pass --delimiter"):
+    with pytest.raises(InputError, match="pass delimiter="):
         manifest.rows(mroot, manifest="semi.csv", **kw)
     assert manifest.rows(mroot, manifest="semi.csv", delimiter=";", text_template="t", **kw).skipped[0].reason \
         .startswith("file not found")

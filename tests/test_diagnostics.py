@@ -103,7 +103,7 @@ def test_query_cap_and_missing_models(store):
     assert rep.before.retrieval_queries == 7 and rep.before.rows == 30
     from embedstore.errors import InputError, NotFoundError
 
-    with pytest.raises(InputError, match="--image-model"):
+    with pytest.raises(InputError, match="image_model="):
         gap_diagnostics(store, "pairs")
     with pytest.raises(NotFoundError, match="no model 'hf:nope'"):
         gap_diagnostics(store, "pairs", image_model="hf:nope", text_model="hf:pt")

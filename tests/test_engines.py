@@ -40,7 +40,7 @@ def _job(chunk_rows: int, written: list, fail: list) -> ComputeJob:
 def test_make_engine_returns_a_local_engine_never_none():
     eng = make_engine(EngineOptions())
     assert isinstance(eng, LocalEngine) and isinstance(eng, Engine) and eng.name == "local"
-    with pytest.raises(InputError, match="need --engine ray"):
+    with pytest.raises(InputError, match="need engine='ray'"):
         make_engine(EngineOptions("local", workers=2))
     with pytest.raises(InputError, match="unknown engine 'spark': use local or ray"):
         make_engine(EngineOptions("spark"))

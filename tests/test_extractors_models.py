@@ -194,7 +194,7 @@ def test_builders_are_deterministic(tmp_path):
 
 
 def test_bad_options_are_one_line_errors(models):
-    with pytest.raises(InputError, match="--quantize 8bit is not supported"):
+    with pytest.raises(InputError, match="quantize='8bit' is not supported"):
         load_extractor(models["dinov2"], quantize="8bit")
     with pytest.raises(InputError, match="unknown quantisation 'int4'"):
         load_extractor(models["bert"], quantize="int4")

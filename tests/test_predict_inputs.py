@@ -121,10 +121,10 @@ def test_image_only_dataset_ingests_extracts_trains_and_predicts(lab, tmp_path):
     assert dataset_modalities(store, "imgonly") == ("image",) and dataset_modalities(store, "ds") == ("image", "text")
     ex = extract(store, "imgonly", clip, progress=False, threads=1)  # a CLIP: only the image side runs
     assert [r.modality for r in ex.results] == ["image"] and ex.forward_calls == 0  # same photos: reused
-    with pytest.raises(InputError, match=r"has no text \(image only\): extract --modality image"):
+    with pytest.raises(InputError, match=r"has no text \(image only\): extract modality='image'"):
         extract(store, "imgonly", clip, modality="text", progress=False)
     for fusion in ("early", "late"):
-        with pytest.raises(InputError, match=f"image only: {fusion} fusion needs image and text; train --fusion image"):
+        with pytest.raises(InputError, match=f"image only: {fusion} fusion needs image and text; train fusion='image'"):
             train(store, "imgonly", image_model=clip, text_model=clip, fusion=fusion, epochs=1)
     with pytest.raises(InputError, match="has no text"):
         train(store, "imgonly", image_model=clip, text_model=clip, fusion="linear")
@@ -168,7 +168,7 @@ def test_mismatches_are_one_line_errors_naming_the_fix(lab, tmp_path):
     ingest(store, "manifest", manifest_copy(manifest, tmp_path / "p", drop=("label", "text")), name="prompted",
            id_column="sample_id", text_template="Age: {age}. Site: {site}.", progress=False)
     with pytest.raises(InputError, match=r"metadata field\(s\) \['age', 'site'\] the head never saw \(trained on "
-                                         r"column:text .*re-ingest with --text-column COLUMN") as err:
+                                         r"column:text .*re-ingest with text_column=COLUMN") as err:
         predict(store, "prompted", run_id)
     assert "\n" not in str(err.value)
     # a head trained on a template: a new dataset's extra field is named, with the training template as the fix
@@ -177,7 +177,7 @@ def test_mismatches_are_one_line_errors_naming_the_fix(lab, tmp_path):
     extract(store, "templ", clip, progress=False, threads=1)
     t_run = train(store, "templ", image_model=clip, text_model=clip, fusion="late", seeds=1, epochs=1).run_ids[0]
     with pytest.raises(InputError, match=r"field\(s\) \['site'\] the head never saw \(trained on template 'Age: "
-                                         r"\{age\}\.'\): re-ingest it with --text-template 'Age: \{age\}\.'"):
+                                         r"\{age\}\.'\): re-ingest it with text_template='Age: \{age\}\.'"):
         predict(store, "prompted", t_run)
     # run without stored heads
     off = train(store, "ds", image_model=clip, fusion="image", epochs=1, save_heads=False).run_ids[0]

@@ -105,7 +105,7 @@ def test_frozen_keeps_backbones_and_finetune_trains_them(ham):
     assert not torch.equal(_weights(bb.text), before[0]) and not torch.equal(_weights(bb.image), before[1])
     head = build_model("early", image_dim=32, text_dim=32, output_size=7)
     assert res.runs[0].cost["params"] == sum(p.numel() for p in head.parameters())
-    with pytest.raises(InputError, match="paper only"):
+    with pytest.raises(InputError, match="mode='paper' only"):
         train_raw(store, "ham10000", backbones=bb, backbone="finetune", mode="honest", record=False)
     with pytest.raises(InputError, match="frozen"):
         train_raw(store, "ham10000", backbones=bb, backbone="finetune", mode="paper", cache_features=True)

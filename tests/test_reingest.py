@@ -40,7 +40,7 @@ def test_shrinking_ham_reingest_refuses_with_the_diff_then_prunes_in_one_commit(
         (curated / "images" / f"{sid}.jpg").unlink()
     first = ingest(store, "ham10000", full, progress=False)
     with pytest.raises(InputError, match=r"20 stored sample\(s\) are not in the source .*0 added, 20 removed "
-                                         r"\(e\.g\. ISIC_.*Pass --prune"):
+                                         r"\(e\.g\. ISIC_.*Pass prune=True"):
         ingest(store, "ham10000", curated, progress=False)
     assert store.samples("ham10000").num_rows == 70 and store.version("samples__ham10000") == first.version
 
@@ -120,7 +120,7 @@ def test_keep_missing_adds_a_part_to_the_dataset(store, synthetic60):
     part = full.with_name("rest.csv")
     lines = full.read_text().splitlines(keepends=True)
     part.write_text(lines[0] + "".join(lines[46:]))
-    with pytest.raises(InputError, match="--keep-missing to keep them"):
+    with pytest.raises(InputError, match="keep_missing=True to keep them"):
         _ingest(store, part)
     with pytest.raises(InputError, match="pass one of the two"):
         _ingest(store, part, prune=True, keep_missing=True)

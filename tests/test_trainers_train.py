@@ -109,7 +109,7 @@ def test_honest_mode_without_val_rows_explains_the_fix(signal):
     store, info = signal
     with pytest.raises(InputError, match="honest mode needs train/val/test"):
         _train(store, info, split_by="paper", epochs=1)
-    with pytest.raises(InputError, match="needs --text-model"):
+    with pytest.raises(InputError, match="needs text_model="):
         train(store, "sig", image_model=info["image_model"], fusion="early")
 
 

@@ -59,7 +59,7 @@ def grouped_folds(y: Sequence, groups: Sequence, k: int, seed: int) -> np.ndarra
     groups = np.asarray(groups).astype(str)
     n_groups = len(np.unique(groups))
     if k < 2 or k > n_groups:
-        raise InputError(f"--cv {k}: use 2 <= K <= the number of groups ({n_groups})")
+        raise InputError(f"cv={k}: use 2 <= K <= the number of groups ({n_groups})")
     folds = np.full(len(y), -1, dtype=np.int64)
     with warnings.catch_warnings():  # "least populated class has fewer members than n_splits": still grouped
         warnings.simplefilter("ignore", UserWarning)

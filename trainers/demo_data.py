@@ -25,14 +25,14 @@ def detect_kind(root: str | Path) -> str:
     >>> detect_kind(tempfile.mkdtemp())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    embedstore.errors.InputError: demo --root ...: no HAM10000_metadata.csv and no manifest (CSV/Parquet) in it; ...
+    embedstore.errors.InputError: demo root=...: no HAM10000_metadata.csv and no manifest (CSV/Parquet) in it; ...
     """
     root = Path(root)
     if (root / "HAM10000_metadata.csv").is_file():
         return "ham10000"
     if root.is_file() or (root.is_dir() and any(p.suffix.lower() in (".csv", ".parquet") for p in root.iterdir())):
         return "manifest"
-    raise InputError(f"demo --root {root}: no HAM10000_metadata.csv and no manifest (CSV/Parquet) in it; pass a "
+    raise InputError(f"demo root={root}: no HAM10000_metadata.csv and no manifest (CSV/Parquet) in it; pass a "
                      "HAM10000 folder (HAM10000_metadata.csv + images) or a manifest folder")
 
 
@@ -61,7 +61,7 @@ def _data(root, out: Path, quick: bool, samples: int | None, say) -> tuple[str, 
 
     n = samples or (QUICK_N if quick else SYNTHETIC_N)
     if n < 24:
-        raise InputError(f"--samples {n}: the honest train/val/test split needs at least 24 synthetic samples")
+        raise InputError(f"samples={n}: the honest train/val/test split needs at least 24 synthetic samples")
     dataset = "synthetic-demo" if n == SYNTHETIC_N else f"synthetic-demo-{n}"
     say(f"[data] generating {n} SYNTHETIC samples (shapes + made-up metadata text) under {out / dataset}")
     ds = make_synthetic(out / dataset, n=n)

@@ -92,7 +92,7 @@ def export_head(store, run_id: str, out: str | Path, *, format: str = "onnx") ->
     import torch
 
     if format != "onnx":
-        raise InputError(f"--format {format}: only onnx is supported")
+        raise InputError(f"format='{format}': only onnx is supported")
     art = heads_of_run(store, run_id)[0]
     head = LoadedHead(art, store)
     module = _module(head)

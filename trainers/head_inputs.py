@@ -171,7 +171,7 @@ def check_inputs(store, dataset: str, spec: dict[str, Any], run_id: str) -> None
     if lacking:
         raise InputError(f"dataset '{dataset}' has no {' or '.join(lacking)} ({describe(have)}) but run '{run_id}''s "
                          f"{spec['head']['fusion']} head reads {' and '.join(needs)}: predict it with a run trained "
-                         f"on {' and '.join(have)} only (--fusion {have[0]} or linear)")
+                         f"on {' and '.join(have)} only (fusion='{have[0]}' or 'linear')")
     prompt = spec.get("prompt")
     if "text" not in needs or not prompt:
         return
@@ -183,7 +183,7 @@ def check_inputs(store, dataset: str, spec: dict[str, Any], run_id: str) -> None
     seen = set() if column else set(PromptTemplate("train", prompt["template"]).fields)
     unseen = [f for f in PromptTemplate(dataset, template).fields if f not in seen]
     if unseen:
-        fix = ("put the text in a column and re-ingest with --text-column COLUMN" if column else
-               f"re-ingest it with --text-template '{prompt['template']}'")
+        fix = ("put the text in a column and re-ingest with text_column=COLUMN" if column else
+               f"re-ingest it with text_template='{prompt['template']}'")
         raise InputError(f"dataset '{dataset}' renders its text with metadata field(s) {unseen} the head never saw "
                          f"(trained on {prompt['name']} '{prompt['template']}'): {fix}")

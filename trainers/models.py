@@ -69,7 +69,7 @@ def mlp_blocks(d_in: int, hidden: Sequence[int], dropout: float = 0.0,
     layers: list[nn.Module] = []
     for h in hidden:
         if int(h) <= 0:
-            raise InputError(f"hidden size {h}: use positive integers, e.g. --hidden 128")
+            raise InputError(f"hidden size {h}: use positive integers, e.g. 128")
         for kind in order:
             layers.append(_layer(kind, d_in, int(h), float(dropout)))
         d_in = int(h)

@@ -273,7 +273,7 @@ def predict(store, dataset: str, run_id: str, *, ensemble: bool = False, out: st
     heads = [LoadedHead(a, store) for a in arts]
     spec = heads[0].spec
     if any(h.spec["model_keys"] != spec["model_keys"] for h in heads):
-        raise InputError(f"the heads of run '{run_id}' read different models: predict without --ensemble")
+        raise InputError(f"the heads of run '{run_id}' read different models: predict with ensemble=False")
     check_inputs(store, dataset, spec, run_id)
     calls = _embed_missing(store, dataset, spec, progress)
     snap = Snapshot(store, dataset, **{f"{m}_model": k for m, k in spec["model_keys"].items()})
@@ -311,4 +311,4 @@ def _write_out(res: PredictResult, out: str) -> None:
             flat = flat.append_column(f"p_{c}", pa.array(res.proba[:, j]))
         pcsv.write_csv(flat, out)
     else:
-        raise InputError(f"--out {out}: use a .csv or .parquet file name")
+        raise InputError(f"out={out}: use a .csv or .parquet file name")

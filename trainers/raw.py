@@ -284,10 +284,10 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
     if backbone not in BACKBONE_MODES:
         raise InputError(f"unknown backbone mode {backbone!r}: use frozen or finetune")
     if cache_features and backbone != "frozen":
-        raise InputError("--cache-features needs frozen backbones: fine-tuned features change every step")
+        raise InputError("cache_features=True needs frozen backbones: fine-tuned features change every step")
     rules = mode_rules(mode)
     if backbone == "finetune" and rules.tests_once:
-        raise InputError("--backbone finetune runs in --mode paper only: honest-mode epoch selection would "
+        raise InputError("backbone='finetune' runs in mode='paper' only: honest-mode epoch selection would "
                          "need a snapshot of the backbones at every epoch")
     head = grouped(HeadOptions, head, hidden=hidden, hidden_image=hidden_image, output_size=output_size,
                    block_order=block_order)

@@ -58,13 +58,13 @@ def parse_scale(spec: str | Mapping[str, str] | None, default: str = DEFAULT_SCA
         for part in spec.split(","):
             name, _, method = part.partition("=")
             if name.strip() not in MODALITIES:
-                raise InputError(f"--scale {spec!r}: {name.strip()!r} is not a modality; use image=...,text=...")
+                raise InputError(f"scale={spec!r}: {name.strip()!r} is not a modality; use image=...,text=...")
             out[name.strip()] = method.strip()
     else:
         out = {m: spec.strip() for m in MODALITIES}
     bad = sorted({v for v in out.values() if v not in SCALES})
     if bad:
-        raise InputError(f"--scale {spec!r}: unknown method {bad}; use one of {', '.join(SCALES)}")
+        raise InputError(f"scale={spec!r}: unknown method {bad}; use one of {', '.join(SCALES)}")
     return out
 
 

@@ -145,7 +145,7 @@ def fit_head(source: Source, spec: HeadSpec, proto: Protocol, seed: int, *, prog
 def scale_of(mode: str, scale) -> dict[str, str]:
     raw = mode_rules(mode).raw_inputs
     if raw and scale is not None and parse_scale(scale) != parse_scale("none"):
-        raise InputError(f"{mode} mode feeds the paper's raw inputs: drop --scale or use --mode honest")
+        raise InputError(f"{mode} mode feeds the paper's raw inputs: drop scale= or use mode='honest'")
     return parse_scale("none" if raw else scale)
 
 

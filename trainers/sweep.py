@@ -56,19 +56,19 @@ def parse_lambdas(spec: str | Sequence[float]) -> list[float]:
         try:
             start, stop, step = (float(p) for p in spec.split(":"))
         except ValueError:
-            raise InputError(f"--lambdas {spec!r}: use START:STOP:STEP, e.g. -1:1:0.1") from None
+            raise InputError(f"lambdas={spec!r}: use START:STOP:STEP, e.g. -1:1:0.1") from None
         if step <= 0 or stop < start:
-            raise InputError(f"--lambdas {spec!r}: need STEP > 0 and STOP >= START")
+            raise InputError(f"lambdas={spec!r}: need STEP > 0 and STOP >= START")
         n = int(np.floor((stop - start) / step + 1e-9)) + 1
         values = [start + i * step for i in range(n)]
     else:
         try:
             values = [float(p) for p in spec.split(",") if p.strip()]
         except ValueError:
-            raise InputError(f"--lambdas {spec!r}: use numbers separated by commas, or START:STOP:STEP") from None
+            raise InputError(f"lambdas={spec!r}: use numbers separated by commas, or START:STOP:STEP") from None
     values = sorted({round(v, 10) + 0.0 for v in values})
     if not values:
-        raise InputError("--lambdas: give at least one value")
+        raise InputError("lambdas= needs at least one value")
     return values
 
 

@@ -172,12 +172,12 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     if fusion == "linear":
         uses = {"image": bool(image_model), "text": bool(text_model)}
         if not any(uses.values()):
-            raise InputError("the linear probe needs --image-model, --text-model or both")
+            raise InputError("the linear probe needs image_model=, text_model= or both")
     for modality, ref in (("image", image_model), ("text", text_model)):
         if uses[modality] and not ref:
-            raise InputError(f"{fusion} fusion needs --{modality}-model (a model id or model_key)")
+            raise InputError(f"{fusion} fusion needs {modality}_model= (a model id or model_key)")
     folds = _cv_options(proto, cv, repeats, cv_seed, val_fraction,
-                        "--cv is honest-mode cross-validation: use --mode honest (paper mode has one split)")
+                        "cv= is honest-mode cross-validation: use mode='honest' (paper mode has one split)")
     check_training(store, dataset, fusion, uses)
     source = StoreSource.open(store, dataset, image_model=image_model if uses["image"] else None,
                               text_model=text_model if uses["text"] else None,
@@ -186,7 +186,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
                               options=loading, setup_splits=proto.setup_splits(cv=folds is not None))
     if not source.classes and not source.has_split("train"):
         raise InputError(f"dataset '{dataset}' has no labelled training rows (a predict-only dataset): train on a "
-                         f"labelled dataset, then 'embedstore predict {dataset} --run RUN_ID'")
+                         f"labelled dataset, then embedstore.trainers.predict(store, '{dataset}', run_id=RUN_ID)")
     if folds is None:
         check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     alignments = _alignments(store, dataset, source, proto)
@@ -285,7 +285,8 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
         raise InputError(f"run '{run_id}' is a {rec.kind} run without store tables; it cannot be re-run here")
     cfg = rec.config
     if cfg.get("cv"):
-        raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with train --cv")
+        raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with "
+                         "embedstore.trainers.train(..., cv=K)")
     proto = Protocol(**cfg["protocol"])
     head = cfg["head"]
     spec = HeadOptions(head["hidden"], head["hidden_image"], int(head["output_size"]), tuple(head["block_order"]),

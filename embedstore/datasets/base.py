@@ -116,7 +116,7 @@ def read_csv(path: str | Path, *, required: Sequence[str] = (), delimiter: str =
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: file not found; check --root and the file name")
+        raise InputError(f"{path}: file not found; check root= and the file name")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -133,7 +133,7 @@ def read_csv(path: str | Path, *, required: Sequence[str] = (), delimiter: str =
             if other in header:
                 shown = "\\t" if other == "\t" else other
                 raise InputError(f"{path}: the header has no '{delimiter}' but '{shown}': the file looks "
-                                 f"'{shown}'-separated; re-save it comma-separated (manifests: pass --delimiter)")
+                                 f"'{shown}'-separated; re-save it comma-separated (manifests: pass delimiter=)")
     try:
         frame = pl.read_csv(io.BytesIO(text.encode("utf-8")), separator=delimiter,
                             infer_schema=typed, infer_schema_length=10000 if typed else None,

@@ -47,16 +47,16 @@ def find_manifest(root: Path, manifest: str | None) -> Path:
     if root.is_file():
         return root
     if not root.is_dir():
-        raise InputError(f"manifest root {root} does not exist; pass a folder or the manifest file with --root")
+        raise InputError(f"manifest root {root} does not exist; pass a folder or the manifest file as root=")
     if manifest:
         path = Path(manifest) if Path(manifest).is_absolute() else root / manifest
         if not path.is_file():
-            raise InputError(f"manifest {path}: file not found; check --manifest")
+            raise InputError(f"manifest {path}: file not found; check manifest=")
         return path
     found = sorted(p for p in root.iterdir() if p.suffix.lower() in (".csv", ".parquet"))
     if len(found) != 1:
         names = [p.name for p in found] or "none"
-        raise InputError(f"manifest root {root}: found {names} CSV/Parquet files; name one with --manifest")
+        raise InputError(f"manifest root {root}: found {names} CSV/Parquet files; name one with manifest=")
     return found[0]
 
 
@@ -94,12 +94,12 @@ def _text_source(prompt: str, text_column: str | None, text_template: str | None
     ``(None, None)``: no text at all, an image-only dataset (when ``has_image``).
     """
     if prompt == "paper":
-        raise InputError("a manifest has no 'paper' prompt: pass --text-column or --text-template "
-                         "(or --prompt FILE with a template)")
+        raise InputError("a manifest has no 'paper' prompt: pass text_column= or text_template= "
+                         "(or prompt=FILE with a template)")
     if prompt != "default":
         text_template = prompt
     if text_column and text_template:
-        raise InputError("give either --text-column or --text-template, not both")
+        raise InputError("give either text_column= or text_template=, not both")
     if text_template:
         if Path(text_template).is_file():
             tmpl = PromptTemplate(f"file:{Path(text_template).name}", read_template_file(text_template))
@@ -110,8 +110,8 @@ def _text_source(prompt: str, text_column: str | None, text_template: str | None
     if column is None:
         if has_image:
             return None, None  # an image-only dataset (see embedstore.modalities)
-        raise InputError(f"{path}: no image column and no text: pass --image-column COLUMN, --text-column "
-                         f"COLUMN or --text-template 'format string' (columns: {columns})")
+        raise InputError(f"{path}: no image column and no text: pass image_column=COLUMN, text_column="
+                         f"COLUMN or text_template='format string' (columns: {columns})")
     return column, PromptTemplate(f"column:{column}", "{" + column + "}")
 
 
@@ -140,8 +140,8 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
     no_image = image_column == "image" and "image" not in frame.columns  # a text-only dataset
     used = [id_column] + ([] if no_image else [image_column]) + ([] if unlabelled else [label_column]) \
         + [c for c in (group_column, split_column, text_column) if c]
-    check_columns(frame.columns, used, path, "name them with --id-column/--image-column/--label-column"
-                  "/--text-column/--group-column/--split-column")
+    check_columns(frame.columns, used, path, "name them with id_column=, image_column=, label_column=, "
+                  "text_column=, group_column= or split_column=")
     text_col, template = _text_source(prompt, text_column, text_template, frame.columns, path, not no_image)
     records = frame.to_dicts()
     ids = [None if r[id_column] is None else str(r[id_column]) for r in records]

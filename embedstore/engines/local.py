@@ -32,7 +32,7 @@ class LocalEngine:
     def from_options(cls, options: Any) -> "LocalEngine":
         """The engine for :class:`~embedstore.engines.EngineOptions` (Ray-only settings are refused)."""
         if options.address or options.workers:
-            raise InputError("--ray-address and --workers need --engine ray")
+            raise InputError("ray_address= and workers= need engine='ray'")
         return cls()
 
     def compute(self, job: ComputeJob) -> None:

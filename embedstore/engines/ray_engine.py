@@ -69,7 +69,7 @@ class RayEngine:
                  cpus_per_worker: float | None = None) -> None:
         require("ray", "embedstore[ray]")
         if workers is not None and workers < 1:
-            raise InputError(f"--workers must be at least 1, got {workers}")
+            raise InputError(f"workers= must be at least 1, got {workers}")
         if cpus_per_worker is not None and cpus_per_worker <= 0:
             raise InputError(f"cpus per worker must be positive, got {cpus_per_worker}")
         self.spec = dict(spec)
@@ -110,7 +110,7 @@ class RayEngine:
                     ray.init(address=self.address, **quiet)
                 except (ConnectionError, RuntimeError, ValueError) as exc:
                     raise InputError(f"cannot connect to the Ray cluster at {self.address}: "
-                                     f"{str(exc).splitlines()[0]}; check --ray-address") from None
+                                     f"{str(exc).splitlines()[0]}; check ray_address=") from None
             else:
                 ray.init(num_cpus=cores(), include_dashboard=False, **quiet)
                 self._started = True

@@ -104,7 +104,7 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
         opts = {**default.options, **opts}
     if scheme.runtime is not None:  # one runtime of its own (llama.cpp): no backend choice
         if backend not in (None, "auto"):
-            raise InputError(f"{resolved.model_id} runs on {scheme.runtime} only: drop --backend {backend}")
+            raise InputError(f"{resolved.model_id} runs on {scheme.runtime} only: drop backend='{backend}'")
         return scheme.load(resolved, quantize=quantize, pooling=pooling, **opts)
     choice = choose(resolved.model_id, backend, quantize, default.backend if default else "torch",
                     default.quantize if default else None)

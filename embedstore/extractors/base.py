@@ -44,7 +44,7 @@ def dtype_of(quantize: str | None, model_id: str, allowed: Sequence[str] = ("fp3
         raise InputError(f"unknown quantisation {quantize!r}: use 8bit, bf16 or none")
     dtype = QUANTIZE[key]
     if dtype not in allowed:
-        raise InputError(f"--quantize {quantize} is not supported for {model_id}: use one of {', '.join(allowed)}")
+        raise InputError(f"quantize='{quantize}' is not supported for {model_id}: use one of {', '.join(allowed)}")
     return dtype
 
 
@@ -265,7 +265,7 @@ class Extractor:
             def run(batch):
                 return self._torch_forward(modality, batch, "bf16")
 
-            gate(self, modality, run, "torch bf16 autocast", "use --quantize none")
+            gate(self, modality, run, "torch bf16 autocast", "use quantize='none'")
             return run
         return None
 

@@ -123,7 +123,7 @@ class GGUFEncoder(Extractor):
     def __init__(self, resolved: ResolvedModel, *, quantize: str | None = None, pooling: str | None = None,
                  max_length: int | None = None) -> None:
         if quantize not in (None, "none"):
-            raise InputError(f"{resolved.model_id}: a GGUF file carries its own quantisation; drop --quantize "
+            raise InputError(f"{resolved.model_id}: a GGUF file carries its own quantisation; drop quantize= "
                              "(pick another file, e.g. a Q8_0 or F16 one)")
         meta = gguf_metadata(resolved.path)
         super().__init__(resolved, dtype=meta["quant"])

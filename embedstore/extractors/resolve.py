@@ -80,13 +80,13 @@ def not_available(model_id: str, reason: str, repo: str | None = None) -> ModelN
     >>> print(not_available("hf:org/x", "not cached", "org/x"))  # doctest: +NORMALIZE_WHITESPACE
     model 'hf:org/x' is not available locally (not cached): download it once with network access
     (run the same command online, or 'hf download org/x'), or pass a local path to the model
-    directory (--model /path/to/model)
+    directory as the model id (local:/path/to/model)
     """
     how = f"'hf download {repo}'" if repo else "'hf download <repo>'"
     return ModelNotAvailableError(
         f"model '{model_id}' is not available locally ({reason}): download it once with network "
         f"access (run the same command online, or {how}), or pass a local "
-        f"path to the model directory (--model /path/to/model)")
+        f"path to the model directory as the model id (local:/path/to/model)")
 
 
 def split_scheme(model_id: str) -> tuple[str | None, str]:
