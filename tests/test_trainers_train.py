@@ -146,3 +146,27 @@ def test_recorded_seeds_trains_only_the_missing_seeds(tmp_path):
     again, trained = recorded_seeds(store, "few", "grp-cache", [0, 1, 2], fit, known=list_runs(store, "few"))
     assert not trained and len(asked) == 2 and [r.run_id for r in again] == [wider[1].run_id, wider[0].run_id,
                                                                            wider[2].run_id]
+
+
+def test_resume_trains_only_the_missing_seeds_of_a_group(store):
+    """An interrupted many-seed run completes on re-run: recorded seeds are reused, the rest trained."""
+    from embedstore.runs import list_runs
+    from embedstore.trainers.synthetic_vectors import write_synthetic
+
+    info = write_synthetic(store, "toy", n=200, image_dim=8, text_dim=6, signal=1.0, seed=3)
+    kw = dict(image_model=info["image_model"], text_model=info["text_model"], fusion="early", epochs=2,
+              group_id="grp-resume")
+    first = train(store, "toy", seeds=1, **kw)
+    again = train(store, "toy", seeds=3, resume=True, **kw)
+    runs = list_runs(store, "toy", group_id="grp-resume")
+    assert sorted(r.seed for r in runs) == [0, 1, 2] and len(runs) == 3  # seed 0 was not trained twice
+    assert again.runs[0].run_id == first.runs[0].run_id
+    assert again.runs[0].flat() == first.runs[0].flat()
+    assert [r.seed for r in again.runs] == [0, 1, 2] and again.mean["macro_f1"] == pytest.approx(
+        sum(r.metrics["macro_f1"] for r in again.runs) / 3)
+    assert len(list_runs(store, "toy", group_id="grp-resume")) == len(
+        train(store, "toy", seeds=3, resume=True, **kw).runs) == 3  # nothing left to train: nothing recorded
+    with pytest.raises(InputError, match=r"resume: group 'grp-resume' holds run .* pass a new group_id="):
+        train(store, "toy", seeds=3, resume=True, **{**kw, "epochs": 3})
+    with pytest.raises(InputError, match=r"resume=True .* pass group_id= and record=True"):
+        train(store, "toy", seeds=2, resume=True, image_model=info["image_model"], text_model=info["text_model"])

@@ -218,3 +218,46 @@ def record_seed(res: RunResult, out: SeedOutcome, source: Source, spec: HeadSpec
         metrics={**res.metrics, "selection": res.selection, "cost": res.cost, "loss": out.loss,
                  "loader": source.describe()},
         environment=env, rerun_of=rerun_of)
+
+
+#: Config entries a reused seed must share with the run asked for (what changes its numbers).
+RESUME_KEYS = ("protocol", "head", "split_column", "scale", "alignment_keys", "label_column", "tables")
+
+
+def resume_seeds(store, source: Source, spec: HeadSpec, proto: Protocol, seeds: Sequence[int], *, dataset: str,
+                 config: dict[str, Any], group_id: str, progress: bool) -> TrainResult:
+    """Seeds of ``group_id`` already recorded are reused; only the missing ones are trained (and recorded).
+
+    A reused run must be of the same head, protocol, inputs and table versions as
+    the one asked for; anything else is refused in one line (train under a new
+    ``group_id``). So an interrupted many-seed ``train`` completes on re-run.
+    """
+    from embedstore.runs import list_runs
+
+    known = list_runs(store, dataset, group_id=group_id)
+    versions = dict(getattr(source, "versions", {}) or {})
+    for r in known:
+        same = r.fusion == spec.fusion and r.mode == proto.mode and dict(r.table_versions) == versions and all(
+            r.config.get(k) == config.get(k) for k in RESUME_KEYS)
+        if not same:
+            raise InputError(f"resume: group '{group_id}' holds run {r.run_id} of another setting or other table "
+                             "versions; pass a new group_id= to train this setting afresh")
+    fresh: dict[int, RunResult] = {}
+
+    def train_missing(missing: list[int]) -> None:
+        res = run_seeds(source, spec, proto, missing, dataset=dataset, config=config, store=store, record=True,
+                        progress=progress, group_id=group_id)
+        fresh.update({r.seed: r for r in res.runs})
+
+    records, _ = recorded_seeds(store, dataset, group_id, list(seeds), train_missing, known=known)
+    runs = [fresh.get(r.seed) or _result_of(r) for r in records]
+    return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=source))
+
+
+def _result_of(rec: RunRecord) -> RunResult:
+    """The :class:`RunResult` of a recorded run (as :func:`record_seed` stored it)."""
+    metrics = {k: v for k, v in rec.metrics.items() if k not in ("selection", "cost", "loss", "loader")}
+    return RunResult(rec.seed, metrics, list(rec.history), dict(rec.metrics.get("selection", {})),
+                     dict(rec.metrics.get("cost", {})), rec.loader, dict(rec.table_versions), rec.run_id,
+                     cv=rec.config.get("cv"))
+

@@ -32,7 +32,7 @@ from embedstore.runs import get_run
 from .loader import ArraySource
 from .options import CVOptions, HeadOptions, LoaderOptions, grouped
 from .protocol import Protocol
-from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, protocol_from, run_seeds,  # noqa: F401
+from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, protocol_from, resume_seeds, run_seeds,  # noqa: F401
                         scale_of, seeds_from, summarize_runs)
 from .store_source import StoreSource
 
@@ -76,7 +76,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
           versions: dict[str, int] | None = None, image_dim: int | None = None, text_dim: int | None = None,
           readahead: int = 4, chunk_rows: int = 4096, threads: int | None = 1, group_id: str | None = None,
           save_heads: bool = True, head: HeadOptions | None = None,
-          loading: LoaderOptions | None = None) -> TrainResult:
+          loading: LoaderOptions | None = None, resume: bool = False) -> TrainResult:
     """Train a fusion head on a dataset's stored embeddings, one run per seed.
 
     Options come flat (as below) or grouped: ``head=`` a
@@ -148,6 +148,11 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         Record the seeds under this group (default: a new ``grp-`` id).
     save_heads : bool
         Keep each seed's head in the ``heads`` table for ``predict``.
+    resume : bool
+        With ``group_id=``: reuse the seeds of that group already recorded
+        (same setting and table versions) and train only the missing ones, so
+        an interrupted many-seed run completes on re-run (the seed cache the
+        sweep and the demo use).
 
     Returns
     -------
@@ -208,12 +213,18 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables}, "alignments": alignments,
               "tables": dict(source.tables), "image_dim": source.image_dim, "text_dim": source.text_dim,
               "loader": source.path, "readahead": source.readahead, "chunk_rows": source.chunk_rows}
+    if resume and (not group_id or not record or folds is not None):
+        raise InputError("resume=True reuses the recorded seeds of one group: pass group_id= and record=True "
+                         "(cross-validation runs are not resumed)")
     if folds is not None:
         from .cv import run_cv, store_folds
 
         return run_cv(store_folds(source), spec, proto, seed_list, k=folds.k, repeats=folds.repeats,
                       cv_seed=folds.cv_seed, val_fraction=folds.val_fraction, dataset=dataset, config=config,
                       store=store, record=record, progress=progress, group_id=group_id)
+    if resume:
+        return resume_seeds(store, source, spec, proto, seed_list, dataset=dataset, config=config,
+                            group_id=group_id, progress=progress)
     return run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                       record=record, progress=progress, group_id=group_id)
 
