@@ -78,6 +78,25 @@ def interp_rows(x: np.ndarray, width: int) -> np.ndarray:
     return x[:, pos] * (1.0 - frac) + x[:, pos + 1] * frac
 
 
+#: Direction each modality moves along the gap (image centroid − text centroid): toward each other.
+GAP_SIGN = {"image": -1.0, "text": 1.0}
+
+
+def shift_along_gap(x: np.ndarray, modality: str, lam: float, gap: np.ndarray, *,
+                    renormalize: bool = True) -> np.ndarray:
+    """One modality's matched rows moved by ``∓(lam/2)·gap`` (image −, text +), then renormalised.
+
+    The mean shift of :class:`GapShift`, also applied to new rows by stored heads.
+
+    Examples
+    --------
+    >>> shift_along_gap(np.array([[1.0, 0.0]]), "image", 1.0, np.array([0.0, -2.0])).astype(float).round(3).tolist()
+    [[0.707, 0.707]]
+    """
+    x = x + GAP_SIGN[modality] * 0.5 * float(lam) * gap
+    return (l2_normalize(x) if renormalize else x).astype(np.float32)
+
+
 class GapShift:
     """Shift image and text embeddings along their centroid gap.
 
@@ -223,11 +242,8 @@ class GapShift:
             rng = np.random.default_rng(self.seed)
             image = image + self.noise_std * rng.standard_normal(image.shape)
             text = text + self.noise_std * rng.standard_normal(text.shape)
-        half = 0.5 * float(self.lam) * self.gap_
-        image, text = image - half, text + half
-        if renormalize:
-            image, text = l2_normalize(image), l2_normalize(text)
-        return image.astype(np.float32), text.astype(np.float32)
+        return (shift_along_gap(image, "image", self.lam, self.gap_, renormalize=renormalize),
+                shift_along_gap(text, "text", self.lam, self.gap_, renormalize=renormalize))
 
     def fit_transform(self, image: np.ndarray, text: np.ndarray,
                       split: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:

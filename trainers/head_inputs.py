@@ -32,8 +32,6 @@ import numpy as np
 from embedstore.errors import InputError
 from embedstore.keys import NO_ALIGNMENT
 
-SIGN = {"image": -1.0, "text": 1.0}
-
 
 # -- saving --------------------------------------------------------------
 def alignment_record(store, alignment_keys: dict[str, str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -87,12 +85,12 @@ def input_dims(store, spec: dict[str, Any]) -> dict[str, int]:
 
 # -- applying (NumPy) ------------------------------------------------------
 def _shift(m: str, x: np.ndarray, a: dict[str, Any], gap: np.ndarray) -> np.ndarray:
-    from embedstore.alignment import interp_rows, l2_normalize
+    from embedstore.alignment import interp_rows, l2_normalize, shift_along_gap
 
     x = l2_normalize(x)
     if x.shape[1] != a["dim"]:
         x = interp_rows(x, a["dim"])
-    return l2_normalize(x + SIGN[m] * 0.5 * a["lam"] * gap).astype(np.float32)
+    return shift_along_gap(x, m, a["lam"], gap)
 
 
 def align_vectors(store, align: dict[str, Any], tensors: dict[str, np.ndarray],
@@ -132,6 +130,8 @@ def torch_align(x, m: str, a: dict[str, Any] | None, buffers: dict[str, Any]):
     """The gap shift of :func:`align_vectors` on a torch tensor (``buffers``: ``gap`` and optional ``interp``)."""
     import torch
 
+    from embedstore.alignment import GAP_SIGN
+
     if not a:
         return x
 
@@ -142,7 +142,7 @@ def torch_align(x, m: str, a: dict[str, Any] | None, buffers: dict[str, Any]):
     x = l2(x)
     if "interp" in buffers:
         x = x @ buffers["interp"]
-    return l2(x + SIGN[m] * 0.5 * a["lam"] * buffers["gap"])
+    return l2(x + GAP_SIGN[m] * 0.5 * a["lam"] * buffers["gap"])
 
 
 def export_buffers(align: dict[str, Any], tensors: dict[str, np.ndarray], dims: dict[str, int]) -> dict[str, dict]:
