@@ -66,7 +66,9 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
         A scheme-prefixed id or a local model directory (see the module table).
     quantize : {None, "none", "fp32", "bf16", "8bit"}
         ``None`` takes the id's default (see :func:`list_known`), else fp32.
-        ``bf16`` runs under bfloat16 autocast (bfloat16 weights for causal
+        ``bf16`` runs under bfloat16 autocast, with linear/convolution
+        weights stored in bfloat16 where that gives the same vectors
+        (:mod:`embedstore.extractors.bf16`; bfloat16 weights for causal
         LMs); ``8bit`` (bitsandbytes, CPU) is for ``hf:`` text models.
     pooling : str, optional
         Override the default pooling (``cls``/``mean``/``pooler`` for vision,

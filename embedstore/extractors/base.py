@@ -12,6 +12,7 @@ background thread) and ``forward_*`` (the model call, counted in
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,6 +155,7 @@ class Extractor:
         self.backend_reason = "torch"
         self.parity: dict[str, float] = {}  # min cosine vs torch fp32 on the probe batch, per modality
         self.parity_gate = True
+        self.bf16_weights = False  # bf16: matmul weights stored in bfloat16 (see .bf16)
         self._runners: dict[str, Any] = {}
         self._loaded = False
         self._lock = threading.Lock()
@@ -262,12 +264,27 @@ class Extractor:
             gate(self, modality, runner, f"onnxruntime {self.dtype}", runner.fix)
             return runner
         if self.dtype == "bf16" and getattr(self, "autocast_bf16", True):  # the fp32 weights are at hand
-            def run(batch):
-                return self._torch_forward(modality, batch, "bf16")
-
-            gate(self, modality, run, "torch bf16 autocast", "use quantize='none'")
-            return run
+            return self._bf16_runners()[modality]
         return None
+
+    def _bf16_runners(self) -> dict[str, Any]:
+        """Gate every modality under bf16 autocast, then keep the matmul weights in bf16 (:mod:`.bf16`).
+
+        All modalities are gated first, while the fp32 weights the gate
+        compares with are still there; the cast is kept only where the probe
+        vectors stay identical, so the vectors are autocast's either way.
+        """
+        from .backends import gate, probe_items
+        from .bf16 import cast_verified
+
+        runs = {m: functools.partial(self._torch_forward, m, dtype="bf16") for m in self.modalities}
+        probes = {m: functools.partial(runs[m], self.prepare(m, probe_items(m))) for m in self.modalities}
+        for m in self.modalities:
+            gate(self, m, runs[m], "torch bf16 autocast", "use quantize='none'")
+        if getattr(self, "model", None) is not None:
+            self.bf16_weights = cast_verified(self.model, probes, {m: run() for m, run in probes.items()})
+        self._runners.update(runs)
+        return runs
 
     def encode_images(self, images: Sequence[Any]) -> np.ndarray:
         """Embed PIL images → (n, d) float32."""
