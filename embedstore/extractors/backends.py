@@ -122,20 +122,24 @@ def probe_items(modality: str, n: int = 4, size: tuple[int, int] = (96, 72)) -> 
     return out
 
 
-def gate(ext: Any, modality: str, run: Callable[[Any], np.ndarray], what: str, fix: str) -> float:
-    """Compare ``run`` with torch fp32 on the probe batch; record and return the min cosine.
+def gate(ext: Any, modality: str, run: Callable[[Any], np.ndarray], what: str, fix: str,
+         batch: Any = None) -> np.ndarray:
+    """Compare ``run`` with torch fp32 on the probe batch; record the min cosine, return ``run``'s vectors.
 
+    ``batch`` is the prepared probe batch (prepared here when omitted).
     Raises :class:`ParityError` when a non-lossy path is below
     :data:`PARITY_MIN` (and ``ext.parity_gate`` is on).
     """
-    batch = ext.prepare(modality, probe_items(modality))
+    if batch is None:
+        batch = ext.prepare(modality, probe_items(modality))
     ref = ext._torch_forward(modality, batch, "fp32")
-    cos = min_cosine(ref, run(batch))
+    out = run(batch)
+    cos = min_cosine(ref, out)
     ext.parity[modality] = round(cos, 6)
     if cos < PARITY_MIN and ext.dtype not in LOSSY and ext.parity_gate:
         raise ParityError(f"{ext.resolved.model_id}: the {what} {modality} path fails the parity gate: min "
                           f"per-row cosine {cos:.5f} < {PARITY_MIN} against torch fp32 on the probe batch; {fix}")
-    return cos
+    return out
 
 
 # -- the measured table and auto ---------------------------------------------

@@ -278,11 +278,12 @@ class Extractor:
         from .bf16 import cast_verified
 
         runs = {m: functools.partial(self._torch_forward, m, dtype="bf16") for m in self.modalities}
-        probes = {m: functools.partial(runs[m], self.prepare(m, probe_items(m))) for m in self.modalities}
-        for m in self.modalities:
-            gate(self, m, runs[m], "torch bf16 autocast", "use quantize='none'")
+        batches = {m: self.prepare(m, probe_items(m)) for m in self.modalities}
+        before = {m: gate(self, m, runs[m], "torch bf16 autocast", "use quantize='none'", batches[m])
+                  for m in self.modalities}
         if getattr(self, "model", None) is not None:
-            self.bf16_weights = cast_verified(self.model, probes, {m: run() for m, run in probes.items()})
+            probes = {m: functools.partial(runs[m], batches[m]) for m in self.modalities}
+            self.bf16_weights = cast_verified(self.model, probes, before)
         self._runners.update(runs)
         return runs
 
