@@ -12,7 +12,9 @@ from .common import command, emit, get_store, table
 def compact(ctx, store_uri, storage_options, as_json, table_name):
     """Merge the small fragments of TABLE (default: every table).
 
-    Content is unchanged; readers keep working while it runs.
+    Content is unchanged; readers keep working while it runs. Fragments an
+    old version pinned by a user tag, a run or a lease still reads are left
+    as they are (skipped_pinned), so compact then cleanup never grows the store.
 
     \b
     Example:
@@ -22,31 +24,43 @@ def compact(ctx, store_uri, storage_options, as_json, table_name):
 
     rows = as_rows(run(get_store(ctx, store_uri, storage_options), table_name))
     emit(ctx, rows, lambda: table(rows, ["table", "fragments_before", "fragments_after",
-                                         "version_before", "version_after", "retries"]))
+                                         "version_before", "version_after", "retries", "skipped_pinned"]))
 
 
 @command()
 @click.option("--older-than", "older_than", type=float, required=True, metavar="DAYS",
               help="Remove versions older than DAYS days (0 = every old version).")
 @click.option("--table", "table_name", default=None, help="Only this table (default: all).")
-@click.option("--dry-run", is_flag=True, help="Show what would be removed; delete nothing.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed and the bytes freed; delete nothing.")
 def cleanup(ctx, store_uri, storage_options, as_json, older_than, table_name, dry_run):
-    """Remove old table versions; tagged and run-referenced versions are always kept.
+    """Remove old table versions nothing pins: user tags, recorded runs and leases keep theirs.
+
+    The latest version of each table always stays. Bookkeeping tags of
+    ingest/extract/align do not pin; they go with their version. Every
+    version kept is listed with why.
 
     \b
     Example:
       embedstore cleanup --older-than 30 --dry-run
     """
     from embedstore.maintenance import as_rows, cleanup as run
+    from embedstore.pins import describe_pins
 
     results = run(get_store(ctx, store_uri, storage_options), older_than, table=table_name, dry_run=dry_run)
     rows = as_rows(results)
 
     def text() -> str:
         shown = [{"table": r.table, "removed": len(r.removed), "kept_tagged": len(r.kept_tagged),
-                  "kept_by_runs": len(r.kept_referenced), "bytes_removed": r.bytes_removed} for r in results]
+                  "kept_by_runs": len(r.kept_referenced), "kept_by_leases": len(r.kept_leased),
+                  "MiB_freed": f"{r.bytes_removed / 2**20:.2f}"} for r in results]
         verb = "would remove" if dry_run else "removed"
-        return table(shown) + f"\n{verb} {sum(len(r.removed) for r in results)} version(s)"
+        freed = sum(r.bytes_removed for r in results) / 2**20
+        lines = [table(shown), f"{verb} {sum(len(r.removed) for r in results)} version(s), "
+                               f"{'would free' if dry_run else 'freed'} {freed:.2f} MiB"]
+        kept = [{"table": r.table, "kept": describe_pins(r.kept)} for r in results if r.kept]
+        if kept:
+            lines += ["", "kept (and why):", table(kept)]
+        return "\n".join(lines)
 
     emit(ctx, rows, text)
 

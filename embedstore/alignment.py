@@ -245,6 +245,56 @@ class GapShift:
         return (shift_along_gap(image, "image", self.lam, self.gap_, renormalize=renormalize),
                 shift_along_gap(text, "text", self.lam, self.gap_, renormalize=renormalize))
 
+    # -- one modality at a time (aligned rows computed when read) -----------
+    def _match_one(self, x: np.ndarray, modality: str) -> np.ndarray:
+        """One modality's rows normalised and width-matched exactly as :meth:`_matched` does for a pair."""
+        x = np.asarray(x)
+        want = (self.image_dim_in_, self.text_dim_in_)[modality == "text"]
+        if x.ndim != 2 or x.shape[1] != want:
+            raise InputError(f"{type(self).__name__} was fitted on {modality} width {want}, got shape {x.shape}")
+        x = l2_normalize(x)
+        if self.image_dim_in_ != self.text_dim_in_:
+            x = interp_rows(x, max(self.image_dim_in_, self.text_dim_in_))
+        return x
+
+    def _map_one(self, x: np.ndarray, modality: str) -> np.ndarray:
+        """The fitted map of one modality (none for the plain mean shift)."""
+        return x
+
+    def transform_modality(self, x: np.ndarray, modality: str, *, rows: np.ndarray | None = None,
+                           n_rows: int | None = None) -> np.ndarray:
+        """One modality's rows through the fitted transform, equal to its half of :meth:`transform`.
+
+        Every step is row-wise (normalise, match, map, shift, renormalise),
+        so a subset of rows comes out as the same rows of a transform of
+        all of them. The seeded noise is the one exception: it depends on
+        each row's position among the ``n_rows`` rows :meth:`transform` saw,
+        so with ``noise_std > 0`` pass ``rows`` (those positions) and ``n_rows``.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> img, txt = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
+        >>> g = GapShift(lam=0.5, match="interp").fit(img, txt)
+        >>> bool(np.array_equal(g.transform_modality(txt[2:4], "text"), g.transform(img, txt)[1][2:4]))
+        True
+        """
+        self._check_fitted()
+        x = self._map_one(self._match_one(x, modality), modality)
+        if x.shape[1] != self.dim_:
+            raise InputError(f"{type(self).__name__} was fitted on width {self.dim_}, got width {x.shape[1]}")
+        if self.noise_std > 0:
+            if rows is None or n_rows is None:
+                raise InputError(f"{type(self).__name__} with noise_std > 0: the noise of a row depends on its "
+                                 "position among the fitted rows; pass rows= and n_rows=")
+            rng = np.random.default_rng(self.seed)
+            shape = (int(n_rows), self.dim_)
+            noise = rng.standard_normal(shape)
+            if modality == "text":
+                noise = rng.standard_normal(shape)
+            x = x + self.noise_std * noise[np.asarray(rows, dtype=np.int64)]
+        return shift_along_gap(x, modality, self.lam, self.gap_)
+
     def fit_transform(self, image: np.ndarray, text: np.ndarray,
                       split: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``fit(image, text, split)`` then ``transform(image, text)`` on all rows."""

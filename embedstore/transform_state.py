@@ -60,6 +60,11 @@ def _estimator_classes() -> dict[str, type]:
     return {"StandardScaler": StandardScaler, "PCA": PCA, "CCA": CCA}
 
 
+#: Fitted attributes of an estimator that ``transform`` never reads, left out of the stored state: CCA's
+#: regression coefficients (features x targets, as large as a rotation) and its training-row scores.
+_NOT_FOR_TRANSFORM = {"CCA": ("coef_", "intercept_", "_x_scores", "_y_scores")}
+
+
 def _sklearn_version() -> str:
     import sklearn
 
@@ -123,7 +128,10 @@ def dump_state(transformer: Any) -> tuple[str, bytes]:
     arrays: dict[str, np.ndarray] = {}
     attrs = vars(transformer)
     scalars = _split({k: v for k, v in attrs.items() if type(v) not in known}, "", arrays, method)
-    estimators = {name: {"class": known[type(est)], "attrs": _split(vars(est), f"{name}.", arrays, f"{method}.{name}")}
+    estimators = {name: {"class": known[type(est)],
+                         "attrs": _split({k: v for k, v in vars(est).items()
+                                          if k not in _NOT_FOR_TRANSFORM.get(known[type(est)], ())},
+                                         f"{name}.", arrays, f"{method}.{name}")}
                   for name, est in attrs.items() if type(est) in known}
     meta = {"format": FORMAT, "method": method, "attrs": scalars, "estimators": estimators,
             "sklearn": _sklearn_version() if estimators else None}

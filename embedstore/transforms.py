@@ -87,7 +87,11 @@ class _MappedShift(GapShift):
     def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _map(self, image: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    def _map(self, image: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both modalities through the fitted map: each one alone (every map here is per modality)."""
+        return self._map_one(image, "image"), self._map_one(text, "text")
+
+    def _map_one(self, x: np.ndarray, modality: str) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -113,8 +117,8 @@ class ModalityCentering(_MappedShift):
     def _fit_map(self, image: np.ndarray, text: np.ndarray) -> None:
         self.mean_image_, self.mean_text_ = image.mean(axis=0), text.mean(axis=0)
 
-    def _map(self, image, text):
-        return l2_normalize(image - self.mean_image_), l2_normalize(text - self.mean_text_)
+    def _map_one(self, x, modality):
+        return l2_normalize(x - (self.mean_image_ if modality == "image" else self.mean_text_))
 
 
 class ModalityStandardizer(_MappedShift):
@@ -133,8 +137,8 @@ class ModalityStandardizer(_MappedShift):
         self.scaler_image_ = StandardScaler().fit(image)
         self.scaler_text_ = StandardScaler().fit(text)
 
-    def _map(self, image, text):
-        return l2_normalize(self.scaler_image_.transform(image)), l2_normalize(self.scaler_text_.transform(text))
+    def _map_one(self, x, modality):
+        return l2_normalize((self.scaler_image_ if modality == "image" else self.scaler_text_).transform(x))
 
 
 class ModalityWhitener(_MappedShift):
@@ -157,8 +161,8 @@ class ModalityWhitener(_MappedShift):
         self.pca_image_ = PCA(n_components=k, whiten=True, svd_solver="full").fit(image)
         self.pca_text_ = PCA(n_components=k, whiten=True, svd_solver="full").fit(text)
 
-    def _map(self, image, text):
-        return l2_normalize(self.pca_image_.transform(image)), l2_normalize(self.pca_text_.transform(text))
+    def _map_one(self, x, modality):
+        return l2_normalize((self.pca_image_ if modality == "image" else self.pca_text_).transform(x))
 
 
 class ProcrustesAlignment(_MappedShift):
@@ -196,9 +200,12 @@ class ProcrustesAlignment(_MappedShift):
             return image, text
         return self.pca_image_.transform(image), self.pca_text_.transform(text)
 
-    def _map(self, image, text):
-        image, text = self._reduce(image, text)
-        return l2_normalize((image - self.mean_image_) @ self.rotation_), l2_normalize(text - self.mean_text_)
+    def _map_one(self, x, modality):
+        pca = self.pca_image_ if modality == "image" else self.pca_text_
+        x = x if pca is None else pca.transform(x)
+        if modality == "image":
+            return l2_normalize((x - self.mean_image_) @ self.rotation_)
+        return l2_normalize(x - self.mean_text_)
 
 
 class CCAAlignment(_MappedShift):
@@ -233,9 +240,14 @@ class CCAAlignment(_MappedShift):
             warnings.simplefilter("ignore")
             self.cca_ = CCA(n_components=k, max_iter=int(self.max_iter)).fit(image, text)
 
-    def _map(self, image, text):
-        x, y = self.cca_.transform(image, text)
-        return l2_normalize(x), l2_normalize(y)
+    def _map_one(self, x, modality):
+        if modality == "image":
+            return l2_normalize(self.cca_.transform(x))
+        # the text half of CCA.transform(X, y), as scikit-learn computes it (it has no y-only transform)
+        y = np.array(x, dtype=np.float64, copy=True)
+        y -= self.cca_._y_mean
+        y /= self.cca_._y_std
+        return l2_normalize(np.dot(y, self.cca_.y_rotations_))
 
 
 _CLASSES = {"center": ModalityCentering, "standardize": ModalityStandardizer, "whiten": ModalityWhitener,

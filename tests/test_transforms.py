@@ -137,11 +137,12 @@ def test_stored_transform_is_keyed_reused_and_loadable(store):
 
 
 def test_an_interrupted_transform_fit_resumes_under_its_key(store):
+    from embedstore.schema import ALIGNMENTS
+
     img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
     first = align_method(store, "toy", method="whiten", image_model=img, text_model=txt, match="interp",
                          n_components=3)
-    table = f"emb__text__{first.text_model_key}__3"
-    store.db.open_table(table).delete(f"alignment_key = '{first.alignment_key}'")  # the lost write
+    store.db.open_table(ALIGNMENTS).delete(f"alignment_key = '{first.alignment_key}'")  # killed before registering
     again = align_method(store, "toy", method="whiten", image_model=img, text_model=txt, match="interp",
                          n_components=3)
     assert again.alignment_key == first.alignment_key and not again.reused
@@ -241,9 +242,11 @@ def test_an_old_pickled_transform_row_is_refused_and_align_stores_it_again(store
     import pyarrow as pa
 
     from embedstore.transform_align import LEGACY_TRANSFORMS, TRANSFORM_STATES
+    from tests.main_store import writing_as_main
 
     img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
-    res = align_method(store, "toy", method="center", image_model=img, text_model=txt, match="interp")
+    with writing_as_main():  # aligned rows stored, as embedstore 0.3 did
+        res = align_method(store, "toy", method="center", image_model=img, text_model=txt, match="interp")
     expected = load_transform(store, res.alignment_key)
     # the store as an older version left it: the state pickled in the legacy table, none in the new one
     store.db.open_table(TRANSFORM_STATES).delete(f"alignment_key = '{res.alignment_key}'")
@@ -271,17 +274,20 @@ def test_an_old_pickled_transform_row_is_refused_and_align_stores_it_again(store
 
 
 def test_a_fit_killed_after_its_state_was_stored_resumes_under_the_same_key(store):
+    from embedstore.aligned_reads import MEMBERS
     from embedstore.schema import ALIGNMENTS
     from embedstore.transform_align import TRANSFORM_STATES
 
     img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
     kw = dict(method="procrustes", image_model=img, text_model=txt, match="interp", n_components=3)
     first = align_method(store, "toy", **kw)
-    # the kill came after the state was written and before the alignment was registered or any row written
-    for table in (f"emb__image__{first.image_model_key}__3", f"emb__text__{first.text_model_key}__3", ALIGNMENTS):
-        store.db.open_table(table).delete(f"alignment_key = '{first.alignment_key}'")
+    members = store.alignment(first.alignment_key).settings["members"]
+    # the kill came after the sample list was written and before the state was stored or the alignment registered
+    store.db.open_table(ALIGNMENTS).delete(f"alignment_key = '{first.alignment_key}'")
+    store.db.open_table(TRANSFORM_STATES).delete(f"alignment_key = '{first.alignment_key}'")
     again = align_method(store, "toy", **kw)
     assert again.alignment_key == first.alignment_key and not again.reused
     assert store.db.open_table(TRANSFORM_STATES).count_rows(f"alignment_key = '{first.alignment_key}'") == 1
+    assert store.db.open_table(MEMBERS).count_rows(f"members_id = '{members}'") == 20  # written once
     assert aligned(store, "toy", first.alignment_key, "image")[1].shape == (20, 3)
     assert align_method(store, "toy", **kw).reused
