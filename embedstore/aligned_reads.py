@@ -113,6 +113,8 @@ def read_members(store, members_id: str) -> pa.Table:
 
 def has_members(store, members_id: str) -> bool:
     """Whether the member list ``members_id`` is stored (store or user cache)."""
+    if not members_id:
+        return False
     try:
         read_members(store, members_id)
     except NotFoundError:
@@ -132,7 +134,7 @@ class OnRead:
     """
 
     def __init__(self, store, record, modality: str) -> None:
-        from .transform_align import load_transform
+        from .transform_store import load_transform
 
         self.record, self.modality = record, modality
         self.dim = int(record.settings["dim"])
@@ -186,3 +188,17 @@ class OnRead:
     def describe(self) -> dict[str, Any]:
         """What a run records of how it read these rows."""
         return {"alignment_key": self.record.alignment_key, "storage": ON_READ, "dim": self.dim}
+
+
+def check_alignment_storage(store, report) -> None:
+    """``doctor`` check: every on-read alignment has its fitted transform and its sample list.
+
+    Alignments stored as rows by 0.3 are read as they are and are not a
+    problem (``embedstore upgrade`` converts them).
+    """
+    from .transform_store import has_state
+
+    broken = [rec.alignment_key for rec in store.alignments() if is_on_read(rec) and not (
+        has_state(store, rec.alignment_key) and has_members(store, rec.settings.get("members", "")))]
+    report.add("alignment_complete", "alignments", broken, "alignment(s) missing their fitted transform or sample "
+               "list", "re-run 'embedstore align' with their settings (the same key is finished)")

@@ -21,7 +21,7 @@ Examples
 >>> os.environ["EMBEDSTORE_ALIGNMENT_CACHE"] = tempfile.mkdtemp()
 >>> home = LocalAlignments(s)
 >>> home.register("gs-1", "gapshift", {"lam": 1.0}, [0.5, 0.25])
->>> [(r.alignment_key, r.gap.tolist()) for r in home.records()]
+>>> [(r["alignment_key"], r["gap"].tolist()) for r in home.records()]
 [('gs-1', [0.5, 0.25])]
 >>> del os.environ["EMBEDSTORE_ALIGNMENT_CACHE"]
 """
@@ -96,18 +96,16 @@ class LocalAlignments:
                "gap": np.asarray(gap, dtype=np.float32).tolist()}
         _write_atomic(self._path(alignment_key, ".json"), json.dumps(row, sort_keys=True, default=str).encode())
 
-    def records(self) -> list:
-        """Every alignment kept here, as :class:`~embedstore.model_registry.AlignmentRecord`."""
-        from .model_registry import AlignmentRecord
-
+    def records(self) -> list[dict[str, Any]]:
+        """Every alignment kept here: ``{"alignment_key", "method", "settings", "gap"}`` (gap as float32)."""
         out = []
         if not self.root.is_dir():
             return out
         for path in sorted(self.root.glob("*.json")):
             try:
                 row = json.loads(path.read_text())
-                out.append(AlignmentRecord(row["alignment_key"], row["method"], dict(row["settings"]),
-                                           np.asarray(row["gap"], dtype=np.float32)))
+                out.append({"alignment_key": row["alignment_key"], "method": row["method"],
+                            "settings": dict(row["settings"]), "gap": np.asarray(row["gap"], dtype=np.float32)})
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a damaged cache entry is recomputed, never trusted
         return out

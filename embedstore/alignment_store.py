@@ -141,6 +141,8 @@ def fit_and_store(store, dataset: str, src: Any, shift: Any, settings: dict[str,
     from .store import new_run_tag
 
     tag = tag or new_run_tag("align")
+    from .transform_store import save_state
+
     save_members(store, members_id, members, local=local, tag=tag)
     save_state(store, key, shift, local=local, tag=tag)
     if local is not None:
@@ -151,27 +153,10 @@ def fit_and_store(store, dataset: str, src: Any, shift: Any, settings: dict[str,
                            float(np.linalg.norm(shift.gap_)), False, settings)
 
 
-def save_state(store, key: str, shift: Any, *, local=None, tag: str | None = None) -> None:
-    """Store the fitted transform of alignment ``key`` (arrays + JSON, :mod:`embedstore.transform_state`)."""
-    import pyarrow as pa
-
-    from .transform_align import TRANSFORM_STATES, TRANSFORM_STATES_SCHEMA
-    from .transform_state import FORMAT, dump_state
-
-    method = getattr(shift, "method", "gapshift")
-    meta, arrays = dump_state(shift)
-    if local is not None:
-        local.save_state(key, method, FORMAT, meta, arrays)
-        return
-    row = pa.table({"alignment_key": [key], "method": [method], "format": [FORMAT], "meta": [meta],
-                    "arrays": [arrays]}, schema=TRANSFORM_STATES_SCHEMA)
-    store.upsert(TRANSFORM_STATES, row, key="alignment_key", schema=TRANSFORM_STATES_SCHEMA, tag=tag)
-
-
 def _find_existing(store, settings: dict[str, Any], rows: int) -> AlignmentResult | None:
     """A registered alignment with these settings that is complete (parameters, or all its rows)."""
     from .aligned_reads import has_members, is_on_read
-    from .transform_align import has_state
+    from .transform_store import has_state
 
     for rec in _matching(store, settings):
         s = rec.settings

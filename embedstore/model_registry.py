@@ -230,7 +230,8 @@ class AlignmentRegistry:
         from .alignment_home import LocalAlignments
 
         known = {r.alignment_key for r in out}
-        return out + [r for r in LocalAlignments(self._store).records() if r.alignment_key not in known]
+        return out + [AlignmentRecord(**r) for r in LocalAlignments(self._store).records()
+                      if r["alignment_key"] not in known]
 
     def get(self, alignment_key: str) -> AlignmentRecord:
         """The registered alignment ``alignment_key``."""

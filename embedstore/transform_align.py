@@ -18,23 +18,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pyarrow as pa
-
 from .alignment import align
-from .alignment_store import AlignmentResult, fit_and_store, fit_settings, save_state
-from .errors import InputError, NotFoundError
+from .alignment_store import AlignmentResult, fit_and_store, fit_settings
 from .refs import lookup_model
-from .sql import eq
-from .transform_state import load_state
+from .transform_store import (LEGACY_TRANSFORMS, TRANSFORM_STATES, TRANSFORM_STATES_SCHEMA,  # noqa: F401
+                              has_state, load_transform, save_state)
 from .transforms import make_transform
-
-#: Table of fitted transformers: ``alignment_key`` → JSON meta + safetensors arrays.
-TRANSFORM_STATES = "transform_states"
-TRANSFORM_STATES_SCHEMA = pa.schema([pa.field("alignment_key", pa.string(), nullable=False),
-                                     pa.field("method", pa.string()), pa.field("format", pa.string()),
-                                     pa.field("meta", pa.string()), pa.field("arrays", pa.binary())])
-#: The older table of pickled transformers: read only to refuse its rows.
-LEGACY_TRANSFORMS = "transforms"
 
 
 def align_method(store, dataset: str, *, method: str, image_model: str, text_model: str, lam: float = 0.0,
@@ -89,42 +78,3 @@ def align_method(store, dataset: str, *, method: str, image_model: str, text_mod
         save_state(store, res.alignment_key, shift, local=None if store_writable(store) else LocalAlignments(store),
                    tag=tag or new_run_tag("align"))
     return res
-
-
-def _state_row(store, alignment_key: str) -> dict[str, Any] | None:
-    """The stored transform of ``alignment_key``: from the store, else from the user's cache."""
-    if store.has_table(TRANSFORM_STATES):
-        rows = store.read(TRANSFORM_STATES, where=eq("alignment_key", alignment_key)).to_pylist()
-        if rows:
-            return rows[0]
-    from .alignment_home import LocalAlignments
-
-    return LocalAlignments(store).state_row(alignment_key)
-
-
-def has_state(store, alignment_key: str) -> bool:
-    """Whether a fitted transform is stored for ``alignment_key`` (store or user cache)."""
-    return _state_row(store, alignment_key) is not None
-
-
-def load_transform(store, alignment_key: str):
-    """The fitted transformer stored for ``alignment_key`` (ready to ``transform`` new rows).
-
-    The state is read from arrays and JSON (:func:`~embedstore.transform_state.load_state`);
-    a row of the older pickled format is refused with
-    :class:`~embedstore.errors.InputError`, never unpickled. Raises
-    :class:`~embedstore.errors.NotFoundError` for keys without one
-    (mean-shift alignments keep their gap vector in the registry instead).
-    """
-    row = _state_row(store, alignment_key)
-    if row is not None:
-        return load_state(row["meta"], row["arrays"], where=f"alignment '{alignment_key}' in table "
-                                                            f"{TRANSFORM_STATES}")
-    if store.has_table(LEGACY_TRANSFORMS) and store.read(LEGACY_TRANSFORMS,
-                                                         where=eq("alignment_key", alignment_key)).num_rows:
-        raise InputError(f"alignment '{alignment_key}': its fitted transform is stored pickled in table "
-                         f"{LEGACY_TRANSFORMS} (an older format, not loaded for safety): re-run 'embedstore align' "
-                         "with the same settings to store it as arrays + JSON")
-    raise NotFoundError(f"no fitted transform stored for alignment '{alignment_key}' in store {store.uri}: "
-                        "mean-shift alignments made before embedstore 0.4 keep their gap in the registry only; "
-                        "re-run 'embedstore align' with the same settings to store it")

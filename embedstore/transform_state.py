@@ -46,7 +46,7 @@ _NP_SCALAR = "__numpy_scalar__"
 
 
 def _transformer_classes() -> dict[str, type]:
-    from .alignment import GapShift
+    from .gapshift import GapShift
     from .transforms import _CLASSES
 
     return {"gapshift": GapShift, **_CLASSES}

@@ -31,7 +31,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from .alignment import GapShift, l2_normalize
+from .gapshift import GapShift, l2_normalize
 from .errors import InputError
 
 #: Methods :func:`make_transform` knows (``gapshift`` = the paper's shift alone).
