@@ -89,22 +89,42 @@ def doctor(ctx, store_uri, storage_options, as_json):
 @command()
 @click.argument("table_name", metavar="[TABLE]", required=False)
 def upgrade(ctx, store_uri, storage_options, as_json, table_name):
-    """Declare the primary key of TABLE (default: every table) of a store made by embedstore 0.1.
+    """Upgrade a store made by an older embedstore in place; no embedding is recomputed.
 
-    Two new versions per table; older versions, tags and run references
-    stay readable. Writes upgrade a table by themselves; run this once
-    before several machines write to an old store.
+    Declares the primary key of TABLE (default: every table) of a store made
+    by embedstore 0.1: two new versions per table. Without TABLE it also
+    turns alignments stored as full rows (embedstore 0.3) into parameters
+    computed when read, once every stored row is reproduced within float32
+    rounding, and deletes those rows from the latest versions. Older
+    versions, tags and run references stay readable, and recorded runs
+    re-execute identically. Writes upgrade a table's key by themselves; run
+    this once before several machines write to an old store.
 
     \b
     Example:
       embedstore --store s3://lab-bucket/store upgrade
     """
     from embedstore.upgrade import upgrade as run
+    from embedstore.upgrade_alignments import convert_alignments
 
-    results = run(get_store(ctx, store_uri, storage_options), table_name)
+    store = get_store(ctx, store_uri, storage_options)
+    results = run(store, table_name)
     rows = [{"table": r.table, "key": r.key, "upgraded": r.upgraded, "version_before": r.version_before,
              "version_after": r.version_after} for r in results]
-    emit(ctx, rows, lambda: table(rows) + f"\nupgraded {sum(r.upgraded for r in results)} table(s)")
+    conversions = [] if table_name else [c.to_dict() for c in convert_alignments(store)]
+
+    def text() -> str:
+        out = table(rows) + f"\nupgraded {sum(r.upgraded for r in results)} table(s)"
+        if conversions:
+            done = [c for c in conversions if c["converted"]]
+            out += ("\n\n" + table(conversions, ["alignment_key", "method", "converted", "rows_removed",
+                                                 "max_difference", "reason"])
+                    + f"\nconverted {len(done)} alignment(s) stored as rows to parameters computed when read, "
+                      f"{sum(c['rows_removed'] for c in done)} row(s) removed from the latest versions "
+                      "('embedstore cleanup' frees them once no run or tag pins the old versions)")
+        return out
+
+    emit(ctx, {"tables": rows, "alignments": conversions}, text)
 
 
 @command()
