@@ -113,7 +113,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
           epochs: int | None = None, align_loss_weight: float = 0.0, out: str | Path | None = None,
           resume: bool = True, progress: bool = True, method: str = "gapshift", n_components: int | None = None,
           seed: int = 0, lr: float | None = None, scale: str | dict[str, str] | None = "none",
-          train_options: Mapping[str, Any] | None = None) -> SweepResult:
+          train_options: Mapping[str, Any] | None = None, record: bool = True) -> SweepResult:
     """Run a λ sweep; see the module docstring.
 
     Parameters
@@ -147,6 +147,10 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
         ``batch_size``, ``patience``, ``loader``), recorded in the sweep's settings.
     out : path, optional
         PNG of accuracy and macro-F1 against λ.
+    record : bool
+        Record every run (default). ``False`` trains every seed and writes no
+        run: the sweep of a member who may only read the store (its
+        alignments then live in their cache, :mod:`embedstore.alignment_home`).
     resume : bool
         Reuse the recorded seeds of an identical sweep.
     method, n_components : str, int
@@ -208,6 +212,15 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
 
     def seed_records(gid: str, **align_kw: Any) -> tuple[list[Any], bool]:
         """The records of ``gid`` for every seed, training the missing seeds; (records, trained?)."""
+        if not record:  # in memory only: nothing is written
+            from embedstore.runs import RunRecord
+
+            res = train(store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
+                        split_by=split_col, epochs=epochs, seeds=seed_list, align_loss_weight=align_loss_weight,
+                        record=False, group_id=gid, **align_kw, **train_kw)
+            return [RunRecord(run_id=r.run_id or f"unrecorded-{gid}-{r.seed}", group_id=gid, dataset=dataset,
+                              fusion=fusion, mode=mode, seed=r.seed, table_versions=dict(r.table_versions),
+                              metrics={**r.metrics, "selection": r.selection}) for r in res.runs], True
         return recorded_seeds(
             store, dataset, gid, seed_list, lambda missing: train(
                 store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
