@@ -116,15 +116,13 @@ def _compact_unpinned(ds, pins: dict[int, list[str]]) -> int:
     """Compact the fragment groups of ``ds`` that no pinned old version reads; returns the groups skipped."""
     from lance.optimize import Compaction, CompactionOptions
 
-    latest = int(ds.version)
     protected: set[str] = set()
-    for version in pins:
-        if version != latest:
-            try:
-                old = ds.checkout_version(int(version))
-            except Exception:  # a pin on a version cleanup already removed (a stale run record)
-                continue
-            protected |= {f.path for frag in old.get_fragments() for f in frag.data_files()}
+    for version in pins:  # the latest version too: once compacted it is an old version its pin still keeps
+        try:
+            old = ds.checkout_version(int(version))
+        except Exception:  # a pin on a version cleanup already removed (a stale run record)
+            continue
+        protected |= {f.path for frag in old.get_fragments() for f in frag.data_files()}
     plan = Compaction.plan(ds, CompactionOptions())
     tasks = [t for t in plan.tasks if not any(f.path in protected for frag in t.fragments for f in frag.files)]
     if tasks:
