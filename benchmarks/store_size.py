@@ -169,10 +169,10 @@ def section(label: str, root: Path, res: dict, info: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the ``## Store size`` section of ``path``, keeping the other sections."""
+def write_section(path: Path, body: str, section: str = SECTION) -> None:
+    """Replace (or append) the ``section`` of ``path`` (``body`` starts with it), keeping the other sections."""
     text = path.read_text() if path.exists() else ""
-    head, sep, rest = text.partition(SECTION)
+    head, sep, rest = text.partition(section)
     tail = ""
     if sep:
         nxt = rest.find("\n## ")

@@ -40,6 +40,7 @@ Examples
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,23 @@ def has_members(store, members_id: str) -> bool:
     return True
 
 
+#: Fitted transforms and sample lists already read in this process, by store and key (both never change
+#: once written: a key names one fitted transform, a member list id the hash of its content).
+_CACHE: "OrderedDict[tuple[str, str, str], Any]" = OrderedDict()
+_CACHE_SIZE = 32
+
+
+def _cached(store, kind: str, key: str, load):
+    k = (store.uri, kind, key)
+    if k in _CACHE:
+        _CACHE.move_to_end(k)
+        return _CACHE[k]
+    value = _CACHE[k] = load()
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return value
+
+
 class OnRead:
     """One modality of an on-read alignment: which samples it covers and the transform to apply.
 
@@ -138,8 +156,10 @@ class OnRead:
 
         self.record, self.modality = record, modality
         self.dim = int(record.settings["dim"])
-        self.transformer = load_transform(store, record.alignment_key)
-        members = read_members(store, record.settings["members"])
+        self.transformer = _cached(store, "state", record.alignment_key,
+                                   lambda: load_transform(store, record.alignment_key))
+        members = _cached(store, "members", record.settings["members"],
+                          lambda: read_members(store, record.settings["members"]))
         self.dataset = record.settings.get("dataset")
         self.ids = members["sample_id"]
         self.hashes = members[_HASH[modality]]
