@@ -1,7 +1,7 @@
-"""Read-path cost of aligned vectors computed when read, against the full copies embedstore 0.3 stored.
+"""Read-path cost of aligned vectors computed when read, against the full copies stored before (main at 3795f98).
 
 Two stores hold the same paired vectors (``toy_pairs``: 1,280-d images, 384-d texts, the builtin
-encoders' widths) and the same alignments: one written as 0.3 wrote them (aligned rows of both
+encoders' widths) and the same alignments: one written as main at 3795f98 wrote them (aligned rows of both
 modalities stored at the aligned width, ``tests/main_store.py``), one by this code (parameters only;
 the rows computed when read, :mod:`embedstore.aligned_reads`). Timed per alignment method:
 
@@ -40,7 +40,7 @@ SECTION = "## Aligned reads"
 
 
 def build(root: Path, n: int):
-    """Two stores with the same vectors and alignments: 0.3's stored rows, and this code's parameters."""
+    """Two stores with the same vectors and alignments: main's stored rows, and this code's parameters."""
     from embedstore import Store
     from embedstore.pairs import toy_pairs
     from embedstore.transform_align import align_method
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags)
     lines = [SECTION, "", machine_md(info) + f"; CPU flags: {cpu_flags}", "",
              "Wall seconds (median of alternating rounds) to read every aligned row of both modalities "
-             "(memory) or stream one epoch of the train split (stream), from 0.3's stored aligned rows and "
+             "(memory) or stream one epoch of the train split (stream), from main's stored aligned rows and "
              "from parameters (rows computed when read); ratio = computed / stored.", ""]
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="aligned-reads-") as tmp:

@@ -93,7 +93,8 @@ def upgrade(ctx, store_uri, storage_options, as_json, table_name):
 
     Declares the primary key of TABLE (default: every table) of a store made
     by embedstore 0.1: two new versions per table. Without TABLE it also
-    turns alignments stored as full rows (embedstore 0.3) into parameters
+    turns alignments stored as full rows (before aligned rows were computed
+    when read) into parameters
     computed when read, once every stored row is reproduced within float32
     rounding, and deletes those rows from the latest versions. Older
     versions, tags and run references stay readable, and recorded runs

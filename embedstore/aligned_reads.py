@@ -213,7 +213,7 @@ class OnRead:
 def check_alignment_storage(store, report) -> None:
     """``doctor`` check: every on-read alignment has its fitted transform and its sample list.
 
-    Alignments stored as rows by 0.3 are read as they are and are not a
+    Alignments stored as rows by earlier versions are read as they are and are not a
     problem (``embedstore upgrade`` converts them).
     """
     from .transform_store import has_state

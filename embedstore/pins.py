@@ -13,7 +13,7 @@ A version of a table is kept by ``cleanup`` when something still needs it:
 (``extract-20250101T120000-4242-ab12``...), so that a run's own writes can
 be read back by name while they are recent. Those **bookkeeping tags do not
 pin**: ``cleanup`` treats their versions like untagged ones and deletes the
-tag with its version (:func:`is_bookkeeping_tag`). Embedstore 0.3 kept them
+tag with its version (:func:`is_bookkeeping_tag`). Earlier versions kept them
 forever, which kept every old version's files next to a compacted copy.
 
 :func:`version_pins` says, per table and version, what pins it;

@@ -22,7 +22,7 @@ Granularity
   and the fitted gap vector; ``transform_states`` (every fitted transform)
   and ``alignment_members`` (the samples each alignment covers) hold the
   rest of an alignment, whose aligned vectors are computed when read
-  (:mod:`embedstore.aligned_reads`). Stores written before 0.4 hold aligned
+  (:mod:`embedstore.aligned_reads`). Stores written by earlier versions hold aligned
   rows in the embeddings tables under their ``alignment_key``.
 * ``runs``: training-run records (written by ``trainers``).
 """

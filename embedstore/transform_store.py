@@ -77,5 +77,5 @@ def load_transform(store, alignment_key: str):
                          f"{LEGACY_TRANSFORMS} (an older format, not loaded for safety): re-run 'embedstore align' "
                          "with the same settings to store it as arrays + JSON")
     raise NotFoundError(f"no fitted transform stored for alignment '{alignment_key}' in store {store.uri}: "
-                        "mean-shift alignments made before embedstore 0.4 keep their gap in the registry only; "
+                        "mean-shift alignments made by earlier versions keep their gap in the registry only; "
                         "re-run 'embedstore align' with the same settings to store it")

@@ -1,6 +1,6 @@
-"""Upgrading alignments stored as rows (embedstore 0.3) to parameters computed when read.
+"""Upgrading alignments stored as rows (earlier versions, up to 3795f98) to parameters computed when read.
 
-Embedstore 0.3 stored every alignment as full copies of both modalities in
+Earlier versions (up to commit 3795f98) stored every alignment as full copies of both modalities in
 the embeddings tables (the text stretched to the aligned width). This
 release reads such a store as it is: :class:`~embedstore.snapshot.Snapshot`
 reads those rows. :func:`convert_alignments` (run by ``embedstore
@@ -65,7 +65,7 @@ class Conversion(ToDict):
 
 
 def stored_as_rows(store) -> list:
-    """Registered alignments whose rows are stored (made by embedstore 0.3)."""
+    """Registered alignments whose rows are stored (made by earlier versions)."""
     from .aligned_reads import is_on_read
 
     return [rec for rec in store.alignments() if not is_on_read(rec)]

@@ -1,6 +1,6 @@
-"""Alignments written exactly as embedstore 0.3 (``main`` at 3795f98) wrote them, for upgrade tests.
+"""Alignments written exactly as ``main`` at 3795f98 wrote them, for upgrade tests.
 
-0.3 stored every alignment as full copies of its aligned rows in the
+That code stored every alignment as full copies of its aligned rows in the
 embeddings tables (``emb__<modality>__<model_key>__<dim>`` under the
 alignment's key, text stretched to the aligned width), registered the gap
 first, and kept a fitted state only for the mapped methods. :func:`writing_as_main`
@@ -9,7 +9,7 @@ swaps :func:`embedstore.alignment_store.fit_and_store` for that writer
 ``transform_align.align_method``'s ``save_state``), frozen here. Everything
 else (ingest, toy pairs, training, runs, tags) is the current code, which
 reads such a store as it is, so the tables, versions, tags and run records
-are what a lab's 0.3 store holds.
+are what a lab's store written by that code holds.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 
-def fit_and_store_03(store, dataset, src, shift, settings, *, tag=None):
-    """0.3's ``fit_and_store``: register, then write both modalities' aligned rows."""
+def fit_and_store_main(store, dataset, src, shift, settings, *, tag=None):
+    """3795f98's ``fit_and_store``: register, then write both modalities' aligned rows."""
     from embedstore.alignment_store import AlignmentResult, _count, _matching, alignment_key_of
     from embedstore.store import new_run_tag
     from embedstore.transform_align import TRANSFORM_STATES, TRANSFORM_STATES_SCHEMA
@@ -46,7 +46,7 @@ def fit_and_store_03(store, dataset, src, shift, settings, *, tag=None):
     settings["dim"] = shift.dim_
     settings["n_fit_rows"] = shift.n_fit_rows_
     tag = tag or new_run_tag("align")
-    if settings["method"] != "gapshift":  # 0.3's align_method passed this as save_state
+    if settings["method"] != "gapshift":  # its align_method passed this as save_state
         meta, arrays = dump_state(shift)
         row = pa.table({"alignment_key": [key], "method": [settings["method"]], "format": [FORMAT], "meta": [meta],
                         "arrays": [arrays]}, schema=TRANSFORM_STATES_SCHEMA)
@@ -62,12 +62,12 @@ def fit_and_store_03(store, dataset, src, shift, settings, *, tag=None):
 
 @contextlib.contextmanager
 def writing_as_main():
-    """Within the block, alignments are written as 0.3 wrote them (full aligned rows)."""
+    """Within the block, alignments are written as 3795f98 wrote them (full aligned rows)."""
     import embedstore.alignment as alignment
     import embedstore.transform_align as transform_align
 
     saved = alignment.fit_and_store, transform_align.fit_and_store
-    alignment.fit_and_store = transform_align.fit_and_store = fit_and_store_03
+    alignment.fit_and_store = transform_align.fit_and_store = fit_and_store_main
     try:
         yield
     finally:

@@ -1,4 +1,4 @@
-"""Aligned rows computed when read equal the rows embedstore 0.3 stored; a 0.3 store upgrades and reruns identically."""
+"""Aligned rows computed when read equal the rows main (3795f98) stored; its store upgrades and reruns identically."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _emb_bytes(store):
     return total
 
 
-def test_every_method_reads_back_the_rows_0_3_stored_without_storing_a_copy(tmp_path):
+def test_every_method_reads_back_the_rows_main_stored_without_storing_a_copy(tmp_path):
     old, new = Store(tmp_path / "old"), Store(tmp_path / "new")
     settings = SETTINGS + [dict(method="gapshift", lam=0.5, n_components=None, noise_std=0.05, seed=3)]
     for store in (old, new):
@@ -48,7 +48,7 @@ def test_every_method_reads_back_the_rows_0_3_stored_without_storing_a_copy(tmp_
     computed = [_align(new, img, txt, **s) for s in settings]
     assert _emb_bytes(new) == before  # no aligned copy in any embeddings table
     for s, a, b in zip(settings, stored, computed):
-        assert a.dim == b.dim and a.rows == b.rows == N  # (keys differ: 0.3's row writes moved the source versions)
+        assert a.dim == b.dim and a.rows == b.rows == N  # (keys differ: main's row writes moved the source versions)
         for m in ("image", "text"):
             ids_a, va = aligned(old, "toy", a.alignment_key, m)
             ids_b, vb = aligned(new, "toy", b.alignment_key, m)
@@ -87,11 +87,11 @@ def test_neighbors_and_export_read_computed_rows_like_stored_ones(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def store_03(tmp_path_factory):
-    """A store written by embedstore 0.3: three alignments stored as rows, two recorded runs on them, a user tag."""
+def main_store(tmp_path_factory):
+    """A store written by main (3795f98): three alignments stored as rows, two recorded runs on them, a user tag."""
     from embedstore.trainers.train import train
 
-    uri = tmp_path_factory.mktemp("v03") / "store"
+    uri = tmp_path_factory.mktemp("main") / "store"
     store = Store(uri)
     img, txt = toy_pairs(store, "toy", n=N, image_dim=8, text_dim=5)
     with writing_as_main():
@@ -113,14 +113,14 @@ def _copy(uri, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_0_3_store_is_read_as_it_is_then_upgraded_and_its_runs_rerun_identically(store_03, tmp_path):
+def test_a_store_written_by_main_is_read_as_it_is_then_upgraded_and_its_runs_rerun_identically(main_store, tmp_path):
     from click.testing import CliRunner
 
     from embedstore.cli.main import cli
     from embedstore.maintenance import cleanup, doctor
     from embedstore.trainers.train import rerun, train
 
-    uri, img, txt, keys, runs, rows = store_03
+    uri, img, txt, keys, runs, rows = main_store
     store = _copy(uri, tmp_path)
     # read as it is: the stored rows, and the runs re-execute
     assert all(store.alignment(k).settings.get("storage") is None for k in keys)
