@@ -169,6 +169,50 @@ def section(label: str, root: Path, res: dict, info: dict) -> str:
     return "\n".join(lines)
 
 
+def category(entry: str) -> str:
+    """What a top-level entry of the store holds, for the breakdown."""
+    name = entry.removesuffix(".lance")
+    if name.startswith("emb__"):
+        return "vectors (emb__*)"
+    if name in ("alignments", "transform_states", "alignment_members"):
+        return "alignments (registry, fitted transforms, sample lists)"
+    if name == "heads":
+        return "trained heads"
+    if name == "runs":
+        return "run records"
+    return "samples, models, locks, leases"
+
+
+def breakdown(res: dict) -> dict[str, dict[str, int]]:
+    """``{category: {"before"/"compacted"/"cleaned": bytes}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for stage in ("before", "compacted", "cleaned"):
+        for entry, n in res[stage].items():
+            out.setdefault(category(entry), {}).setdefault(stage, 0)
+            out[category(entry)][stage] += n
+    return out
+
+
+def comparison(before: dict, after: dict, labels: tuple[str, str]) -> str:
+    """One table of two runs of the workload: store / raw after each step and after maintenance."""
+    raw_a, raw_b = before["raw"], after["raw"]
+    rows = []
+    for (name, a, _), (_, b, _) in zip(before["steps"], after["steps"]):
+        rows.append((name, f"{a / 2**20:.2f}", f"{a / raw_a:.2f}", f"{b / 2**20:.2f}", f"{b / raw_b:.2f}"))
+    for stage, label in (("compacted", "compact"), ("cleaned", "cleanup --older-than 0")):
+        a, b = sum(before[stage].values()), sum(after[stage].values())
+        rows.append((label, f"{a / 2**20:.2f}", f"{a / raw_a:.2f}", f"{b / 2**20:.2f}", f"{b / raw_b:.2f}"))
+    table = md_table(["after", f"{labels[0]} MiB", "store / raw", f"{labels[1]} MiB", "store / raw"], rows)
+    cats = sorted(set(breakdown(before)) | set(breakdown(after)))
+    ba, bb = breakdown(before), breakdown(after)
+    parts = md_table(["what", f"{labels[0]}: workload / compact / cleanup (MiB)",
+                      f"{labels[1]}: workload / compact / cleanup (MiB)", f"{labels[1]} workload / raw"],
+                     [(c, " / ".join(f"{ba.get(c, {}).get(s, 0) / 2**20:.2f}" for s in ("before", "compacted", "cleaned")),
+                       " / ".join(f"{bb.get(c, {}).get(s, 0) / 2**20:.2f}" for s in ("before", "compacted", "cleaned")),
+                       f"{bb.get(c, {}).get('before', 0) / raw_b:.2f}") for c in cats])
+    return table + "\n\n" + parts
+
+
 def write_section(path: Path, body: str, section: str = SECTION) -> None:
     """Replace (or append) the ``section`` of ``path`` (``body`` starts with it), keeping the other sections."""
     text = path.read_text() if path.exists() else ""

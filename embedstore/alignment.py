@@ -19,9 +19,11 @@ applies it. The maths is the paper's (protocol §5.1):
 The paper fits the gap on every row, test included (``fit_on="all"``); the
 default here is the training split only (``fit_on="train"``).
 
-:func:`align` runs this over a dataset in the store and writes the aligned
-vectors under an ``alignment_key`` (see :func:`alignment_key_of`), reusing
-them when the same alignment is requested again.
+:func:`align` fits this on a dataset in the store and keeps the fitted
+transform under an ``alignment_key`` (see :func:`alignment_key_of`),
+reusing it when the same alignment is requested again; the aligned vectors
+are computed from the extracted ones when read (:mod:`embedstore.aligned_reads`).
+The transformer itself lives in :mod:`embedstore.gapshift`.
 """
 
 from __future__ import annotations
@@ -42,14 +44,16 @@ def align(store, dataset: str, *, image_model: str, text_model: str, lam: float 
 
     Reads the unaligned vectors of both models, fits the gap (on the
     ``train`` rows of ``split_by``, or on all rows with ``fit_on="all"``),
-    transforms every sample that has both embeddings, writes the results
-    to the embeddings tables under a new ``alignment_key`` and registers the
-    gap vector with :meth:`Store.register_alignment`.
+    and stores the fitted transform, the samples it covers (every sample
+    with both embeddings) and the registry row (settings and gap) under a
+    new ``alignment_key``; the aligned rows are computed when read
+    (:func:`aligned`, training, ``gap``, ``export``...), with the values
+    :meth:`GapShift.transform` gives.
 
     The key covers λ, noise, seed, fit split, match method, the source model
     keys and the source table versions read. When an alignment with the same
-    settings exists for the same source rows (same content fingerprint) its
-    stored rows are reused: nothing is recomputed or written.
+    settings exists for the same source rows (same content fingerprint) it
+    is reused: nothing is refitted or written.
 
     Parameters
     ----------

@@ -269,13 +269,22 @@ def _on_read(store, identity: ModelIdentity, modality: str, alignment_key: str, 
     """The :class:`~embedstore.aligned_reads.OnRead` when ``alignment_key``'s rows are computed when read."""
     if alignment_key == NO_ALIGNMENT:
         return None
+    from .schema import ALIGNMENTS
     from .snapshot import _on_read as of_snapshot
 
-    try:
-        return of_snapshot(store, identity, modality, alignment_key,
-                           {} if version is None else {modality: version})
-    except NotFoundError:
-        return None  # an unknown key: searched as stored rows (none)
+    # one registry read per registry version, not per query (gap diagnostics search once per row)
+    registry = store.version(ALIGNMENTS) if store.has_table(ALIGNMENTS) else 0
+    cache = store.__dict__.setdefault("_on_read_cache", {})
+    key = (identity.key, modality, alignment_key, version, registry)
+    if key not in cache:
+        try:
+            cache[key] = of_snapshot(store, identity, modality, alignment_key,
+                                     {} if version is None else {modality: version})
+        except NotFoundError:
+            return None  # an unknown key (not cached: it may be fitted next): searched as stored rows, none
+        if len(cache) > 64:
+            cache.pop(next(iter(cache)))
+    return cache[key]
 
 
 def _ids_matching(ds, base: list[str], where: str) -> list[str]:

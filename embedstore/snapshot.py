@@ -291,7 +291,10 @@ def _on_read(store, identity: ModelIdentity, modality: str, alignment_key: str, 
         return None
     from .aligned_reads import OnRead, is_on_read
 
-    rec = store.alignments.get(alignment_key)
+    try:
+        rec = store.alignments.get(alignment_key)
+    except NotFoundError:
+        return None  # unregistered: rows written under it, if any, are read as stored
     if not is_on_read(rec):
         return None
     if rec.settings.get("converted_from_rows"):

@@ -111,6 +111,7 @@ def test_a_member_who_cannot_write_the_store_runs_every_read_and_analysis_comman
         res = _member(store, home, prefix, *args)
         assert res.returncode == 0, f"{name}: {res.stderr[-2000:]}"
         assert "Traceback" not in res.stderr, f"{name}: {res.stderr[-2000:]}"
+        assert "without a lease" not in res.stderr, f"{name}: {res.stderr[-2000:]}"  # _leases is 1777: they hold one
     assert _tree(store) == before  # not one byte of the store changed
     for out in ("t.parquet", "sweep.png", "report.html", "p.csv"):
         assert (home / out).stat().st_size > 0
@@ -123,3 +124,13 @@ def test_a_member_who_cannot_write_the_store_runs_every_read_and_analysis_comman
     assert {p: p.stat().st_mtime_ns for p in cached} == cached
     assert {p for p in (home / ".cache" / "embedstore" / "alignments").rglob("*") if p.is_file()} == set(cached)
     assert _tree(store) == before
+    # a lease folder they cannot write (an owner who tightened it): the command still runs, and says so once
+    leases = store / "_leases"
+    os.chmod(leases, 0o755 if prefix else 0o555)
+    try:
+        res = _member(store, home, prefix, "export", "toy", "--model", img, "--modality", "image", "--out",
+                      str(home / "i.parquet"))
+    finally:
+        os.chmod(leases, 0o1777)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stderr.count("reading without a lease") == 1 and "chmod 1777" in res.stderr
