@@ -45,6 +45,9 @@ DATA = ROOT.parent / "shared" / "data"
 IMAGE, TEXT = "builtin:efficientnet-lite0", "builtin:minilm-l6"
 LAMBDAS = "-1,-0.5,0,0.5,1"
 GAP_METHODS = ("gapshift", "center", "procrustes")
+STEPS = ("`ingest ham10000 --split grouped`", "`extract` with builtin:efficientnet-lite0 (image) and "
+         "builtin:minilm-l6 (text)", "`train --cv 5`", f"`sweep --lambdas {LAMBDAS}`",
+         "`gap --method` " + " / ".join(GAP_METHODS))
 SECTION = "## Store size"
 
 
@@ -193,6 +196,11 @@ def breakdown(res: dict) -> dict[str, dict[str, int]]:
     return out
 
 
+def tot(res: dict, leave_out: tuple[str, ...]) -> float:
+    """Store / raw after the workload, leaving out the named top-level entries."""
+    return sum(n for e, n in res["before"].items() if e not in leave_out) / res["raw"]
+
+
 def comparison(before: dict, after: dict, labels: tuple[str, str]) -> str:
     """One table of two runs of the workload: store / raw after each step and after maintenance."""
     raw_a, raw_b = before["raw"], after["raw"]
@@ -234,7 +242,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--section", type=Path, default=None,
                     help="write the markdown of this run here instead of into results/store.md")
     ap.add_argument("--quick", action="store_true", help="60 photos of dev270, 3 epochs; no results file")
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE.json", "AFTER.json"), default=None,
+                    help="only write the section comparing two runs saved with --json (same photos)")
     args = ap.parse_args(argv)
+    if args.compare:
+        before, after = (json.loads(p.read_text()) for p in args.compare)
+        body = "\n".join([
+            SECTION, "", f"Workload (as a lab would, with the CLI): {', '.join(STEPS)}; then `compact` and "
+            f"`cleanup --older-than 0`. Photos: HAM10000 dev1000 (1,000 real photos, 224x224). Store bytes = every "
+            "file under the store folder; raw = rows x width x 4 of the extracted vectors. Counted, not timed.", "",
+            f"- {before['label']}: {machine_md(before['machine'])}",
+            f"- {after['label']}: {machine_md(after['machine'])}", "",
+            comparison(before, after, (before["label"], after["label"])), "",
+            *[f"- {r['label']}: store / raw after the workload {tot(r, ()):.2f}; without the trained heads "
+              f"{tot(r, ('heads.lance',)):.2f}; without the heads and the fitted transforms (transform_states) "
+              f"{tot(r, ('heads.lance', 'transform_states.lance')):.2f}; after compact + cleanup "
+              f"{sum(r['cleaned'].values()) / r['raw']:.2f}" for r in (before, after)], "",
+            "<details><summary>per table, each run</summary>", "",
+            section(before["label"], Path("ham10000-dev1000"), before, before["machine"]),
+            section(after["label"], Path("ham10000-dev1000"), after, after["machine"]), "</details>", ""])
+        print(body)
+        write_section(HERE / "results" / "store.md", body)
+        return 0
     info = machine()
     with tempfile.TemporaryDirectory(prefix="store-size-") as tmp:
         work = args.work or Path(tmp)
