@@ -11,22 +11,22 @@ therefore holds a **lease** on the versions it pinned:
   (:func:`lease_dir`), naming the holder (``pid@host``, user, command), its
   ``{table: [versions]}`` and an expiry ``ttl`` seconds ahead
   (``$EMBEDSTORE_LEASE_TTL``, default 600);
-* a daemon thread renews every lease of the process each ``ttl / 3``
-  seconds while it runs; the file is removed when the process exits, and a
+* a daemon thread renews the process's leases every ``ttl / 3`` seconds
+  while it runs; the file is removed when the process exits, and a
   killed holder's lease simply expires;
 * :func:`embedstore.maintenance.cleanup` keeps every version named by an
   unexpired lease and says which holder kept it. A lease is written under a
-  shared ``flock`` of ``<lock dir>/leases.lock`` and cleanup decides and
-  deletes a table's versions under the exclusive one, so a lease is either
-  seen by a cleanup or written after that cleanup finished deleting.
+  shared ``flock`` of ``<lease dir>/.lock`` and cleanup decides and deletes
+  a table's versions under the exclusive one, so a lease is either seen by
+  a cleanup or written after that cleanup finished deleting.
 
 Where leases live: ``<store>/_leases`` for a local store, created with mode
 ``1777`` (like ``/tmp``) so that members who may only read the store can
-hold leases too; for object stores ``$EMBEDSTORE_LEASE_DIR``, else
-``$EMBEDSTORE_LOCK_DIR/leases`` (a folder every machine shares), else a
-folder of this machine's cache, which protects only against cleanups run on
-the same machine. A reader that cannot write the lease directory reads
-without a lease and says so once (:data:`NO_LEASE_NOTE`).
+hold leases too; for object stores ``$EMBEDSTORE_LEASE_DIR`` (a folder every
+machine that reads or cleans the store shares), else a folder of this
+machine's cache, which protects only against cleanups run on the same
+machine. A reader that cannot write the lease directory reads without a
+lease and says so once (:data:`NO_LEASE_NOTE`).
 
 Examples
 --------
@@ -82,23 +82,22 @@ def lease_dir(store) -> Path:
         return Path(store.uri) / "_leases"
     if os.environ.get("EMBEDSTORE_LEASE_DIR"):
         return Path(os.environ["EMBEDSTORE_LEASE_DIR"])
-    if os.environ.get("EMBEDSTORE_LOCK_DIR"):
-        return Path(os.environ["EMBEDSTORE_LOCK_DIR"]) / "leases"
     digest = hashlib.sha256(store.uri.encode()).hexdigest()[:12]
     return Path(os.path.expanduser("~")) / ".cache" / "embedstore" / "leases" / digest
 
 
 @contextlib.contextmanager
 def lease_lock(store, exclusive: bool):
-    """A shared (lease writers) or exclusive (cleanup) ``flock`` of ``<lock dir>/leases.lock``; best effort.
+    """A shared (lease writers) or exclusive (cleanup) ``flock`` of ``<lease dir>/.lock``; best effort.
 
     A member who cannot create the lock file takes a shared lock on an
     existing one opened read-only, or goes on without it.
     """
-    path = store.lock_dir / "leases.lock"
+    path = lease_dir(store) / ".lock"
     fd = None
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if exclusive:
+        with contextlib.suppress(OSError):
+            _make_lease_dir(store, path.parent)
     for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
         try:
             fd = os.open(path, flags, 0o666)
@@ -124,6 +123,7 @@ class ProcessLease:
         self.path = directory / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         self.counts: Counter = Counter()
         self.lock = threading.Lock()
+        self.written = 0.0
 
     def _payload(self) -> dict[str, Any]:
         versions: dict[str, list[int]] = {}
@@ -139,6 +139,7 @@ class ProcessLease:
         """Write (or renew) the lease file; remove it when nothing is held."""
         with self.lock:
             payload = self._payload()
+            self.written = payload["renewed"]
             if not payload["versions"]:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
@@ -207,10 +208,7 @@ def _owner(store) -> ProcessLease | None:
         owner = None
         why = None
         try:
-            if not directory.is_dir():
-                directory.mkdir(parents=True, exist_ok=True)
-                if store.is_local:
-                    os.chmod(directory, 0o1777)  # members who may only read hold leases too (like /tmp)
+            _make_lease_dir(store, directory)
             if os.access(directory, os.W_OK | os.X_OK):
                 owner = ProcessLease(store, directory)
             else:
@@ -225,11 +223,18 @@ def _owner(store) -> ProcessLease | None:
         return owner
 
 
+def _make_lease_dir(store, directory: Path) -> None:
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        if store.is_local:
+            os.chmod(directory, 0o1777)  # members who may only read hold leases too (like /tmp)
+
+
 def _renew_all() -> None:
     while True:
-        time.sleep(max(0.5, ttl_s() / 3))
+        time.sleep(0.25)
         for owner in list(_OWNERS.values()):
-            if owner is not None:
+            if owner is not None and time.time() - owner.written >= ttl_s() / 3:
                 with contextlib.suppress(OSError):
                     owner.write()
 
