@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="aligned-reads-") as tmp:
             stores = build(Path(tmp), n)
             size = {k: emb_bytes(v[0]) for k, v in stores.items()}
-            for label in ("quiet", "loaded (2 CPU-bound competitors)"):
+            for label in ("quiet",) if args.quick else ("quiet", "loaded (2 CPU-bound competitors)"):
                 procs = competitors() if label.startswith("loaded") else []
                 load0 = os.getloadavg()[0]
                 try:
