@@ -185,9 +185,10 @@ class Lease:
             self.release()
 
 
-_OWNERS: dict[str, ProcessLease | None] = {}
+#: ``{(pid, lease dir): ProcessLease}``: a forked child (multiprocessing) gets its own lease file and renewer.
+_OWNERS: dict[tuple[int, str], ProcessLease | None] = {}
 _GUARD = threading.Lock()
-_RENEWER: threading.Thread | None = None
+_RENEWER_PID: int | None = None
 _WARNED: set[str] = set()
 
 
@@ -201,7 +202,7 @@ def _user() -> str:
 def _owner(store) -> ProcessLease | None:
     """This process's :class:`ProcessLease` of ``store``, or ``None`` when its lease folder is not writable."""
     directory = lease_dir(store)
-    key = str(directory)
+    key = (os.getpid(), str(directory))
     with _GUARD:
         if key in _OWNERS:
             return _OWNERS[key]
@@ -216,8 +217,8 @@ def _owner(store) -> ProcessLease | None:
         except OSError as exc:
             why = f"cannot create {directory}: {exc.strerror}"
         _OWNERS[key] = owner
-        if owner is None and key not in _WARNED:
-            _WARNED.add(key)
+        if owner is None and str(directory) not in _WARNED:
+            _WARNED.add(str(directory))
             warnings.warn(NO_LEASE_NOTE.format(why=why, dir=directory), UserWarning, stacklevel=3)
         _start_renewer()
         return owner
@@ -230,28 +231,32 @@ def _make_lease_dir(store, directory: Path) -> None:
             os.chmod(directory, 0o1777)  # members who may only read hold leases too (like /tmp)
 
 
+def _mine() -> list[ProcessLease]:
+    pid = os.getpid()
+    return [o for (p, _), o in list(_OWNERS.items()) if p == pid and o is not None]
+
+
 def _renew_all() -> None:
     while True:
         time.sleep(0.25)
-        for owner in list(_OWNERS.values()):
-            if owner is not None and time.time() - owner.written >= ttl_s() / 3:
+        for owner in _mine():
+            if time.time() - owner.written >= ttl_s() / 3:
                 with contextlib.suppress(OSError):
                     owner.write()
 
 
 def _start_renewer() -> None:
-    global _RENEWER
-    if _RENEWER is None:
-        _RENEWER = threading.Thread(target=_renew_all, name="embedstore-lease-renewer", daemon=True)
-        _RENEWER.start()
+    global _RENEWER_PID
+    if _RENEWER_PID != os.getpid():
+        _RENEWER_PID = os.getpid()
+        threading.Thread(target=_renew_all, name="embedstore-lease-renewer", daemon=True).start()
 
 
 @atexit.register
 def _release_all() -> None:
-    for owner in list(_OWNERS.values()):
-        if owner is not None:
-            with contextlib.suppress(OSError):
-                owner.path.unlink()
+    for owner in _mine():
+        with contextlib.suppress(OSError):
+            owner.path.unlink()
 
 
 def hold(store, versions: dict[str, int]) -> Lease:

@@ -90,3 +90,25 @@ def test_cleanup_older_than_0_during_a_long_streaming_train_keeps_its_versions_a
     removed = {r.table: r.removed for r in cleanup(store, 0)}
     for t in tables:
         assert read[t] in removed[t]
+
+
+def _child_reads(uri: str) -> None:
+    from embedstore import Store
+
+    store = Store(uri)
+    held = hold(store, {"samples__toy": 1})
+    assert held.held and len(leases(store)) == 2  # its own lease file beside its parent's
+
+
+def test_a_forked_child_holds_its_own_lease_and_leaves_its_parents_alone(store):
+    import multiprocessing
+
+    _vectors(store, 0)
+    lease = hold(store, {"samples__toy": 1})
+    proc = multiprocessing.get_context("fork").Process(target=_child_reads, args=(store.uri,))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 0
+    mine = [x for x in leases(store) if x["holder"].startswith(f"pid {os.getpid()}@")]
+    assert len(mine) == 1 and mine[0]["versions"] == {"samples__toy": [1]}
+    lease.release()
