@@ -80,12 +80,33 @@ def read_only(tmp_path_factory):
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _member(store: Path, home: Path, prefix, *args: str) -> subprocess.CompletedProcess:
+#: Runs CLI commands in one interpreter (as the member), each as ``embedstore ARGS`` would: exit code and output.
+_RUNNER = """
+import json, sys, warnings
+from click.testing import CliRunner
+from embedstore.cli.main import cli
+out = {}
+for name, args in json.loads(sys.argv[1]).items():
+    warnings.resetwarnings()
+    import embedstore.leases as leases
+    leases._WARNED.clear()
+    res = CliRunner().invoke(cli, args, obj={})
+    out[name] = [res.exit_code, res.stdout, res.stderr, repr(res.exception) if res.exit_code not in (0, 1) else ""]
+print("RESULTS" + json.dumps(out))
+"""
+
+
+def _member(store: Path, home: Path, prefix, commands: dict[str, list[str]]) -> dict[str, list]:
+    """``{name: [exit code, stdout, stderr, exception]}`` of each CLI command, run as the member."""
+    import json
+
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "PYTHONPATH": str(ROOT),
            "XDG_CACHE_HOME": str(home / ".cache"), "EMBEDSTORE_URI": str(store), "LANCEDB_LOG": "error",
            "HF_HUB_OFFLINE": "1", "MPLCONFIGDIR": str(home / ".mpl")}
-    cmd = [*(prefix or []), sys.executable, "-m", "embedstore.cli.main", *args]
-    return subprocess.run(cmd, env=env, cwd=home, capture_output=True, text=True, timeout=600)
+    cmd = [*(prefix or []), sys.executable, "-c", _RUNNER, json.dumps(commands)]
+    res = subprocess.run(cmd, env=env, cwd=home, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0 and "RESULTS" in res.stdout, res.stderr[-3000:]
+    return json.loads(res.stdout.split("RESULTS", 1)[1])
 
 
 @pytest.mark.slow
@@ -93,9 +114,8 @@ def test_a_member_who_cannot_write_the_store_runs_every_read_and_analysis_comman
     store, home, prefix, img, txt, run_id = read_only
     before = _tree(store)
     models = ["--image-model", img, "--text-model", txt]
-    denied = _member(store, home, prefix, "tag", "samples__toy", "mine")
-    assert denied.returncode == 1 and "read-only" in denied.stderr, denied.stderr  # really cannot write
     commands = {
+        "tag (a write)": ["tag", "samples__toy", "mine"],
         "info": ["info"],
         "neighbors": ["neighbors", "toy", "--model", img, "--modality", "image", "--sample", "toy-0001", "-k", "3"],
         "export": ["export", "toy", "--model", txt, "--modality", "text", "--out", str(home / "t.parquet")],
@@ -107,30 +127,32 @@ def test_a_member_who_cannot_write_the_store_runs_every_read_and_analysis_comman
         "report": ["report", "toy", "--out", str(home / "report.html"), "--max-queries", "10"],
         "predict --out": ["predict", "toy", "--run", run_id, "--out", str(home / "p.csv")],
     }
-    for name, args in commands.items():
-        res = _member(store, home, prefix, *args)
-        assert res.returncode == 0, f"{name}: {res.stderr[-2000:]}"
-        assert "Traceback" not in res.stderr, f"{name}: {res.stderr[-2000:]}"
-        assert "without a lease" not in res.stderr, f"{name}: {res.stderr[-2000:]}"  # _leases is 1777: they hold one
+    results = _member(store, home, prefix, commands)
+    code, _, err, _ = results.pop("tag (a write)")
+    assert code == 1 and "read-only" in err, err  # the member really cannot write
+    for name, (code, out, err, exc) in results.items():
+        assert code == 0, f"{name}: {exc} {err[-2000:]} {out[-1000:]}"
+        assert "without a lease" not in err, f"{name}: {err[-2000:]}"  # _leases is 1777: they hold one
     assert _tree(store) == before  # not one byte of the store changed
     for out in ("t.parquet", "sweep.png", "report.html", "p.csv"):
         assert (home / out).stat().st_size > 0
-    cached = {p: p.stat().st_mtime_ns for p in (home / ".cache" / "embedstore" / "alignments").rglob("*")
-              if p.is_file()}
+    cache = home / ".cache" / "embedstore" / "alignments"
+    cached = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     assert any(p.suffix == ".json" for p in cached), "the member's alignments live in their own cache"
-    # the same alignment asked again is read from that cache: nothing refitted, nothing rewritten
-    again = _member(store, home, prefix, "gap", "toy", *models, "--lam", "0.5", "--max-queries", "10", "--json")
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert {p: p.stat().st_mtime_ns for p in cached} == cached
-    assert {p for p in (home / ".cache" / "embedstore" / "alignments").rglob("*") if p.is_file()} == set(cached)
-    assert _tree(store) == before
-    # a lease folder they cannot write (an owner who tightened it): the command still runs, and says so once
+    # the same alignment asked again is read from that cache (nothing refitted or rewritten); then a lease
+    # folder they cannot write (an owner who tightened it): the command still runs, and says so once
     leases = store / "_leases"
     os.chmod(leases, 0o755 if prefix else 0o555)
     try:
-        res = _member(store, home, prefix, "export", "toy", "--model", img, "--modality", "image", "--out",
-                      str(home / "i.parquet"))
+        again = _member(store, home, prefix, {
+            "gap again": ["gap", "toy", *models, "--lam", "0.5", "--max-queries", "10"],
+            "export without a lease": ["export", "toy", "--model", img, "--modality", "image", "--out",
+                                       str(home / "i.parquet")]})
     finally:
         os.chmod(leases, 0o1777)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stderr.count("reading without a lease") == 1 and "chmod 1777" in res.stderr
+    assert [r[0] for r in again.values()] == [0, 0], again
+    assert {p: p.stat().st_mtime_ns for p in cached} == cached
+    assert {p for p in cache.rglob("*") if p.is_file()} == set(cached)
+    notes = "".join(r[2] for r in again.values())
+    assert notes.count("reading without a lease") == 1 and "chmod 1777" in notes
+    assert _tree(store) == before
