@@ -196,6 +196,9 @@ def breakdown(res: dict) -> dict[str, dict[str, int]]:
     return out
 
 
+STAGES = ("before", "compacted", "cleaned")
+
+
 def tot(res: dict, leave_out: tuple[str, ...]) -> float:
     """Store / raw after the workload, leaving out the named top-level entries."""
     return sum(n for e, n in res["before"].items() if e not in leave_out) / res["raw"]
@@ -215,8 +218,8 @@ def comparison(before: dict, after: dict, labels: tuple[str, str]) -> str:
     ba, bb = breakdown(before), breakdown(after)
     parts = md_table(["what", f"{labels[0]}: workload / compact / cleanup (MiB)",
                       f"{labels[1]}: workload / compact / cleanup (MiB)", f"{labels[1]} workload / raw"],
-                     [(c, " / ".join(f"{ba.get(c, {}).get(s, 0) / 2**20:.2f}" for s in ("before", "compacted", "cleaned")),
-                       " / ".join(f"{bb.get(c, {}).get(s, 0) / 2**20:.2f}" for s in ("before", "compacted", "cleaned")),
+                     [(c, " / ".join(f"{ba.get(c, {}).get(s, 0) / 2**20:.2f}" for s in STAGES),
+                       " / ".join(f"{bb.get(c, {}).get(s, 0) / 2**20:.2f}" for s in STAGES),
                        f"{bb.get(c, {}).get('before', 0) / raw_b:.2f}") for c in cats])
     return table + "\n\n" + parts
 
