@@ -8,8 +8,9 @@ safetensors + JSON, :mod:`embedstore.transform_state`, never pickle; keyed
 by ``alignment_key``, written before the alignment is registered; every
 method's aligned rows are computed from it when read,
 :mod:`embedstore.aligned_reads`) and read back with :func:`load_transform`.
-Rows of the older pickled ``transforms`` table are refused, never unpickled: re-running ``embedstore align`` stores the state
-again in the new format; the registry row carries ``fit_on`` and the split
+Rows of the older pickled ``transforms`` table are refused, never
+unpickled: re-running ``embedstore align`` stores the state again in the
+new format; the registry row carries ``fit_on`` and the split
 column, so honest training (:func:`embedstore.honest.check_honest_alignments`)
 refuses a transform that saw test rows exactly as it refuses a mean shift.
 """
