@@ -126,7 +126,7 @@ def dump_state(transformer: Any) -> tuple[str, bytes]:
         raise TypeError(f"dump_state: {type(transformer).__name__} is not the class of method {method!r}")
     known = {cls: name for name, cls in _estimator_classes().items()}
     arrays: dict[str, np.ndarray] = {}
-    attrs = vars(transformer)
+    attrs = {k: v for k, v in vars(transformer).items() if not k.startswith("_")}  # "_...": caches
     scalars = _split({k: v for k, v in attrs.items() if type(v) not in known}, "", arrays, method)
     estimators = {name: {"class": known[type(est)],
                          "attrs": _split({k: v for k, v in vars(est).items()
