@@ -94,8 +94,13 @@ def cli(code: Path, uri: Path, *args: str, log) -> float:
     return dt
 
 
-def workload(code: Path, root: Path, uri: Path, log, quick: bool) -> list[tuple[str, int, float]]:
-    """Run the workload; ``[(step, store bytes after it, seconds)]``."""
+#: The steps that fill the store with extracted vectors (``--stop-after-extract`` / ``--from-extracted``).
+EXTRACT_STEPS = 3
+
+
+def workload(code: Path, root: Path, uri: Path, log, quick: bool, *, first: int = 0,
+             last: int | None = None) -> list[tuple[str, int, float]]:
+    """Run steps ``first:last`` of the workload; ``[(step, store bytes after it, seconds)]``."""
     models = ["--image-model", IMAGE, "--text-model", TEXT]
     steps = [("ingest", ["ingest", "ham10000", "--root", str(root), "--split", "grouped"]),
              ("extract image", ["extract", "ham10000", "--model", IMAGE, "--modality", "image", "--no-progress"]),
@@ -106,7 +111,7 @@ def workload(code: Path, root: Path, uri: Path, log, quick: bool) -> list[tuple[
                             "--out", str(uri.parent / "sweep.png"), *(["--epochs", "3"] if quick else [])])]
     steps += [(f"gap {m}", ["gap", "ham10000", *models, "--method", m, "--max-queries", "200"]) for m in GAP_METHODS]
     out = []
-    for name, args in steps:
+    for name, args in steps[first:last]:
         dt = cli(code, uri, *args, log=log)
         out.append((name, sum(store_bytes(uri).values()), dt))
     return out
@@ -134,10 +139,25 @@ def quick_root(tmp: Path) -> Path:
     return dst
 
 
-def measure(code: Path, root: Path, work: Path, quick: bool) -> dict:
-    uri = work / "store"
+def extracted(code: Path, root: Path, work: Path, quick: bool) -> None:
+    """Only ingest and extract, into ``work/store``; the steps' sizes go to ``work/extracted.json``."""
     with open(work / "log.txt", "w") as log:
-        steps = workload(code, root, uri, log, quick)
+        steps = workload(code, root, work / "store", log, quick, last=EXTRACT_STEPS)
+    (work / "extracted.json").write_text(json.dumps({"root": str(root), "steps": steps}, indent=1))
+
+
+def measure(code: Path, root: Path, work: Path, quick: bool, from_extracted: Path | None = None) -> dict:
+    """The workload and maintenance on a new store in ``work`` (or on a copy of a ``--stop-after-extract`` one)."""
+    import shutil
+
+    uri = work / "store"
+    done: list = []
+    if from_extracted is not None:
+        # the same bytes extract leaves: a copy of a store that ran only ingest + extract, with its step sizes
+        done = [tuple(s) for s in json.loads((from_extracted / "extracted.json").read_text())["steps"]]
+        shutil.copytree(from_extracted / "store", uri)
+    with open(work / "log.txt", "w") as log:
+        steps = done + workload(code, root, uri, log, quick, first=len(done))
         raw = raw_vector_bytes(code, uri)
         before = store_bytes(uri)
         t_compact = cli(code, uri, "compact", log=log)
@@ -245,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--section", type=Path, default=None,
                     help="write the markdown of this run here instead of into results/store.md")
     ap.add_argument("--quick", action="store_true", help="60 photos of dev270, 3 epochs; no results file")
+    ap.add_argument("--stop-after-extract", action="store_true",
+                    help="only ingest and extract into --work (for --from-extracted); nothing written")
+    ap.add_argument("--from-extracted", type=Path, default=None, metavar="WORK",
+                    help="start from a copy of the store a --stop-after-extract run left in WORK "
+                         "(same photos and extract code: the same bytes; saves the extraction's time)")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE.json", "AFTER.json"), default=None,
                     help="only write the section comparing two runs saved with --json (same photos)")
     args = ap.parse_args(argv)
@@ -275,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         if not root.exists():
             print(f"no photos at {root}: pass --root")
             return 2
-        res = measure(args.code.resolve(), root, work, args.quick)
+        if args.stop_after_extract:
+            extracted(args.code.resolve(), root, work, args.quick)
+            return 0
+        res = measure(args.code.resolve(), root, work, args.quick, args.from_extracted)
     label = args.label or args.code.resolve().name
     body = section(label, root, res, info)
     print(body)
