@@ -291,3 +291,51 @@ def test_a_fit_killed_after_its_state_was_stored_resumes_under_the_same_key(stor
     assert store.db.open_table(MEMBERS).count_rows(f"members_id = '{members}'") == 20  # written once
     assert aligned(store, "toy", first.alignment_key, "image")[1].shape == (20, 3)
     assert align_method(store, "toy", **kw).reused
+
+def test_procrustes_state_is_its_rank_at_native_width_and_reproduces_its_rows():
+    """A 12-wide text stretched to 40: the fit has rank 12; what is stored is that, in float32, not 40 x 40."""
+    from embedstore.transform_state import dump_state, load_state
+
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((N, 4))
+    image = z @ rng.standard_normal((4, 40)) + 0.3 * rng.standard_normal((N, 40)) + 2.0
+    text = z @ rng.standard_normal((4, 12)) + 0.3 * rng.standard_normal((N, 12)) - 1.0
+    split = np.array(["train", "test"] * (N // 2))
+    t = make_transform("procrustes", lam=0.5, match="interp").fit(image, text, split)
+    assert t.factor_image_.shape == (40, 12) and t.factor_text_.shape == (12, 12)
+    assert t.factor_image_.dtype == np.float32 and "rotation_" not in vars(t)
+    r = t.rotation_
+    assert np.allclose(r.T @ r, np.eye(40), atol=1e-6)  # a rotation
+    ti, tt = t._fit_rows(image, text, split)
+    m = (ti - ti.mean(0)).T @ (tt - tt.mean(0))
+    best = orthogonal_procrustes(ti - ti.mean(0), tt - tt.mean(0))[0]
+    assert np.trace(r.T @ m) == pytest.approx(np.trace(best.T @ m), rel=1e-6)  # as optimal as scipy's
+    # the part the fit leaves free is the isometry closest to the identity: vectors outside both
+    # fitted subspaces stay where they are
+    ur, vr = t._factor("image"), t._factor("text")
+    free = np.linalg.svd(np.hstack([ur, vr]).T)[2][24:]  # orthogonal to both (40 - 12 - 12 = 16 directions)
+    assert np.allclose(free @ r, free, atol=1e-6)
+    meta, arrays = dump_state(t)
+    assert len(arrays) < 40 * 40 * 4  # less than even a float32 copy of the full rotation
+    back = load_state(meta, arrays)
+    for a, b in zip(t.transform(image, text), back.transform(image, text)):
+        assert np.array_equal(a, b)
+    refit = make_transform("procrustes", lam=0.5, match="interp").fit(image, text, split)
+    assert np.array_equal(refit.transform(image, text)[0], t.transform(image, text)[0])
+
+
+def test_procrustes_state_with_a_full_rotation_is_read_as_it_is():
+    """States stored before 0.4 hold the full ``rotation_``: it is used as stored."""
+    from embedstore.transform_state import dump_state, load_state
+
+    image, text, split = _pairs()
+    t = make_transform("procrustes").fit(image, text, split)
+    old = np.linalg.qr(np.random.default_rng(1).standard_normal((6, 6)))[0]
+    for name in ("factor_image_", "factor_text_"):
+        del t.__dict__[name]
+    t.__dict__.pop("_rotation", None)
+    t.__dict__["rotation_"] = old
+    back = load_state(*dump_state(t))
+    assert np.array_equal(back.rotation_, old)
+    want = l2_normalize((l2_normalize(image) - back.mean_image_) @ old)
+    assert np.allclose(back.transform_modality(image, "image"), back._shift(want, want)[0])

@@ -1,7 +1,8 @@
 """Apply stored heads to new samples: :func:`predict` (``embedstore predict``).
 
 A training run keeps its head in the ``heads`` table (:mod:`embedstore.heads`;
-on by default, ``save_heads=False`` switches it off). :func:`predict`
+on by default for a single split, ``save_heads=False`` switches it off;
+cross-validation folds and sweeps keep theirs only with ``save_heads=True``). :func:`predict`
 
 1. loads the run's head (or, with ``ensemble=True``, the heads of every
    seed/fold of its group: mean probability);
