@@ -99,13 +99,14 @@ EXTRACT_STEPS = 3
 
 
 def workload(code: Path, root: Path, uri: Path, log, quick: bool, *, first: int = 0,
-             last: int | None = None) -> list[tuple[str, int, float]]:
+             last: int | None = None, fold_heads: bool = False) -> list[tuple[str, int, float]]:
     """Run steps ``first:last`` of the workload; ``[(step, store bytes after it, seconds)]``."""
     models = ["--image-model", IMAGE, "--text-model", TEXT]
     steps = [("ingest", ["ingest", "ham10000", "--root", str(root), "--split", "grouped"]),
              ("extract image", ["extract", "ham10000", "--model", IMAGE, "--modality", "image", "--no-progress"]),
              ("extract text", ["extract", "ham10000", "--model", TEXT, "--modality", "text", "--no-progress"]),
              ("train --cv 5", ["train", "ham10000", *models, "--cv", "5", "--no-progress",
+                               *(["--save-heads"] if fold_heads else []),
                                *(["--epochs", "3"] if quick else [])]),
              ("sweep 5 λ", ["sweep", "ham10000", *models, "--lambdas", LAMBDAS, "--no-progress",
                             "--out", str(uri.parent / "sweep.png"), *(["--epochs", "3"] if quick else [])])]
@@ -146,7 +147,8 @@ def extracted(code: Path, root: Path, work: Path, quick: bool) -> None:
     (work / "extracted.json").write_text(json.dumps({"root": str(root), "steps": steps}, indent=1))
 
 
-def measure(code: Path, root: Path, work: Path, quick: bool, from_extracted: Path | None = None) -> dict:
+def measure(code: Path, root: Path, work: Path, quick: bool, from_extracted: Path | None = None,
+            fold_heads: bool = False) -> dict:
     """The workload and maintenance on a new store in ``work`` (or on a copy of a ``--stop-after-extract`` one)."""
     import shutil
 
@@ -157,7 +159,7 @@ def measure(code: Path, root: Path, work: Path, quick: bool, from_extracted: Pat
         done = [tuple(s) for s in json.loads((from_extracted / "extracted.json").read_text())["steps"]]
         shutil.copytree(from_extracted / "store", uri)
     with open(work / "log.txt", "w") as log:
-        steps = done + workload(code, root, uri, log, quick, first=len(done))
+        steps = done + workload(code, root, uri, log, quick, first=len(done), fold_heads=fold_heads)
         raw = raw_vector_bytes(code, uri)
         before = store_bytes(uri)
         t_compact = cli(code, uri, "compact", log=log)
@@ -270,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-extracted", type=Path, default=None, metavar="WORK",
                     help="start from a copy of the store a --stop-after-extract run left in WORK "
                          "(same photos and extract code: the same bytes; saves the extraction's time)")
+    ap.add_argument("--save-fold-heads", action="store_true",
+                    help="train --cv 5 --save-heads (keep the five fold heads, as before this change)")
+    ap.add_argument("--note", action="append", default=[], help="with --compare: a line added under the tables")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE.json", "AFTER.json"), default=None,
                     help="only write the section comparing two runs saved with --json (same photos)")
     args = ap.parse_args(argv)
@@ -286,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{tot(r, ('heads.lance',)):.2f}; without the heads and the fitted transforms (transform_states) "
               f"{tot(r, ('heads.lance', 'transform_states.lance')):.2f}; after compact + cleanup "
               f"{sum(r['cleaned'].values()) / r['raw']:.2f}" for r in (before, after)], "",
+            *[f"{n}\n" for n in args.note],
             "<details><summary>per table, each run</summary>", "",
             section(before["label"], Path("ham10000-dev1000"), before, before["machine"]),
             section(after["label"], Path("ham10000-dev1000"), after, after["machine"]), "</details>", ""])
@@ -303,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stop_after_extract:
             extracted(args.code.resolve(), root, work, args.quick)
             return 0
-        res = measure(args.code.resolve(), root, work, args.quick, args.from_extracted)
+        res = measure(args.code.resolve(), root, work, args.quick, args.from_extracted, args.save_fold_heads)
     label = args.label or args.code.resolve().name
     body = section(label, root, res, info)
     print(body)

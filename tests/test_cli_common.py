@@ -96,7 +96,7 @@ def test_tokens_that_are_not_options_of_the_command_stay(synth):
     run_id = res.output.split("runs: ")[1].split()[0]
     msg = _error(store.uri, "predict", "toy", "--run", run_id)
     # save_heads=True is not a flag of 'predict': the token stays as written
-    assert "re-train it with save_heads=True (by default a single split keeps its heads" in msg, msg
+    assert "re-train it with save_heads=True ('embedstore train --save-heads'; by default a single split" in msg, msg
 
 
 def test_false_names_the_negative_flag_and_plain_words_stay():
