@@ -7,7 +7,7 @@ estimators (``StandardScaler``, ``PCA``, ``CCA``), whose own state is again
 numbers and arrays. :func:`dump_state` splits that into
 
 * ``arrays``: safetensors bytes, one tensor per array attribute
-  (``gap_``, ``rotation_``, ``pca_image_.components_``, ...);
+  (``gap_``, ``factor_image_``, ``pca_image_.components_``, ...);
 * ``meta``: a JSON string with the format tag, the method, the scalar
   attributes, the class and constructor parameters of every nested
   estimator, and the scikit-learn version it was fitted with (a state

@@ -186,7 +186,7 @@ class ProcrustesAlignment(_MappedShift):
     (``match='interp'``) modality lives in, i.e. at its native width; ``R`` is
     computed from the rounded factors at fit time and when read, so the stored
     state reproduces the fitted rows. States stored with the full
-    ``rotation_`` matrix (before 0.4) are read as they are.
+    ``rotation_`` matrix (by main at 3795f98 and earlier) are read as they are.
 
     Attributes
     ----------
@@ -242,7 +242,7 @@ class ProcrustesAlignment(_MappedShift):
 
     @property
     def rotation_(self) -> np.ndarray:
-        """The fitted rotation (k x k): stored as is before 0.4, else computed from the factors and cached."""
+        """The fitted rotation (k x k): as stored by earlier versions, else computed from the factors and cached."""
         if "rotation_" in self.__dict__:
             return self.__dict__["rotation_"]
         if "_rotation" not in self.__dict__:

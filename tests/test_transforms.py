@@ -325,7 +325,7 @@ def test_procrustes_state_is_its_rank_at_native_width_and_reproduces_its_rows():
 
 
 def test_procrustes_state_with_a_full_rotation_is_read_as_it_is():
-    """States stored before 0.4 hold the full ``rotation_``: it is used as stored."""
+    """States stored by main at 3795f98 and earlier hold the full ``rotation_``: it is used as stored."""
     from embedstore.transform_state import dump_state, load_state
 
     image, text, split = _pairs()
