@@ -231,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(res, n, info, time.perf_counter() - t0)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    kept = ""  # the sections other scripts write into the same file (store_size.py, aligned_reads.py)
+    if args.out.exists():
+        old = args.out.read_text()
+        starts = [i for i in (old.find("\n## Store size"), old.find("\n## Aligned reads")) if i >= 0]
+        kept = old[min(starts):] if starts else ""
+    args.out.write_text(text.rstrip() + "\n" + kept)
     print(f"wrote {args.out}")
     return 0
 

@@ -146,14 +146,17 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="PNG of accuracy and macro-F1 vs λ (default DATASET-FUSION-MODE-sweep.png).")
 @click.option("--fresh", is_flag=True, help="Start a new sweep instead of reusing recorded seeds.")
+@click.option("--no-record", is_flag=True, help="Record no run (e.g. a store you may only read).")
+@click.option("--keep-heads", is_flag=True,
+              help="Keep every run's trained head for 'embedstore predict' (default: scores only).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--method", type=click.Choice(_METHODS), default="gapshift", show_default=True,
               help="Transform fitted (on train rows in honest mode) before each λ shift.")
 @click.option("--n-components", type=click.IntRange(min=1), default=None,
               help="Output width of whiten/procrustes/cca.")
 def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, fusion, lambdas, mode, seeds,
-          seed, split_by, epochs, lr, match, noise_std, align_seed, align_loss_weight, out, fresh, progress, method,
-          n_components):
+          seed, split_by, epochs, lr, match, noise_std, align_seed, align_loss_weight, out, fresh, no_record, progress,
+          method, n_components, keep_heads):
     """Align, train and record DATASET for each λ; print the table and write the plot.
 
     \b
@@ -170,7 +173,8 @@ def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
                     lambdas=lambdas, mode=mode, seeds=seeds, seed=seed, split_by=split_by, epochs=epochs,
                     match=_match(match), noise_std=noise_std, align_seed=align_seed,
                     align_loss_weight=align_loss_weight, out=out, resume=not fresh, progress=progress,
-                    method=method, n_components=n_components, **extra)
+                    method=method, n_components=n_components, record=not no_record,
+                    **({"train_options": {"save_heads": True}} if keep_heads else {}), **extra)
 
     def text() -> str:
         sel = res.selection

@@ -9,18 +9,28 @@ from .common import command, emit, get_store, table
 
 @command()
 def info(ctx, store_uri, storage_options, as_json):
-    """Tables (rows, latest version), datasets and models of the store.
+    """Tables (rows, latest version, size, fragments, what pins old versions), datasets and models.
+
+    MiB counts every version's files; old_MiB the files only old versions
+    read (what 'cleanup' frees unless a user tag, a recorded run or a
+    lease pins them: pinned_by).
 
     \b
     Example:
       embedstore --store ./lab-store info
     """
+    from embedstore.pins import describe_pins
+
     store = get_store(ctx, store_uri, storage_options)
     data = store.info()
 
     def text() -> str:
-        parts = [f"store: {data['uri']}", f"datasets: {', '.join(data['datasets']) or '(none)'}", "",
-                 table(data["tables"], ["table", "rows", "version", "tags"]), ""]
+        rows = [{**t, "MiB": f"{t['bytes'] / 2**20:.2f}", "old_MiB": f"{t['old_bytes'] / 2**20:.2f}",
+                 "pinned_by": describe_pins(t["pinned_by"])} for t in data["tables"]]
+        parts = [f"store: {data['uri']} ({data['bytes'] / 2**20:.2f} MiB)",
+                 f"datasets: {', '.join(data['datasets']) or '(none)'}", "",
+                 table(rows, ["table", "rows", "version", "versions", "fragments", "MiB", "old_MiB", "tags",
+                              "pinned_by"]), ""]
         parts.append(table(data["models"], ["model_key", "model_id", "modalities", "dims", "dtype", "pooling"])
                      if data["models"] else "models: (none)")
         return "\n".join(parts)

@@ -88,12 +88,14 @@ def _row(res) -> dict[str, Any]:
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads while training (the heads are tiny; 1 is fastest on shared CPUs).")
 @click.option("--no-record", is_flag=True, help="Do not write the runs table.")
-@click.option("--no-save-heads", is_flag=True, help="Do not keep the trained heads (for 'embedstore predict').")
+@click.option("--save-heads/--no-save-heads", default=None,
+              help="Keep the trained heads for 'embedstore predict' (default: kept for a single split; "
+                   "with --cv only when --save-heads is given).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, fusions, mode, split_by,
           epochs, seeds, cv, repeats, cv_seed, scale, seed, hidden, hidden_image, dropout, lr, batch_size, patience, output_size,
           alignment_key, image_alignment, text_alignment, align_loss_weight, label_column, loader, threads,
-          no_record, no_save_heads, progress):
+          no_record, save_heads, progress):
     """Train fusion heads on DATASET's stored embeddings and print mean ± sd metrics.
 
     \b
@@ -115,7 +117,7 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
     for fusion in fusions:
         kw = {"patience": patience, "output_size": output_size, "hidden_image": _ints(hidden_image),
               "label_column": label_column, "loader": loader, "seed": seed, "threads": threads,
-              "save_heads": not no_save_heads,
+              "save_heads": save_heads,
               **({"cv_seed": cv_seed} if cv else {})}
         results.append(train_api(
             store, dataset, image_model=image_model, text_model=text_model, fusion=fusion, mode=mode,

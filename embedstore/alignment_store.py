@@ -106,18 +106,27 @@ def alignment_key_of(settings: dict[str, Any]) -> str:
 
 
 def fit_and_store(store, dataset: str, src: Any, shift: Any, settings: dict[str, Any], *,
-                  tag: str | None = None, save_state: Any = None) -> AlignmentResult:
-    """Fit ``shift`` on ``src`` and store its aligned rows under the key of ``settings``.
+                  tag: str | None = None) -> AlignmentResult:
+    """Fit ``shift`` on ``src`` and store it under the key of ``settings``; its rows are computed when read.
 
-    The one write path of every alignment method: an alignment whose rows
-    are all stored is reused; one that a kill interrupted (registered, rows
-    missing) is finished under its registered key. ``save_state(key, tag)``,
-    when given, stores the fitted transformer before any row is written.
+    The one write path of every alignment method. What is stored is the
+    alignment's parameters (:mod:`embedstore.aligned_reads`): the fitted
+    transform, the list of samples it covers (shared by alignments of the
+    same source rows) and, last, its registry row, so a registered
+    alignment is always complete and a kill before that leaves nothing a
+    re-run does not finish under the same key. An alignment that is already
+    complete is reused (nothing is fitted or written), whether stored this
+    way or, by earlier versions, as rows. In a store this process cannot
+    write, the three parts go to the user's cache
+    (:class:`~embedstore.alignment_home.LocalAlignments`) instead.
     """
+    from .aligned_reads import ON_READ, members_of, save_members
+    from .alignment_home import LocalAlignments, store_writable
+
     previous = _find_existing(store, settings, src.rows)
     if previous is not None:
         return previous
-    # An interrupted run registered its key before writing rows: finish it under that key.
+    # An interrupted run of an earlier version registered its key before writing rows: finish it under that key.
     partial = next(iter(_matching(store, settings)), None)
     if partial is None:
         settings["source_versions"] = src.versions
@@ -125,32 +134,40 @@ def fit_and_store(store, dataset: str, src: Any, shift: Any, settings: dict[str,
     else:
         key, settings = partial.alignment_key, dict(partial.settings)
     shift.fit(src.image_vectors, src.text_vectors, split=src.splits)
-    img, txt = shift.transform(src.image_vectors, src.text_vectors)
-    settings["dim"] = shift.dim_
-    settings["n_fit_rows"] = shift.n_fit_rows_
+    members_id, members = members_of(src)
+    settings.update(dim=shift.dim_, n_fit_rows=shift.n_fit_rows_, storage=ON_READ, members=members_id,
+                    n_rows=src.rows)
+    local = None if store_writable(store) else LocalAlignments(store)
     from .store import new_run_tag
 
     tag = tag or new_run_tag("align")
-    if save_state is not None:
-        save_state(key, tag)
-    # Register first, so a kill between the writes below never leaves rows under an unknown key.
-    store.register_alignment(key, settings["method"], settings, shift.gap_, tag=tag)
-    store.write_embeddings(dataset, src.image, "image", src.ids, img, src.image_hashes,
-                           alignment_key=key, dim=shift.dim_, tag=tag)
-    store.write_embeddings(dataset, src.text, "text", src.ids, txt, src.text_hashes,
-                           alignment_key=key, dim=shift.dim_, tag=tag)
+    from .transform_store import save_state
+
+    save_members(store, members_id, members, local=local, tag=tag)
+    save_state(store, key, shift, local=local, tag=tag)
+    if local is not None:
+        local.register(key, settings["method"], settings, shift.gap_)
+    else:
+        store.alignments.register(key, settings["method"], settings, shift.gap_, tag=tag, replace=partial is not None)
     return AlignmentResult(key, src.image.key, src.text.key, shift.dim_, src.rows, shift.n_fit_rows_,
                            float(np.linalg.norm(shift.gap_)), False, settings)
 
 
 def _find_existing(store, settings: dict[str, Any], rows: int) -> AlignmentResult | None:
-    """A registered alignment with these settings whose rows are all stored."""
+    """A registered alignment with these settings that is complete (parameters, or all its rows)."""
+    from .aligned_reads import has_members, is_on_read
+    from .transform_store import has_state
+
     for rec in _matching(store, settings):
         s = rec.settings
         dim = int(s["dim"])
-        have = [_count(store, s[f"{m}_model_key"], m, dim, settings["dataset"], rec.alignment_key)
-                for m in ("image", "text")]
-        if have == [rows, rows]:
+        if is_on_read(rec):
+            complete = int(s.get("n_rows", -1)) == rows and has_members(store, s["members"]) \
+                and has_state(store, rec.alignment_key)
+        else:
+            complete = [_count(store, s[f"{m}_model_key"], m, dim, settings["dataset"], rec.alignment_key)
+                        for m in ("image", "text")] == [rows, rows]
+        if complete:
             return AlignmentResult(rec.alignment_key, s["image_model_key"], s["text_model_key"], dim, rows,
                                    int(s.get("n_fit_rows", 0)), float(np.linalg.norm(rec.gap)), True, s)
     return None

@@ -31,7 +31,8 @@ class Problem(ToDict):
     check : str
         ``readable``, ``unique_keys``, ``embedding_has_sample`` (ghost rows),
         ``stale_embedding``, ``group_split``, ``model_registered``,
-        ``alignment_registered``, ``table_consistency`` or ``declared_key``.
+        ``alignment_registered``, ``table_consistency``, ``declared_key`` or
+        ``alignment_complete``.
     table : str
     count : int
         Number of offending rows (or keys).
@@ -129,8 +130,10 @@ def doctor(store) -> DoctorReport:
     _check_groups(frames, report)
     _check_runs(frames, report)
     from .upgrade import check_declared_keys
+    from .aligned_reads import check_alignment_storage
 
     check_declared_keys(store, report)
+    check_alignment_storage(store, report)
     return report
 
 

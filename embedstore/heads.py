@@ -128,6 +128,7 @@ def heads_of_run(store, run_id: str, *, group: bool = False) -> list[HeadArtifac
     if group and found:
         found = _rows(store, eq("group_id", found[0].group_id))
     if not found:
-        raise NotFoundError(f"run '{run_id}' has no stored head: re-train it with heads kept "
-                            "(the default; do not pass save_heads=False)")
+        raise NotFoundError(f"run '{run_id}' has no stored head: re-train it with save_heads=True ('embedstore "
+                            "train --save-heads'; by default a single split keeps its heads, cross-validation "
+                            "folds and sweeps do not)")
     return found

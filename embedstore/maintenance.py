@@ -1,11 +1,18 @@
-"""Store maintenance: compaction, safe version cleanup, and a health check.
+"""Store maintenance: compaction and cleanup that shrink the store, and a health check.
 
 * :func:`compact` merges a table's small fragments (many small upserts leave
-  many) into few large ones. It commits a new version with identical content.
+  many) into few large ones, in a new version with identical content. It
+  never rewrites a fragment that an old version something pins still reads
+  (a user tag, a recorded run, a lease; :mod:`embedstore.pins`): Lance
+  would keep the old files for that version next to the new copy, and the
+  store would grow. So ``compact`` followed by ``cleanup --older-than 0``
+  never leaves the store larger than before.
 * :func:`cleanup` deletes versions older than N days, except the latest
-  version of each table, every **tagged** version, and every version that a
-  recorded training run points to (:func:`embedstore.runs.referenced_versions`).
-  Those keep reading back exactly as they were.
+  version of each table and every version a user tag, a recorded run
+  (:func:`embedstore.runs.referenced_versions`) or a lease
+  (:mod:`embedstore.leases`) pins; each kept version comes with why.
+  Bookkeeping tags of ``ingest``/``extract``/``align`` do not pin: they go
+  with their version. ``dry_run`` says what would go and the bytes freed.
 * :func:`doctor` (:mod:`embedstore.doctor`, re-exported here) checks the
   invariants the rest of embedstore relies on and returns a
   :class:`DoctorReport` listing every problem found.
@@ -17,7 +24,8 @@ upserts go on meanwhile (Lance retries whichever commit conflicts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +51,8 @@ class CompactResult(ToDict):
     fragments_before, fragments_after : int
     retries : int
         Retryable commit conflicts that were retried.
+    skipped_pinned : int
+        Fragment groups left as they were because a pinned old version reads them.
     """
 
     table: str
@@ -51,13 +61,17 @@ class CompactResult(ToDict):
     fragments_before: int
     fragments_after: int
     retries: int = 0
+    skipped_pinned: int = 0
 
 
 def compact(store, table: str | None = None) -> list[CompactResult]:
-    """Merge the fragments of ``table`` (default: every table).
+    """Merge the fragments of ``table`` (default: every table), leaving pinned fragments as they are.
 
     Content is unchanged; a new version is committed when fragments were
     merged. Indices are remapped (and updated with new rows) when present.
+    A group of fragments that an old version pinned by a user tag, a run
+    or a lease still reads is skipped (:attr:`CompactResult.skipped_pinned`):
+    rewriting it would keep both copies until the pin goes.
 
     Examples
     --------
@@ -70,28 +84,50 @@ def compact(store, table: str | None = None) -> list[CompactResult]:
     >>> (r.fragments_before, r.fragments_after, s.read("t").num_rows)
     (3, 1, 3)
     """
+    from .pins import version_pins
     from .retries import with_retries
 
     store._check_writable()
     names = [table] if table else store.list_tables()
     if table and not store.has_table(table):
         store.open_table(table)  # raises the NotFoundError with its fix
+    pins = version_pins(store, tables=names)
     out = []
     for name in names:
         with table_lock(store.lock_dir, name):
             ds = store.open_table(name).to_lance()
             before, frags = int(ds.version), len(ds.get_fragments())
+            skipped = [0]
 
             def run(name=name):
                 latest = store.open_table(name).to_lance()
-                latest.optimize.compact_files()
+                skipped[0] = _compact_unpinned(latest, pins.get(name, {}))
                 if latest.list_indices():
                     latest.optimize.optimize_indices()
 
             _, retries = with_retries(run)
             ds = store.open_table(name).to_lance()
-            out.append(CompactResult(name, before, int(ds.version), frags, len(ds.get_fragments()), retries))
+            out.append(CompactResult(name, before, int(ds.version), frags, len(ds.get_fragments()), retries,
+                                     skipped[0]))
     return out
+
+
+def _compact_unpinned(ds, pins: dict[int, list[str]]) -> int:
+    """Compact the fragment groups of ``ds`` that no pinned old version reads; returns the groups skipped."""
+    from lance.optimize import Compaction, CompactionOptions
+
+    protected: set[str] = set()
+    for version in pins:  # the latest version too: once compacted it is an old version its pin still keeps
+        try:
+            old = ds.checkout_version(int(version))
+        except Exception:  # a pin on a version cleanup already removed (a stale run record)
+            continue
+        protected |= {f.path for frag in old.get_fragments() for f in frag.data_files()}
+    plan = Compaction.plan(ds, CompactionOptions())
+    tasks = [t for t in plan.tasks if not any(f.path in protected for frag in t.fragments for f in frag.files)]
+    if tasks:
+        Compaction.commit(ds, [t.execute(ds) for t in tasks])
+    return plan.num_tasks() - len(tasks)
 
 
 # -- cleanup ---------------------------------------------------------------
@@ -104,9 +140,12 @@ class CleanupResult(ToDict):
     table : str
     removed : tuple of int
         Versions deleted (or that would be, with ``dry_run``).
-    kept_tagged, kept_referenced : tuple of int
-        Old versions kept because a tag or a recorded run points to them.
+    kept_tagged, kept_referenced, kept_leased : tuple of int
+        Old versions kept because a user tag, a recorded run or a lease pins them.
     bytes_removed : int
+        Bytes freed (with ``dry_run``: that would be freed).
+    kept : dict
+        ``{version: [reasons]}`` of every old version kept (:mod:`embedstore.pins`).
     """
 
     table: str
@@ -114,15 +153,21 @@ class CleanupResult(ToDict):
     kept_tagged: tuple[int, ...]
     kept_referenced: tuple[int, ...]
     bytes_removed: int = 0
+    kept_leased: tuple[int, ...] = ()
+    kept: dict[int, list[str]] = field(default_factory=dict)
 
 
 def cleanup(store, older_than_days: float, *, table: str | None = None,
             dry_run: bool = False) -> list[CleanupResult]:
-    """Delete table versions older than ``older_than_days`` days.
+    """Delete table versions older than ``older_than_days`` days that nothing pins.
 
-    Never deleted: the latest version of a table, a tagged version, a version
-    that a recorded run points to. Data files still used by a kept version
-    stay; everything else of a deleted version is removed.
+    Never deleted: the latest version of a table, a version a user tag
+    names, a version a recorded run read, a version a running reader holds
+    a lease on (:mod:`embedstore.leases`; lance's own cleanup would delete
+    its files under it, lance issue 6607). Bookkeeping tags placed by
+    ``ingest``/``extract``/``align`` do not protect their version and are
+    deleted with it. Data files still used by a kept version stay;
+    everything else of a deleted version is removed.
 
     Parameters
     ----------
@@ -132,7 +177,7 @@ def cleanup(store, older_than_days: float, *, table: str | None = None,
     table : str, optional
         Only this table (default: all).
     dry_run : bool
-        Report what would be removed without deleting anything.
+        Report what would be removed, and the bytes freed, without deleting anything.
 
     Examples
     --------
@@ -143,35 +188,60 @@ def cleanup(store, older_than_days: float, *, table: str | None = None,
     ...     _ = s.upsert("t", pa.table({"k": ["a"], "x": [i]}), key="k")
     >>> _ = s.tag("t", "first", 1)
     >>> r = cleanup(s, 0)[0]
-    >>> (r.removed, r.kept_tagged, [v.version for v in s.versions("t")])
-    ((2,), (1,), [1, 3])
+    >>> (r.removed, r.kept_tagged, r.kept, [v.version for v in s.versions("t")])
+    ((2,), (1,), {1: ['tag first']}, [1, 3])
     """
-    if older_than_days is None or older_than_days < 0:
+    from .leases import lease_lock
+    from .pins import is_bookkeeping_tag, version_pins
+
+    if older_than_days is None or not older_than_days >= 0:
         raise InputError(f"cleanup: older_than_days= must be a number of days >= 0, got {older_than_days!r}")
     if not dry_run:
         store._check_writable()
-    referenced = _referenced_versions(store)
+    _referenced_versions(store)  # refuses a store with runs this installation cannot read
     names = [table] if table else store.list_tables()
     out = []
     for name in names:
-        with table_lock(store.lock_dir, name):
+        with table_lock(store.lock_dir, name), lease_lock(store, exclusive=True):
+            pins = version_pins(store, tables=[name])[name]  # leases read under the lock: none can slip in
             ds = store.open_table(name).to_lance()
             versions = ds.versions()
             latest = max(int(v["version"]) for v in versions)
             cutoff = _now_like(versions[0]["timestamp"]) - timedelta(days=float(older_than_days))
-            tagged = {int(i["version"]) for i in read_retrying(ds.tags.list).values()}
-            refs = {int(v) for v in referenced.get(name, ())}
             old = [int(v["version"]) for v in versions
                    if int(v["version"]) != latest and v["timestamp"] <= cutoff]
-            remove = tuple(v for v in old if v not in tagged and v not in refs)
-            result = CleanupResult(name, remove, tuple(v for v in old if v in tagged),
-                                   tuple(v for v in old if v in refs and v not in tagged))
-            if remove and not dry_run:
-                stats = ds.cleanup_old_versions(versions=list(remove), error_if_tagged_old_versions=False)
-                result = CleanupResult(name, remove, result.kept_tagged, result.kept_referenced,
-                                       int(getattr(stats, "bytes_removed", 0)))
-            out.append(result)
+            remove = tuple(v for v in old if v not in pins)
+            kept = {v: pins[v] for v in old if v in pins}
+
+            def why(pattern: str) -> tuple[int, ...]:
+                return tuple(v for v, r in kept.items() if any(re.match(pattern, x) for x in r))
+
+            tagged, leased = why("tag "), why("lease ")
+            runs = tuple(v for v in why(r"\d+ runs? \(") if v not in tagged)
+            freed = 0
+            if remove:
+                doomed = {t: i["version"] for t, i in read_retrying(ds.tags.list).items()
+                          if is_bookkeeping_tag(t) and int(i["version"]) in remove}
+                if dry_run:
+                    freed = _bytes_freed(ds, remove, doomed)
+                else:
+                    for tag in doomed:
+                        ds.tags.delete(tag)
+                    stats = ds.cleanup_old_versions(versions=list(remove), error_if_tagged_old_versions=False)
+                    freed = int(getattr(stats, "bytes_removed", 0))
+            out.append(CleanupResult(name, remove, tagged, runs, freed, leased, kept))
     return out
+
+
+def _bytes_freed(ds, remove: tuple[int, ...], bookkeeping: dict[str, int]) -> int:
+    """Bytes :func:`cleanup` would free: files only the removed versions read (their bookkeeping tags gone)."""
+    keep = {int(v["version"]) for v in ds.versions()} - set(remove)
+    keep |= {int(i["version"]) for t, i in read_retrying(ds.tags.list).items() if t not in bookkeeping}
+    sizes = {r["path"]: int(r["size_bytes"]) for r in ds.all_files().read_all().to_pylist()}
+    used: dict[str, set[int]] = {}
+    for r in ds.tracked_files().read_all().to_pylist():
+        used.setdefault(r["path"], set()).add(int(r["version"]))
+    return sum(sizes.get(p, 0) for p, vs in used.items() if vs and not vs & keep)
 
 
 def _now_like(ts: datetime) -> datetime:

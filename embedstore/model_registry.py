@@ -196,27 +196,42 @@ class AlignmentRegistry:
         return self.list()
 
     def register(self, alignment_key: str, method: str, settings: dict[str, Any],
-                 gap: Sequence[float] | np.ndarray, *, tag: str | None = None) -> str:
-        """Record an alignment's settings and gap vector; returns the key (a no-op when registered)."""
+                 gap: Sequence[float] | np.ndarray, *, tag: str | None = None, replace: bool = False) -> str:
+        """Record an alignment's settings and gap vector; returns the key.
+
+        A no-op when ``alignment_key`` is registered, unless ``replace``
+        (finishing an alignment interrupted by an earlier version, or
+        converting one, :mod:`embedstore.upgrade`).
+        """
         row = pa.table({
             "alignment_key": [alignment_key], "method": [method],
             "settings": [json.dumps(settings, sort_keys=True, default=str)],
             "gap": [np.asarray(gap, dtype=np.float32).tolist()],
             "registered_at": [time.strftime("%Y-%m-%dT%H:%M:%S")],
         }, schema=ALIGNMENTS_SCHEMA)
-        if self._store.has_table(ALIGNMENTS) and self._store.read(
+        if not replace and self._store.has_table(ALIGNMENTS) and self._store.read(
                 ALIGNMENTS, where=eq("alignment_key", alignment_key)).num_rows:
             return alignment_key
         self._store.upsert(ALIGNMENTS, row, key="alignment_key", schema=ALIGNMENTS_SCHEMA, tag=tag)
         return alignment_key
 
     def list(self) -> list[AlignmentRecord]:
-        """All registered alignments."""
-        if not self._store.has_table(ALIGNMENTS):
-            return []
-        return [AlignmentRecord(r["alignment_key"], r["method"], json.loads(r["settings"]),
-                                np.asarray(r["gap"], dtype=np.float32))
-                for r in self._store.read(ALIGNMENTS).to_pylist()]
+        """All registered alignments, then those this user keeps for a store they cannot write.
+
+        The second kind lives in the user's cache
+        (:class:`~embedstore.alignment_home.LocalAlignments`); a key
+        registered in the store wins over the same key there.
+        """
+        out = []
+        if self._store.has_table(ALIGNMENTS):
+            out = [AlignmentRecord(r["alignment_key"], r["method"], json.loads(r["settings"]),
+                                   np.asarray(r["gap"], dtype=np.float32))
+                   for r in self._store.read(ALIGNMENTS).to_pylist()]
+        from .alignment_home import LocalAlignments
+
+        known = {r.alignment_key for r in out}
+        return out + [AlignmentRecord(**r) for r in LocalAlignments(self._store).records()
+                      if r["alignment_key"] not in known]
 
     def get(self, alignment_key: str) -> AlignmentRecord:
         """The registered alignment ``alignment_key``."""

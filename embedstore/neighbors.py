@@ -131,14 +131,19 @@ class NeighborsMixin:
             raise InputError(f"neighbors: k must be at least 1, got {k}")
         check_name(dataset)
         identity = self.models.identity(model, modality)
-        table = self._emb_table(identity, modality, dim)
-        width = int(dim) if dim is not None else identity.dim(modality)
+        computed = _on_read(self, identity, modality, alignment_key, dataset, version)
+        if computed is not None and (use_index or engine != "numpy"):
+            raise InputError(f"alignment '{alignment_key}' is computed when read, not stored: search it with the "
+                             "exact engine (engine='numpy', no use_index=)")
+        table = self._emb_table(identity, modality, None if computed is not None else dim)
+        width = computed.dim if computed is not None else int(dim) if dim is not None else identity.dim(modality)
         if not self.has_table(table):
             raise NotFoundError(f"no {modality} embeddings for {identity.model_id} in store {self.uri}")
-        base = [eq("dataset", dataset), eq("alignment_key", alignment_key)]
+        stored = NO_ALIGNMENT if computed is not None else alignment_key
+        base = [eq("dataset", dataset), eq("alignment_key", stored)]
         if not use_index and engine == "numpy":
             return self._exact_neighbors(table, width, base, dataset, modality,
-                                         vector, sample_id, int(k), metric, where, version, exclude_self)
+                                         vector, sample_id, int(k), metric, where, version, exclude_self, computed)
         filters = list(base)
         if sample_id is not None:
             row = self.read(table, version=version, columns=["vector"],
@@ -168,9 +173,9 @@ class NeighborsMixin:
     # -- exact brute force over a cached matrix -----------------------------
     def _exact_neighbors(self, table: str, dim: int, base: list[str], dataset: str, modality: str,
                          vector, sample_id: str | None, k: int, metric: str, where: str | None,
-                         version: int | str | None, exclude_self: bool) -> pa.Table:
+                         version: int | str | None, exclude_self: bool, computed=None) -> pa.Table:
         ds = self.open_table(table, version).to_lance()
-        entry = self._cached_matrix(table, ds, base)
+        entry = self._cached_matrix(table, ds, base, computed)
         mask = None
         if where:  # evaluated alone, then narrowed to the cached scope: it can never widen it
             hit = within(entry.rowids, rows_matching(ds, where))
@@ -190,17 +195,25 @@ class NeighborsMixin:
         return pa.table({"sample_id": pa.array([entry.ids[i] for i in top], pa.string()),
                          "distance": pa.array(dist, pa.float64())})
 
-    def _cached_matrix(self, table: str, ds, base: list[str]) -> _Matrix:
+    def _cached_matrix(self, table: str, ds, base: list[str], computed=None) -> _Matrix:
         cache = self.__dict__.setdefault("_neighbors_cache", OrderedDict())
         files = tuple(df.path for frag in ds.get_fragments() for df in frag.data_files())
-        key = (table, int(ds.version), files, tuple(base))
+        key = (table, int(ds.version), files, tuple(base),
+               None if computed is None else computed.record.alignment_key)
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        data = ds.to_table(columns=["sample_id", "vector"], with_row_id=True, filter=" AND ".join(base))
+        columns = ["sample_id", "vector"] + (["content_sha256"] if computed is not None else [])
+        data = ds.to_table(columns=columns, with_row_id=True, filter=" AND ".join(base))
         from .data import vectors_of
 
-        matrix = np.ascontiguousarray(vectors_of(data))
+        if computed is not None:  # the alignment's samples, each computed from its unaligned row
+            _, pos = computed.keys(data.select(["sample_id", "content_sha256"]), np.arange(data.num_rows))
+            pos = np.sort(pos[pos >= 0])
+            data = data.take(pos)
+            matrix = np.ascontiguousarray(computed.apply(vectors_of(data), pos))
+        else:
+            matrix = np.ascontiguousarray(vectors_of(data))
         rowids = data["_rowid"].to_numpy()
         order = np.argsort(rowids, kind="stable")
         ids = [str(s) for s in data["sample_id"].to_pylist()]
@@ -249,6 +262,29 @@ class NeighborsMixin:
                                         nprobes=nprobes, refine_factor=refine_factor)["sample_id"].to_pylist())
             hits += len(exact & approx) / max(1, len(exact))
         return hits / max(1, len(queries))
+
+
+def _on_read(store, identity: ModelIdentity, modality: str, alignment_key: str, dataset: str,
+             version: int | str | None):
+    """The :class:`~embedstore.aligned_reads.OnRead` when ``alignment_key``'s rows are computed when read."""
+    if alignment_key == NO_ALIGNMENT:
+        return None
+    from .schema import ALIGNMENTS
+    from .snapshot import _on_read as of_snapshot
+
+    # one registry read per registry version, not per query (gap diagnostics search once per row)
+    registry = store.version(ALIGNMENTS) if store.has_table(ALIGNMENTS) else 0
+    cache = store.__dict__.setdefault("_on_read_cache", {})
+    key = (identity.key, modality, alignment_key, version, registry)
+    if key not in cache:
+        try:
+            cache[key] = of_snapshot(store, identity, modality, alignment_key,
+                                     {} if version is None else {modality: version})
+        except NotFoundError:
+            return None  # an unknown key (not cached: it may be fitted next): searched as stored rows, none
+        if len(cache) > 64:
+            cache.pop(next(iter(cache)))
+    return cache[key]
 
 
 def _ids_matching(ds, base: list[str], where: str) -> list[str]:

@@ -19,7 +19,11 @@ Granularity
   ``run_tag`` and ``vector`` (``fixed_size_list<float32>[dim]``).
 * ``models``: the model registry, ``model_key`` → full identity JSON.
 * ``alignments``: the alignment registry, ``alignment_key`` → settings JSON
-  and the fitted gap vector.
+  and the fitted gap vector; ``transform_states`` (every fitted transform)
+  and ``alignment_members`` (the samples each alignment covers) hold the
+  rest of an alignment, whose aligned vectors are computed when read
+  (:mod:`embedstore.aligned_reads`). Stores written by earlier versions hold aligned
+  rows in the embeddings tables under their ``alignment_key``.
 * ``runs``: training-run records (written by ``trainers``).
 """
 
@@ -205,4 +209,5 @@ def key_column(table: str) -> str | None:
     if table.startswith("predictions__"):
         return "prediction_id"
     return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY, "heads": "head_id",
-            "transforms": "alignment_key", "transform_states": "alignment_key"}.get(table)
+            "transforms": "alignment_key", "transform_states": "alignment_key",
+            "alignment_members": "member_key"}.get(table)

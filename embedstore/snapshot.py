@@ -136,21 +136,34 @@ class Snapshot:
         self.alignment_keys = {"image": image_alignment_key, "text": text_alignment_key}
         self.identities: dict[str, ModelIdentity] = {}
         self.tables: dict[str, str] = {}
+        #: ``{modality: OnRead}`` of the modalities whose aligned rows are computed when read.
+        self.on_read: dict[str, Any] = {}
+        pinned = dict(versions or {})
         for modality, ref, dim in (("image", image_model, image_dim), ("text", text_model, text_dim)):
             if ref is None:
                 continue
             ident = store.models.identity(ref, modality)
             self.identities[modality] = ident
-            self.tables[modality] = find_table(store, ident, modality, self.alignment_keys[modality], dim,
-                                               dataset)
-        pinned = dict(versions or {})
+            computed = _on_read(store, ident, modality, self.alignment_keys[modality], pinned)
+            if computed is not None:
+                self.on_read[modality] = computed
+                self.tables[modality] = embeddings_table(ident.key, modality, ident.dim(modality))
+                if not store.has_table(self.tables[modality]):
+                    find_table(store, ident, modality, NO_ALIGNMENT, None, dataset)  # raises with its fix
+            else:
+                self.tables[modality] = find_table(store, ident, modality, self.alignment_keys[modality], dim,
+                                                   dataset)
         pinned.setdefault(self.samples_table, pinned.get("samples"))
         for modality, name in self.tables.items():
             pinned.setdefault(name, pinned.get(modality))
         self.versions = {name: _resolve(store, name, pinned.get(name))
                          for name in [self.samples_table, *self.tables.values()]}
+        from .leases import hold
+
+        self.lease = hold(store, self.versions)
         self._ds = {name: store.open_table(name, v).to_lance() for name, v in self.versions.items()}
-        self.dims = {m: int(self._ds[t].schema.field("vector").type.list_size) for m, t in self.tables.items()}
+        self.dims = {m: self.on_read[m].dim if m in self.on_read else
+                     int(self._ds[t].schema.field("vector").type.list_size) for m, t in self.tables.items()}
         self._keys: dict[str, tuple[pa.Table, np.ndarray]] = {}
         self._splits: pa.Table | None = None
 
@@ -189,10 +202,13 @@ class Snapshot:
 
             keys = self._ds[self.tables[modality]].to_table(
                 columns=["sample_id", "dataset", "alignment_key", "content_sha256"])
-            mask = pc.and_(pc.equal(keys["dataset"], self.dataset),
-                           pc.equal(keys["alignment_key"], self.alignment_keys[modality]))
+            stored = NO_ALIGNMENT if modality in self.on_read else self.alignment_keys[modality]
+            mask = pc.and_(pc.equal(keys["dataset"], self.dataset), pc.equal(keys["alignment_key"], stored))
             pos = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-            self._keys[modality] = (keys.take(pos).select(["sample_id", "content_sha256"]), pos)
+            keys = keys.take(pos).select(["sample_id", "content_sha256"])
+            if modality in self.on_read:  # the alignment's samples, each at its unaligned row (or -1)
+                keys, pos = self.on_read[modality].keys(keys, pos)
+            self._keys[modality] = (keys, pos)
         return self._keys[modality]
 
     def select(self, rows: pa.Table) -> Selection:
@@ -214,11 +230,13 @@ class Snapshot:
             stored = keys["content_sha256"].take(idx).to_numpy(zero_copy_only=False) if len(keys) \
                 else np.full(len(idx), None, dtype=object)
             now = rows[HASH_COLUMN[modality]].to_numpy(zero_copy_only=False)
+            at = pos[idx] if len(pos) else idx
+            found &= at >= 0  # an on-read row whose unaligned vector is not in the pinned table
             current = found & (stored == now)
             sel.missing[modality] = int((~found).sum())
             sel.stale[modality] = int((found & ~current).sum())
             keep &= current
-            sel.positions[modality] = pos[idx] if len(pos) else idx
+            sel.positions[modality] = at
         if (~keep).any():
             sel.examples = [str(s) for s in np.asarray(ids.to_pylist(), dtype=object)[~keep][:_EXAMPLES]]
         return sel
@@ -228,11 +246,14 @@ class Snapshot:
         positions = np.asarray(positions, dtype=np.int64)
         ds = self._ds[self.tables[modality]]
         if len(positions) * 4 > ds.count_rows():  # most rows: one scan of the column beats a random take
-            return vectors_of(ds.to_table(columns=["vector"]))[positions]
-        order = np.argsort(positions, kind="stable")
-        mat = vectors_of(ds.take(positions[order], columns=["vector"]))
-        out = np.empty_like(mat)
-        out[order] = mat
+            out = vectors_of(ds.to_table(columns=["vector"]))[positions]
+        else:
+            order = np.argsort(positions, kind="stable")
+            mat = vectors_of(ds.take(positions[order], columns=["vector"]))
+            out = np.empty_like(mat)
+            out[order] = mat
+        if modality in self.on_read:
+            return self.on_read[modality].apply(out, positions)
         return out
 
     def current(self, columns: Sequence[str] = (), split: str | Sequence[str] | None = None) -> tuple[pa.Table, dict[str, np.ndarray],
@@ -256,6 +277,33 @@ class Snapshot:
         rows = rows.take(order)
         vectors = {m: self.take(m, sel.positions[m][kept][order]) for m in self.tables}
         return rows, vectors, sel
+
+
+def _on_read(store, identity: ModelIdentity, modality: str, alignment_key: str, pinned: dict[str, Any]):
+    """The :class:`~embedstore.aligned_reads.OnRead` of an alignment computed when read, else ``None``.
+
+    ``None`` for unaligned reads and for alignments whose rows an earlier
+    version stored; also when the caller pinned a version of a table that
+    still holds this alignment's stored rows (a run recorded before its
+    store was upgraded re-reads exactly what it read).
+    """
+    if alignment_key == NO_ALIGNMENT:
+        return None
+    from .aligned_reads import OnRead, is_on_read
+
+    try:
+        rec = store.alignments.get(alignment_key)
+    except NotFoundError:
+        return None  # unregistered: rows written under it, if any, are read as stored
+    if not is_on_read(rec):
+        return None
+    if rec.settings.get("converted_from_rows"):
+        name = embeddings_table(identity.key, modality, int(rec.settings["dim"]))
+        version = pinned.get(name, pinned.get(modality))
+        if version not in (None, "") and store.has_table(name) and store.open_table(name, version).count_rows(
+                f"{eq('alignment_key', alignment_key)} AND {eq('dataset', rec.settings.get('dataset', ''))}"):
+            return None
+    return OnRead(store, rec, modality)
 
 
 def _resolve(store, table: str, version: int | str | None) -> int:

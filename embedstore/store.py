@@ -217,7 +217,13 @@ class Store(StoreCompat, DataMixin, NeighborsMixin):
         return ds.to_table(columns=list(columns) if columns else None, filter=where)
 
     def info(self) -> dict[str, Any]:
-        """Summary of the store: tables with rows and latest version, models, datasets.
+        """Summary of the store: tables, their size on disk and what pins their old versions; models, datasets.
+
+        Each table has ``rows``, ``version`` (latest), ``tags``, ``bytes``
+        (every file of every version), ``old_bytes`` (files only old versions
+        read: what ``cleanup`` can free unless pinned), ``fragments`` (of the
+        latest version), ``versions`` and ``pinned_by`` (``{version: [user
+        tag, runs, lease...]}``, :mod:`embedstore.pins`).
 
         Examples
         --------
@@ -225,14 +231,21 @@ class Store(StoreCompat, DataMixin, NeighborsMixin):
         >>> Store(tempfile.mkdtemp() + "/s").info()["tables"]
         []
         """
+        from .pins import table_space, version_pins
+
+        pins = version_pins(self)
         tables = []
         for name in self.list_tables():
             tbl = self.open_table(name)
-            tables.append({"table": name, "rows": tbl.count_rows(), "version": int(tbl.version),
-                           "tags": len(read_retrying(tbl.tags.list))})
+            space = table_space(self, name, pins.get(name, {}))
+            tables.append({"table": name, "rows": space.rows, "version": space.latest,
+                           "tags": len(read_retrying(tbl.tags.list)), "bytes": space.bytes,
+                           "old_bytes": space.old_only_bytes, "fragments": space.fragments,
+                           "versions": space.versions, "pinned_by": space.pins})
         models = [{"model_key": m.key, "model_id": m.model_id, "modalities": ",".join(m.modalities),
                    "dims": m.dims, "dtype": m.dtype, "pooling": m.pooling} for m in self.models.list()]
-        return {"uri": self.uri, "datasets": self.datasets(), "tables": tables, "models": models}
+        return {"uri": self.uri, "datasets": self.datasets(), "tables": tables, "models": models,
+                "bytes": sum(t["bytes"] for t in tables)}
 
     # -- the single write path -------------------------------------------
     def upsert(self, name: str, data: pa.Table, key: str, *, tag: str | None = None,

@@ -5,10 +5,12 @@ the key covers the method, its settings (λ, ``n_components``, ``fit_on``,
 split column, match) and the fingerprint of the source pairs; the fitted
 transformer is kept in the ``transform_states`` table (arrays as
 safetensors + JSON, :mod:`embedstore.transform_state`, never pickle; keyed
-by ``alignment_key``, written before any aligned row) and read back with
-:func:`load_transform`. Rows of the older pickled ``transforms`` table are
-refused, never unpickled: re-running ``embedstore align`` stores the state
-again in the new format; the registry row carries ``fit_on`` and the split
+by ``alignment_key``, written before the alignment is registered; every
+method's aligned rows are computed from it when read,
+:mod:`embedstore.aligned_reads`) and read back with :func:`load_transform`.
+Rows of the older pickled ``transforms`` table are refused, never
+unpickled: re-running ``embedstore align`` stores the state again in the
+new format; the registry row carries ``fit_on`` and the split
 column, so honest training (:func:`embedstore.honest.check_honest_alignments`)
 refuses a transform that saw test rows exactly as it refuses a mean shift.
 """
@@ -17,23 +19,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pyarrow as pa
-
 from .alignment import align
 from .alignment_store import AlignmentResult, fit_and_store, fit_settings
-from .errors import InputError, NotFoundError
 from .refs import lookup_model
-from .sql import eq
-from .transform_state import FORMAT, dump_state, load_state
+from .transform_store import (LEGACY_TRANSFORMS, TRANSFORM_STATES, TRANSFORM_STATES_SCHEMA,  # noqa: F401
+                              has_state, load_transform, save_state)
 from .transforms import make_transform
-
-#: Table of fitted transformers: ``alignment_key`` → JSON meta + safetensors arrays.
-TRANSFORM_STATES = "transform_states"
-TRANSFORM_STATES_SCHEMA = pa.schema([pa.field("alignment_key", pa.string(), nullable=False),
-                                     pa.field("method", pa.string()), pa.field("format", pa.string()),
-                                     pa.field("meta", pa.string()), pa.field("arrays", pa.binary())])
-#: The older table of pickled transformers: read only to refuse its rows.
-LEGACY_TRANSFORMS = "transforms"
 
 
 def align_method(store, dataset: str, *, method: str, image_model: str, text_model: str, lam: float = 0.0,
@@ -78,47 +69,13 @@ def align_method(store, dataset: str, *, method: str, image_model: str, text_mod
 
     shift = make_transform(method, lam=lam, n_components=n_components, match=match, fit_on=fit_on)
     src, settings = fit_settings(store, dataset, method, shift, source, image_model, text_model, split_by)
-
-    def save_state(key: str, write_tag: str) -> None:
-        meta, arrays = dump_state(shift)
-        row = pa.table({"alignment_key": [key], "method": [method], "format": [FORMAT], "meta": [meta],
-                        "arrays": [arrays]}, schema=TRANSFORM_STATES_SCHEMA)
-        store.upsert(TRANSFORM_STATES, row, key="alignment_key", schema=TRANSFORM_STATES_SCHEMA, tag=write_tag)
-
-    res = fit_and_store(store, dataset, src, shift, settings, tag=tag, save_state=save_state)
-    if res.reused and _state_row(store, res.alignment_key) is None:
+    res = fit_and_store(store, dataset, src, shift, settings, tag=tag)
+    if res.reused and not has_state(store, res.alignment_key):
         # rows stored by an older version (pickled state, refused on load): refit and store the state anew
+        from .alignment_home import LocalAlignments, store_writable
         from .store import new_run_tag
 
         shift.fit(src.image_vectors, src.text_vectors, split=src.splits)
-        save_state(res.alignment_key, tag or new_run_tag("align"))
+        save_state(store, res.alignment_key, shift, local=None if store_writable(store) else LocalAlignments(store),
+                   tag=tag or new_run_tag("align"))
     return res
-
-
-def _state_row(store, alignment_key: str) -> dict[str, Any] | None:
-    if not store.has_table(TRANSFORM_STATES):
-        return None
-    rows = store.read(TRANSFORM_STATES, where=eq("alignment_key", alignment_key)).to_pylist()
-    return rows[0] if rows else None
-
-
-def load_transform(store, alignment_key: str):
-    """The fitted transformer stored for ``alignment_key`` (ready to ``transform`` new rows).
-
-    The state is read from arrays and JSON (:func:`~embedstore.transform_state.load_state`);
-    a row of the older pickled format is refused with
-    :class:`~embedstore.errors.InputError`, never unpickled. Raises
-    :class:`~embedstore.errors.NotFoundError` for keys without one
-    (mean-shift alignments keep their gap vector in the registry instead).
-    """
-    row = _state_row(store, alignment_key)
-    if row is not None:
-        return load_state(row["meta"], row["arrays"], where=f"alignment '{alignment_key}' in table "
-                                                            f"{TRANSFORM_STATES}")
-    if store.has_table(LEGACY_TRANSFORMS) and store.read(LEGACY_TRANSFORMS,
-                                                         where=eq("alignment_key", alignment_key)).num_rows:
-        raise InputError(f"alignment '{alignment_key}': its fitted transform is stored pickled in table "
-                         f"{LEGACY_TRANSFORMS} (an older format, not loaded for safety): re-run 'embedstore align' "
-                         "with the same settings to store it as arrays + JSON")
-    raise NotFoundError(f"no fitted transform stored for alignment '{alignment_key}' in store {store.uri}: "
-                        "mean-shift alignments keep their gap in the registry (embedstore info)")

@@ -7,7 +7,7 @@ estimators (``StandardScaler``, ``PCA``, ``CCA``), whose own state is again
 numbers and arrays. :func:`dump_state` splits that into
 
 * ``arrays``: safetensors bytes, one tensor per array attribute
-  (``gap_``, ``rotation_``, ``pca_image_.components_``, ...);
+  (``gap_``, ``factor_image_``, ``pca_image_.components_``, ...);
 * ``meta``: a JSON string with the format tag, the method, the scalar
   attributes, the class and constructor parameters of every nested
   estimator, and the scikit-learn version it was fitted with (a state
@@ -46,7 +46,7 @@ _NP_SCALAR = "__numpy_scalar__"
 
 
 def _transformer_classes() -> dict[str, type]:
-    from .alignment import GapShift
+    from .gapshift import GapShift
     from .transforms import _CLASSES
 
     return {"gapshift": GapShift, **_CLASSES}
@@ -58,6 +58,11 @@ def _estimator_classes() -> dict[str, type]:
     from sklearn.preprocessing import StandardScaler
 
     return {"StandardScaler": StandardScaler, "PCA": PCA, "CCA": CCA}
+
+
+#: Fitted attributes of an estimator that ``transform`` never reads, left out of the stored state: CCA's
+#: regression coefficients (features x targets, as large as a rotation) and its training-row scores.
+_NOT_FOR_TRANSFORM = {"CCA": ("coef_", "intercept_", "_x_scores", "_y_scores")}
 
 
 def _sklearn_version() -> str:
@@ -121,9 +126,12 @@ def dump_state(transformer: Any) -> tuple[str, bytes]:
         raise TypeError(f"dump_state: {type(transformer).__name__} is not the class of method {method!r}")
     known = {cls: name for name, cls in _estimator_classes().items()}
     arrays: dict[str, np.ndarray] = {}
-    attrs = vars(transformer)
+    attrs = {k: v for k, v in vars(transformer).items() if not k.startswith("_")}  # "_...": caches
     scalars = _split({k: v for k, v in attrs.items() if type(v) not in known}, "", arrays, method)
-    estimators = {name: {"class": known[type(est)], "attrs": _split(vars(est), f"{name}.", arrays, f"{method}.{name}")}
+    estimators = {name: {"class": known[type(est)],
+                         "attrs": _split({k: v for k, v in vars(est).items()
+                                          if k not in _NOT_FOR_TRANSFORM.get(known[type(est)], ())},
+                                         f"{name}.", arrays, f"{method}.{name}")}
                   for name, est in attrs.items() if type(est) in known}
     meta = {"format": FORMAT, "method": method, "attrs": scalars, "estimators": estimators,
             "sklearn": _sklearn_version() if estimators else None}

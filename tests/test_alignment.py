@@ -101,25 +101,32 @@ def _versions(store):
     return {t["table"]: t["version"] for t in store.info()["tables"]}
 
 
-def test_align_stores_rows_and_gap_then_reuses_them(store):
+def test_align_stores_parameters_not_rows_and_reads_them_back_as_the_transform(store):
     img, txt = toy_pairs(store, "toy", n=30, image_dim=8, text_dim=5)
+    tables = set(store.list_tables())
     res = align(store, "toy", image_model=img, text_model=txt, lam=0.7, match="interp")
     assert not res.reused and res.rows == 30 and res.dim == 8
     assert res.n_fit_rows == 18  # 60 % train
     rec = store.alignment(res.alignment_key)
     assert rec.method == "gapshift" and rec.gap.shape == (8,)
     assert rec.settings["lam"] == 0.7 and rec.settings["fit_on"] == "train"
-    assert set(rec.settings["source_versions"]) >= {"samples__toy"}
+    assert rec.settings["storage"] == "on_read" and set(rec.settings["source_versions"]) >= {"samples__toy"}
+    # no copy of the vectors: no aligned row in any embeddings table, no new (wider) table
+    assert {t for t in store.list_tables() if t.startswith("emb__")} == {t for t in tables if t.startswith("emb__")}
+    for t in store.embedding_tables():
+        assert store.open_table(t).count_rows(f"alignment_key = '{res.alignment_key}'") == 0
     ids, a = aligned(store, "toy", res.alignment_key, "image")
     ids_t, b = aligned(store, "toy", res.alignment_key, "text")
-    assert ids == ids_t and a.shape == b.shape == (30, 8)
+    assert ids == ids_t and a.shape == b.shape == (30, 8) and a.dtype == np.float32
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
-    # the stored gap is the train-rows gap of the normalised, interpolated vectors
+    # the rows read are what the fitted transform gives on all the rows (what earlier versions stored), bit for bit
     from embedstore.pairs import paired_sources
 
     src = paired_sources(store, "toy", img, txt)
-    want = GapShift(match="interp").fit(src.image_vectors, src.text_vectors, split=src.splits).gap_
-    assert np.allclose(rec.gap, want, atol=1e-6)
+    fitted = GapShift(lam=0.7, match="interp").fit(src.image_vectors, src.text_vectors, split=src.splits)
+    want_a, want_b = fitted.transform(src.image_vectors, src.text_vectors)
+    assert ids == src.ids and np.array_equal(a, want_a) and np.array_equal(b, want_b)
+    assert np.allclose(rec.gap, fitted.gap_, atol=1e-6)
 
     before = _versions(store)
     again = align(store, "toy", image_model=img, text_model=txt, lam=0.7, match="interp")
@@ -184,14 +191,16 @@ def test_paper_mode_reproduces_the_paper_order(store):
 
 
 def test_an_interrupted_alignment_is_finished_under_its_key(store):
-    """A kill after registering and writing the image rows (text rows missing) is resumed, not re-keyed."""
+    """A kill after the fitted state and sample list were written, before the registration, is resumed under its key."""
+    from embedstore.schema import ALIGNMENTS
+
     img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
     first = align(store, "toy", image_model=img, text_model=txt, lam=0.4, match="interp")
-    text_table = f"emb__text__{first.text_model_key}__8"
-    store.db.open_table(text_table).delete(f"alignment_key = '{first.alignment_key}'")  # the lost write
-    assert aligned(store, "toy", first.alignment_key, "text")[0] == []
+    want = aligned(store, "toy", first.alignment_key, "text")
+    store.db.open_table(ALIGNMENTS).delete(f"alignment_key = '{first.alignment_key}'")  # the lost last write
+    assert store.alignments() == []
     again = align(store, "toy", image_model=img, text_model=txt, lam=0.4, match="interp")
     assert again.alignment_key == first.alignment_key and not again.reused
     assert [r.alignment_key for r in store.alignments()] == [first.alignment_key]
     ids, vecs = aligned(store, "toy", first.alignment_key, "text")
-    assert len(ids) == 20 and vecs.shape == (20, 8)
+    assert ids == want[0] and np.array_equal(vecs, want[1]) and vecs.shape == (20, 8)

@@ -58,3 +58,12 @@ def test_extract_backends_section_from_the_rows_of_a_run_cut_short(tmp_path):
     assert "old" not in text and text.count("<!-- backends: begin -->") == 1
     assert "| onnxruntime fp32 | 30.00 | **3.00x** |" in text
     assert "cut short: builtin:minilm-l6 (real weights) (of 5)" in text and "load_avg_1m_end 2.00" in text
+
+
+@pytest.mark.slow
+def test_aligned_reads_quick_times_stored_and_computed_rows():
+    out = _run("aligned_reads.py", "--quick")
+    assert out.returncode == 0, out.stderr[-3000:]
+    for method in ("gapshift", "center", "procrustes"):
+        assert f"| {method} | memory |" in out.stdout and f"| {method} | stream |" in out.stdout
+    assert "computed / stored" in out.stdout

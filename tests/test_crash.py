@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from embedstore import Store
@@ -122,18 +123,27 @@ def test_sigkill_after_each_commit_of_an_alignment_then_rerun(tmp_path, toy_stor
     shutil.copytree(toy_store, clean.uri, dirs_exist_ok=True)
     expected = align(clean, "toy", image_model="hf:toy-image", text_model="hf:toy-text", match="interp")
     ctx = context()
-    for point in (1, 2):  # align commits 3 times: registry, image rows, text rows (the 3rd is the end)
+    from embedstore.aligned_reads import MEMBERS
+    from embedstore.alignment import aligned
+    from embedstore.transform_align import TRANSFORM_STATES
+
+    for point in (1, 2):  # align commits 3 times: sample list, fitted state, registry (the 3rd is the end)
         uri = str(tmp_path / f"killed{point}")
         shutil.copytree(toy_store, uri)
         _killed(ctx, align_worker, uri, point)
         store = Store(uri)
         assert_consistent(store)
+        assert store.alignments() == []  # registered last: a killed alignment is never half there
         again = align(store, "toy", image_model="hf:toy-image", text_model="hf:toy-text", match="interp")
         assert again.alignment_key == expected.alignment_key and not again.reused
-        # image: 20 plain + 20 aligned 8-d rows; text: 20 aligned rows, interpolated from 5-d to 8-d
-        counts = {embeddings_table(again.image_model_key, "image", again.dim): 40,
-                  embeddings_table(again.text_model_key, "text", again.dim): 20, ALIGNMENTS: 1}
+        # no aligned copy: the 20 extracted rows of each model, one sample list, one state, one registry row
+        counts = {embeddings_table(again.image_model_key, "image", 8): 20,
+                  embeddings_table(again.text_model_key, "text", 5): 20, ALIGNMENTS: 1, MEMBERS: 20,
+                  TRANSFORM_STATES: 1}
         assert_consistent(store, counts)
+        for m in ("image", "text"):
+            assert np.array_equal(aligned(store, "toy", again.alignment_key, m)[1],
+                                  aligned(clean, "toy", expected.alignment_key, m)[1])
 
 
 @pytest.mark.slow

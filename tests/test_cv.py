@@ -7,7 +7,8 @@ import pytest
 
 from embedstore import Store
 from embedstore.compare import batch_metric, compare_settings, paired_bootstrap
-from embedstore.errors import InputError
+from embedstore.errors import InputError, NotFoundError
+from embedstore.heads import heads_of_run
 from embedstore.runs import list_runs
 from embedstore.trainers.cv import fold_parts, grouped_folds
 from embedstore.trainers.linear import C_GRID
@@ -48,6 +49,9 @@ def test_store_cv_records_fold_assignment_and_reads_no_test_row_before_selection
     res = train(store, "grp", image_model=info["image_model"], text_model=info["text_model"], fusion="early",
                 cv=3, repeats=2, seeds=1, epochs=4)
     assert len(res.runs) == 6 and res.config["cv"]["k"] == 3
+    # fold heads are kept only when asked (scikit-learn's cross_validate(return_estimator=...))
+    with pytest.raises(NotFoundError, match="save_heads=True"):
+        heads_of_run(store, res.runs[0].run_id)
     events = res.source.events
     starts = [i for i, e in enumerate(events) if e[0] == "mark" and e[1].startswith("cv split")]
     assert len(starts) == 6
@@ -172,3 +176,14 @@ def test_cli_train_cv_linear_prints_folds_scaling_and_groups(grouped):
     bad = CliRunner().invoke(cli, ["--store", store.uri, "train", "grp", "--image-model", info["image_model"],
                                    "--fusion", "image", "--cv", "3", "--mode", "paper", "--no-progress"])
     assert bad.exit_code != 0 and "--cv is honest-mode" in bad.output and "Traceback" not in bad.output
+
+
+def test_cv_keeps_fold_heads_when_asked_and_they_predict_as_an_ensemble(grouped):
+    from embedstore.trainers.predict import predict
+
+    store, info = grouped
+    res = train(store, "grp", image_model=info["image_model"], fusion="image", cv=3, epochs=1, save_heads=True)
+    heads = heads_of_run(store, res.runs[0].run_id, group=True)
+    assert sorted(h.fold for h in heads) == ["r0f0", "r0f1", "r0f2"]
+    ens = predict(store, "grp", res.runs[0].run_id, ensemble=True, write=False)
+    assert len(ens.head_ids) == 3 and np.allclose(ens.proba.sum(axis=1), 1.0)

@@ -181,7 +181,7 @@ def test_mismatches_are_one_line_errors_naming_the_fix(lab, tmp_path):
         predict(store, "prompted", t_run)
     # run without stored heads
     off = train(store, "ds", image_model=clip, fusion="image", epochs=1, save_heads=False).run_ids[0]
-    with pytest.raises(NotFoundError, match="has no stored head: re-train it with heads kept"):
+    with pytest.raises(NotFoundError, match="has no stored head: re-train it with save_heads=True"):
         predict(store, "ds", off)
     # a dataset embedded by another model, while the head's own model cannot be loaded here
     other = Store(tmp_path / "other")

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from embedstore.errors import InputError
+from embedstore.errors import InputError, NotFoundError
+from embedstore.heads import HEADS, heads_of_run
 from embedstore.pairs import toy_pairs
 from embedstore.runs import get_run, list_runs
 from embedstore.sweep_records import list_sweeps, sweep_points
+from embedstore.trainers.predict import predict
 from embedstore.trainers.sweep import parse_lambdas, sweep
 
 
@@ -53,6 +55,8 @@ def test_honest_sweep_selects_on_validation_and_resumes(store, tmp_path):
     # read back from the runs table alone
     assert [p.to_dict() for p in sweep_points(store, "toy", res.sweep_id)] == [p.to_dict() for p in res.points]
     assert list_sweeps(store, "toy")[0]["lambdas"] == 3
+    # a sweep keeps scores, not heads (validation_curve), unless asked
+    assert not store.has_table(HEADS) or store.read(HEADS).num_rows == 0
     # same sweep again: nothing is aligned or trained, no table gets a new version
     before = _versions(store)
     again = sweep(store, "toy", image_model=img, text_model=txt, fusion="late", lambdas="-1:1:1", seeds=2,
@@ -61,6 +65,20 @@ def test_honest_sweep_selects_on_validation_and_resumes(store, tmp_path):
     assert _versions(store) == before
     assert len(list_runs(store, "toy")) == 8  # 3 λ × 2 seeds + the no-alignment reference × 2 seeds
     assert again.reference.to_dict() == res.reference.to_dict()
+
+
+def test_sweep_keeps_heads_only_when_asked_and_they_predict(store):
+    img, txt = toy_pairs(store, "toy", n=60)
+    res = sweep(store, "toy", image_model=img, text_model=txt, fusion="early", lambdas="0.5", epochs=1,
+                progress=False, train_options={"save_heads": True})
+    run_id = res.points[0].run_ids[0]
+    head = heads_of_run(store, run_id)[0]
+    assert head.spec["alignment_keys"]["image"] == res.points[0].alignment_key
+    assert predict(store, "toy", run_id, write=False).proba.shape[1] == len(head.spec["classes"])
+    plain = sweep(store, "toy", image_model=img, text_model=txt, fusion="early", lambdas="0.5", epochs=1,
+                  progress=False, resume=False)
+    with pytest.raises(NotFoundError, match="save_heads=True"):
+        heads_of_run(store, plain.points[0].run_ids[0])
 
 
 def test_sweep_trains_the_no_alignment_reference_once_and_pairs_intervals_by_seed(store):

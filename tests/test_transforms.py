@@ -137,11 +137,12 @@ def test_stored_transform_is_keyed_reused_and_loadable(store):
 
 
 def test_an_interrupted_transform_fit_resumes_under_its_key(store):
+    from embedstore.schema import ALIGNMENTS
+
     img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
     first = align_method(store, "toy", method="whiten", image_model=img, text_model=txt, match="interp",
                          n_components=3)
-    table = f"emb__text__{first.text_model_key}__3"
-    store.db.open_table(table).delete(f"alignment_key = '{first.alignment_key}'")  # the lost write
+    store.db.open_table(ALIGNMENTS).delete(f"alignment_key = '{first.alignment_key}'")  # killed before registering
     again = align_method(store, "toy", method="whiten", image_model=img, text_model=txt, match="interp",
                          n_components=3)
     assert again.alignment_key == first.alignment_key and not again.reused
@@ -241,9 +242,11 @@ def test_an_old_pickled_transform_row_is_refused_and_align_stores_it_again(store
     import pyarrow as pa
 
     from embedstore.transform_align import LEGACY_TRANSFORMS, TRANSFORM_STATES
+    from tests.main_store import writing_as_main
 
     img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
-    res = align_method(store, "toy", method="center", image_model=img, text_model=txt, match="interp")
+    with writing_as_main():  # aligned rows stored, as embedstore 0.3 did
+        res = align_method(store, "toy", method="center", image_model=img, text_model=txt, match="interp")
     expected = load_transform(store, res.alignment_key)
     # the store as an older version left it: the state pickled in the legacy table, none in the new one
     store.db.open_table(TRANSFORM_STATES).delete(f"alignment_key = '{res.alignment_key}'")
@@ -271,17 +274,68 @@ def test_an_old_pickled_transform_row_is_refused_and_align_stores_it_again(store
 
 
 def test_a_fit_killed_after_its_state_was_stored_resumes_under_the_same_key(store):
+    from embedstore.aligned_reads import MEMBERS
     from embedstore.schema import ALIGNMENTS
     from embedstore.transform_align import TRANSFORM_STATES
 
     img, txt = toy_pairs(store, "toy", n=20, image_dim=8, text_dim=5)
     kw = dict(method="procrustes", image_model=img, text_model=txt, match="interp", n_components=3)
     first = align_method(store, "toy", **kw)
-    # the kill came after the state was written and before the alignment was registered or any row written
-    for table in (f"emb__image__{first.image_model_key}__3", f"emb__text__{first.text_model_key}__3", ALIGNMENTS):
-        store.db.open_table(table).delete(f"alignment_key = '{first.alignment_key}'")
+    members = store.alignment(first.alignment_key).settings["members"]
+    # the kill came after the sample list was written and before the state was stored or the alignment registered
+    store.db.open_table(ALIGNMENTS).delete(f"alignment_key = '{first.alignment_key}'")
+    store.db.open_table(TRANSFORM_STATES).delete(f"alignment_key = '{first.alignment_key}'")
     again = align_method(store, "toy", **kw)
     assert again.alignment_key == first.alignment_key and not again.reused
     assert store.db.open_table(TRANSFORM_STATES).count_rows(f"alignment_key = '{first.alignment_key}'") == 1
+    assert store.db.open_table(MEMBERS).count_rows(f"members_id = '{members}'") == 20  # written once
     assert aligned(store, "toy", first.alignment_key, "image")[1].shape == (20, 3)
     assert align_method(store, "toy", **kw).reused
+
+def test_procrustes_state_is_its_rank_at_native_width_and_reproduces_its_rows():
+    """A 12-wide text stretched to 40: the fit has rank 12; what is stored is that, in float32, not 40 x 40."""
+    from embedstore.transform_state import dump_state, load_state
+
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((N, 4))
+    image = z @ rng.standard_normal((4, 40)) + 0.3 * rng.standard_normal((N, 40)) + 2.0
+    text = z @ rng.standard_normal((4, 12)) + 0.3 * rng.standard_normal((N, 12)) - 1.0
+    split = np.array(["train", "test"] * (N // 2))
+    t = make_transform("procrustes", lam=0.5, match="interp").fit(image, text, split)
+    assert t.factor_image_.shape == (40, 12) and t.factor_text_.shape == (12, 12)
+    assert t.factor_image_.dtype == np.float32 and "rotation_" not in vars(t)
+    r = t.rotation_
+    assert np.allclose(r.T @ r, np.eye(40), atol=1e-6)  # a rotation
+    ti, tt = t._fit_rows(image, text, split)
+    m = (ti - ti.mean(0)).T @ (tt - tt.mean(0))
+    best = orthogonal_procrustes(ti - ti.mean(0), tt - tt.mean(0))[0]
+    assert np.trace(r.T @ m) == pytest.approx(np.trace(best.T @ m), rel=1e-6)  # as optimal as scipy's
+    # the part the fit leaves free is the isometry closest to the identity: vectors outside both
+    # fitted subspaces stay where they are
+    ur, vr = t._factor("image"), t._factor("text")
+    free = np.linalg.svd(np.hstack([ur, vr]).T)[2][24:]  # orthogonal to both (40 - 12 - 12 = 16 directions)
+    assert np.allclose(free @ r, free, atol=1e-6)
+    meta, arrays = dump_state(t)
+    assert len(arrays) < 40 * 40 * 4  # less than even a float32 copy of the full rotation
+    back = load_state(meta, arrays)
+    for a, b in zip(t.transform(image, text), back.transform(image, text)):
+        assert np.array_equal(a, b)
+    refit = make_transform("procrustes", lam=0.5, match="interp").fit(image, text, split)
+    assert np.array_equal(refit.transform(image, text)[0], t.transform(image, text)[0])
+
+
+def test_procrustes_state_with_a_full_rotation_is_read_as_it_is():
+    """States stored by main at 3795f98 and earlier hold the full ``rotation_``: it is used as stored."""
+    from embedstore.transform_state import dump_state, load_state
+
+    image, text, split = _pairs()
+    t = make_transform("procrustes").fit(image, text, split)
+    old = np.linalg.qr(np.random.default_rng(1).standard_normal((6, 6)))[0]
+    for name in ("factor_image_", "factor_text_"):
+        del t.__dict__[name]
+    t.__dict__.pop("_rotation", None)
+    t.__dict__["rotation_"] = old
+    back = load_state(*dump_state(t))
+    assert np.array_equal(back.rotation_, old)
+    want = l2_normalize((l2_normalize(image) - back.mean_image_) @ old)
+    assert np.allclose(back.transform_modality(image, "image"), back._shift(want, want)[0])

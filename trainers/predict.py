@@ -1,7 +1,8 @@
 """Apply stored heads to new samples: :func:`predict` (``embedstore predict``).
 
 A training run keeps its head in the ``heads`` table (:mod:`embedstore.heads`;
-on by default, ``save_heads=False`` switches it off). :func:`predict`
+on by default for a single split, ``save_heads=False`` switches it off;
+cross-validation folds and sweeps keep theirs only with ``save_heads=True``). :func:`predict`
 
 1. loads the run's head (or, with ``ensemble=True``, the heads of every
    seed/fold of its group: mean probability);
@@ -84,8 +85,15 @@ def head_artifact(out, source, spec, proto, config: dict[str, Any], *, run_id: s
 
 
 def keep_head(store, out, source, spec, proto, config, run_id, group_id, dataset) -> None:
-    """Save one seed's head unless ``config["save_heads"]`` is False (called by ``embedstore.trainers.train``)."""
-    if config.get("save_heads", True) and getattr(source, "model_keys", None):
+    """Save one seed's head as ``config["save_heads"]`` says (called by ``embedstore.trainers.train``).
+
+    ``True``: kept; ``False``: not; ``None`` (the default): kept for a single split, not for a
+    cross-validation fold (as scikit-learn's ``cross_validate`` keeps fold estimators only when asked).
+    """
+    keep = config.get("save_heads", True)
+    if keep is None:
+        keep = not config.get("cv")
+    if keep and getattr(source, "model_keys", None):
         art = head_artifact(out, source, spec, proto, config, run_id=run_id, group_id=group_id, dataset=dataset)
         from embedstore.schema import samples_table
 

@@ -113,7 +113,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
           epochs: int | None = None, align_loss_weight: float = 0.0, out: str | Path | None = None,
           resume: bool = True, progress: bool = True, method: str = "gapshift", n_components: int | None = None,
           seed: int = 0, lr: float | None = None, scale: str | dict[str, str] | None = "none",
-          train_options: Mapping[str, Any] | None = None) -> SweepResult:
+          train_options: Mapping[str, Any] | None = None, record: bool = True) -> SweepResult:
     """Run a λ sweep; see the module docstring.
 
     Parameters
@@ -145,8 +145,15 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     train_options : mapping, optional
         Further keywords of :func:`~embedstore.trainers.train.train` (e.g.
         ``batch_size``, ``patience``, ``loader``), recorded in the sweep's settings.
+        ``{"save_heads": True}`` keeps every run's head for ``predict``
+        (default: not kept, like scikit-learn's ``validation_curve``; the
+        chosen λ is then trained with ``train``).
     out : path, optional
         PNG of accuracy and macro-F1 against λ.
+    record : bool
+        Record every run (default). ``False`` trains every seed and writes no
+        run: the sweep of a member who may only read the store (its
+        alignments then live in their cache, :mod:`embedstore.alignment_home`).
     resume : bool
         Reuse the recorded seeds of an identical sweep.
     method, n_components : str, int
@@ -172,6 +179,9 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     # the aligned vectors are unit-norm and the shift is a constant vector: a per-feature standardisation
     # would subtract it again, so the sweep measures the shift on its own (λ=0 = normalisation only)
     train_kw: dict[str, Any] = {"scale": scale, **dict(train_options or {}), **({"lr": lr} if lr is not None else {})}
+    # a sweep keeps its runs' scores, not their heads (scikit-learn's validation_curve), unless
+    # train_options={"save_heads": True}; not part of the sweep's identity (same numbers either way)
+    heads_kw = {"save_heads": bool(train_kw.pop("save_heads", False))}
     if "seed" in train_kw or "group_id" in train_kw:
         raise InputError("sweep(): pass seed= as its own argument; the sweep sets each λ's group_id")
     seed_list = seeds_from(seeds, int(seed))
@@ -208,11 +218,20 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
 
     def seed_records(gid: str, **align_kw: Any) -> tuple[list[Any], bool]:
         """The records of ``gid`` for every seed, training the missing seeds; (records, trained?)."""
+        if not record:  # in memory only: nothing is written
+            from embedstore.runs import RunRecord
+
+            res = train(store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
+                        split_by=split_col, epochs=epochs, seeds=seed_list, align_loss_weight=align_loss_weight,
+                        record=False, group_id=gid, **align_kw, **train_kw, **heads_kw)
+            return [RunRecord(run_id=r.run_id or f"unrecorded-{gid}-{r.seed}", group_id=gid, dataset=dataset,
+                              fusion=fusion, mode=mode, seed=r.seed, table_versions=dict(r.table_versions),
+                              metrics={**r.metrics, "selection": r.selection}) for r in res.runs], True
         return recorded_seeds(
             store, dataset, gid, seed_list, lambda missing: train(
                 store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
                 split_by=split_col, epochs=epochs, seeds=missing, align_loss_weight=align_loss_weight,
-                record=True, group_id=gid, **align_kw, **train_kw), known=done.get(gid, []))
+                record=True, group_id=gid, **align_kw, **train_kw, **heads_kw), known=done.get(gid, []))
 
     ref_records, _ = seed_records(sweep_group_id(sweep_id, REFERENCE))
     reference = point_from_records(None, REFERENCE, ref_records)

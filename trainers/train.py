@@ -75,7 +75,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
           block_order: Sequence[str] | None = None, label_column: str = "label", loader: str = "auto",
           versions: dict[str, int] | None = None, image_dim: int | None = None, text_dim: int | None = None,
           readahead: int = 4, chunk_rows: int = 4096, threads: int | None = 1, group_id: str | None = None,
-          save_heads: bool = True, head: HeadOptions | None = None,
+          save_heads: bool | None = None, head: HeadOptions | None = None,
           loading: LoaderOptions | None = None, resume: bool = False) -> TrainResult:
     """Train a fusion head on a dataset's stored embeddings, one run per seed.
 
@@ -146,8 +146,11 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         of the core count; ``None`` keeps torch's setting).
     group_id : str, optional
         Record the seeds under this group (default: a new ``grp-`` id).
-    save_heads : bool
-        Keep each seed's head in the ``heads`` table for ``predict``.
+    save_heads : bool, optional
+        Keep each seed's head in the ``heads`` table for ``predict``. Default
+        (``None``): kept for a single split, not for the folds of ``cv``
+        (scikit-learn's ``cross_validate`` keeps fold estimators only when
+        asked: ``save_heads=True``); ``False``: never.
     resume : bool
         With ``group_id=``: reuse the seeds of that group already recorded
         (same setting and table versions) and train only the missing ones, so
@@ -207,7 +210,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     spec = head.spec(fusion, len(source.classes))
     seed_list = seeds_from(seeds, int(seed))
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
-              "threads": loading.threads, "scale": scale, "save_heads": bool(save_heads),
+              "threads": loading.threads, "scale": scale, "save_heads": save_heads,
               **({"paper_preset": preset} if preset else {}),
               "label_column": source.label_column, "classes": source.classes,
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables}, "alignments": alignments,
