@@ -204,9 +204,11 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
     workers : int, optional
         Ray actors (model copies); default: cluster CPUs / ``threads``.
     backend : {None, "torch", "onnx", "auto"}
-        What runs the forwards (a keyed part of the identity; see
-        :mod:`embedstore.extractors.backends`). ``None`` = the model's
-        default (``auto`` for the builtin and paper encoders).
+        What runs the forwards (see :mod:`embedstore.extractors.backends`:
+        torch and ONNX Runtime fp32 share one key, bf16/8-bit/int8 have
+        their own). ``None`` = the model's default (``auto`` for the builtin
+        and paper encoders: torch or ONNX Runtime fp32, from the measured
+        table). Texts are batched by length within each ``chunk_rows``.
     **opts
         Extractor options (``max_length``).
 

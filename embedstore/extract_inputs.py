@@ -77,6 +77,20 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def window_order(lengths: Sequence[int], window: int) -> list[int]:
+    """Positions ordered by length within each ``window`` consecutive positions (windows keep their order).
+
+    Examples
+    --------
+    >>> window_order([5, 1, 9, 1, 3], 3)
+    [1, 0, 2, 3, 4]
+    """
+    out: list[int] = []
+    for start in range(0, len(lengths), max(1, window)):
+        out += sorted(range(start, min(start + window, len(lengths))), key=lambda i: lengths[i])
+    return out
+
+
 def batch_plan(ext: Any, modality: str, items: Sequence[Any], batch_size: int) -> list[list[int]]:
     """Positions of ``items`` per forward: texts by length (:func:`length_batches`), images in order.
 

@@ -164,6 +164,10 @@ class RayEngine:
         rows = pa.table({"sample_id": pa.array(list(map(str, job.ids)), pa.string()),
                          "content_sha256": pa.array(list(job.hashes), pa.string()),
                          "input": pa.array(list(job.inputs), pa.string())})
+        if modality == "text":  # blocks of similar length, as the local engine batches (characters: no tokenizer here)
+            from ..extract_inputs import window_order
+
+            rows = rows.take(window_order([len(t or "") for t in job.inputs], job.chunk_rows))
         bs = job.batch_size
         blocks = [rows.slice(i, bs) for i in range(0, rows.num_rows, bs)]
         size = self._pool_size(ray, len(blocks))
