@@ -309,6 +309,10 @@ def render(results: list[dict[str, Any]], repeats: int, batching: dict[str, Any]
     table = md_table(["model", "modality", "rows / batch", "backend", "quiet rows/s", "quiet vs torch fp32",
                       "loaded rows/s", "loaded vs torch fp32", "worse", "slowest round",
                       "per-round ratios (quiet / loaded)", "min cos (rows)", "min cos (probe)", "auto default"], body)
+    skipped = [r["label"] for r in results if r["label"].split(" ")[0] not in REAL
+               and not any(c["dtype"] == "bf16" for c in r["cands"])]
+    bf16_note = (" (bf16 is not timed on " + ", ".join(skipped) + ": on a CPU without native bf16 it is never a "
+                 "default and costs 5-10x a torch fp32 round on those shapes)") if skipped else ""
     loads = ", ".join(f"{r['label'].split(' (')[0]} {min(r['load'])}-{max(r['load'])}" for r in results)
     out = [
         "## (c) Backends: each against torch fp32 eager, end to end, quiet and loaded", "",
@@ -325,8 +329,7 @@ def render(results: list[dict[str, Any]], repeats: int, batching: dict[str, Any]
         "`auto default` = what `--backend auto` runs: only the fp32 key (torch fp32 and ONNX Runtime fp32 give "
         "the same vectors, one `model_key`), ONNX Runtime fp32 where it is >= 1.3x torch fp32 in its worse "
         "condition and >= 1.0x in every round, else torch fp32. bf16 is shown, never the default: its own key, "
-        "and this CPU has no native bf16 (where it has none, bf16 is timed on MiniLM's real weights only: "
-        "on the random-init rows it costs 5-10x a torch fp32 round). EfficientNet-Lite0's bf16 path is not "
+        f"and this CPU has no native bf16{bf16_note}. EfficientNet-Lite0's bf16 path is not "
         "timed: it fails the parity gate on real photos (min cosine 0.980 in the earlier table). The DINOv2 and CLIP rows are random-init "
         f"models of those shapes. 1-minute load average during each row ({loads}): the machine is shared, so "
         "*quiet* is the machine as it was, not idle.", "",
