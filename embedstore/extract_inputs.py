@@ -112,9 +112,10 @@ def prefetch_batches(ext: Any, modality: str, ids: Sequence[str], inputs: Sequen
     Rows whose input fails to decode are appended to ``skipped`` and left out
     of their batch. At most ``depth`` batches are prepared ahead. Texts are
     ordered by length within each ``window`` rows (default ``batch_size``:
-    no reordering) before they are cut into batches (:func:`batch_plan`).
+    no reordering), rounded up to whole batches so that ordering never adds
+    a forward call, before they are cut into batches (:func:`batch_plan`).
     """
-    step = max(batch_size, window or batch_size) if modality == "text" else batch_size
+    step = -(-max(batch_size, window or batch_size) // batch_size) * batch_size if modality == "text" else batch_size
 
     def batches() -> Iterator[tuple[list[int], Any]]:
         for start in range(0, len(ids), step):
