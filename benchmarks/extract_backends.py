@@ -138,7 +138,8 @@ def measure_row(row: tuple, src: Any, tmp: Path, repeats: int, competitors: int 
     cands = timed_candidates(row)
     model = key if key in REAL else shaped_model(key, tmp)
     rows = src.samples("ds").slice(0, n)
-    first = rows["text"].to_pylist()[:2] if modality == "text" else [load_image(r) for r in rows["image_ref"].to_pylist()[:2]]
+    first = (rows["text"].to_pylist()[:2] if modality == "text"
+             else [load_image(r) for r in rows["image_ref"].to_pylist()[:2]])
     exts = candidate_extractors(model, cands)
     for e in exts:  # load, export, gate (recorded in e.parity), warm-up: not timed
         e.forward(modality, e.prepare(modality, first))
@@ -330,7 +331,8 @@ def render(results: list[dict[str, Any]], repeats: int, batching: dict[str, Any]
         "the same vectors, one `model_key`), ONNX Runtime fp32 where it is >= 1.3x torch fp32 in its worse "
         "condition and >= 1.0x in every round, else torch fp32. bf16 is shown, never the default: its own key, "
         f"and this CPU has no native bf16{bf16_note}. EfficientNet-Lite0's bf16 path is not "
-        "timed: it fails the parity gate on real photos (min cosine 0.980 in the earlier table). The DINOv2 and CLIP rows are random-init "
+        "timed: it fails the parity gate on real photos (min cosine 0.980 in the earlier table). "
+        "The DINOv2 and CLIP rows are random-init "
         f"models of those shapes. 1-minute load average during each row ({loads}): the machine is shared, so "
         "*quiet* is the machine as it was, not idle.", "",
         table, "", "**Defaults from this run:** " + "; ".join(summary) + ".", ""]
