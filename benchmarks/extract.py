@@ -16,8 +16,10 @@
     processes, imports included) are shown for reference.
 
 (c) **Backends.** Each backend against torch fp32 eager for the builtin
-    encoders and DINOv2-base/CLIP-ViT-B/32-shaped models, end to end and bare,
-    with parity figures (see :mod:`benchmarks.extract_backends`).
+    encoders and DINOv2-base/CLIP-ViT-B/32-shaped models, end to end, quiet
+    and with two CPU-bound competitors, on ham10000-dev1000 photos and
+    prompts, with parity figures; and (c1) what length-sorted text batching
+    saves (see :mod:`benchmarks.extract_backends`).
 
 (d) **LLaMA-shaped.** The same small Llama weights through llama.cpp Q8_0
     (``gguf:``), bitsandbytes 8-bit and torch bf16: rows/s and the cosines
@@ -203,18 +205,21 @@ def _backends(tmp: Path, repeats: int, write_table: bool, quick: bool, info: dic
               partial: str | None = None) -> str:
     from benchmarks import extract_backends as eb
     from embedstore import Store
+    from embedstore.cpu import describe
 
     src = Store(tmp / "src-backends")
-    _ingest(src, "ham10000-sample70", "ds")
+    _ingest(src, "ham10000-dev1000", "ds")
     os.environ["EMBEDSTORE_BACKEND_TABLE"] = str(tmp / "no-user-table.json")  # the shipped table only
     os.environ["EMBEDSTORE_ONNX_CACHE"] = str(tmp / "onnx")  # export afresh (export time is not timed)
+    info["cpu_flags"] = describe()
     results = eb.run(src, tmp, repeats, quick, partial=Path(partial) if partial else None, info=info)
+    batching = eb.text_batching(src, repeats)
     if write_table:
         from embedstore.extractors.backends import TABLE_FILE
 
         eb.write_table(results, TABLE_FILE, {**info, "load_avg_1m_end": f"{os.getloadavg()[0]:.2f}"})
         results = eb.mark_defaults(results)
-    return eb.render(results, repeats)
+    return eb.render(results, repeats, batching, describe())
 
 
 def _from_partial(partial: Path, out: Path, write_table: bool) -> None:
@@ -235,7 +240,7 @@ def _from_partial(partial: Path, out: Path, write_table: bool) -> None:
     note = "" if len(results) >= len(eb.ROWS) else (
         f"\nRows measured before the run was cut short: {', '.join(r['label'] for r in results)} "
         f"(of {len(eb.ROWS)}).\n")
-    section = _spliced("backends", eb.render(results, saved["repeats"]) + note
+    section = _spliced("backends", eb.render(results, saved["repeats"], cpu=info.get("cpu_flags", "")) + note
                        + f"\nGenerated in the same run: {machine_md(info)}.\n")
     out.write_text(_drop("backends", out.read_text()).rstrip() + "\n" + section)
     print(section)

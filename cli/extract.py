@@ -18,6 +18,18 @@ def render(report) -> str:
     lines = [f"model {report.model_id}  model_key {report.model_key}  backend {report.backend} "
              f"({report.backend_reason}){parity}",
              table(rows, ["modality", "computed", "reused", "skipped", "rows/s", "forwards", "version", "table"])]
+    for r in report.results:
+        if r.computed:
+            lines.append(f"{r.modality}: {r.computed} rows in {r.seconds:.1f} s = {r.rows_per_s:.1f} rows/s "
+                         f"on {report.backend} (model load {report.load_seconds:.1f} s apart)")
+    if report.busy:
+        lines.append(report.busy)
+    if report.backend.endswith(" bf16") and report.computed:
+        from embedstore.cpu import native_bf16
+
+        if not native_bf16():
+            lines.append("this CPU has no native bf16 (no avx512_bf16/amx_bf16 flag): bf16 is emulated here and "
+                         "usually slower than fp32; drop --quantize bf16 for the faster, lab-shared fp32 key")
     for s in report.skipped[:5]:
         lines.append(f"skipped {s.sample_id}: {s.reason}")
     if len(report.skipped) > 5:
@@ -42,8 +54,9 @@ def render(report) -> str:
               help="What to embed (both = every modality the model encodes).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Rows per forward.")
 @click.option("--backend", type=click.Choice(["torch", "onnx", "auto"]), default=None,
-              help="What runs the forwards (keyed: each backend has its own vectors). auto = the fastest backend "
-                   "that passed the parity gate in the measured table (see 'embedstore backends'). "
+              help="What runs the forwards. fp32 on torch and on onnx share one model_key (same vectors within "
+                   "cosine 0.99999, checked); bf16 and 8bit have their own. auto = torch fp32 or ONNX Runtime fp32, "
+                   "whichever the measured table says is faster quiet and loaded (see 'embedstore backends'). "
                    "Default: auto for the builtin and paper encoders, else torch.")
 @click.option("--quantize", type=click.Choice(["8bit", "bf16", "none"]), default=None,
               help="8bit (bitsandbytes for hf: text models; int8 with --backend onnx), bf16 (torch autocast), "
@@ -124,47 +137,77 @@ def models(ctx, store_uri, storage_options, as_json):
 
 
 @command()
-@click.option("--measure", is_flag=True, help="Measure now and write the results to your backend table.")
+@click.option("--measure", is_flag=True, help="Measure now (quiet and loaded) and write the results to your "
+              "backend table.")
 @click.option("--model", "model_ids", multiple=True, metavar="ID",
               help="Model(s) to measure (default: the builtin encoders).")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Measure on rows of this ingested dataset (recommended); default: a synthetic probe batch.")
+@click.option("--rows", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Rows of --dataset per modality (a seeded random choice).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Alternating rounds (each: every backend quiet and loaded); medians are reported.")
+@click.option("--competitors", type=click.IntRange(min=0), default=2, show_default=True,
+              help="CPU-bound processes of the loaded condition (0: quiet only).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
-def backends(ctx, store_uri, storage_options, as_json, measure, model_ids, batch_size, repeats, threads):
+def backends(ctx, store_uri, storage_options, as_json, measure, model_ids, dataset, rows, batch_size, repeats,
+             competitors, threads):
     """Show (or --measure) the backend table that --backend auto picks from.
 
-    Each row: rows/s of a backend against torch fp32 eager in the same run
-    (speedup = bare forward, e2e_speedup = extract() end to end where
-    measured) and the minimum per-row cosine against torch fp32. auto takes
-    the fastest row with cosine >= 0.999 that is at least 1.1x torch fp32 by
-    the lower of its two speed-ups, else torch fp32. --measure writes your
-    own table (bare forward); the table shipped with the catalog is
-    refreshed by 'python benchmarks/extract.py --only backends --write-table'.
+    Each row: rows/s of a backend against torch fp32 eager in the same run,
+    with the machine as it is (quiet) and with --competitors CPU-bound
+    processes (loaded), the slowest round, and the minimum per-row cosine
+    against torch fp32. auto runs the fp32 key only: ONNX Runtime fp32 where
+    it is at least 1.3x torch fp32 in its worse condition and never slower
+    in a round, else torch fp32. Both give the same vectors under the same
+    model_key, so measuring (which writes your own table) changes speed,
+    never keys. bf16 has its own key and is never auto's pick: the table
+    shows it; ask for it with --quantize bf16.
 
     \b
     Examples:
       embedstore backends
-      embedstore backends --measure --model builtin:minilm-l6 --repeats 5
+      embedstore backends --measure --model builtin:minilm-l6 --dataset ham10000 --rows 512
     """
-    from embedstore.extractors.backends import auto_choice, backend_table, user_table_file
+    from embedstore.cpu import describe, native_bf16
+    from embedstore.extractors.backends import (AUTO_MIN_SPEEDUP, auto_choice, backend_table, entry_speedup,
+                                                shares_fp32_key, user_table_file)
 
+    measured = None
     if measure:
-        from embedstore.extractors.measure import measure_backends
+        from embedstore.extractors.measure import dataset_items, measure_backends
 
-        measure_backends(model_ids or ("builtin:efficientnet-lite0", "builtin:minilm-l6"), batch_size=batch_size,
-                         repeats=repeats, threads=threads, write=True)
+        items = dataset_items(get_store(ctx, store_uri, storage_options), dataset, rows) if dataset else None
+        measured = measure_backends(model_ids or ("builtin:efficientnet-lite0", "builtin:minilm-l6"),
+                                    batch_size=batch_size, repeats=repeats, threads=threads, items=items,
+                                    competitors=competitors, write=True)
     data = backend_table()
-    rows = [dict(e, model_id=mid, min_cos=f"{e['min_cos']:.5f}") for mid, es in sorted(data.items()) for e in es]
-
-    picks = {mid: auto_choice(mid, es, ("fp32", "bf16")) for mid, es in sorted(data.items())}
+    shown = sorted({r.model_id for r in measured}) if measured is not None else sorted(data)
+    out_rows = [dict(e, model_id=mid, key="fp32 (shared)" if shares_fp32_key(e["backend"], e["dtype"]) else "own",
+                     worse=f"{entry_speedup(e):.2f}x", min_cos=f"{e['min_cos']:.7f}")
+                for mid in shown for e in data.get(mid, [])]
+    picks = {mid: auto_choice(mid, data.get(mid)) for mid in shown}
+    notes = []
+    for row in out_rows:
+        if row["dtype"] == "bf16" and entry_speedup(row) >= AUTO_MIN_SPEEDUP:
+            notes.append(f"{row['model_id']} {row['modality']}: torch bf16 is {row['worse']} torch fp32 in its worse "
+                         "condition here, but has its own model_key (other machines of a lab would compute it "
+                         "again): opt in with --quantize bf16")
+    if measure and not dataset:
+        notes.append("measured on a synthetic probe batch: pass --dataset NAME to measure on your own rows")
+    cpu = describe()
 
     def text() -> str:
-        return "\n".join([table(rows, ["model_id", "modality", "backend", "dtype", "speedup", "e2e_speedup",
-                                        "min_cos"]),
+        cols = ["model_id", "modality", "backend", "dtype", "key", "quiet_speedup", "loaded_speedup",
+                "min_round_speedup", "speedup", "e2e_speedup", "worse", "min_cos", "rows"]
+        cols = [c for c in cols if any(c in r for r in out_rows)]
+        return "\n".join([table(out_rows, cols),
                           *[f"auto for {mid}: {c.backend} {c.dtype} ({c.reason})" for mid, c in picks.items()],
+                          *notes, f"this CPU: {cpu}" + ("" if native_bf16() else " (bf16 is emulated here)"),
                           f"(your measurements: {user_table_file()})"])
 
-    emit(ctx, {"models": data, "user_table": str(user_table_file()),
+    emit(ctx, {"models": {mid: data.get(mid, []) for mid in shown}, "user_table": str(user_table_file()), "cpu": cpu,
                "auto": {mid: {"backend": c.backend, "dtype": c.dtype, "reason": c.reason}
                         for mid, c in picks.items()}}, text)
 

@@ -89,7 +89,8 @@ class ExtractReport:
         Time spent loading the model (0 when nothing had to be computed).
     interrupted : bool
     backend : str
-        ``torch``, ``onnxruntime`` or ``llama.cpp`` with its dtype, e.g. ``onnxruntime fp32``.
+        What ran the forwards: ``torch``, ``onnxruntime`` or ``llama.cpp`` with its dtype, e.g.
+        ``onnxruntime fp32`` (keyed as torch fp32: see :class:`~embedstore.identity.ModelIdentity`).
     backend_reason : str
         Why this backend (``requested``, ``model default``, or what ``auto`` read from the table).
     parity : dict
@@ -98,6 +99,10 @@ class ExtractReport:
     other_keys : list of str
         Other model_keys of the same model id already in the store (e.g.
         vectors from another backend): kept, not used by this run.
+    busy : str or None
+        One line when the machine was busy at the end of the run (1-minute
+        load average above its logical CPUs: :func:`embedstore.cpu.busy_note`),
+        explaining slower rows/s; ``None`` on a machine that was not.
     """
 
     dataset: str
@@ -111,6 +116,7 @@ class ExtractReport:
     backend_reason: str = ""
     parity: dict[str, float] = field(default_factory=dict)
     other_keys: list[str] = field(default_factory=list)
+    busy: str | None = None
 
     @property
     def computed(self) -> int:
@@ -198,9 +204,11 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
     workers : int, optional
         Ray actors (model copies); default: cluster CPUs / ``threads``.
     backend : {None, "torch", "onnx", "auto"}
-        What runs the forwards (a keyed part of the identity; see
-        :mod:`embedstore.extractors.backends`). ``None`` = the model's
-        default (``auto`` for the builtin and paper encoders).
+        What runs the forwards (see :mod:`embedstore.extractors.backends`:
+        torch and ONNX Runtime fp32 share one key, bf16/8-bit/int8 have
+        their own). ``None`` = the model's default (``auto`` for the builtin
+        and paper encoders: torch or ONNX Runtime fp32, from the measured
+        table). Texts are batched by length within each ``chunk_rows``.
     **opts
         Extractor options (``max_length``).
 
@@ -286,9 +294,13 @@ class _Run:
     def report(self, interrupted: bool = False) -> ExtractReport:
         ext = self.ext
         others = sorted({m.key for m in self.store.models() if m.model_id == self.ident.model_id} - {self.ident.key})
+        from .cpu import busy_note
+
+        ran = f"{getattr(ext, 'backend', self.ident.backend)} {getattr(ext, 'dtype', self.ident.dtype)}"
         return ExtractReport(self.dataset, self.ident.model_id, self.ident.key, self.tag, list(self.results),
-                             self.load_seconds, interrupted, f"{self.ident.backend} {self.ident.dtype}",
-                             getattr(ext, "backend_reason", ""), dict(getattr(ext, "parity", {})), others)
+                             self.load_seconds, interrupted, ran, getattr(ext, "backend_reason", ""),
+                             dict(getattr(ext, "parity", {})), others,
+                             busy_note() if any(r.computed for r in self.results) else None)
 
     def _version(self, table: str) -> int:
         return self.store.version(table) if self.store.has_table(table) else 0

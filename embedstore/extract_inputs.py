@@ -3,6 +3,17 @@
 Used by the local loop (:mod:`embedstore.extract`) and by the Ray engine's
 actors (:mod:`embedstore.engines.ray_engine`), so both skip the same rows for
 the same reasons.
+
+**Texts are batched by length.** A text batch is padded to its longest
+text, so a short prompt batched with a long one pays for the long one's
+padding. Within each window of rows (extract's commit chunk), texts are
+ordered by token count and cut into batches (:func:`length_batches`): each
+batch pads only to its own longest text. Rows keep their sample ids (each
+batch carries its row indices), so vectors land where they belong;
+:meth:`~embedstore.extractors.base.Extractor.encode_texts` returns them in
+input order. Masked pooling makes a text's vector independent of its
+batch-mates up to float rounding (cosine >= 0.9999 with one text per call,
+tested). ``benchmarks/results/extract.md`` has what it saves.
 """
 
 from __future__ import annotations
@@ -54,18 +65,62 @@ def decode_rows(modality: str, ids: Sequence[str], inputs: Sequence[Any], rows: 
     return idx, items
 
 
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Positions of ``lengths`` cut into batches of ``batch_size``, shortest first (stable for equal lengths).
+
+    Examples
+    --------
+    >>> length_batches([5, 1, 9, 1, 3], 2)
+    [[1, 3], [4, 0], [2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def window_order(lengths: Sequence[int], window: int) -> list[int]:
+    """Positions ordered by length within each ``window`` consecutive positions (windows keep their order).
+
+    Examples
+    --------
+    >>> window_order([5, 1, 9, 1, 3], 3)
+    [1, 0, 2, 3, 4]
+    """
+    out: list[int] = []
+    for start in range(0, len(lengths), max(1, window)):
+        out += sorted(range(start, min(start + window, len(lengths))), key=lambda i: lengths[i])
+    return out
+
+
+def batch_plan(ext: Any, modality: str, items: Sequence[Any], batch_size: int) -> list[list[int]]:
+    """Positions of ``items`` per forward: texts by length (:func:`length_batches`), images in order.
+
+    Examples
+    --------
+    >>> batch_plan(None, "image", ["a", "b", "c"], 2)
+    [[0, 1], [2]]
+    """
+    if modality == "text" and len(items) > batch_size:
+        return length_batches(ext.text_lengths(list(items)), batch_size)
+    return [list(range(i, min(i + batch_size, len(items)))) for i in range(0, len(items), batch_size)]
+
+
 def prefetch_batches(ext: Any, modality: str, ids: Sequence[str], inputs: Sequence[Any], batch_size: int,
-                     skipped: list[SkippedSample], depth: int = 3) -> Iterator[tuple[list[int], Any]]:
+                     skipped: list[SkippedSample], depth: int = 3,
+                     window: int | None = None) -> Iterator[tuple[list[int], Any]]:
     """Yield ``(row indices, prepared batch)``; decoding/preprocessing runs in a background thread.
 
     Rows whose input fails to decode are appended to ``skipped`` and left out
-    of their batch. At most ``depth`` batches are prepared ahead.
+    of their batch. At most ``depth`` batches are prepared ahead. Texts are
+    ordered by length within each ``window`` rows (default ``batch_size``:
+    no reordering), rounded up to whole batches so that ordering never adds
+    a forward call, before they are cut into batches (:func:`batch_plan`).
     """
+    step = -(-max(batch_size, window or batch_size) // batch_size) * batch_size if modality == "text" else batch_size
 
     def batches() -> Iterator[tuple[list[int], Any]]:
-        for start in range(0, len(ids), batch_size):
-            idx, items = decode_rows(modality, ids, inputs, range(start, min(start + batch_size, len(ids))), skipped)
-            if idx:
-                yield idx, ext.prepare(modality, items)
+        for start in range(0, len(ids), step):
+            idx, items = decode_rows(modality, ids, inputs, range(start, min(start + step, len(ids))), skipped)
+            for part in batch_plan(ext, modality, items, batch_size):
+                yield [idx[j] for j in part], ext.prepare(modality, [items[j] for j in part])
 
     return prefetch(batches(), depth, name="embedstore-prefetch")

@@ -18,6 +18,9 @@ from .formats import ToDict
 from .keys import stable_hash
 
 MODALITIES = ("image", "text")
+#: Minimum per-row cosine against torch fp32, on the probe batch, for another runtime's fp32 vectors to be
+#: keyed as torch fp32 (see "Backends and keys" in :class:`ModelIdentity`). Measured: 0.9999999 or closer.
+FP32_SHARE_MIN_COS = 0.99999
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,11 @@ class ModelIdentity(ToDict):
     truncation : int or None
         Maximum text tokens, if any.
     backend : str
-        What runs the forward: ``torch`` (eager), ``onnxruntime`` or
-        ``llama.cpp`` (see :mod:`embedstore.extractors.backends`).
+        The numerics the key stands for: ``torch`` (torch fp32 eager, and
+        every runtime that the key rule below lets share its key; also
+        torch bf16/8-bit with their ``dtype``), ``onnxruntime`` (int8, and
+        fp32 as keyed before the rule) or ``llama.cpp`` (see
+        :mod:`embedstore.extractors.backends`).
     backend_version : str
         Version of a non-torch backend's runtime (and of the exported graph's
         opset), e.g. ``onnxruntime 1.31/opset 17``. Keyed: another runtime
@@ -53,7 +59,38 @@ class ModelIdentity(ToDict):
         Version of embedstore's own preprocessing and pooling code that
         produced the vectors (see "Code versions" below).
     library_versions : dict
-        Versions of torch/transformers/... (recorded, not part of the key).
+        Versions of torch/transformers/... (recorded, not part of the key);
+        ``runtime`` among them when the forward ran on something other than
+        what ``backend`` says, e.g. ``onnxruntime 1.32/opset 17`` under the
+        shared fp32 key (see :attr:`runtime`).
+
+    Backends and keys (one key per model across a lab)
+    --------------------------------------------------
+    A lab's machines differ (CPU flags, load), so which runtime is fastest
+    differs too; vectors must not. The rule:
+
+    * **fp32 paths share one key.** torch fp32 eager and ONNX Runtime fp32
+      compute the same function in the same precision; they differ only in
+      the order of float sums (about 1e-7 relative, like torch with another
+      thread count). So ONNX Runtime fp32 is keyed as torch fp32 (``backend
+      "torch"``, no ``backend_version``; the runtime is recorded in ``library_versions``),
+      and every ONNX Runtime session is checked against torch fp32 on the
+      probe batch before it writes: its minimum per-row cosine must be at
+      least :data:`FP32_SHARE_MIN_COS` (100x tighter than the 0.999 parity
+      gate), or the run is refused before anything is written. Two machines
+      of a lab, one on torch and one on ONNX Runtime, fill and reuse the
+      same rows.
+    * **Lower precision keeps its own key.** bf16 (about 1e-5 off, and
+      emulated at a loss on CPUs without native bf16), bitsandbytes 8-bit
+      and ONNX Runtime int8 (lossy) change the vectors beyond that
+      tolerance, so their ``dtype`` (and int8's runtime version) stay keyed.
+      That is why ``--backend auto`` never picks them: its key would then
+      depend on the machine (:func:`embedstore.extractors.backends.auto_choice`).
+    * **Old stores stay valid.** Identities registered before this rule
+      (ONNX Runtime fp32 keyed as ``backend "onnxruntime"`` with its
+      version) keep exactly their key: :meth:`keyed_fields` of a given
+      identity never changed, only what new runs register. Their vectors
+      stay readable under that key and are not moved under the shared key.
 
     Code versions
     -------------
@@ -79,6 +116,12 @@ class ModelIdentity(ToDict):
     ...                   backend_version="onnxruntime 1.31/opset 17")
     >>> c.key not in (a.key, b.key)
     True
+    >>> c.key  # an ONNX Runtime fp32 identity as registered before the shared fp32 key: unchanged
+    'e4ca84360bfbca96'
+    >>> d = ModelIdentity("hf:x", "abc", ("text",), {"text": 4},
+    ...                   library_versions={"runtime": "onnxruntime 1.32/opset 17"})  # ONNX Runtime fp32 now
+    >>> d.key == a.key, d.runtime
+    (True, 'onnxruntime 1.32/opset 17')
     >>> a.key  # as in release 0.1
     'e5bf72c0d379c584'
     >>> ModelIdentity("hf:x", "abc", ("text",), {"text": 4}, code_version=1).key != a.key
@@ -110,6 +153,17 @@ class ModelIdentity(ToDict):
             # as before), so stores made before backends existed keep their vectors
             del d["backend"], d["backend_version"]
         return d
+
+    @property
+    def runtime(self) -> str:
+        """What ran the forward: the recorded ``runtime`` (shared fp32 key), else ``backend_version`` or ``backend``.
+
+        Examples
+        --------
+        >>> ModelIdentity("hf:x", "abc", ("text",), {"text": 4}).runtime
+        'torch'
+        """
+        return self.library_versions.get("runtime") or self.backend_version or self.backend
 
     @property
     def key(self) -> str:

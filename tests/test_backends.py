@@ -1,4 +1,4 @@
-"""Backends as part of the identity: ONNX Runtime export + parity gate, keys per backend, auto from the table."""
+"""Backends and keys: ONNX Runtime export + parity gate, the shared fp32 key, auto from the table."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def test_onnx_matches_torch_and_reuses_the_exported_graph(bert_dir, tmp_path):
     ref = load_extractor(bert_dir).encode_texts(TEXTS)
     ext = load_extractor(bert_dir, backend="onnx")
     out = ext.encode_texts(TEXTS)
-    assert ext.identity.backend == "onnxruntime" and ext.identity.dtype == "fp32"
-    assert ext.parity["text"] >= 0.999 and min_cosine(ref, out) >= 0.999
+    assert ext.backend == "onnxruntime" and ext.identity.runtime.startswith("onnxruntime ")
+    assert ext.parity["text"] >= 0.99999 and min_cosine(ref, out) >= 0.99999
     graphs = sorted((tmp_path / "onnx").glob("*.onnx"))
     assert len(graphs) == 1
     mtime = graphs[0].stat().st_mtime_ns
@@ -67,31 +67,67 @@ def test_parity_gate_refuses_a_broken_graph_and_nothing_is_written(store, tmp_pa
     assert extract(store, "toy", vit_dir, backend="onnx", progress=False, threads=1).computed == 6
 
 
-def test_keys_differ_by_backend_and_torch_keys_are_unchanged(bert_dir):
+def test_fp32_runtimes_share_a_key_lower_precision_keeps_its_own(bert_dir):
     idents = {(b, q): load_extractor(bert_dir, backend=b, quantize=q).identity
               for b, q in [("torch", None), ("torch", "bf16"), ("onnx", None), ("onnx", "8bit")]}
-    assert len({i.key for i in idents.values()}) == 4
+    torch_fp32, onnx_fp32 = idents[("torch", None)], idents[("onnx", None)]
+    assert onnx_fp32.key == torch_fp32.key  # the rule: fp32 paths share one key
+    assert onnx_fp32.runtime.startswith("onnxruntime ") and torch_fp32.runtime == "torch"
+    assert len({i.key for i in idents.values()}) == 3  # bf16 and int8: keys of their own
     assert idents[("onnx", "8bit")].dtype == "int8"
-    assert idents[("onnx", None)].backend_version.startswith("onnxruntime ")
-    torch_fp32 = idents[("torch", None)]
+    assert idents[("onnx", "8bit")].backend_version.startswith("onnxruntime ")
     assert "backend" not in torch_fp32.keyed_fields()  # the same key as before backends existed
 
 
-def test_second_run_with_another_backend_recomputes_only_under_its_own_key(store, tmp_path, bert_dir):
-    write_dataset(store, "toy", tmp_path / "img", range(10))
-    first = extract(store, "toy", bert_dir, modality="text", backend="torch", progress=False, threads=1)
-    t_table = first.result("text").table
-    t_version = store.version(t_table)
-    second = extract(store, "toy", bert_dir, modality="text", backend="onnx", progress=False, threads=1)
-    assert second.model_key != first.model_key and second.computed == 10 and second.reused == 0
-    assert second.backend == "onnxruntime fp32" and second.other_keys == [first.model_key]
-    assert store.version(t_table) == t_version  # the torch vectors are kept untouched
-    again = extract(store, "toy", bert_dir, modality="text", backend="onnx", progress=False, threads=1)
-    assert (again.computed, again.forward_calls) == (0, 0)
-    a = store.read(t_table, columns=["sample_id", "vector"]).sort_by("sample_id")
-    b = store.read(second.result("text").table, columns=["sample_id", "vector"]).sort_by("sample_id")
-    assert min_cosine(np.stack(a["vector"].to_numpy(zero_copy_only=False)),
-                      np.stack(b["vector"].to_numpy(zero_copy_only=False))) >= 0.999
+def test_stores_filled_by_torch_and_onnx_fp32_reuse_each_others_rows(tmp_path, bert_dir):
+    from embedstore import Store
+
+    stores = {b: Store(tmp_path / f"lab-{b}") for b in ("torch", "onnx")}
+    for b, st in stores.items():  # two machines of a lab, each on its own fp32 runtime
+        write_dataset(st, "toy", tmp_path / "img", range(10))
+        first = extract(st, "toy", bert_dir, modality="text", backend=b, progress=False, threads=1)
+        assert first.computed == 10
+    a, b = (stores[k].embeddings("toy", first.model_key, "text", as_="numpy")[1] for k in ("torch", "onnx"))
+    assert min_cosine(a, b) >= 0.99999  # the tolerance the shared key stands for
+    for filled, other in (("torch", "onnx"), ("onnx", "torch")):
+        again = extract(stores[filled], "toy", bert_dir, modality="text", backend=other, progress=False, threads=1)
+        assert (again.computed, again.forward_calls, again.other_keys) == (0, 0, [])
+        write_dataset(stores[filled], "copy", tmp_path / "img", range(10))  # same content, another dataset
+        copy = extract(stores[filled], "copy", bert_dir, modality="text", backend=other, progress=False, threads=1)
+        assert (copy.reused, copy.computed, copy.forward_calls) == (10, 0, 0)
+    # lower precision: not within the tolerance, so computed under its own key, the fp32 rows untouched
+    table = first.result("text").table
+    version = stores["torch"].version(table)
+    bf16 = extract(stores["torch"], "toy", bert_dir, modality="text", quantize="bf16", backend="torch",
+                   progress=False, threads=1)
+    assert bf16.computed == 10 and bf16.model_key != first.model_key and bf16.other_keys == [first.model_key]
+    assert stores["torch"].version(table) == version
+
+
+def test_a_store_written_before_the_rule_keeps_its_onnx_key_and_vectors(store, tmp_path, bert_dir):
+    import dataclasses
+
+    from embedstore.identity import ModelIdentity
+
+    write_dataset(store, "toy", tmp_path / "img", range(6))
+    now = load_extractor(bert_dir, backend="onnx").identity
+    # what main wrote for --backend onnx before fp32 keys were shared
+    old = dataclasses.replace(now, backend="onnxruntime", backend_version="onnxruntime 1.32/opset 17",
+                              library_versions={})
+    assert old.key != now.key
+    samples = store.samples("toy")
+    vectors = np.random.default_rng(0).standard_normal((6, old.dim("text"))).astype(np.float32)
+    store.write_embeddings("toy", old, "text", samples["sample_id"].to_pylist(), vectors,
+                           samples["text_sha256"].to_pylist())
+    old_table = store.embedding_tables()[0]
+    version = store.version(old_table)
+    (registered,) = store.models()
+    assert ModelIdentity.from_json(registered.to_json()).key == old.key  # read back under the key it was written
+    rep = extract(store, "toy", bert_dir, modality="text", backend="onnx", progress=False, threads=1)
+    assert rep.model_key == now.key and rep.computed == 6 and rep.other_keys == [old.key]  # not re-keyed
+    assert store.version(old_table) == version
+    ids, kept = store.embeddings("toy", old.key, "text", as_="numpy")
+    np.testing.assert_array_equal(kept, vectors)
 
 
 def test_int8_is_explicit_and_reports_its_cosine(bert_dir):
@@ -104,77 +140,85 @@ def _write_table(path, model_id, entries):
     path.write_text(json.dumps({"models": {model_id: entries}}))
 
 
-def test_auto_is_deterministic_for_a_table_entry(bert_dir, tmp_path):
+def _onnx_entry(**kw):
+    return {"backend": "onnxruntime", "dtype": "fp32", "modality": "text", "quiet_speedup": 1.6,
+            "loaded_speedup": 2.4, "min_round_speedup": 1.2, "min_cos": 1.0, **kw}
+
+
+def test_auto_is_deterministic_whatever_the_table_or_the_load(bert_dir, tmp_path):
+    from embedstore.cpu import competitors
     from embedstore.extractors import canonical_id
 
     mid = canonical_id(bert_dir)
+    fp32_key = load_extractor(bert_dir, backend="torch").identity.key
     unlisted = load_extractor(bert_dir, backend="auto")
     assert (unlisted.backend, unlisted.dtype) == ("torch", "fp32") and "no measured entry" in unlisted.backend_reason
-    entries = [{"backend": "torch", "dtype": "bf16", "modality": "text", "speedup": 1.7, "min_cos": 0.9999},
-               {"backend": "onnxruntime", "dtype": "fp32", "modality": "text", "speedup": 2.4, "min_cos": 1.0},
-               {"backend": "onnxruntime", "dtype": "int8", "modality": "text", "speedup": 3.1, "min_cos": 0.95}]
+    entries = [{"backend": "torch", "dtype": "bf16", "modality": "text", "quiet_speedup": 3.0,
+                "loaded_speedup": 2.8, "min_round_speedup": 2.0, "min_cos": 0.99998},
+               _onnx_entry(),
+               {"backend": "onnxruntime", "dtype": "int8", "modality": "text", "quiet_speedup": 3.1,
+                "loaded_speedup": 3.1, "min_cos": 0.95}]
     table = tmp_path / "table.json"
     _write_table(table, mid, entries)
-    picks = {load_extractor(bert_dir, backend="auto").identity.key for _ in range(3)}
+    picks = set()
+    for n in (0, 2):  # the machine as it is, then with two CPU-bound competitors: auto reads no load
+        with competitors(n):
+            picks |= {(e.backend, e.dtype, e.identity.key) for e in
+                      (load_extractor(bert_dir, backend="auto") for _ in range(2))}
     _write_table(table, mid, entries[::-1])  # the order of the rows does not matter
-    picks.add(load_extractor(bert_dir, backend="auto").identity.key)
-    assert picks == {load_extractor(bert_dir, backend="onnx").identity.key}  # int8 is faster but not gated
-    entries[1]["min_cos"] = 0.99  # the ONNX graph no longer passes: bf16 is the fastest gated path
-    _write_table(table, mid, entries)
-    ext = load_extractor(bert_dir, backend="auto")
-    assert (ext.backend, ext.dtype) == ("torch", "bf16") and "1.70x" in ext.backend_reason
+    picks.add((lambda e: (e.backend, e.dtype, e.identity.key))(load_extractor(bert_dir, backend="auto")))
+    assert picks == {("onnxruntime", "fp32", fp32_key)}  # bf16 and int8 are faster but have keys of their own
+    for broken in ({"min_cos": 0.9999}, {"loaded_speedup": 1.2}, {"min_round_speedup": 0.9}):
+        _write_table(table, mid, [entries[0], _onnx_entry(**broken)])
+        ext = load_extractor(bert_dir, backend="auto")
+        assert (ext.backend, ext.dtype, ext.identity.key) == ("torch", "fp32", fp32_key), broken
+    asked = load_extractor(bert_dir, backend="auto", quantize="bf16")  # asked for: runs, under its own key
+    assert (asked.backend, asked.dtype) == ("torch", "bf16") and asked.identity.key != fp32_key
 
 
-def test_measure_writes_the_table_auto_reads(bert_dir, tmp_path):
+def test_measure_on_a_dataset_prints_the_table_and_never_changes_the_key(store, bert_dir, tmp_path):
     from embedstore.cli.main import cli
+    from embedstore.extractors import canonical_id
 
-    res = CliRunner().invoke(cli, ["backends", "--measure", "--model", bert_dir, "--batch-size", "4",
-                                   "--repeats", "1", "--threads", "1", "--json"])
+    write_dataset(store, "toy", tmp_path / "img", range(12),
+                  texts=[("a lesion " * (1 + i % 5)).strip() for i in range(12)])
+    key = load_extractor(bert_dir, backend="auto").identity.key
+    res = CliRunner().invoke(cli, ["--store", store.uri, "backends", "--measure", "--model", bert_dir, "--dataset",
+                                   "toy", "--rows", "8", "--batch-size", "4", "--repeats", "1", "--competitors",
+                                   "1", "--threads", "1", "--json"])
     assert res.exit_code == 0, res.output
-    from embedstore.extractors import canonical_id
-
-    rows = json.loads(res.output)["models"][canonical_id(bert_dir)]
-    assert {(r["backend"], r["dtype"]) for r in rows} == {("torch", "fp32"), ("torch", "bf16"),
-                                                          ("onnxruntime", "fp32"), ("onnxruntime", "int8")}
-    assert all(r["rows_per_s"] > 0 and -1 <= r["min_cos"] <= 1 for r in rows)
+    out = json.loads(res.output)
+    rows = out["models"][canonical_id(bert_dir)]
+    assert {(r["backend"], r["dtype"]) for r in rows} == {("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32")}
+    assert all(r["rows"] == 8 and r["quiet_rows_per_s"] > 0 and r["loaded_rows_per_s"] > 0 for r in rows)
+    ref = [r for r in rows if (r["backend"], r["dtype"]) == ("torch", "fp32")][0]
+    assert ref["quiet_speedup"] == ref["loaded_speedup"] == 1.0
     ext = load_extractor(bert_dir, backend="auto")
-    assert ext.backend_reason.startswith("auto: ") and "backend table" in ext.backend_reason
-    shown = json.loads(res.output)["auto"][canonical_id(bert_dir)]
+    assert ext.backend_reason.startswith("auto: ") and ext.identity.key == key  # speed may change, the key never
+    shown = out["auto"][canonical_id(bert_dir)]
     assert (shown["backend"], shown["dtype"]) == (ext.backend, ext.dtype)  # the table's pick, as auto runs it
+    text = CliRunner().invoke(cli, ["backends"])
+    assert text.exit_code == 0 and "fp32 (shared)" in text.output and "this CPU:" in text.output
+    bad = CliRunner().invoke(cli, ["--store", store.uri, "backends", "--measure", "--model", bert_dir,
+                                   "--dataset", "nope"])
+    assert bad.exit_code == 1 and "nope" in bad.output and "Traceback" not in bad.output
 
 
-def test_auto_never_picks_a_backend_the_table_measured_slower(bert_dir, tmp_path):
-    from embedstore.extractors import canonical_id
-    from embedstore.extractors.backends import AUTO_MIN_SPEEDUP
-
-    mid = canonical_id(bert_dir)
-    table = tmp_path / "table.json"
-    slow = [{"backend": "torch", "dtype": "bf16", "modality": "text", "speedup": 0.24, "min_cos": 0.99998},
-            {"backend": "onnxruntime", "dtype": "fp32", "modality": "text", "speedup": 1.05, "min_cos": 1.0}]
-    _write_table(table, mid, slow)  # bf16 slower, ONNX within noise of torch fp32: neither is taken
-    ext = load_extractor(bert_dir, backend="auto")
-    assert (ext.backend, ext.dtype) == ("torch", "fp32") and f"{AUTO_MIN_SPEEDUP}x" in ext.backend_reason
-    assert ext.identity.key == load_extractor(bert_dir).identity.key
-    # fast bare forward but slow end to end: the lower figure decides
-    _write_table(table, mid, [{**slow[1], "speedup": 3.0, "e2e_speedup": 1.02}])
-    assert load_extractor(bert_dir, backend="auto").backend == "torch"
-    _write_table(table, mid, [{**slow[1], "speedup": 3.0, "e2e_speedup": 2.5}])
-    ext = load_extractor(bert_dir, backend="auto")
-    assert ext.backend == "onnxruntime" and "2.50x" in ext.backend_reason
-
-
-def test_shipped_table_defaults_are_gated_and_faster():
-    from embedstore.extractors.backends import (AUTO_MIN_SPEEDUP, PARITY_MIN, TABLE_FILE, auto_choice,
+def test_shipped_table_defaults_are_fast_quiet_and_loaded():
+    from embedstore.extractors.backends import (AUTO_MIN_ROUND, AUTO_MIN_SPEEDUP, TABLE_FILE, auto_choice,
                                                 entry_speedup)
+    from embedstore.identity import FP32_SHARE_MIN_COS
 
     models = json.loads(TABLE_FILE.read_text())["models"]
     assert {"builtin:efficientnet-lite0", "builtin:minilm-l6"} <= set(models)
     for mid, entries in models.items():
-        choice = auto_choice(mid, entries, ("fp32", "bf16"))
+        choice = auto_choice(mid, entries)
+        assert choice.dtype == "fp32", mid  # the fp32 key, on every machine
         picked = [e for e in entries if (e["backend"], e["dtype"]) == (choice.backend, choice.dtype)]
-        if (choice.backend, choice.dtype) != ("torch", "fp32"):
-            assert all(entry_speedup(e) >= AUTO_MIN_SPEEDUP and e["min_cos"] >= PARITY_MIN for e in picked), mid
-        assert auto_choice(mid, entries[::-1], ("fp32", "bf16")) == choice  # deterministic
+        if choice.backend != "torch":
+            assert all(entry_speedup(e) >= AUTO_MIN_SPEEDUP and e["min_round_speedup"] >= AUTO_MIN_ROUND
+                       and e["min_cos"] >= FP32_SHARE_MIN_COS and e.get("loaded_speedup") for e in picked), mid
+        assert auto_choice(mid, entries[::-1]) == choice  # deterministic
 
 
 def test_onnx_session_is_built_once_with_the_extract_threads(store, tmp_path, bert_dir):

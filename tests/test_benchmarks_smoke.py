@@ -42,11 +42,11 @@ def test_store_benchmark_quick_writes_its_table(tmp_path):
 def test_extract_backends_section_from_the_rows_of_a_run_cut_short(tmp_path):
     import json
 
-    cands = [{"backend": b, "dtype": "fp32", "e2e": e2e, "bare": bare, "e2e_x": e2e / 10.0, "bare_x": bare / 12.0,
-              "min_cos": 1.0, "probe_cos": 1.0, "knn": 1.0} for b, e2e, bare in (("torch", 10.0, 12.0),
-                                                                              ("onnxruntime", 30.0, 40.0))]
+    cands = [{"backend": b, "dtype": "fp32", "quiet": q, "loaded": ld, "quiet_x": q / 10.0, "loaded_x": ld / 5.0,
+              "rounds": {"quiet": [q / 10.0] * 3, "loaded": [ld / 5.0] * 3}, "min_round_x": min(q / 10.0, ld / 5.0),
+              "min_cos": 1.0, "probe_cos": 1.0} for b, q, ld in (("torch", 10.0, 5.0), ("onnxruntime", 30.0, 20.0))]
     row = {"label": "builtin:minilm-l6 (real weights)", "catalog_id": "builtin:minilm-l6", "modality": "text",
-           "rows": 64, "batch": 32, "cands": cands}
+           "rows": 64, "batch": 32, "cands": cands, "load": [1.0, 2.0]}
     partial = tmp_path / "rows.json"
     partial.write_text(json.dumps({"info": {"logical_cpus": "2", "load_avg_1m": "1.00", "load_avg_1m_end": "2.00"},
                                    "repeats": 3, "rows": [row]}))
@@ -56,7 +56,7 @@ def test_extract_backends_section_from_the_rows_of_a_run_cut_short(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     text = out.read_text()
     assert "old" not in text and text.count("<!-- backends: begin -->") == 1
-    assert "| onnxruntime fp32 | 30.00 | **3.00x** |" in text
+    assert "| onnxruntime fp32 | 30.00 | **3.00x** | 20.00 | **4.00x** | 3.00x |" in text
     assert "cut short: builtin:minilm-l6 (real weights) (of 5)" in text and "load_avg_1m_end 2.00" in text
 
 

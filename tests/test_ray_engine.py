@@ -135,6 +135,57 @@ def _rows_and_keys(store: Store, table: str) -> tuple[int, int]:
     return len(keys), len(set(keys))
 
 
+#: A driver whose Ray worker dies mid-task: Ray then prints "(raylet) A worker died ..." on the driver.
+#: It waits (up to 60 s) until that message was printed, then prints its one JSON line as --json does.
+DYING_WORKER = """
+import io, json, os, sys, time
+import ray
+from embedstore.engines.ray_engine import RayEngine
+
+class Tee(io.TextIOBase):
+    def __init__(self, *streams): self.streams = streams
+    def write(self, s):
+        for st in self.streams: st.write(s)
+        return len(s)
+    def flush(self):
+        for st in self.streams: st.flush()
+
+seen = io.StringIO()
+sys.stderr = Tee(sys.__stderr__, seen)
+engine = RayEngine({}, workers=1)
+engine._ensure_ray()
+
+@ray.remote(max_retries=0)
+def die():
+    os._exit(1)
+
+try:
+    ray.get(die.remote())
+    crashed = False
+except Exception:
+    crashed = True
+deadline = time.monotonic() + 60
+while "died" not in seen.getvalue() and time.monotonic() < deadline:
+    time.sleep(0.2)
+engine.close()
+print(json.dumps({"crashed": crashed, "message_seen": "died" in seen.getvalue()}))
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_never_prints_on_stdout_even_when_a_worker_dies(sandbox):
+    """'(raylet) A worker died ...' goes to stderr, so ``--json`` output on stdout stays one parseable document."""
+    proc = subprocess.Popen([sys.executable, "-c", DYING_WORKER], cwd=REPO, env=sandbox.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    sandbox.sessions.append(proc.pid)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads(out) == {"crashed": True, "message_seen": True}, (out, err[-3000:])  # stdout: the JSON only
+    assert "(raylet)" in err and "died" in err  # Ray's message was printed, on stderr
+    assert sandbox.wait_gone(proc.pid) == []
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_engine_matches_local_then_computes_nothing(sandbox, tmp_path, s3):

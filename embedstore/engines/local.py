@@ -2,9 +2,9 @@
 
 Image decoding and preprocessing run in a background thread
 (:func:`~embedstore.extract_inputs.prefetch_batches`) overlapping the model
-forward; the model loads only once a batch is ready (for texts: first, since
-the tokenizer prepares the batches), so inputs that all fail to decode never
-load it.
+forward; texts are batched by length within each commit chunk. The model
+loads only once a batch is ready (for texts: first, since the tokenizer
+prepares the batches), so inputs that all fail to decode never load it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class LocalEngine:
             job.load_model()
         bar = progress_bar(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not job.show_progress)
         try:
-            for idx, batch in prefetch_batches(ext, modality, ids, job.inputs, job.batch_size, job.skipped):
+            for idx, batch in prefetch_batches(ext, modality, ids, job.inputs, job.batch_size, job.skipped,
+                                                 window=job.chunk_rows):
                 job.load_model()  # images: only once a batch decoded, so all-broken inputs never load the model
                 vectors = ext.forward(modality, batch)
                 job.add([ids[i] for i in idx], [hashes[i] for i in idx], vectors)

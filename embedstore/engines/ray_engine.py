@@ -36,6 +36,28 @@ from ..errors import EmbedstoreError, InputError, require
 from .job import ComputeJob
 
 
+def _ray_messages_to_stderr() -> None:
+    """Send what Ray prints on the driver to stderr, never to stdout (``--json`` owns stdout).
+
+    ``log_to_driver=False`` stops the workers' logs, but Ray's driver still
+    prints the errors its raylet publishes (``(raylet) A worker died or was
+    killed ...``) with ``print_to_stdstream``, to ``sys.stdout`` for messages
+    not marked as errors. Wrapped once per process so every message it prints
+    is marked as one, i.e. goes to ``sys.stderr``.
+    """
+    from ray._private import worker
+
+    printer = worker.print_to_stdstream
+    if getattr(printer, "embedstore_stderr", False):
+        return
+
+    def to_stderr(data: dict, ignore_prefix: bool) -> None:
+        printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.embedstore_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
 class RayEngineError(EmbedstoreError):
     """A Ray worker failed for a reason that is not an embedstore error."""
 
@@ -102,6 +124,7 @@ class RayEngine:
         if ray.is_initialized():
             return ray
         quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+        _ray_messages_to_stderr()
         with warnings.catch_warnings():
             # ray.init fork+execs its daemons; lance/lancedb warn about fork, which exec makes moot.
             warnings.filterwarnings("ignore", message=".*fork", category=Warning)
@@ -164,6 +187,10 @@ class RayEngine:
         rows = pa.table({"sample_id": pa.array(list(map(str, job.ids)), pa.string()),
                          "content_sha256": pa.array(list(job.hashes), pa.string()),
                          "input": pa.array(list(job.inputs), pa.string())})
+        if modality == "text":  # blocks of similar length, as the local engine batches (characters: no tokenizer here)
+            from ..extract_inputs import window_order
+
+            rows = rows.take(window_order([len(t or "") for t in job.inputs], job.chunk_rows))
         bs = job.batch_size
         blocks = [rows.slice(i, bs) for i in range(0, rows.num_rows, bs)]
         size = self._pool_size(ray, len(blocks))

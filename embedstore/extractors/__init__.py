@@ -79,8 +79,9 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
         and paper encoders, else ``torch``. With ``onnx``, ``quantize="8bit"``
         means ONNX Runtime dynamic int8.
     parity_gate : bool
-        Refuse a fp32/bf16 path whose vectors differ from torch fp32 on the
-        probe batch (min per-row cosine < 0.999). Benchmarks turn it off to
+        Refuse a path whose vectors differ from torch fp32 on the probe
+        batch: ONNX Runtime fp32 (keyed as torch fp32) below a min per-row
+        cosine of 0.99999, bf16 below 0.999. Benchmarks turn it off to
         measure; leave it on.
     **opts
         ``max_length`` for text models (the truncation length).

@@ -1,27 +1,40 @@
 """What runs an encoder's forward: ``torch`` (eager, fp32/bf16/8-bit) or ``onnx`` (ONNX Runtime), and ``auto``.
 
-The backend is part of the model identity (:attr:`ModelIdentity.backend`,
-:attr:`ModelIdentity.backend_version`, :attr:`ModelIdentity.dtype`), so
-vectors from different backends never share a ``model_key``.
+The backend's numerics are part of the model identity (:attr:`ModelIdentity.backend`,
+:attr:`ModelIdentity.backend_version`, :attr:`ModelIdentity.dtype`), under
+one rule (written out in :class:`~embedstore.identity.ModelIdentity`,
+"Backends and keys"): **fp32 paths share one key** — ONNX Runtime fp32 is
+keyed as torch fp32 eager, provided its vectors agree with torch fp32 to a
+minimum per-row cosine of :data:`~embedstore.identity.FP32_SHARE_MIN_COS`
+(checked on every session before it writes) — while bf16, 8-bit and int8
+keep keys of their own.
 
 * ``torch`` — the reference: eager torch fp32, or bf16 autocast
   (``quantize="bf16"``), or bitsandbytes 8-bit for ``hf:`` text models.
 * ``onnx`` — the torch model exported once per identity to ONNX (cached under
-  :func:`embedstore.extractors.onnx.cache_dir`) and run by ONNX Runtime, fp32,
-  or dynamically quantised int8 with ``quantize="8bit"``.
-* ``auto`` — per model, the fastest backend of the measured table kept with
-  the catalog (:func:`backend_table`; the shipped file is refreshed by
-  ``python benchmarks/extract.py --only backends --write-table``, a user's own
-  by ``embedstore backends --measure``) that passed the parity gate and is
-  measurably faster than torch fp32 (:data:`AUTO_MIN_SPEEDUP`); deterministic
-  for a given table entry. Models without such an entry run on torch.
+  :func:`embedstore.extractors.onnx.cache_dir`) and run by ONNX Runtime, fp32
+  (the shared fp32 key), or dynamically quantised int8 with ``quantize="8bit"``.
+* ``auto`` — per model, a runtime of the **fp32 key** only: ONNX Runtime fp32
+  when the measured table kept with the catalog (:func:`backend_table`;
+  refreshed by ``python benchmarks/extract.py --only backends --write-table``,
+  a user's own by ``embedstore backends --measure``) has it at least
+  :data:`AUTO_MIN_SPEEDUP` times torch fp32 end to end in its *worse*
+  condition (quiet and with two CPU-bound competitors) and never slower in
+  any round; else torch fp32. ``auto`` reads that table only, never the
+  machine's load or CPU flags, and whatever it picks has the same key, so
+  every machine of a lab fills and reuses the same rows. bf16 is never
+  ``auto``'s pick: its key differs from fp32's, so a bf16 default on CPUs
+  with native bf16 and an fp32 one elsewhere would split a lab's vectors;
+  and on CPUs without native bf16 (``embedstore.cpu.native_bf16``) it is
+  slower than fp32. Ask for it with ``--quantize bf16``.
 
 **Parity gate.** Before a non-reference path is used, its vectors are
-compared with torch fp32 on a fixed probe batch (:func:`probe_batch`):
-fp32/bf16 paths need a minimum per-row cosine of :data:`PARITY_MIN`, else
-:class:`ParityError` is raised before anything is written. Lossy int8 paths
-are opt-in and report their cosine in ``Extractor.parity`` (and in the
-extract report) instead.
+compared with torch fp32 on a fixed probe batch (:func:`probe_items`):
+ONNX Runtime fp32 needs a minimum per-row cosine of
+:data:`~embedstore.identity.FP32_SHARE_MIN_COS` (it shares the fp32 key),
+bf16 :data:`PARITY_MIN`, else :class:`ParityError` is raised before
+anything is written. Lossy int8 paths are opt-in and report their cosine
+in ``Extractor.parity`` (and in the extract report) instead.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
+from ..identity import FP32_SHARE_MIN_COS
 
 #: ``--quantize`` spellings -> the dtype keyed in a model identity.
 QUANTIZE = {None: "fp32", "none": "fp32", "fp32": "fp32", "bf16": "bf16", "8bit": "8bit"}
@@ -43,8 +57,13 @@ BACKENDS = ("torch", "onnx", "auto")
 #: The runtime recorded in the identity for each ``--backend`` value.
 RUNTIMES = {"torch": "torch", "onnx": "onnxruntime"}
 PARITY_MIN = 0.999
-#: ``auto`` takes a backend only when the table measured it at least this much faster than torch fp32.
-AUTO_MIN_SPEEDUP = 1.1
+#: ``auto`` takes ONNX Runtime fp32 only when the table measured it at least this much faster than torch fp32
+#: end to end in its worse condition (quiet, loaded) ...
+AUTO_MIN_SPEEDUP = 1.3
+#: ... and at least this fast as torch fp32 in every measured round (``min_round_speedup``).
+AUTO_MIN_ROUND = 1.0
+#: Runtimes whose fp32 vectors are keyed as torch fp32 (the key rule in :class:`~embedstore.identity.ModelIdentity`).
+FP32_SHARED_RUNTIMES = ("torch", "onnxruntime")
 LOSSY = ("8bit", "int8")
 TABLE_FILE = Path(__file__).with_name("backend_table.json")
 #: Probe texts: different lengths, so padding and masks are exercised.
@@ -79,6 +98,17 @@ class BackendChoice:
     def quantize(self) -> str:
         """The torch model's ``quantize`` option for this choice."""
         return {"fp32": "none", "int8": "none"}.get(self.dtype, self.dtype)
+
+
+def shares_fp32_key(backend: str, dtype: str) -> bool:
+    """Whether ``backend`` at ``dtype`` is keyed as torch fp32 eager (the shared fp32 key).
+
+    Examples
+    --------
+    >>> shares_fp32_key("onnxruntime", "fp32"), shares_fp32_key("onnxruntime", "int8"), shares_fp32_key("torch", "bf16")
+    (True, False, False)
+    """
+    return dtype == "fp32" and backend in FP32_SHARED_RUNTIMES
 
 
 def min_cosine(ref: np.ndarray, out: np.ndarray) -> float:
@@ -127,18 +157,22 @@ def gate(ext: Any, modality: str, run: Callable[[Any], np.ndarray], what: str, f
     """Compare ``run`` with torch fp32 on the probe batch; record the min cosine, return ``run``'s vectors.
 
     ``batch`` is the prepared probe batch (prepared here when omitted).
-    Raises :class:`ParityError` when a non-lossy path is below
-    :data:`PARITY_MIN` (and ``ext.parity_gate`` is on).
+    Raises :class:`ParityError` when a non-lossy path is below its minimum
+    (and ``ext.parity_gate`` is on): :data:`~embedstore.identity.FP32_SHARE_MIN_COS`
+    for a path keyed as torch fp32, :data:`PARITY_MIN` for bf16.
     """
     if batch is None:
         batch = ext.prepare(modality, probe_items(modality))
     ref = ext._torch_forward(modality, batch, "fp32")
     out = run(batch)
     cos = min_cosine(ref, out)
-    ext.parity[modality] = round(cos, 6)
-    if cos < PARITY_MIN and ext.dtype not in LOSSY and ext.parity_gate:
+    ext.parity[modality] = round(cos, 7)
+    shared = shares_fp32_key(ext.backend, ext.dtype)
+    need = FP32_SHARE_MIN_COS if shared else PARITY_MIN
+    if cos < need and ext.dtype not in LOSSY and ext.parity_gate:
+        why = " (it would share torch fp32's key)" if shared else ""
         raise ParityError(f"{ext.resolved.model_id}: the {what} {modality} path fails the parity gate: min "
-                          f"per-row cosine {cos:.5f} < {PARITY_MIN} against torch fp32 on the probe batch; {fix}")
+                          f"per-row cosine {cos:.7f} < {need} against torch fp32 on the probe batch{why}; {fix}")
     return out
 
 
@@ -178,76 +212,80 @@ def backend_table() -> dict[str, list[dict[str, Any]]]:
     return table
 
 
-def entry_speedup(entry: dict[str, Any]) -> float:
-    """An entry's speed-up against torch fp32: the lower of its end-to-end and bare-forward figures.
+#: An entry's speed-up figures against torch fp32 (whichever are present): bare forward
+#: (``embedstore backends --measure`` before per-condition figures), end to end, quiet and loaded.
+SPEEDUP_FIELDS = ("speedup", "e2e_speedup", "quiet_speedup", "loaded_speedup")
 
-    ``speedup`` is the bare forward's (``embedstore backends --measure``);
-    ``e2e_speedup``, when present, is ``extract()``'s end to end
-    (``benchmarks/extract.py --only backends --write-table``).
+
+def entry_speedup(entry: dict[str, Any]) -> float:
+    """An entry's *worse* speed-up against torch fp32: the lowest of the figures it has (:data:`SPEEDUP_FIELDS`).
 
     Examples
     --------
-    >>> entry_speedup({"speedup": 2.0, "e2e_speedup": 1.4})
+    >>> entry_speedup({"quiet_speedup": 2.0, "loaded_speedup": 1.4})
     1.4
     >>> entry_speedup({"speedup": 0.9})
     0.9
     """
-    figures = [float(entry[k]) for k in ("speedup", "e2e_speedup") if entry.get(k) is not None]
+    figures = [float(entry[k]) for k in SPEEDUP_FIELDS if entry.get(k) is not None]
     return min(figures) if figures else 0.0
 
 
-def auto_choice(model_id: str, entries: list[dict[str, Any]] | None, dtypes: tuple[str, ...]) -> BackendChoice:
-    """The fastest gated (backend, dtype) among ``dtypes`` in a model's table entries, else torch.
+def auto_choice(model_id: str, entries: list[dict[str, Any]] | None) -> BackendChoice:
+    """``auto``'s runtime for the fp32 key: ONNX Runtime fp32 when its table entries earn it, else torch fp32.
 
-    A candidate qualifies when its minimum cosine against torch fp32 is at
-    least :data:`PARITY_MIN` and it is measurably faster than torch fp32: at
-    least :data:`AUTO_MIN_SPEEDUP` by :func:`entry_speedup` (the lower of end
-    to end and bare), in its slowest modality. Without a qualifying
-    candidate, torch runs (fp32 when allowed), so ``auto`` never picks a
-    backend the table measured slower. Ties keep the reference order, so the
-    choice depends only on the entries (and on ONNX Runtime being installed),
-    not on their order.
+    ONNX Runtime fp32 qualifies when, in every modality the entries cover,
+    it was measured quiet and loaded, its minimum cosine against torch fp32 is at least
+    :data:`~embedstore.identity.FP32_SHARE_MIN_COS`, its worse speed-up
+    (:func:`entry_speedup`) at least :data:`AUTO_MIN_SPEEDUP`, and its
+    slowest round (``min_round_speedup``, where measured) at least
+    :data:`AUTO_MIN_ROUND`. Entries of other dtypes (bf16, int8) are shown
+    by ``embedstore backends`` but never chosen: they have keys of their own.
+    Both outcomes have the same key, so the choice changes speed only.
 
     Examples
     --------
-    >>> es = [{"backend": "torch", "dtype": "bf16", "modality": "image", "speedup": 2.2, "min_cos": 0.9998},
-    ...       {"backend": "onnxruntime", "dtype": "fp32", "modality": "image", "speedup": 0.8, "min_cos": 1.0}]
-    >>> auto_choice("hf:x", es, ("fp32", "bf16")).dtype
-    'bf16'
-    >>> slow = [{"backend": "torch", "dtype": "bf16", "modality": "text", "speedup": 0.2, "min_cos": 1.0}]
-    >>> auto_choice("hf:z", slow, ("fp32", "bf16")).dtype  # measured slower: never picked
-    'fp32'
-    >>> auto_choice("hf:y", None, ("fp32",)).backend
+    >>> es = [{"backend": "torch", "dtype": "bf16", "modality": "image", "quiet_speedup": 3.0,
+    ...        "loaded_speedup": 2.5, "min_cos": 0.99998},
+    ...       {"backend": "onnxruntime", "dtype": "fp32", "modality": "image", "quiet_speedup": 1.5,
+    ...        "loaded_speedup": 1.9, "min_round_speedup": 1.2, "min_cos": 1.0}]
+    >>> c = auto_choice("hf:x", es); (c.backend, c.dtype)  # bf16 is faster but has its own key
+    ('onnxruntime', 'fp32')
+    >>> es[1]["quiet_speedup"] = 1.1  # not 1.3x in its worse condition
+    >>> auto_choice("hf:x", es).backend
+    'torch'
+    >>> auto_choice("hf:y", None).backend
     'torch'
     """
-    ref = dtypes[0]
     if not entries:
-        return BackendChoice("torch", ref, f"auto: no measured entry for {model_id} (torch {ref}); "
-                             f"'embedstore backends --measure --model {model_id}' adds one")
-    cands: dict[tuple[str, str], tuple[float, float]] = {}
-    for e in entries:
-        k = (e["backend"], e["dtype"])
-        if k != ("torch", "fp32"):  # the reference is 1.0x at cosine 1 by definition
-            speed, cos = cands.get(k, (float("inf"), 1.0))
-            cands[k] = (min(speed, entry_speedup(e)), min(cos, float(e["min_cos"])))
-    order = [("torch", "bf16"), ("onnxruntime", "fp32"), ("torch", "8bit")]
+        return BackendChoice("torch", "fp32", f"auto: no measured entry for {model_id} (torch fp32); "
+                             f"'embedstore backends --measure --model {model_id} --dataset NAME' measures one")
+    onnx = [e for e in entries if (e["backend"], e["dtype"]) == ("onnxruntime", "fp32")]
     import importlib.util
 
-    ok = [k for k in order + sorted(set(cands) - set(order)) if k in cands and k[1] in dtypes
-          and cands[k][1] >= PARITY_MIN and cands[k][0] >= AUTO_MIN_SPEEDUP
-          and (k[0] != "onnxruntime" or importlib.util.find_spec("onnxruntime") is not None)]
-    if not ok:
-        return BackendChoice("torch", ref, f"auto: no gated entry of {model_id} is {AUTO_MIN_SPEEDUP}x torch "
-                             f"fp32 or faster in the backend table (torch {ref})")
-    best = max(ok, key=lambda k: cands[k][0])  # max keeps the first of equals
-    speed, cos = cands[best]
-    return BackendChoice(best[0], best[1], f"auto: {best[0]} {best[1]} is {speed:.2f}x torch fp32 in the "
-                         f"backend table (min cosine {cos:.5f})")
+    if not onnx or importlib.util.find_spec("onnxruntime") is None:
+        return BackendChoice("torch", "fp32", f"auto: torch fp32 (no ONNX Runtime fp32 entry for {model_id}"
+                             + ("" if onnx else " in the backend table") + ")")
+    if any(e.get("loaded_speedup") is None for e in onnx):
+        return BackendChoice("torch", "fp32", f"auto: torch fp32 (the ONNX Runtime fp32 entry of {model_id} was not "
+                             "measured loaded: 'embedstore backends --measure' measures both conditions)")
+    worse = min(entry_speedup(e) for e in onnx)
+    rounds = [float(e["min_round_speedup"]) for e in onnx if e.get("min_round_speedup") is not None]
+    cos = min(float(e["min_cos"]) for e in onnx)
+    what = f"ONNX Runtime fp32 is {worse:.2f}x torch fp32 in its worse condition" + (
+        f", {min(rounds):.2f}x in its slowest round" if rounds else "") + f", min cosine {cos:.7f}"
+    if cos >= FP32_SHARE_MIN_COS and worse >= AUTO_MIN_SPEEDUP and (not rounds or min(rounds) >= AUTO_MIN_ROUND):
+        return BackendChoice("onnxruntime", "fp32", f"auto: {what} (same key as torch fp32)")
+    return BackendChoice("torch", "fp32", f"auto: torch fp32, since {what} (needs {AUTO_MIN_SPEEDUP}x, "
+                         f"{AUTO_MIN_ROUND}x per round and cosine {FP32_SHARE_MIN_COS})")
 
 
 def choose(model_id: str, backend: str | None, quantize: str | None, default_backend: str,
            default_quantize: str | None) -> BackendChoice:
     """Resolve ``--backend``/``--quantize`` (``None`` = the model's defaults) to a :class:`BackendChoice`.
+
+    With ``auto``, an explicit or default quantisation other than fp32 runs
+    on torch (its own key, as asked); fp32 goes to :func:`auto_choice`.
 
     Examples
     --------
@@ -255,6 +293,8 @@ def choose(model_id: str, backend: str | None, quantize: str | None, default_bac
     BackendChoice(backend='onnxruntime', dtype='int8', reason='requested')
     >>> choose("hf:x", None, None, "torch", None).dtype
     'fp32'
+    >>> c = choose("hf:x", "auto", "bf16", "torch", None); (c.backend, c.dtype)
+    ('torch', 'bf16')
     """
     name = (backend or default_backend).lower()
     if name not in BACKENDS:
@@ -263,13 +303,12 @@ def choose(model_id: str, backend: str | None, quantize: str | None, default_bac
     q = quantize.lower() if isinstance(quantize, str) else quantize
     if q not in QUANTIZE:
         raise InputError(f"unknown quantisation {quantize!r}: use 8bit, bf16 or none")
-    if name == "auto":
-        if q is not None:
-            return auto_choice(model_id, backend_table().get(model_id), (QUANTIZE[q],))
-        if default_quantize:
-            return BackendChoice("torch", QUANTIZE[default_quantize], "auto: the model's default quantisation")
-        return auto_choice(model_id, backend_table().get(model_id), ("fp32", "bf16"))
     dtype = QUANTIZE[q if q is not None else default_quantize]
+    if name == "auto":
+        if dtype != "fp32":
+            why = "requested" if q is not None else "the model's default"
+            return BackendChoice("torch", dtype, f"auto: {dtype} ({why}) runs on torch, under its own key")
+        return auto_choice(model_id, backend_table().get(model_id))
     if name == "onnx":
         if dtype == "bf16":
             raise InputError(f"{model_id}: ONNX Runtime has no bf16 CPU path; use --backend torch --quantize bf16, "

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..identity import ModelIdentity
-from .backends import QUANTIZE
+from .backends import QUANTIZE, shares_fp32_key
 from .resolve import ResolvedModel
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -178,11 +178,13 @@ class Extractor:
 
     def _make_identity(self, dims: dict[str, int], preprocessing: dict[str, Any], pooling: str,
                        truncation: int | None = None) -> ModelIdentity:
+        backend, version, libs = self.backend, self.backend_version, library_versions()
+        if shares_fp32_key(backend, self.dtype):  # keyed as torch fp32 ("Backends and keys" in ModelIdentity)
+            backend, version, libs["runtime"] = "torch", "", version or backend
         return ModelIdentity(self.resolved.model_id, self.resolved.weights, tuple(m for m in ("image", "text")
                              if m in self.modalities), dims, preprocessing, pooling, self.dtype, truncation,
-                             self.backend, self.backend_version,
-                             code_version=SHARED_CODE_VERSION + self.code_version,
-                             library_versions=library_versions())
+                             backend, version, code_version=SHARED_CODE_VERSION + self.code_version,
+                             library_versions=libs)
 
     def use_backend(self, choice: Any) -> None:
         """Run with a :class:`~embedstore.extractors.backends.BackendChoice` (before the first forward)."""
@@ -291,9 +293,30 @@ class Extractor:
         """Embed PIL images → (n, d) float32."""
         return self.forward("image", self.prepare("image", images))
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed strings → (n, d) float32."""
-        return self.forward("text", self.prepare("text", texts))
+    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Embed strings → (n, d) float32, in input order.
+
+        With ``batch_size``, texts run in batches of similar length (each
+        padded to its own longest: :func:`~embedstore.extract_inputs.length_batches`),
+        as ``extract`` runs them; without it, in one batch.
+        """
+        texts = list(texts)
+        if batch_size is None or len(texts) <= batch_size:
+            return self.forward("text", self.prepare("text", texts))
+        from ..extract_inputs import batch_plan
+
+        out: np.ndarray | None = None
+        for part in batch_plan(self, "text", texts, batch_size):
+            vectors = self.forward("text", self.prepare("text", [texts[i] for i in part]))
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[part] = vectors
+        assert out is not None
+        return out
+
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """A length per text to batch texts of similar length together (characters here; tokens where known)."""
+        return [len(t) for t in texts]
 
     def _prepare_images(self, images: Sequence[Any]) -> Any:
         return self.image_preprocess(images)
@@ -349,6 +372,11 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def token_lengths(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[int]:
+    """Tokens per text after truncation to ``max_length`` (a Hugging Face tokenizer, no padding)."""
+    return [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
 
 
 def unit_rows(x):

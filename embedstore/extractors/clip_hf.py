@@ -13,8 +13,8 @@ from typing import Any
 
 from ..errors import require
 from ..identity import ModelIdentity
-from .base import (CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, unit_rows,
-                   processor_preprocess)
+from .base import (CLIP_MEAN, CLIP_STD, Extractor, ImagePreprocess, check_pooling, dtype_of, processor_preprocess,
+                   token_lengths, unit_rows)
 from .resolve import ResolvedModel
 
 
@@ -58,6 +58,11 @@ class HFClip(Extractor):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = CLIPModel.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
+
+    def text_lengths(self, texts):
+        """Tokens per text (what a batch pads to), for length-sorted batching."""
+        self.ensure_loaded()
+        return token_lengths(self.tokenizer, texts, self.max_length)
 
     def _prepare_texts(self, texts: list[str]):
         return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")

@@ -23,7 +23,8 @@ from typing import Any
 
 from ..errors import InputError, require
 from ..identity import ModelIdentity
-from .base import Extractor, ImagePreprocess, check_pooling, dtype_of, unit_rows, processor_preprocess
+from .base import (Extractor, ImagePreprocess, check_pooling, dtype_of, processor_preprocess, token_lengths,
+                   unit_rows)
 from .registry import Scheme, register
 from .resolve import ResolvedModel, canonical_local, fingerprint, hf_snapshot, is_local, read_json
 
@@ -139,6 +140,11 @@ class _HFModel(Extractor):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
+
+    def text_lengths(self, texts):
+        """Tokens per text (what a batch pads to), for length-sorted batching."""
+        self.ensure_loaded()
+        return token_lengths(self.tokenizer, texts, self.max_length)
 
     def _tokenize(self, texts: list[str], max_length: int):
         return self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")

@@ -151,8 +151,10 @@ class KnownModel:
     options : dict
         Other defaults passed to the extractor.
     backend : str
-        Default ``--backend``: ``auto`` (the fastest gated backend of the
-        measured table) for the builtin and paper encoders, else ``torch``.
+        Default ``--backend``: ``auto`` (a runtime of the fp32 key, ONNX
+        Runtime where the measured table has it >= 1.3x torch fp32 quiet and
+        loaded, else torch; same key either way) for the builtin and paper
+        encoders, else ``torch``.
     """
 
     model_id: str
