@@ -3,7 +3,7 @@
 An adapter turns a dataset root into :class:`Sample` objects (id, image
 path, rendered text, label, splits, metadata) and hands them to
 :func:`finish`, which decode-checks every image with
-:func:`embedstore.images.load_image`, hashes it, and assembles the Arrow
+:func:`embedstore.images.read_image`, hashes the bytes it decoded, and assembles the Arrow
 table that :meth:`embedstore.store.Store.write_samples` stores. A sample
 whose image is missing, empty or unreadable is left out and listed in
 :attr:`DatasetRows.skipped`; nothing is dropped silently.
@@ -21,8 +21,8 @@ from typing import Any, NamedTuple, Sequence
 import pyarrow as pa
 
 from ..errors import InputError
-from ..images import join_ref, load_image
-from ..keys import sha256_file, sha256_text
+from ..images import join_ref, read_image
+from ..keys import sha256_text
 from .prompts import PromptTemplate
 
 #: Cells read as missing, as pandas ``read_csv`` does (the paper's code used pandas).
@@ -208,21 +208,19 @@ def _reason(message: str) -> str:
 def check_image(sample: Sample) -> tuple[str | None, str | None]:
     """``(image_sha256, None)`` when the image decodes, else ``(None, reason)``; ``(None, None)``: no image.
 
-    The hash is of the file's bytes; for a derived image (a ``#bands=...``
-    fragment) the conversion options are hashed in, so another conversion is
-    other content.
+    The file is read once, and the hash is of the bytes that decoded
+    (:func:`embedstore.images.read_image`); for a derived image (a
+    ``#bands=...`` fragment) the conversion options are hashed in, so another
+    conversion is other content.
     """
     if sample.image_path is None:  # a text-only dataset
         return None, None
     try:
-        load_image(sample.image_ref)
-        digest = sha256_file(sample.image_path)
+        _, digest = read_image(sample.image_ref)
     except InputError as exc:
         return None, _reason(str(exc))
     except OSError as exc:
         return None, f"cannot read ({exc.strerror or exc})"
-    if sample.fragment:
-        digest = sha256_text(f"{digest}#{sample.fragment}")
     return digest, None
 
 
@@ -251,6 +249,10 @@ def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: Pr
 
     from ..cpu import cores
 
+    from ..images import max_pixels
+
+    if any(s.image_path is not None for s in samples):
+        max_pixels()  # a bad decoded-size setting is one error for the run, not one per image
     workers = workers or min(4, cores())
     results: list[tuple[str | None, str | None]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool, \
