@@ -154,11 +154,6 @@ class GapShift:
         return "GapShift(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
 
     def _check_params(self) -> None:
-        from .numbers import check_number
-
-        check_number("lam", self.lam, fix="λ scales the shift along the gap, e.g. 1 closes it")
-        check_number("noise_std", self.noise_std, low=0)
-        check_number("seed", self.seed, integer=True)
         if self.match not in MATCH_METHODS:
             raise InputError(f"GapShift match={self.match!r}: use None or 'interp'")
         if self.fit_on not in FIT_ON:

@@ -62,3 +62,22 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
     shown = f"{value:g}" if isinstance(value, float) and math.isfinite(value) else str(value)
     raise InputError(f"{name}={shown}: must be {kind}{' ' + ' and '.join(bounds) if bounds else ''}"
                      + (f"; {fix}" if fix else ""))
+
+
+def check_alignment_params(params: dict[str, Any]) -> None:
+    """λ, noise and seed of an alignment (``transform.get_params()``), checked before it is fitted or registered.
+
+    Examples
+    --------
+    >>> check_alignment_params({"lam": 1.0, "noise_std": 0.0, "seed": 0})
+    >>> check_alignment_params({"lam": float("inf")})
+    Traceback (most recent call last):
+    ...
+    embedstore.errors.InputError: lam=inf: must be a finite number; λ scales the shift along the gap, e.g. 1 closes it
+    """
+    if "lam" in params:
+        check_number("lam", params["lam"], fix="λ scales the shift along the gap, e.g. 1 closes it")
+    if "noise_std" in params:
+        check_number("noise_std", params["noise_std"], low=0)
+    if "seed" in params:
+        check_number("seed", params["seed"], integer=True)

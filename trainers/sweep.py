@@ -44,7 +44,7 @@ from embedstore.sweep_records import (REFERENCE, SWEEP_PREFIX, SweepPoint, plot_
 def _check_options(mode: str, epochs: int | None, train_kw: Mapping[str, Any], noise_std: float, align_seed: int,
                    align_loss_weight: float) -> None:
     """Every number of a sweep, checked before its first alignment is written (each λ's train checks them late)."""
-    from embedstore.alignment import GapShift
+    from embedstore.numbers import check_alignment_params
 
     from .options import HeadOptions
     from .protocol import resolve_protocol
@@ -53,7 +53,7 @@ def _check_options(mode: str, epochs: int | None, train_kw: Mapping[str, Any], n
                                              ("lr", "dropout", "weight_decay", "patience", "batch_size")})
     HeadOptions(hidden=train_kw.get("hidden"), hidden_image=train_kw.get("hidden_image"),
                 output_size=train_kw.get("output_size"), align_loss_weight=align_loss_weight)
-    GapShift(lam=0.0, noise_std=noise_std, seed=align_seed)._check_params()
+    check_alignment_params({"noise_std": noise_std, "seed": align_seed})
 
 
 #: Most λ values one sweep takes (each trains every seed).
