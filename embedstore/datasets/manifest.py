@@ -86,9 +86,13 @@ def _cell(value: Any) -> str:
 
 
 def _fields(record: dict[str, Any], names: dict[str, str]) -> dict[str, str]:
-    """A row's prompt fields, under each column's header as written and under its storage name."""
+    """A row's prompt fields, under each column's header as written and under its storage name.
+
+    A header as written wins over another column's storage name (``a_b`` is the
+    column ``a_b``, not ``a.b`` stored as ``a_b_2``... nor the reverse).
+    """
     out = {k: _cell(v) for k, v in record.items()}
-    out.update({names[k]: out[k] for k in record if k in names})
+    out.update({names[k]: out[k] for k in record if k in names and names[k] not in record})
     return out
 
 
