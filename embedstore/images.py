@@ -194,6 +194,13 @@ def read_image(ref: str) -> tuple[Any, str]:
     >>> img.mode, img.size, digest == sha256_file(p)
     ('RGB', (4, 3), True)
     """
+    p, data, opts = _read(ref)
+    digest = content_hash(data, fragment_of(ref))
+    return _decode(p, data, opts), digest
+
+
+def _read(ref: str) -> tuple[Path, bytes, dict[str, str]]:
+    """``(path, the file's bytes, fragment options)`` of ``ref``, or :class:`InputError` naming the file."""
     path, opts = split_ref(ref)
     p = Path(path)
     if not p.is_file():
@@ -201,10 +208,13 @@ def read_image(ref: str) -> tuple[Any, str]:
     data = p.read_bytes()
     if not data:
         raise InputError(f"image {path}: file is empty (0 bytes); re-download or remove it")
-    digest = content_hash(data, fragment_of(ref))
+    return p, data, opts
+
+
+def _decode(p: Path, data: bytes, opts: dict[str, str]):
     if p.suffix.lower() in (".tif", ".tiff"):
-        return _load_tiff(p, data, opts), digest
-    return _load_pil(path, data), digest
+        return _load_tiff(p, data, opts)
+    return _load_pil(str(p), data)
 
 
 def load_image(ref: str):
@@ -225,7 +235,7 @@ def load_image(ref: str):
     >>> load_image(p).mode, load_image(p).size
     ('RGB', (4, 3))
     """
-    return read_image(ref)[0]
+    return _decode(*_read(ref))
 
 
 def _load_pil(path: str, data: bytes):
