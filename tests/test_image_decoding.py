@@ -168,6 +168,35 @@ def test_upright_photos_embed_as_their_rotated_pixels_and_thumbnail_upright(tmp_
     assert Image.open(io.BytesIO(png)).size == (20, 40)  # portrait, as the photo is shown
 
 
+def test_extract_stores_the_upright_vector_for_png_and_tiff_orientation_tags(tmp_path):
+    """Through ingest and extract into a real store: a tagged PNG and a tagged TIFF get the vector of the turned photo."""
+    import tifffile
+    from PIL import Image
+
+    from embedstore import Store
+    from tests.tiny_models import make_tiny_vit
+
+    root = tmp_path / "data"
+    root.mkdir()
+    stored = _two_colour()  # landscape on disk; orientation 8 says "turn 90° counter-clockwise to view"
+    _with_orientation(stored, root / "tagged.png", 8)
+    tifffile.imwrite(root / "tagged.tiff", stored, photometric="rgb", extratags=[(274, "H", 1, 8, True)])
+    Image.fromarray(stored).transpose(Image.Transpose.ROTATE_90).save(root / "plain.png")  # the same, turned
+    Image.fromarray(stored).save(root / "sideways.png")  # the same pixels without a tag: a different photo
+    names = ["tagged.png", "tagged.tiff", "plain.png", "sideways.png"]
+    (root / "m.csv").write_text("id,image,label\n" + "".join(f"{n.replace('.', '_')},{n},{'ab'[i % 2]}\n"
+                                                             for i, n in enumerate(names)))
+    vit = make_tiny_vit(tmp_path / "vit")
+    assert invoke_cli(tmp_path / "s", "ingest", "manifest", "--root", root, "--name", "d").exit_code == 0
+    r = invoke_cli(tmp_path / "s", "extract", "d", "--model", vit, "--no-progress", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["results"][0]["computed"] == 4, r.output
+    ids, vecs = Store(tmp_path / "s").embeddings("d", str(vit), "image", as_="numpy")
+    got = dict(zip(ids, vecs))
+    np.testing.assert_allclose(got["tagged_png"], got["plain_png"], atol=1e-6)
+    np.testing.assert_allclose(got["tagged_tiff"], got["plain_png"], atol=1e-6)
+    assert np.abs(got["sideways_png"] - got["plain_png"]).max() > 1e-3  # the orientation changes what the model sees
+
+
 def test_extract_refuses_a_bomb_that_replaced_an_ingested_file(tmp_path):
     """A file swapped for a bomb after ingest: one skipped line at extract, the other rows embedded."""
     import shutil
