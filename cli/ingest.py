@@ -77,12 +77,16 @@ def render(report) -> str:
               help="manifest: format string over columns, e.g. 'Age: {age}.', or a file holding one.")
 @click.option("--group-column", default=None, help="manifest: group column for the grouped split.")
 @click.option("--split-column", default=None, help="manifest: existing train/val/test column (stored as split_paper).")
-@click.option("--delimiter", default=None, help="manifest: CSV delimiter (default ',').")
+@click.option("--delimiter", default=None,
+              help="manifest: CSV delimiter (default: ',' or, when the header has none, the one of ; tab | it uses).")
+@click.option("--column-type", "column_types", multiple=True, metavar="NAME=TYPE",
+              help="manifest: store metadata column NAME as str, int, float or bool (repeatable; default: text, "
+                   "or a number when every value is exactly one).")
 @click.option("--image-root", default=None, type=click.Path(exists=True, file_okay=False),
               help="manifest: folder relative image paths start from (default: the manifest's folder).")
 def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, split, seed, no_progress, prune,
            keep_missing, rgb, layout, median_over, manifest, id_column, image_column, label_column, text_column,
-           text_template, group_column, split_column, delimiter, image_root):
+           text_template, group_column, split_column, delimiter, column_types, image_root):
     """Ingest a dataset folder into the store (KIND: ham10000, brset, satellitebench, manifest).
 
     Reads the dataset in its publisher's layout, decode-checks every image,
@@ -110,7 +114,7 @@ def ingest(ctx, store_uri, storage_options, as_json, kind, root, name, prompt, s
     options = dict(rgb=rgb, layout=layout, median_over=median_over, manifest=manifest, id_column=id_column,
                    image_column=image_column, label_column=label_column, text_column=text_column,
                    text_template=text_template, group_column=group_column, split_column=split_column,
-                   delimiter=delimiter, image_root=image_root)
+                   delimiter=delimiter, image_root=image_root, column_types=list(column_types) or None)
     store = get_store(ctx, store_uri, storage_options)
     report = run(store, kind, root, name=name, prompt=prompt, split=split, seed=seed,
                  progress=not no_progress and not as_json, prune=prune, keep_missing=keep_missing,

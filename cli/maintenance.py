@@ -66,20 +66,26 @@ def cleanup(ctx, store_uri, storage_options, as_json, older_than, table_name, dr
 
 
 @command()
-def doctor(ctx, store_uri, storage_options, as_json):
+@click.option("--verify-files", is_flag=True,
+              help="Also read and hash every sample's image file: report files changed or missing since ingest.")
+def doctor(ctx, store_uri, storage_options, as_json, verify_files):
     """Check the store: unique keys, embeddings with samples, registered models and alignments.
 
-    Exits with status 1 when any problem is found.
+    With --verify-files, every image file is re-read and hashed (one read of
+    each dataset's images): a file replaced on disk since ingest is named
+    with the fix (re-ingest the dataset). Exits with status 1 when any
+    problem is found.
 
     \b
     Example:
       embedstore --store ./lab-store doctor
+      embedstore --store ./lab-store doctor --verify-files
     """
     import dataclasses
 
     from embedstore.maintenance import doctor as run
 
-    report = run(get_store(ctx, store_uri, storage_options))
+    report = run(get_store(ctx, store_uri, storage_options), verify_files=verify_files)
     payload = dataclasses.asdict(report) | {"ok": report.ok}
     emit(ctx, payload, report.summary)
     if not report.ok:

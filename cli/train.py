@@ -66,6 +66,8 @@ def _row(res) -> dict[str, Any]:
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="--cv repeats, each with new folds (split seeds --cv-seed, +1, ...).")
 @click.option("--cv-seed", type=int, default=0, show_default=True, help="First split seed of --cv.")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True,
+              help="--cv: share of each training fold's groups held out for validation.")
 @click.option("--scale", default=None,
               help="Input scaling fitted on train rows: none, l2, standard, or image=...,text=... "
                    "(honest default: standard; paper mode: raw).")
@@ -93,7 +95,7 @@ def _row(res) -> dict[str, Any]:
                    "with --cv only when --save-heads is given).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, fusions, mode, split_by,
-          epochs, seeds, cv, repeats, cv_seed, scale, seed, hidden, hidden_image, dropout, lr, batch_size, patience, output_size,
+          epochs, seeds, cv, repeats, cv_seed, val_fraction, scale, seed, hidden, hidden_image, dropout, lr, batch_size, patience, output_size,
           alignment_key, image_alignment, text_alignment, align_loss_weight, label_column, loader, threads,
           no_record, save_heads, progress):
     """Train fusion heads on DATASET's stored embeddings and print mean ± sd metrics.
@@ -118,7 +120,7 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
         kw = {"patience": patience, "output_size": output_size, "hidden_image": _ints(hidden_image),
               "label_column": label_column, "loader": loader, "seed": seed, "threads": threads,
               "save_heads": save_heads,
-              **({"cv_seed": cv_seed} if cv else {})}
+              **({"cv_seed": cv_seed, "val_fraction": val_fraction} if cv else {})}
         results.append(train_api(
             store, dataset, image_model=image_model, text_model=text_model, fusion=fusion, mode=mode,
             split_by=split_by, epochs=epochs, seeds=seeds, hidden=_ints(hidden), dropout=dropout,

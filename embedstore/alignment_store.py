@@ -78,6 +78,9 @@ def fit_settings(store, dataset: str, method: str, shift: Any, source: Any, imag
     """
     from .pairs import paired_sources
 
+    from .numbers import check_alignment_params
+
+    check_alignment_params(shift.get_params())  # a NaN/inf λ is refused before anything is read or registered
     shift._check_params()
     src = source if source is not None else paired_sources(store, dataset, image_model, text_model,
                                                            split_by=split_by)

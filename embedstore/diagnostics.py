@@ -291,6 +291,9 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
         split_by = s.get("split_column") or split_by
     elif not (image_model and text_model):
         raise InputError("gap diagnostics need image_model= and text_model=, or alignment_key=KEY")
+    from .numbers import check_alignment_params
+
+    check_alignment_params({"lam": lam, "noise_std": noise_std, "seed": seed})  # before "before" is stored
     if match == "auto":
         widths = lookup_model(store, image_model, "image").dim("image"), lookup_model(store, text_model, "text").dim("text")
         match = "interp" if widths[0] != widths[1] else None

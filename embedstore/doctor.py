@@ -3,7 +3,8 @@
 :func:`doctor` reads every table once and returns a :class:`DoctorReport`
 listing each problem (duplicate keys, vectors of unknown models or of the
 wrong width, runs pointing at missing models or alignments, undeclared keys,
-...) with a few example keys and the fix; it never writes.
+and with ``verify_files=True`` sample files changed on disk since ingest)
+with a few example keys and the fix; it never writes.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ class Problem(ToDict):
     check : str
         ``readable``, ``unique_keys``, ``embedding_has_sample`` (ghost rows),
         ``stale_embedding``, ``group_split``, ``model_registered``,
-        ``alignment_registered``, ``table_consistency``, ``declared_key`` or
-        ``alignment_complete``.
+        ``alignment_registered``, ``table_consistency``, ``declared_key``,
+        ``alignment_complete``, and with ``verify_files``: ``file_changed`` or
+        ``file_missing``.
     table : str
     count : int
         Number of offending rows (or keys).
@@ -80,8 +82,14 @@ class DoctorReport(ToDict):
             f"  [{p.check}] {p.message}" for p in self.problems)
 
 
-def doctor(store) -> DoctorReport:
+def doctor(store, *, verify_files: bool = False) -> DoctorReport:
     """Check the store's invariants; problems are listed, never fixed.
+
+    With ``verify_files`` every sample's image file is also read and hashed
+    (:func:`embedstore.file_check.changed_files`): a file changed on disk
+    since ingest (``file_changed``) or gone (``file_missing``) is reported
+    per dataset with the fix. That costs one read of every image, so it is
+    off by default; run it where the datasets' files are.
 
     Checks: every table reads at its latest version; keys are unique per
     table (fix: ``embedstore repair``); every keyed table declares its key
@@ -134,7 +142,27 @@ def doctor(store) -> DoctorReport:
 
     check_declared_keys(store, report)
     check_alignment_storage(store, report)
+    if verify_files:
+        _check_files(store, report)
     return report
+
+
+def _check_files(store, report: DoctorReport) -> None:
+    """``file_changed`` / ``file_missing``: sample files that are not the bytes ingest hashed."""
+    from .file_check import changed_files
+
+    found = changed_files(store)
+    for dataset in dict.fromkeys(c.dataset for c in found):
+        mine = [c for c in found if c.dataset == dataset]
+        fix = f"re-ingest dataset '{dataset}' (embedstore ingest ... --name {dataset}), then extract"
+        report.add("file_changed", samples_table(dataset), [f"{c.sample_id} {c.path}" for c in mine
+                                                             if c.state == "changed"],
+                   "image file(s) changed on disk since ingest (extract skips them; their stored vectors are "
+                   "of the ingested bytes)", fix + ": the new files get new hashes and vectors")
+        report.add("file_missing", samples_table(dataset), [f"{c.sample_id} {c.path}" for c in mine
+                                                             if c.state == "missing"],
+                   "image file(s) missing or unreadable", f"restore them, or {fix.split(',')[0]} with --prune "
+                   "to drop those samples")
 
 
 def _check_groups(frames: dict[str, Any], report: DoctorReport) -> None:

@@ -15,7 +15,12 @@ vectors to the model's embeddings tables. For each modality it
 When nothing is missing the model is not loaded, nothing runs and no table
 version is created. Every run tags the versions it writes
 (``extract-<time>-<pid>-<rand>``). Samples whose image cannot be decoded are
-skipped and listed in the report.
+skipped and listed in the report, and so are samples whose file changed on
+disk since ``ingest``: every image is hashed from the bytes that are decoded
+and embedded only when that hash is the stored ``image_sha256``, so a vector
+is never stored (and then reused by content hash across datasets) under the
+hash of other bytes. Re-ingesting the dataset records the new file's hash;
+see :mod:`embedstore.reingest` for what happens to the old vectors.
 """
 
 from __future__ import annotations
@@ -264,6 +269,10 @@ def extract(store: Store, dataset: str, model_id: str, *, modality: str = "both"
                          f"{', '.join(ident.modalities)}: pass modality='{ident.modalities[0]}'")
     else:
         mods = [modality]
+    if "image" in mods:
+        from .images import max_pixels
+
+        max_pixels()  # a bad decoded-size setting is one error for the run, not one per image
     run = _Run(store, dataset, extractor, new_run_tag("extract"), batch_size, chunk_rows, limit, progress, threads)
     try:
         for m in mods:
@@ -322,7 +331,7 @@ class _Run:
         job = ComputeJob(modality, todo["sample_id"].to_pylist(), todo[HASH_COLUMN[modality]].to_pylist(),
                          todo["image_ref" if modality == "image" else "text"].to_pylist(), extractor=self.ext,
                          batch_size=self.batch_size, chunk_rows=self.chunk_rows, show_progress=self.progress,
-                         commit=commit, load=self._load)
+                         commit=commit, load=self._load, dataset=self.dataset)
         forward_start, loading, t0 = self.ext.forward_calls, self.load_seconds, time.perf_counter()
         interrupted = False
         try:

@@ -1,5 +1,8 @@
 """Decoding an extract run's inputs, batch by batch in a background thread, and what had to be skipped.
 
+Each input is checked against the content hash it is stored under before it
+is embedded (:func:`decode_rows`): the bytes embedded are the bytes hashed.
+
 Used by the local loop (:mod:`embedstore.extract`) and by the Ray engine's
 actors (:mod:`embedstore.engines.ray_engine`), so both skip the same rows for
 the same reasons.
@@ -34,9 +37,30 @@ class SkippedSample(ToDict):
     reason: str
 
 
+def changed_file(path: str, stored: str, now: str, dataset: str = "") -> str:
+    """The one line that says a sample's file is no longer the file that was ingested, and the fix.
+
+    Examples
+    --------
+    >>> changed_file("/d/a.jpg", "ab" * 32, "cd" * 32, "ham")
+    "image /d/a.jpg: changed on disk since ingest (sha256 now cdcdcdcdcdcd, ingested abababababab); not embedded: re-ingest dataset 'ham' (embedstore ingest ... --name ham), then extract again"
+    """
+    name = f"dataset '{dataset}' (embedstore ingest ... --name {dataset})" if dataset else "the dataset"
+    return (f"image {path}: changed on disk since ingest (sha256 now {now[:12]}, ingested {stored[:12]}); "
+            f"not embedded: re-ingest {name}, then extract again")
+
+
 def decode_rows(modality: str, ids: Sequence[str], inputs: Sequence[Any], rows: range,
-                skipped: list[SkippedSample]) -> tuple[list[int], list[Any]]:
+                skipped: list[SkippedSample], hashes: Sequence[str] | None = None,
+                dataset: str = "") -> tuple[list[int], list[Any]]:
     """``(row indices, decoded inputs)`` of ``rows``; failures are appended to ``skipped``.
+
+    With ``hashes`` (the stored ``image_sha256``/``text_sha256`` of each
+    row) every input is checked against its hash: an image is hashed from
+    the very bytes that are decoded (:func:`embedstore.images.read_image`),
+    and a row whose file changed since ingest is skipped with
+    :func:`changed_file`'s line, so a vector is never computed from other
+    bytes than its key says.
 
     Examples
     --------
@@ -46,19 +70,29 @@ def decode_rows(modality: str, ids: Sequence[str], inputs: Sequence[Any], rows: 
     >>> skipped
     [SkippedSample(sample_id='b', reason='text is empty (null)')]
     """
-    from .images import load_image
+    from .images import read_image, split_ref
+    from .keys import sha256_text
 
     idx, items = [], []
     for i in rows:
         value = inputs[i]
+        expected = hashes[i] if hashes is not None else None
         if modality == "image":
             try:
-                value = load_image(value)
+                value, digest = read_image(value)
             except InputError as exc:
                 skipped.append(SkippedSample(str(ids[i]), str(exc)))
                 continue
+            if expected is not None and digest != expected:
+                skipped.append(SkippedSample(str(ids[i]), changed_file(split_ref(inputs[i])[0], expected, digest,
+                                                                       dataset)))
+                continue
         elif value is None:
             skipped.append(SkippedSample(str(ids[i]), "text is empty (null)"))
+            continue
+        elif expected is not None and sha256_text(value) != expected:
+            skipped.append(SkippedSample(str(ids[i]), f"text does not match its stored text_sha256 ({expected[:12]}); "
+                                         "not embedded: re-ingest the dataset"))
             continue
         idx.append(i)
         items.append(value)
@@ -106,11 +140,13 @@ def batch_plan(ext: Any, modality: str, items: Sequence[Any], batch_size: int) -
 
 def prefetch_batches(ext: Any, modality: str, ids: Sequence[str], inputs: Sequence[Any], batch_size: int,
                      skipped: list[SkippedSample], depth: int = 3,
-                     window: int | None = None) -> Iterator[tuple[list[int], Any]]:
+                     window: int | None = None, hashes: Sequence[str] | None = None,
+                     dataset: str = "") -> Iterator[tuple[list[int], Any]]:
     """Yield ``(row indices, prepared batch)``; decoding/preprocessing runs in a background thread.
 
-    Rows whose input fails to decode are appended to ``skipped`` and left out
-    of their batch. At most ``depth`` batches are prepared ahead. Texts are
+    Rows whose input fails to decode, or no longer matches its stored hash
+    (``hashes``, see :func:`decode_rows`), are appended to ``skipped`` and left
+    out of their batch. At most ``depth`` batches are prepared ahead. Texts are
     ordered by length within each ``window`` rows (default ``batch_size``:
     no reordering), rounded up to whole batches so that ordering never adds
     a forward call, before they are cut into batches (:func:`batch_plan`).
@@ -119,7 +155,8 @@ def prefetch_batches(ext: Any, modality: str, ids: Sequence[str], inputs: Sequen
 
     def batches() -> Iterator[tuple[list[int], Any]]:
         for start in range(0, len(ids), step):
-            idx, items = decode_rows(modality, ids, inputs, range(start, min(start + step, len(ids))), skipped)
+            idx, items = decode_rows(modality, ids, inputs, range(start, min(start + step, len(ids))), skipped,
+                                     hashes, dataset)
             for part in batch_plan(ext, modality, items, batch_size):
                 yield [idx[j] for j in part], ext.prepare(modality, [items[j] for j in part])
 

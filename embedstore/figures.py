@@ -261,9 +261,47 @@ def gap_figures(store, report, out_dir: str | Path) -> dict[str, Path]:
     return {k: Path(v) for k, v in paths.items()}
 
 
+#: Most classes a confusion figure draws: beyond, the best-supported classes and one pooled "other" class.
+MAX_CONFUSION_CLASSES = 20
+
+
+def top_classes(confusion: np.ndarray, classes: Sequence[str], k: int) -> tuple[np.ndarray, list[str]]:
+    """The ``k - 1`` classes with the most true rows, in that order, and the others pooled into one class.
+
+    Rows and columns of the pooled classes are summed, so every count stays
+    in the matrix (its total is unchanged).
+
+    Examples
+    --------
+    >>> conf = np.array([[5, 1, 0], [2, 9, 1], [0, 1, 1]])
+    >>> m, names = top_classes(conf, ["a", "b", "c"], 2)
+    >>> names, m.tolist()
+    (['b', 'other (2 classes)'], [[9.0, 3.0], [2.0, 6.0]])
+    """
+    conf = np.asarray(confusion, dtype=np.float64)
+    keep = np.argsort(-conf.sum(axis=1), kind="stable")[: max(1, k - 1)]
+    rest = np.setdiff1d(np.arange(len(classes)), keep)
+    index = np.concatenate([keep, rest])
+    ordered = conf[np.ix_(index, index)]
+    n = len(keep)
+    out = np.zeros((n + 1, n + 1))
+    out[:n, :n] = ordered[:n, :n]
+    out[:n, n] = ordered[:n, n:].sum(axis=1)
+    out[n, :n] = ordered[n:, :n].sum(axis=0)
+    out[n, n] = ordered[n:, n:].sum()
+    return out, [str(classes[i]) for i in keep] + [f"other ({len(rest)} classes)"]
+
+
 def confusion_plot(confusion: Sequence[Sequence[int]], classes: Sequence[str], out: Out, *,
-                   title: str = "confusion matrix") -> Out:
+                   title: str = "confusion matrix", max_classes: int | None = MAX_CONFUSION_CLASSES) -> Out:
     """Row-normalised confusion matrix (true class per row) with the counts written in each cell.
+
+    With more than ``max_classes`` classes the figure shows the
+    ``max_classes - 1`` classes with the most test rows and pools the others
+    into one "other" row and column (:func:`top_classes`), so its size and
+    drawing time stay bounded (a full 200-class figure took minutes and GBs:
+    ``benchmarks/results/confusion_figure.md``); the per-class table beside it
+    lists every class. ``max_classes=None`` draws every class.
 
     Examples
     --------
@@ -273,6 +311,11 @@ def confusion_plot(confusion: Sequence[Sequence[int]], classes: Sequence[str], o
     True
     """
     conf = np.asarray(confusion, dtype=np.float64)
+    classes = [str(c) for c in classes]
+    if max_classes is not None and len(classes) > max_classes:
+        total = len(classes)
+        conf, classes = top_classes(conf, classes, max_classes)
+        title = f"{title}\n{len(classes) - 1} most frequent of {total} classes; the others pooled"
     rates = conf / np.clip(conf.sum(axis=1, keepdims=True), 1, None)
     size = max(3.5, 1.2 + 0.55 * len(classes))
     fig = _figure(size + 1.0, size)

@@ -110,6 +110,10 @@ class Tags(dict):
         """Create (or move) ``tag`` on ``version`` (default latest); returns the version."""
         check_name(tag, "tag name")
         self._store._check_writable()
+        if version is not None:
+            from .numbers import check_number
+
+            check_number("version", version, low=1, integer=True, fix=f"see 'embedstore versions {self.table}'")
         version = self._store.version(self.table) if version is None else int(version)
         self[tag] = set_tag(self._store.db.open_table(self.table).tags, tag, version)
         return version

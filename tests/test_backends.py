@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from embedstore.extract import extract
 from embedstore.extractors import load_extractor
 from embedstore.extractors.backends import ParityError, min_cosine, probe_items
+from embedstore.images import load_image
 from tests.test_extract import write_dataset
 
 
@@ -65,6 +66,26 @@ def test_parity_gate_refuses_a_broken_graph_and_nothing_is_written(store, tmp_pa
     assert res.exit_code == 1 and "fails the parity gate" in res.output and "Traceback" not in res.output
     graph.unlink()  # the fix the message names: export again
     assert extract(store, "toy", vit_dir, backend="onnx", progress=False, threads=1).computed == 6
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_cached_graph_is_exported_again(store, tmp_path, vit_dir, damage):
+    """A cached graph ONNX Runtime cannot load (a copy cut short, a disk error) is rebuilt, not a protobuf error."""
+    write_dataset(store, "toy", tmp_path / "img", range(4))
+    first = extract(store, "toy", vit_dir, backend="onnx", progress=False, threads=1)
+    (graph,) = (tmp_path / "onnx").glob("*.onnx")
+    good = graph.read_bytes()
+    graph.write_bytes(good[: len(good) // 3] if damage == "truncated" else b"\x08\x07not a protobuf" * 50)
+    write_dataset(store, "more", tmp_path / "img2", range(10, 14))
+    from embedstore.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["--store", store.uri, "extract", "more", "--model", vit_dir, "--backend", "onnx",
+                                   "--no-progress", "--threads", "1", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["computed"] == 4, res.output
+    assert graph.stat().st_size == len(good)  # exported again, in place
+    ids, vecs = store.embeddings("more", first.model_key, "image", as_="numpy")
+    ref = load_extractor(vit_dir).encode_images([load_image(r) for r in store.samples("more")["image_ref"].to_pylist()])
+    assert ids == ["s10", "s11", "s12", "s13"] and min_cosine(ref, vecs) >= 0.999
 
 
 def test_fp32_runtimes_share_a_key_lower_precision_keeps_its_own(bert_dir):

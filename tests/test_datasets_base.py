@@ -57,8 +57,8 @@ def test_bom_crlf_and_pandas_missing_values(tmp_path):
 
 def test_ragged_rows_are_reported(tmp_path):
     p = tmp_path / "m.csv"
-    p.write_text("id,age\na,1,extra\n")
-    with pytest.raises(InputError, match="cannot parse as CSV"):
+    p.write_text("id,age\na,1\nb,2,extra\n")
+    with pytest.raises(InputError, match=r"m.csv: data row 2 \(line 3\) has 3 fields, the header has 2; quote"):
         read_csv(p)
 
 

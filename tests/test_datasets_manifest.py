@@ -78,6 +78,6 @@ def test_template_file_missing_labels_and_errors(mroot, tmp_path):
         manifest.rows(mroot, **kw)
     (mroot / "semi.csv").write_text("file;path;y\nx;y;z\n")
     with pytest.raises(InputError, match="pass delimiter="):
-        manifest.rows(mroot, manifest="semi.csv", **kw)
+        manifest.rows(mroot, manifest="semi.csv", delimiter=",", **kw)
     assert manifest.rows(mroot, manifest="semi.csv", delimiter=";", text_template="t", **kw).skipped[0].reason \
         .startswith("file not found")

@@ -60,3 +60,22 @@ def test_gap_figures_from_the_store(store, tmp_path):
     assert set(paths) == {"2d_before", "2d_after", "3d_before", "3d_after", "before_after", "paired_cosine"}
     for p in paths.values():
         assert p.is_file() and _open(p).size[0] >= 500
+
+
+def test_the_confusion_figure_stays_bounded_for_many_classes():
+    """200 classes: the figure is the size of a 20-class one, shows the best-supported classes, loses no count."""
+    from embedstore.figures import MAX_CONFUSION_CLASSES, confusion_plot, top_classes
+
+    rng = np.random.default_rng(0)
+    n = 200
+    support = rng.integers(5, 60, n)
+    conf = np.stack([rng.multinomial(s, np.full(n, 1.0 / n)) for s in support])
+    names = [f"c{i:03d}" for i in range(n)]
+    many = _open(confusion_plot(conf, names, io.BytesIO()))
+    twenty = _open(confusion_plot(conf[:20, :20], names[:20], io.BytesIO()))
+    assert many.size == twenty.size and max(many.size) < 1500
+    pooled, shown = top_classes(conf, names, MAX_CONFUSION_CLASSES)
+    assert pooled.shape == (20, 20) and pooled.sum() == conf.sum()
+    assert shown[:19] == [names[i] for i in np.argsort(-conf.sum(axis=1), kind="stable")[:19]]
+    assert shown[-1] == "other (181 classes)"
+    assert np.array_equal(pooled.sum(axis=1)[:19], np.sort(conf.sum(axis=1))[::-1][:19])

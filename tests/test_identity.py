@@ -43,10 +43,21 @@ def test_a_code_version_bump_changes_the_key_and_forces_a_re_extract(store, bert
     monkeypatch.setattr(HFTextEncoder, "code_version", 1)  # a fix to this class's pooling
     pooled = load_extractor(bert).identity
     monkeypatch.setattr(HFTextEncoder, "code_version", 0)
-    monkeypatch.setattr(extractor_base, "SHARED_CODE_VERSION", 1)  # a fix to the shared preprocessing
-    shared = load_extractor(bert).identity
-
-    assert pooled.key != ext.identity.key and shared.key != ext.identity.key
-    assert (pooled.code_version, shared.code_version) == (1, 1)
+    assert pooled.key != ext.identity.key and pooled.code_version == 1
     assert pooled.keyed_fields()["code_version"] == 1 and "code_version" not in ext.identity.keyed_fields()
     assert store.missing("d", pooled, "text").num_rows == 2  # old vectors are not served under the new code
+
+    # the shared image code's version: text-only encoders never read images and keep their keys
+    monkeypatch.setattr(extractor_base, "SHARED_CODE_VERSION", extractor_base.SHARED_CODE_VERSION + 1)
+    assert load_extractor(bert).identity.key == ext.identity.key
+
+
+def test_the_shared_image_code_version_keys_every_image_model(tmp_path, monkeypatch):
+    from tests.tiny_models import make_tiny_vit
+
+    vit = make_tiny_vit(tmp_path / "vit")
+    now = load_extractor(vit).identity
+    # 1 = EXIF orientation applied before embedding: vectors of release 0.1 keys are not served again
+    assert extractor_base.SHARED_CODE_VERSION >= 1 and now.code_version == extractor_base.SHARED_CODE_VERSION
+    monkeypatch.setattr(extractor_base, "SHARED_CODE_VERSION", 0)
+    assert load_extractor(vit).identity.key != now.key

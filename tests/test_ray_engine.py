@@ -117,11 +117,11 @@ def _rows(n: int, refs: list[str] | None = None):
     texts = [f"patient {i} lesion melanoma aged {20 + i} years" + " the" * (i % 5) for i in range(n)]
     rows = sample_rows(ids, texts=texts)
     if refs is not None:
-        from embedstore.keys import sha256_text
+        from embedstore.keys import sha256_file
 
         rows = rows.set_column(rows.schema.get_field_index("image_ref"), "image_ref", [refs])
         rows = rows.set_column(rows.schema.get_field_index("image_sha256"), "image_sha256",
-                               [[sha256_text(r) for r in refs]])
+                               [[sha256_file(r) for r in refs]])  # the files' bytes: extract checks them
     return rows
 
 
@@ -294,3 +294,40 @@ def test_worker_errors_become_one_line_embedstore_errors():
     assert type(err) is InputError and str(err).startswith("worker model hf:x has model_key a")
     other = _worker_error(RuntimeError("Traceback ...\nMemoryError: out of memory"))
     assert isinstance(other, RayEngineError) and "\n" not in str(other) and "MemoryError" in str(other)
+
+
+_PRIVACY_PROBE = """
+import json, os, time, psutil
+from embedstore.engines.ray_engine import RayEngine
+
+eng = RayEngine({"model_id": "builtin:minilm-l6"})
+ray = eng._ensure_ray()
+ray.get(ray.remote(lambda: 1).remote())  # a worker process is up too
+session = os.getsid(0)
+mine = {p.pid for p in psutil.process_iter() if os.getsid(p.pid) == session}
+listening = sorted({c.laddr.ip for c in psutil.net_connections(kind="inet")
+                    if c.status == psutil.CONN_LISTEN and c.pid in mine})
+folder = eng._session_dir
+st = os.stat(folder)
+inside = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
+eng.close()
+print(json.dumps({"listening": listening, "folder": folder, "mode": st.st_mode & 0o777, "uid": st.st_uid,
+                  "files": len(inside), "exists_after": os.path.exists(folder),
+                  "env_after": os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}))
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_local_ray_instance_listens_on_loopback_only_with_private_session_files(sandbox):
+    """Without --ray-address, every process of the instance listens on 127.0.0.1 and its files are this user's."""
+    proc = subprocess.Popen([sys.executable, "-c", _PRIVACY_PROBE], cwd=REPO, env=sandbox.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    sandbox.sessions.append(proc.pid)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["listening"] and all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in got["listening"]), got
+    assert got["folder"].startswith(sandbox.env["RAY_TMPDIR"]) and got["mode"] == 0o700 and got["uid"] == os.getuid()
+    assert got["files"] > 0 and not got["exists_after"]  # Ray's logs and sockets were in it; removed at shutdown
+    assert got["env_after"] is None  # the process can still join remote clusters afterwards

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence, TypeVar
 
 from embedstore.errors import InputError
+from embedstore.numbers import check_number
 
 from .fit_loop import HeadSpec
 from .models import BLOCK_ORDER
@@ -54,6 +55,15 @@ class HeadOptions:
     output_size: int | None = None
     block_order: tuple[str, ...] | None = None
     align_loss_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.output_size is not None:
+            check_number("output_size", self.output_size, low=1, integer=True,
+                         fix="leave it unset for 1 logit (two classes) or one per class")
+        for name in ("hidden", "hidden_image"):
+            for size in getattr(self, name) or ():
+                check_number(name, size, low=1, integer=True)
+        check_number("align_loss_weight", self.align_loss_weight or 0.0, low=0)
 
     def spec(self, fusion: str, n_classes: int) -> HeadSpec:
         """The :class:`~embedstore.trainers.fit_loop.HeadSpec` of ``fusion`` for a task of ``n_classes``."""
@@ -90,6 +100,16 @@ class LoaderOptions:
     text_dim: int | None = None
     threads: int | None = 1
 
+    def __post_init__(self) -> None:
+        check_number("readahead", self.readahead, low=1, integer=True)
+        check_number("chunk_rows", self.chunk_rows, low=1, integer=True)
+        if self.threads is not None:
+            check_number("threads", self.threads, low=1, integer=True)
+        for table, version in (self.versions or {}).items():
+            if not isinstance(version, str):  # a tag names a version by name
+                check_number(f"versions['{table}']", version, low=1, integer=True,
+                             fix=f"see 'embedstore versions {table}'")
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any], versions: Mapping[str, int],
                     loader: str | None = None) -> "LoaderOptions":
@@ -120,6 +140,13 @@ class CVOptions:
     repeats: int = 1
     cv_seed: int = 0
     val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_number("cv", self.k, low=2, integer=True, fix="K folds need K >= 2")
+        check_number("repeats", self.repeats, low=1, integer=True)
+        check_number("cv_seed", self.cv_seed, integer=True)
+        check_number("val_fraction", self.val_fraction, low=0, high=0.5, low_open=True, high_open=True,
+                     fix="e.g. 0.2")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict."""

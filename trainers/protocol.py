@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from embedstore.errors import InputError
+from embedstore.numbers import check_number
 from embedstore.modes import MODES, ModeRules, mode_rules  # noqa: F401 (MODES re-exported)
 
 
@@ -123,8 +124,14 @@ def resolve_protocol(mode: str = "honest", **overrides: Any) -> Protocol:
     if unknown:
         raise InputError(f"unknown protocol settings {sorted(unknown)}")
     proto = replace(_DEFAULTS[mode], **settings)
-    if proto.epochs < 1 or proto.batch_size < 1:
-        raise InputError(f"epochs ({proto.epochs}) and batch size ({proto.batch_size}) must be >= 1")
+    check_number("epochs", proto.epochs, low=1, integer=True)
+    check_number("batch_size", proto.batch_size, low=1, integer=True)
+    check_number("lr", proto.lr, low=0, low_open=True, fix="e.g. 0.001")
+    check_number("weight_decay", proto.weight_decay, low=0)
+    check_number("dropout", proto.dropout, low=0, high=1, high_open=True)
+    if proto.patience is not None:
+        check_number("patience", proto.patience, low=0, integer=True, fix="epochs without improvement before "
+                     "stopping, e.g. 10")
     return proto
 
 

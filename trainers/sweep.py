@@ -33,11 +33,31 @@ import numpy as np
 from embedstore.alignment import align
 from embedstore.transform_align import align_method
 from embedstore.errors import InputError
+from embedstore.numbers import check_number
 from embedstore.keys import stable_hash
 from embedstore.refs import lookup_model
 from embedstore.sweep_intervals import sweep_intervals
 from embedstore.sweep_records import (REFERENCE, SWEEP_PREFIX, SweepPoint, plot_rows, point_from_records, select,
                                sweep_group_id, sweep_records, table_rows)
+
+
+def _check_options(mode: str, epochs: int | None, train_kw: Mapping[str, Any], noise_std: float, align_seed: int,
+                   align_loss_weight: float) -> None:
+    """Every number of a sweep, checked before its first alignment is written (each λ's train checks them late)."""
+    from embedstore.numbers import check_alignment_params
+
+    from .options import HeadOptions
+    from .protocol import resolve_protocol
+
+    resolve_protocol(mode, epochs=epochs, **{k: train_kw.get(k) for k in
+                                             ("lr", "dropout", "weight_decay", "patience", "batch_size")})
+    HeadOptions(hidden=train_kw.get("hidden"), hidden_image=train_kw.get("hidden_image"),
+                output_size=train_kw.get("output_size"), align_loss_weight=align_loss_weight)
+    check_alignment_params({"noise_std": noise_std, "seed": align_seed})
+
+
+#: Most λ values one sweep takes (each trains every seed).
+MAX_LAMBDAS = 1000
 
 
 def parse_lambdas(spec: str | Sequence[float]) -> list[float]:
@@ -57,15 +77,21 @@ def parse_lambdas(spec: str | Sequence[float]) -> list[float]:
             start, stop, step = (float(p) for p in spec.split(":"))
         except ValueError:
             raise InputError(f"lambdas={spec!r}: use START:STOP:STEP, e.g. -1:1:0.1") from None
+        for v in (start, stop, step):
+            check_number("lambdas", v, fix="START:STOP:STEP of finite numbers, e.g. -1:1:0.1")
         if step <= 0 or stop < start:
             raise InputError(f"lambdas={spec!r}: need STEP > 0 and STOP >= START")
         n = int(np.floor((stop - start) / step + 1e-9)) + 1
+        if n > MAX_LAMBDAS:
+            raise InputError(f"lambdas={spec!r}: {n} values; a sweep takes at most {MAX_LAMBDAS}: use a larger STEP")
         values = [start + i * step for i in range(n)]
     else:
         try:
             values = [float(p) for p in spec.split(",") if p.strip()]
         except ValueError:
             raise InputError(f"lambdas={spec!r}: use numbers separated by commas, or START:STOP:STEP") from None
+    for v in values:
+        check_number("lambdas", v, fix="every λ must be a finite number, e.g. -1:1:0.1")
     values = sorted({round(v, 10) + 0.0 for v in values})
     if not values:
         raise InputError("lambdas= needs at least one value")
@@ -185,6 +211,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     if "seed" in train_kw or "group_id" in train_kw:
         raise InputError("sweep(): pass seed= as its own argument; the sweep sets each λ's group_id")
     seed_list = seeds_from(seeds, int(seed))
+    _check_options(mode, epochs, train_kw, noise_std, align_seed, align_loss_weight)
     split_col = store.split_column(dataset, split_by if split_by is not None else rules.default_split)
     image_id, text_id = lookup_model(store, image_model, "image"), lookup_model(store, text_model, "text")
     if match == "auto":

@@ -35,6 +35,7 @@ from .protocol import Protocol
 from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, protocol_from, resume_seeds, run_seeds,  # noqa: F401
                         scale_of, seeds_from, summarize_runs)
 from .store_source import StoreSource
+from .trainable import check_labels, store_labels
 
 
 def _alignments(store, dataset: str, source: StoreSource, proto: Protocol) -> dict[str, dict[str, Any]]:
@@ -60,6 +61,13 @@ def _cv_options(proto: Protocol, cv: int | CVOptions | None, repeats: int, cv_se
     if isinstance(cv, CVOptions):
         return grouped(CVOptions, cv, repeats=repeats, cv_seed=cv_seed, val_fraction=val_fraction)
     return CVOptions(int(cv), int(repeats), int(cv_seed), float(val_fraction))
+
+
+def _cv_kw(folds: CVOptions | None, val_fraction: float) -> dict[str, Any]:
+    """The cross-validation settings :func:`~embedstore.trainers.trainable.check_labels` checks the labels against."""
+    if folds is None:
+        return {"val_fraction": val_fraction}
+    return {"cv": folds.k, "repeats": folds.repeats, "cv_seed": folds.cv_seed, "val_fraction": folds.val_fraction}
 
 
 def train(store, dataset: str, *, image_model: str | None = None, text_model: str | None = None,
@@ -195,6 +203,9 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     if not source.classes and not source.has_split("train"):
         raise InputError(f"dataset '{dataset}' has no labelled training rows (a predict-only dataset): train on a "
                          f"labelled dataset, then embedstore.trainers.predict(store, '{dataset}', run_id=RUN_ID)")
+    check_labels(*store_labels(source), mode=proto.mode, where=f"dataset '{dataset}' split column "
+                 f"{source.split_column}", splits=proto.splits, computed_split=source.split_column == "split_grouped",
+                 **_cv_kw(folds, val_fraction))
     if folds is None:
         check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     alignments = _alignments(store, dataset, source, proto)
@@ -262,6 +273,8 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
     folds = _cv_options(proto, cv, repeats, cv_seed, val_fraction,
                         "cv is honest-mode cross-validation: use mode='honest'")
     source = ArraySource(x_image, x_text, y, ["train"] * len(y) if folds else split, classes)
+    check_labels(y, split, groups, mode=proto.mode, where="the arrays", splits=proto.splits,
+                 **_cv_kw(folds, val_fraction))
     if folds is None:
         check_splits(source, proto, "the split array")
     spec = head.spec(fusion, len(source.classes))

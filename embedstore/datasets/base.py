@@ -3,7 +3,7 @@
 An adapter turns a dataset root into :class:`Sample` objects (id, image
 path, rendered text, label, splits, metadata) and hands them to
 :func:`finish`, which decode-checks every image with
-:func:`embedstore.images.load_image`, hashes it, and assembles the Arrow
+:func:`embedstore.images.read_image`, hashes the bytes it decoded, and assembles the Arrow
 table that :meth:`embedstore.store.Store.write_samples` stores. A sample
 whose image is missing, empty or unreadable is left out and listed in
 :attr:`DatasetRows.skipped`; nothing is dropped silently.
@@ -21,8 +21,8 @@ from typing import Any, NamedTuple, Sequence
 import pyarrow as pa
 
 from ..errors import InputError
-from ..images import join_ref, load_image
-from ..keys import sha256_file, sha256_text
+from ..images import join_ref, read_image
+from ..keys import sha256_text
 from .prompts import PromptTemplate
 
 #: Cells read as missing, as pandas ``read_csv`` does (the paper's code used pandas).
@@ -91,27 +91,34 @@ class DatasetRows:
 
 
 # -- reading tables -------------------------------------------------------
-def read_csv(path: str | Path, *, required: Sequence[str] = (), delimiter: str = ",",
-             fix: str = "", typed: bool = False):
-    """Read a CSV into polars, every column as text unless ``typed``.
+def read_csv(path: str | Path, *, required: Sequence[str] = (), delimiter: str = ",", fix: str = ""):
+    """Read a CSV into polars as written: every cell is text, exactly as in the file (no type guessing).
 
-    CRLF line endings and a UTF-8 byte-order mark are handled. Problems raise
-    a one-line :class:`InputError` naming the file: not found, not UTF-8,
-    another delimiter, ragged rows, missing ``required`` columns (listing the
-    columns found). ``fix`` is appended to the missing-columns message.
+    Cells in :data:`NA_VALUES` are missing (``None``), as pandas reads them.
+    CRLF line endings, a UTF-8 byte-order mark and quoted fields holding the
+    delimiter or line breaks are read. ``delimiter="auto"`` reads a header
+    without commas as ``;``-, tab- or ``|``-separated when exactly one of
+    them is in it (Excel's export in many locales). Problems raise a
+    one-line :class:`InputError` naming the file and the row: not found, not
+    UTF-8, another delimiter, a row with more or fewer fields than the
+    header, a quote never closed, a column name used twice, missing
+    ``required`` columns (listing the columns found; ``fix`` is appended). A
+    header cell left empty is named ``column_<position>``.
 
     Examples
     --------
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "m.csv")
-    >>> _ = open(p, "wb").write(b"\\xef\\xbb\\xbfid,age\\r\\na,NaN\\r\\n")
+    >>> _ = open(p, "wb").write(b"\\xef\\xbb\\xbfid,age\\r\\n007,NaN\\r\\n")
     >>> read_csv(p, required=["id"]).rows()
-    [('a', None)]
+    [('007', None)]
     >>> read_csv(p, required=["id", "dx"])
     Traceback (most recent call last):
     ...
     embedstore.errors.InputError: ...m.csv: missing required column(s) ['dx']; found ['id', 'age']
     """
+    import csv
+
     import polars as pl
 
     path = Path(path)
@@ -128,23 +135,69 @@ def read_csv(path: str | Path, *, required: Sequence[str] = (), delimiter: str =
     header = text.split("\n", 1)[0]
     if not header.strip():
         raise InputError(f"{path}: empty file or empty header line; the first line must name the columns")
-    if delimiter not in header:
-        for other in _OTHER_DELIMITERS:
-            if other in header:
-                shown = "\\t" if other == "\t" else other
-                raise InputError(f"{path}: the header has no '{delimiter}' but '{shown}': the file looks "
-                                 f"'{shown}'-separated; re-save it comma-separated (manifests: pass delimiter=)")
+    delimiter = detect_delimiter(path, header, delimiter)
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # a long free-text cell is still a cell
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    start = 1
     try:
-        frame = pl.read_csv(io.BytesIO(text.encode("utf-8")), separator=delimiter,
-                            infer_schema=typed, infer_schema_length=10000 if typed else None,
-                            null_values=NA_VALUES, raise_if_empty=False)
-    except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot parse as CSV ({first}); check for unquoted '{delimiter}' "
-                         "or rows with extra fields") from None
-    frame = frame.rename({c: c.strip() for c in frame.columns})
+        for row in reader:
+            if row and any(cell.strip() for cell in row) or len(row) > 1:
+                rows.append(row if rows else [c.strip() for c in row])
+                if len(rows) > 1 and len(row) != len(rows[0]):
+                    raise InputError(f"{path}: data row {len(rows) - 1} (line {start}) has {len(row)} fields, "
+                                     f"the header has {len(rows[0])}; quote the fields that contain "
+                                     f"'{delimiter_name(delimiter)}' or line breaks, or fix that row")
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(f"{path}: data row {len(rows)} (line {start}) is not valid CSV ({exc}); a field with "
+                         f"'\"' must be quoted whole, with inner quotes doubled (\"\")") from None
+    names = [c or f"column_{i}" for i, c in enumerate(rows[0], start=1)]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise InputError(f"{path}: column '{name}' appears twice in the header (columns {seen[name]} and {i}); "
+                             "rename one")
+        seen[name] = i
+    na = set(NA_VALUES)
+    columns = {name: [None if r[j] in na else r[j] for r in rows[1:]] for j, name in enumerate(names)}
+    frame = pl.DataFrame(columns, schema={name: pl.Utf8 for name in names})
     check_columns(frame.columns, required, path, fix)
     return frame
+
+
+def delimiter_name(delimiter: str) -> str:
+    """How a delimiter is shown in a message (a tab as ``\\t``)."""
+    return "\\t" if delimiter == "\t" else delimiter
+
+
+def detect_delimiter(path: str | Path, header: str | None = None, delimiter: str = "auto") -> str:
+    """The delimiter to read ``path`` with: ``delimiter``, or for ``"auto"`` the one its header line uses.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.csv")
+    >>> _ = open(p, "w").write("id;image;label\\na;a.png;x\\n")
+    >>> detect_delimiter(p)
+    ';'
+    """
+    if header is None:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            header = fh.readline()
+    others = [d for d in _OTHER_DELIMITERS if d in header]
+    if delimiter == "auto":
+        if "," in header or not others:
+            return ","
+        if len(others) == 1:
+            return others[0]
+        raise InputError(f"{path}: the header has no ',' but several of {[delimiter_name(d) for d in others]}: name the "
+                         "separator with delimiter=")
+    if delimiter not in header and others:
+        shown = delimiter_name(others[0])
+        raise InputError(f"{path}: the header has no '{delimiter_name(delimiter)}' but '{shown}': the file looks "
+                         f"'{shown}'-separated; re-save it comma-separated (manifests: pass delimiter=)")
+    return delimiter
 
 
 def check_columns(found: Sequence[str], required: Sequence[str], path: str | Path, fix: str = "") -> None:
@@ -208,28 +261,26 @@ def _reason(message: str) -> str:
 def check_image(sample: Sample) -> tuple[str | None, str | None]:
     """``(image_sha256, None)`` when the image decodes, else ``(None, reason)``; ``(None, None)``: no image.
 
-    The hash is of the file's bytes; for a derived image (a ``#bands=...``
-    fragment) the conversion options are hashed in, so another conversion is
-    other content.
+    The file is read once, and the hash is of the bytes that decoded
+    (:func:`embedstore.images.read_image`); for a derived image (a
+    ``#bands=...`` fragment) the conversion options are hashed in, so another
+    conversion is other content.
     """
     if sample.image_path is None:  # a text-only dataset
         return None, None
     try:
-        load_image(sample.image_ref)
-        digest = sha256_file(sample.image_path)
+        _, digest = read_image(sample.image_ref)
     except InputError as exc:
         return None, _reason(str(exc))
     except OSError as exc:
         return None, f"cannot read ({exc.strerror or exc})"
-    if sample.fragment:
-        digest = sha256_text(f"{digest}#{sample.fragment}")
     return digest, None
 
 
 def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: PromptTemplate,
            meta_types: dict[str, pa.DataType], label_names: Sequence[str] = (),
            skipped: Sequence[Skipped] = (), notes: Sequence[str] = (), progress: bool = True,
-           workers: int | None = None) -> DatasetRows:
+           workers: int | None = None, meta_fields: Sequence[pa.Field] = ()) -> DatasetRows:
     """Decode-check and hash every image, then build the samples table.
 
     Parameters
@@ -242,6 +293,9 @@ def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: Pr
         Metadata column -> Arrow type, in column order.
     label_names : sequence of str
         Extra labels, stored as ``label_<name>`` columns.
+    meta_fields : sequence of pyarrow.Field, optional
+        The metadata columns' fields when they carry field metadata (e.g. a
+        manifest column's header as written); else built from ``meta_types``.
     skipped : sequence of Skipped
         Samples the adapter already left out (e.g. no label).
     progress : bool
@@ -251,6 +305,10 @@ def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: Pr
 
     from ..cpu import cores
 
+    from ..images import max_pixels
+
+    if any(s.image_path is not None for s in samples):
+        max_pixels()  # a bad decoded-size setting is one error for the run, not one per image
     workers = workers or min(4, cores())
     results: list[tuple[str | None, str | None]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool, \
@@ -266,26 +324,28 @@ def finish(kind: str, root: str | Path, samples: Sequence[Sample], *, prompt: Pr
             out_skipped.append(Skipped(sample.sample_id, sample.image_path, reason or "unreadable"))
         else:
             kept.append((sample, digest))
-    table = build_table(kept, prompt, meta_types, label_names)
+    table = build_table(kept, prompt, meta_types, label_names, meta_fields)
     return DatasetRows(kind, abspath(root), table, tuple(out_skipped), prompt,
                        len(samples) + len(skipped), tuple(notes))
 
 
-def samples_schema(meta_types: dict[str, pa.DataType], label_names: Sequence[str] = ()) -> pa.Schema:
-    """Arrow schema of a samples table: core, extra labels, splits, group, metadata."""
+def samples_schema(meta_types: dict[str, pa.DataType], label_names: Sequence[str] = (),
+                   meta_fields: Sequence[pa.Field] = ()) -> pa.Schema:
+    """Arrow schema of a samples table: core, extra labels, splits, group, metadata (``meta_fields`` if given)."""
     s = pa.string()
     fields = [pa.field(c, s) for c in ("sample_id", "text", "text_sha256", "prompt_name", "prompt_template",
                                        "image_ref", "image_sha256", "label")]
     fields += [pa.field(f"label_{n}", s) for n in label_names]
     fields += [pa.field("split_paper", s), pa.field("split_grouped", s), pa.field("group_id", s)]
-    fields += [pa.field(name, typ) for name, typ in meta_types.items()]
+    fields += list(meta_fields) or [pa.field(name, typ) for name, typ in meta_types.items()]
     return pa.schema(fields)
 
 
 def build_table(kept: Sequence[tuple[Sample, str]], prompt: PromptTemplate,
-                meta_types: dict[str, pa.DataType], label_names: Sequence[str] = ()) -> pa.Table:
+                meta_types: dict[str, pa.DataType], label_names: Sequence[str] = (),
+                meta_fields: Sequence[pa.Field] = ()) -> pa.Table:
     """Arrow table of checked samples (``(sample, image_sha256)`` pairs), in order."""
-    schema = samples_schema(meta_types, label_names)
+    schema = samples_schema(meta_types, label_names, meta_fields)
     cols: dict[str, list[Any]] = {
         "sample_id": [s.sample_id for s, _ in kept],
         "text": [s.text for s, _ in kept],

@@ -127,7 +127,7 @@ class PromptTemplate:
         for _, name, _, _ in parsed:
             if name is None:
                 continue
-            if name == "" or not name.isidentifier():
+            if name.strip() == "" or name.isdigit():
                 raise InputError(f"prompt template '{self.name}' has field {{{name}}}: use named fields "
                                  "such as {age}; write literal braces as {{ and }}")
             if name not in out:
@@ -143,12 +143,32 @@ class PromptTemplate:
         return self
 
     def render(self, fields: Mapping[str, str]) -> str:
-        """The text for one sample."""
+        """The text for one sample.
+
+        A field is looked up by its whole name, so a column named like
+        ``Patient.Age`` or ``dose[mg]`` is written ``{Patient.Age}`` /
+        ``{dose[mg]}`` (no attribute or index access); a format spec
+        (``{age:>3}``) and a conversion (``!r``) apply as in ``str.format``.
+
+        Examples
+        --------
+        >>> PromptTemplate("t", "Age {Patient.Age} ({site!r}).").render({"Patient.Age": "041", "site": "back"})
+        "Age 041 ('back')."
+        """
+        out = []
         try:
-            return self.template.format_map(fields)
+            for literal, name, spec, conversion in string.Formatter().parse(self.template):
+                out.append(literal)
+                if name is None:
+                    continue
+                value = fields[name]
+                if conversion:
+                    value = {"r": repr, "s": str, "a": ascii}[conversion](value)
+                out.append(format(value, spec) if spec else str(value))
         except (KeyError, ValueError, IndexError) as exc:
             raise InputError(f"prompt template '{self.name}' cannot be rendered ({exc!r}); "
                              "use plain {field} placeholders") from None
+        return "".join(out)
 
 
 def resolve_prompt(kind: str, prompt: str, available: Sequence[str]) -> PromptTemplate:

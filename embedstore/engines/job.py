@@ -26,7 +26,10 @@ class ComputeJob:
     modality : str
         ``image`` or ``text``.
     ids, hashes, inputs : sequence
-        Sample ids, their content hashes and inputs (``image_ref`` or ``text``), aligned.
+        Sample ids, their content hashes and inputs (``image_ref`` or ``text``), aligned. An engine
+        embeds an input only when it still matches its hash
+        (:func:`~embedstore.extract_inputs.decode_rows`): a vector is never stored under a hash its
+        input does not have.
     extractor : Extractor
         The driver's extractor (its identity keys the rows; an engine may run copies elsewhere).
     batch_size, chunk_rows : int
@@ -37,6 +40,8 @@ class ComputeJob:
         ``commit(ids, hashes, vectors)`` writes one chunk (raises to leave it pending).
     load : callable
         Loads the driver's extractor once, timing it apart (see :meth:`load_model`).
+    dataset : str
+        The dataset the rows belong to (named in skip reasons, e.g. a file changed since ingest).
 
     Attributes
     ----------
@@ -50,8 +55,10 @@ class ComputeJob:
 
     def __init__(self, modality: str, ids: Sequence[str], hashes: Sequence[str], inputs: Sequence[Any], *,
                  extractor: Any, batch_size: int, chunk_rows: int, show_progress: bool,
-                 commit: Callable[[list[str], list[str], np.ndarray], None], load: Callable[[], None]) -> None:
+                 commit: Callable[[list[str], list[str], np.ndarray], None], load: Callable[[], None],
+                 dataset: str = "") -> None:
         self.modality, self.ids, self.hashes, self.inputs = modality, list(ids), list(hashes), list(inputs)
+        self.dataset = dataset
         self.extractor, self.batch_size, self.chunk_rows = extractor, batch_size, chunk_rows
         self.show_progress = show_progress
         self.model_key: str = extractor.identity.key

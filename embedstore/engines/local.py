@@ -45,7 +45,7 @@ class LocalEngine:
         bar = progress_bar(total=len(ids), unit="rows", desc=f"extract {modality}", disable=not job.show_progress)
         try:
             for idx, batch in prefetch_batches(ext, modality, ids, job.inputs, job.batch_size, job.skipped,
-                                                 window=job.chunk_rows):
+                                                 window=job.chunk_rows, hashes=hashes, dataset=job.dataset):
                 job.load_model()  # images: only once a batch decoded, so all-broken inputs never load the model
                 vectors = ext.forward(modality, batch)
                 job.add([ids[i] for i in idx], [hashes[i] for i in idx], vectors)

@@ -18,9 +18,15 @@ What runs where
   the ``image_ref`` paths, not store credentials.
 
 Without an address a local Ray instance is started with this machine's CPUs
-and shut down when the run ends (also on errors and Ctrl-C). With an address
-(``auto``, ``ray://host:10001`` or ``host:6379``) the run joins that cluster
-and leaves it running.
+and shut down when the run ends (also on errors and Ctrl-C). That instance is
+private to the user who started it: every Ray process listens on 127.0.0.1
+only (Ray on Linux otherwise binds its GCS, raylet and worker servers to all
+interfaces), and its session files (logs, sockets, the object store's
+spill folder) live in a fresh folder of mode 0700 under ``$RAY_TMPDIR`` (or
+the system temporary folder), removed at shutdown; see
+:func:`local_instance_options`. With an address (``auto``,
+``ray://host:10001`` or ``host:6379``) the run joins that cluster and leaves
+it running.
 """
 
 from __future__ import annotations
@@ -99,6 +105,7 @@ class RayEngine:
         self.workers = workers
         self.cpus_per_worker = float(cpus_per_worker or 1)
         self._started = False
+        self._session_dir: str | None = None
 
     @classmethod
     def from_options(cls, options: Any) -> "RayEngine":
@@ -135,7 +142,7 @@ class RayEngine:
                     raise InputError(f"cannot connect to the Ray cluster at {self.address}: "
                                      f"{str(exc).splitlines()[0]}; check ray_address=") from None
             else:
-                ray.init(num_cpus=cores(), include_dashboard=False, **quiet)
+                self._session_dir = _start_local(ray, quiet)
                 self._started = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the driver shows its own bar (rows committed)
@@ -149,10 +156,15 @@ class RayEngine:
     def close(self) -> None:
         """Shut down the local Ray instance if this engine started it."""
         if self._started:
+            import shutil
+
             import ray
 
             ray.shutdown()
             self._started = False
+            if self._session_dir:
+                shutil.rmtree(self._session_dir, ignore_errors=True)
+                self._session_dir = None
 
     def __enter__(self) -> "RayEngine":
         return self
@@ -198,7 +210,8 @@ class RayEngine:
             EncodeActor, batch_size=bs, batch_format="pyarrow", num_cpus=self.cpus_per_worker,
             compute=ray.data.ActorPoolStrategy(size=size),
             fn_constructor_kwargs={"spec": self.spec, "modality": modality, "expected_key": job.model_key,
-                                   "threads": max(1, int(self.cpus_per_worker))})
+                                   "threads": max(1, int(self.cpus_per_worker)), "dataset": job.dataset,
+                                   "env": worker_env()})
         bar = progress_bar(total=rows.num_rows, unit="rows", desc=f"extract {modality} (ray x{size})",
                            disable=not job.show_progress)
         try:
@@ -215,6 +228,74 @@ class RayEngine:
                     bar.update(out.num_rows)
         finally:
             bar.close()
+
+
+#: Ray's switch between "node IP = this machine's address" (Linux default) and "node IP = localhost".
+_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def local_instance_options() -> dict[str, Any]:
+    """``ray.init`` options of the local instance an extract starts: loopback only, private session folder.
+
+    The session files go to ``<private>/r``, where ``<private>`` is a new
+    ``mkdtemp`` folder (mode 0700, this user's) under ``$RAY_TMPDIR`` or the
+    system temporary folder: Ray makes its own temp folder world-writable
+    (0777), so privacy comes from the folder above it, which no other user
+    can enter. Listening on 127.0.0.1 is :func:`_start_local`'s part (Ray
+    has no ``init`` option for it on Linux).
+    """
+    import os
+    import tempfile
+
+    base = os.environ.get("RAY_TMPDIR") or None
+    if base:
+        os.makedirs(base, exist_ok=True)  # as Ray itself does with it
+    private = tempfile.mkdtemp(prefix="esr-", dir=base)  # short: Ray's unix sockets live below (~107 chars)
+    return {"num_cpus": cores(), "include_dashboard": False, "_node_ip_address": "127.0.0.1",
+            "_temp_dir": os.path.join(private, "r")}
+
+
+def _start_local(ray, quiet: dict[str, Any]) -> str:
+    """Start the private local instance; returns its private folder (removed by :meth:`RayEngine.close`).
+
+    On Linux Ray replaces a ``127.0.0.1`` node address with the machine's
+    network address and its servers then listen on every interface, unless
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (its single-machine mode): set
+    here for the daemons Ray starts (they inherit it, and they are what
+    listens) and for this call only, then put back, so that a later
+    ``ray.init(address=...)`` in this process still joins remote clusters.
+    """
+    import os
+
+    from ray._private import ray_constants
+
+    options = local_instance_options()
+    before_env, before_flag = os.environ.get(_CLUSTER_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(**options, **quiet)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(os.path.dirname(options["_temp_dir"]), ignore_errors=True)
+        raise
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before_flag
+        if before_env is None:
+            os.environ.pop(_CLUSTER_ENV, None)
+        else:
+            os.environ[_CLUSTER_ENV] = before_env
+    return os.path.dirname(options["_temp_dir"])
+
+
+def worker_env() -> dict[str, str]:
+    """The driver's embedstore decoding settings that Ray workers must share (e.g. the decoded-size limit)."""
+    import os
+
+    from ..images import MAX_PIXELS_ENV
+
+    return {k: os.environ[k] for k in (MAX_PIXELS_ENV,) if k in os.environ}
 
 
 def _results(ds):
@@ -267,11 +348,16 @@ class EncodeActor:
     the model, else 0; Ray may merge output blocks, so this is summed).
     """
 
-    def __init__(self, spec: dict[str, Any], modality: str, expected_key: str, threads: int = 1) -> None:
+    def __init__(self, spec: dict[str, Any], modality: str, expected_key: str, threads: int = 1,
+                 dataset: str = "", env: dict[str, str] | None = None) -> None:
+        import os
+
         import torch
 
         from ..extractors import load_extractor
 
+        os.environ.update(env or {})  # the driver's decoding settings (e.g. the decoded-size limit)
+        self.dataset = dataset
         torch.set_num_threads(max(1, threads))
         self.modality = modality
         self.ext = load_extractor(spec["model_id"], quantize=spec.get("quantize"), pooling=spec.get("pooling"),
@@ -291,7 +377,8 @@ class EncodeActor:
         ids = batch["sample_id"].to_pylist()
         inputs = batch["input"].to_pylist()
         skipped: list = []
-        idx, items = decode_rows(self.modality, ids, inputs, range(len(ids)), skipped)
+        idx, items = decode_rows(self.modality, ids, inputs, range(len(ids)), skipped,
+                                 batch["content_sha256"].to_pylist(), self.dataset)
         full = np.zeros((len(ids), self.dim), dtype=np.float32)
         done = np.zeros(len(ids), dtype=bool)
         if idx:

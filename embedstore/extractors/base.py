@@ -32,10 +32,18 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: Version of embedstore's shared image code (``embedstore.images.load_image``
 #: / ``to_rgb`` and :class:`ImagePreprocess`). Rule: bump it in the same commit
 #: as any change that alters their output for the same settings; it is added
-#: to every extractor's ``code_version`` in the model identity, so every
+#: to the ``code_version`` of every extractor that encodes images, so their
 #: ``model_key`` changes and stores re-extract (see
-#: :class:`~embedstore.identity.ModelIdentity`, "Code versions").
-SHARED_CODE_VERSION = 0
+#: :class:`~embedstore.identity.ModelIdentity`, "Code versions"); text-only
+#: encoders never read images and keep their keys.
+#:
+#: 1: images are turned upright by their EXIF orientation before embedding
+#: (:func:`embedstore.images.upright`). Photos without an orientation tag give
+#: the same vectors as before, but the key cannot tell which stored vectors
+#: came from a sideways photo, so every image model re-extracts once. (It also
+#: leaves behind any vector that an extract before the byte check of
+#: :func:`embedstore.images.read_image` computed from a file changed after ingest.)
+SHARED_CODE_VERSION = 1
 
 
 def dtype_of(quantize: str | None, model_id: str, allowed: Sequence[str] = ("fp32", "bf16")) -> str:
@@ -183,7 +191,9 @@ class Extractor:
             backend, version, libs["runtime"] = "torch", "", version or backend
         return ModelIdentity(self.resolved.model_id, self.resolved.weights, tuple(m for m in ("image", "text")
                              if m in self.modalities), dims, preprocessing, pooling, self.dtype, truncation,
-                             backend, version, code_version=SHARED_CODE_VERSION + self.code_version,
+                             backend, version,
+                             code_version=(SHARED_CODE_VERSION if "image" in self.modalities else 0)
+                             + self.code_version,
                              library_versions=libs)
 
     def use_backend(self, choice: Any) -> None:

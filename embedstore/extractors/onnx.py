@@ -7,8 +7,9 @@ sequence axes, to ``<cache_dir>/<torch fp32 model_key>-<modality>-opset17.onnx``
 (written atomically; ``--quantize 8bit`` adds a dynamically quantised int8
 copy). A later run with the same identity reuses the file. Every session is
 checked against torch fp32 on the probe batch before use
-(:func:`embedstore.extractors.backends.gate`), so a stale or damaged graph
-is refused, never silently used. One session per extractor and modality,
+(:func:`embedstore.extractors.backends.gate`), so a stale graph is refused,
+never silently used; a cached file ONNX Runtime cannot load at all (damaged,
+truncated) is exported again (:class:`OnnxRunner`). One session per extractor and modality,
 built on the first forward and reused for every batch
 (:func:`session_options`); batches go in and come out as NumPy arrays without
 copies (texts are padded to the longest in their batch by the tokenizer).
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import require
+from ..errors import InputError, require
 
 OPSET = 17
 _EXTRA = "embedstore[onnx]"
@@ -155,25 +156,48 @@ def session_options(threads: int) -> Any:
 
 
 class OnnxRunner:
-    """An ONNX Runtime session over ``ext``'s cached graph of one modality; call it on a prepared batch."""
+    """An ONNX Runtime session over ``ext``'s cached graph of one modality; call it on a prepared batch.
+
+    A cached graph that ONNX Runtime cannot load (a truncated or damaged
+    file: a disk error, a copy cut short) is deleted and exported again, once;
+    if the fresh graph still does not load, :class:`~embedstore.errors.InputError`
+    names the file. A graph that loads but computes other vectors is refused
+    by the parity gate (:func:`embedstore.extractors.backends.gate`).
+    """
 
     def __init__(self, ext: Any, modality: str) -> None:
         import torch
 
-        ort = require("onnxruntime", _EXTRA)
+        require("onnxruntime", _EXTRA)
         require("onnx", _EXTRA)
         self.modality = modality
         self.path = graph_path(ext, modality, ext.dtype)
-        if not self.path.is_file():
-            fp32 = graph_path(ext, modality)
-            if not fp32.is_file():
-                export(ext, modality, ext.prepare(modality, _probe(modality)), fp32)
-            if ext.dtype == "int8":
-                quantize_int8(fp32, self.path)
-        self.session = ort.InferenceSession(str(self.path), session_options(max(1, torch.get_num_threads())),
-                                            providers=["CPUExecutionProvider"])
+        threads = max(1, torch.get_num_threads())
+        self._build(ext, modality)
+        try:
+            self.session = _session(self.path, threads)
+        except Exception as first:  # noqa: BLE001 - any load failure of a cached file: rebuild it once
+            for stale in {self.path, graph_path(ext, modality)}:
+                stale.unlink(missing_ok=True)
+            self._build(ext, modality)
+            try:
+                self.session = _session(self.path, threads)
+            except Exception as exc:  # noqa: BLE001
+                raise InputError(f"ONNX graph {self.path}: ONNX Runtime cannot load it even after exporting it "
+                                 f"again ({_first_line(exc)}; first try: {_first_line(first)}); check the disk "
+                                 "and $EMBEDSTORE_ONNX_CACHE, or use --backend torch") from None
         self.names = [i.name for i in self.session.get_inputs()]
         self.fix = (f"delete {self.path} to export it again, or use --backend torch")
+
+    def _build(self, ext: Any, modality: str) -> None:
+        """Export (and quantise) the graph unless it is cached."""
+        if self.path.is_file():
+            return
+        fp32 = graph_path(ext, modality)
+        if not fp32.is_file():
+            export(ext, modality, ext.prepare(modality, _probe(modality)), fp32)
+        if ext.dtype == "int8":
+            quantize_int8(fp32, self.path)
 
     def __call__(self, batch: Any) -> np.ndarray:
         if hasattr(batch, "keys"):
@@ -181,6 +205,16 @@ class OnnxRunner:
         else:
             feed = {self.names[0]: np.ascontiguousarray(batch.numpy(), dtype=np.float32)}
         return self.session.run(None, feed)[0].astype(np.float32, copy=False)
+
+
+def _session(path: Path, threads: int) -> Any:
+    ort = require("onnxruntime", _EXTRA)
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] or type(exc).__name__)
 
 
 def _probe(modality: str) -> list[Any]:
