@@ -172,7 +172,12 @@ def extract_worker(uris: list[str], model: str, barrier, env: dict[str, str]) ->
 
 
 def ingest_worker(uris: list[str], manifest: str, barrier, env: dict[str, str]) -> None:
-    """One 'machine': for each store, wait at the barrier, then ingest ``manifest`` as dataset ``ds``."""
+    """One 'machine': for each store, wait at the barrier, then ingest ``manifest`` as dataset ``ds``.
+
+    The manifests overlap and each adds to the dataset (``keep_missing=True``):
+    without it, whichever machine commits second sees rows its manifest lacks
+    and refuses by design, so the outcome would depend on the commit order.
+    """
     os.environ.update(env)
     import lancedb  # noqa: F401  (imported before the barrier, so the writes overlap)
 
@@ -181,4 +186,4 @@ def ingest_worker(uris: list[str], manifest: str, barrier, env: dict[str, str]) 
 
     for uri in uris:
         barrier.wait()
-        ingest(Store(uri), "manifest", manifest, name="ds", id_column="sample_id", progress=False)
+        ingest(Store(uri), "manifest", manifest, name="ds", id_column="sample_id", keep_missing=True, progress=False)

@@ -60,10 +60,15 @@ def one_line_error(result, *needles):
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``root``: relative path -> (size, mtime_ns)."""
+    """Every file under ``root``: relative path -> (size, mtime_ns).
+
+    A store's ``_leases/`` folder is left out: a lease is a reader's
+    transient, expiring marker (docs/lab-sharing.md), not store content, and
+    an in-process command keeps its process's lease until the process ends.
+    """
     out = {}
     for p in root.rglob("*"):
-        if p.is_file():
+        if p.is_file() and "_leases" not in p.relative_to(root).parts:
             st = p.stat()
             out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
     return out
