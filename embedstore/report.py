@@ -389,6 +389,7 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"report target {out}: the file name must end in .html")
+    store.require_dataset(dataset)
     inputs = dict(runs=runs, image_model=image_model, text_model=text_model, alignment_key=alignment_key, lam=lam,
                   max_queries=max_queries, gap=gap, banner=banner, gap_report=gap_report, predictions=predictions)
     if reuse:
@@ -402,6 +403,7 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         wanted = set(runs)
         records = [r for r in records if r.run_id in wanted or r.group_id in wanted
                    or r.group_id.split(".", 1)[0] in wanted]
+        _check_ids(store, dataset, wanted, records)
     sweeps = [s for s in list_sweeps(store, dataset)
               if not runs or any(r.group_id.startswith(s["sweep_id"] + ".") for r in records)]
     plain = [r for r in records if not r.group_id.startswith(SWEEP_PREFIX)]
@@ -469,6 +471,18 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     tmp.write_text(doc, encoding="utf-8")
     tmp.replace(out)  # a reader never sees half a report
     return result
+
+
+def _check_ids(store, dataset: str, wanted: set[str], records: list[RunRecord]) -> None:
+    """Every id of ``runs=`` names a run, group or sweep of ``dataset``; else one line naming the first that does not."""
+    from .errors import did_you_mean
+
+    found = {r.run_id for r in records} | {r.group_id for r in records} | {r.group_id.split(".", 1)[0] for r in records}
+    for ref in sorted(wanted - found):
+        every = list_runs(store, dataset)
+        names = {r.run_id for r in every} | {r.group_id for r in every} | {r.group_id.split(".", 1)[0] for r in every}
+        raise NotFoundError(f"unknown id '{ref}' in runs=: no run, group or sweep of dataset '{dataset}' has it"
+                            f"{did_you_mean(ref, names)}; list them with 'embedstore runs {dataset}'")
 
 
 #: Columns of the folded table of every run group.

@@ -62,8 +62,7 @@ def plan(root, out: Path, quick: bool, samples: int | None) -> tuple[str, Path, 
     if n < 24:
         raise InputError(f"samples={n}: the honest train/val/test split needs at least 24 synthetic samples")
     dataset = "synthetic-demo" if n == SYNTHETIC_N else f"synthetic-demo-{n}"
-    return "manifest", out / dataset, dataset, {"id_column": "sample_id", "group_column": "group",
-                                                 "text_column": "text"}, True
+    return "manifest", out / dataset, dataset, {"group_column": "group", "text_column": "text"}, True
 
 
 def _data(root, out: Path, quick: bool, samples: int | None, say) -> tuple[str, Path, str, dict[str, Any], bool]:
@@ -78,13 +77,12 @@ def _data(root, out: Path, quick: bool, samples: int | None, say) -> tuple[str, 
 
 
 def _manifest_options(root: Path) -> dict[str, Any]:
-    """Column options for a manifest root: ``sample_id``/``group`` when present (the synthetic layout)."""
+    """Column options for a manifest root: ``group`` when present (the synthetic layout; the manifest
+    adapter finds a ``sample_id`` id column itself)."""
     from embedstore.datasets.manifest import find_manifest, read_manifest
 
     cols = read_manifest(find_manifest(root, None)).columns
     opts: dict[str, Any] = {}
-    if "sample_id" in cols and "id" not in cols:
-        opts["id_column"] = "sample_id"
     if "group" in cols:
         opts["group_column"] = "group"
     return opts
