@@ -63,7 +63,7 @@ def _ids() -> dict[str, str]:
     """The ids the README leaves to the reader, read from the default store as it is now."""
     from embedstore import Store
     from embedstore.runs import list_runs
-    from embedstore.schema import HEADS
+    from embedstore.heads import HEADS
 
     store = Store()
     runs = [r for r in list_runs(store, "demo") if r.mode == "honest"]
