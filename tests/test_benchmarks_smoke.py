@@ -58,3 +58,13 @@ def test_extract_backends_section_from_the_rows_of_a_run_cut_short(tmp_path):
     assert "old" not in text and text.count("<!-- backends: begin -->") == 1
     assert "| onnxruntime fp32 | 30.00 | **3.00x** |" in text
     assert "cut short: builtin:minilm-l6 (real weights) (of 5)" in text and "load_avg_1m_end 2.00" in text
+
+
+@pytest.mark.slow
+def test_demo_benchmark_measures_first_and_second_runs_quiet_and_loaded(tmp_path):
+    out = _run("demo.py", "--only", "quick", "--samples", "24", "--out", str(tmp_path / "demo.md"), timeout=1800)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = (tmp_path / "demo.md").read_text()
+    assert "| `embedstore demo --quick` (160 samples) | quiet |" in text and "| loaded |" in text
+    assert text.count("| yes |") == 2  # both second runs reused everything
+    assert "flags: avx2" in text and "synthetic samples: 24" in text
