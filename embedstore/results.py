@@ -52,9 +52,15 @@ from .plain_names import interval_text, protocol_of, protocol_text, runs_text, s
 from .runs import RunRecord, group_runs, list_runs
 from .sweep_records import SWEEP_PREFIX
 
-#: The columns of the top table.
-COLUMNS = ("setting", "test macro-F1 (95% CI)", "test accuracy", "runs", "compared with", "difference (95% CI)",
-           "verdict")
+#: The columns of the top table; cells other rows carry (e.g. an independent baseline's) go between the two.
+COLUMNS = ("setting", "test macro-F1 (95% CI)", "test accuracy", "runs")
+COMPARISON = ("compared with", "difference (95% CI)", "verdict")
+
+
+def columns(rows: Sequence[dict[str, Any]], comparison: bool = True) -> list[str]:
+    """The top table's columns: :data:`COLUMNS`, every other visible cell of ``rows``, then :data:`COMPARISON`."""
+    extra = [k for r in rows for k in r if k not in COLUMNS + COMPARISON and not k.startswith("_") and k != "group"]
+    return list(COLUMNS) + list(dict.fromkeys(extra)) + (list(COMPARISON) if comparison else [])
 
 
 def _e(value: Any) -> str:
@@ -194,7 +200,7 @@ def results_section(store, dataset: str, records: Sequence[RunRecord] | None = N
                      "<code>--mode honest</code> (e.g. <code>--cv 5</code>) to see results with intervals.</p>")
         table = shift_rows(shifts, [])
         if table:
-            parts.append(_rows_html([_visible(r) for r in table], COLUMNS))
+            parts.append(_rows_html([_visible(r) for r in table], columns(table)))
         return "".join(parts), 0, None
     primary = primary_protocol(rows)
     ranked = [r for r in rows if r["_protocol"] == primary]
@@ -218,7 +224,7 @@ def results_section(store, dataset: str, records: Sequence[RunRecord] | None = N
               + (f"It is ahead, beyond the noise, of {_names(behind)}. " if behind else "")
               + (f"No evidence that it beats {_names(tied)}." if tied else ""))
     parts.append(f'<p class="answer">{answer}</p>')
-    parts.append(_rows_html([_visible(r) for r in table], COLUMNS))
+    parts.append(_rows_html([_visible(r) for r in table], columns(table)))
     parts.append('<p class="note">Honest runs only (epoch, C and λ chosen on validation; test touched once). '
                  "Intervals: 95% percentile bootstrap over test rows, per fold, clipped to [0, 1]; differences: "
                  "the row minus the setting it is compared with, paired on the same test rows (the same bootstrap "
@@ -227,7 +233,7 @@ def results_section(store, dataset: str, records: Sequence[RunRecord] | None = N
         for r in others:
             r["runs"] = protocol_text(r["_recs"])
         parts.append("<h3>Settings tested on other rows (not ranked against the best head)</h3>"
-                     + _rows_html([_visible(r) for r in others], COLUMNS[:4]))
+                     + _rows_html([_visible(r) for r in others], columns(others, comparison=False)))
     cls_rows, conf, classes, pooled = per_class(best["_recs"])
     buf = confusion_plot(conf, classes, io.BytesIO(), title=f"{best['setting']}: test predictions"
                          + (f", {len({r.seed for r in best['_recs']})} seeds pooled"
