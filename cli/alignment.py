@@ -113,7 +113,7 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
                  f"({s.get('split_column') or 'all rows'}), match={s['match']}, noise_std={s['noise_std']:g}, "
                  f"width {s['dim']}; before = λ=0 ({rep.before.alignment_key})",
                  f"rows {rep.before.rows}, retrieval/kNN queries {rep.before.retrieval_queries}, "
-                 f"unpaired {rep.unpaired}", "",
+                 f"unpaired {rep.unpaired}; retrieval on {rep.after.retrieval_rows}", "",
                  table(report_rows(rep), ["metric", "before", "after"]), "",
                  "store versions: " + ", ".join(f"{t}@{v}" for t, v in sorted(rep.after.versions.items()))]
         if figures_dir:

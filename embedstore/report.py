@@ -142,7 +142,7 @@ def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        r["alignment"], r["group"]))
 
 
-#: The gap numbers shown unfolded: (label, metric of report_rows or a measure).
+#: The gap numbers shown unfolded (``metric`` labels of :func:`embedstore.diagnostics.report_rows`).
 _GAP_HEADLINE = ("gap norm ||mu_img - mu_txt||", "centroid cosine", "paired cos mean", "relative modality gap (RMG)",
                  "modality separability (CV logistic acc.)")
 
@@ -187,7 +187,7 @@ def _gap_section(store, dataset: str, kwargs: dict[str, Any]) -> tuple[str, int]
 
 
 def _retrieval_rows(rep) -> list[dict[str, str]]:
-    """Image→text recall@10 over distinct texts, with both chance levels, before and after."""
+    """Image→text recall@1 and @10 over distinct texts, with both chance levels, before and after."""
     out = []
     for k in (1, 10):
         cells = {}
