@@ -11,21 +11,25 @@ started here and killed after ("loaded"); conditions alternate within a
 round. The ONNX export cache of the builtin image encoder is the user's, as
 a newcomer's second demo would find it (a fresh cache adds about 0.4 s).
 
-Run it alone on the machine's timing lock::
+On a shared machine, give it the timing lock: it takes the lock around each
+measurement (a first and a second run, with their competitors) and lets
+other benchmarks in between::
 
-    flock /work/bench.lock python benchmarks/demo.py [--rounds 2] [--only quick]
+    python benchmarks/demo.py --lock /work/bench.lock [--rounds 2] [--only quick]
 
-It prints a table and writes ``benchmarks/results/demo.md``.
+It prints a table and writes ``benchmarks/results/demo.md``, rewritten after
+every measurement (a run cut short keeps what it measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
+import fcntl
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,25 +45,35 @@ COMMANDS = {"quick": ["demo", "--quick"], "full": ["demo"]}
 LABELS = {"quick": "`embedstore demo --quick` (160 samples)", "full": "`embedstore demo` (400 samples)"}
 
 
-def _spin() -> None:  # pragma: no cover - runs in the competitor processes
-    while True:
-        pass
-
-
 @contextlib.contextmanager
 def competitors(n: int) -> Iterator[None]:
-    """``n`` CPU-bound busy-loop processes for the duration of the block (the loaded condition)."""
-    procs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n)]
-    for p in procs:
-        p.start()
+    """``n`` CPU-bound busy-loop processes for the duration of the block (the loaded condition).
+
+    Fresh interpreters, not forks of this one (which has imported lance, whose runtime is not fork-safe).
+    """
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
     try:
         time.sleep(1.0)  # let the load average and the scheduler see them
         yield
     finally:
         for p in procs:
-            p.terminate()
+            p.kill()
         for p in procs:
-            p.join()
+            p.wait()
+
+
+@contextlib.contextmanager
+def timing_lock(path: str | None) -> Iterator[None]:
+    """Hold the machine's timing lock (``flock``) for the block; nothing when no lock file is given."""
+    if not path:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def cpu_flags() -> str:
@@ -108,55 +122,81 @@ def one(which: str, condition: str, tmp: Path, samples: int | None = None) -> di
             "load_after": load()}
 
 
+def write(path: str, results: list[dict[str, object]], info: dict[str, str], start_load: str,
+          samples: int | None, locked: bool) -> str:
+    """The results table (every measurement, then the median ratio per command and condition) as markdown."""
+    rows = []
+    for res in results:
+        f, s = res["first"], res["second"]
+        rows.append([res["round"], LABELS[res["which"]], res["condition"], f"{f['wall']:.1f} s", f"{s['wall']:.2f} s",
+                     f"{s['wall'] / f['wall']:.1%}", f"{s['own']:.2f} s" if s["own"] is not None else "",
+                     "yes" if s["reused"] else "no", f"{f['forward']} / {s['forward']}",
+                     f"{res['load_before']} → {res['load_after']}", f["stages"]])
+    header = ["round", "command", "condition", "first run (fresh store)", "second run", "second / first",
+              "second run, demo's own timer", "second run reused everything", "forward calls first / second",
+              "load 1/5/15 min before → after", "first run's stages"]
+    summary = []
+    for which in COMMANDS:
+        for condition in ("quiet", "loaded"):
+            mine = [r for r in results if r["which"] == which and r["condition"] == condition]
+            if not mine:
+                continue
+            med = lambda key: statistics.median(r[key]["wall"] for r in mine)  # noqa: E731
+            ratios = [r["second"]["wall"] / r["first"]["wall"] for r in mine]
+            summary.append([LABELS[which], condition, len(mine), f"{med('first'):.1f} s", f"{med('second'):.2f} s",
+                            f"{statistics.median(ratios):.1%}", f"{max(ratios):.1%}"])
+    table = md_table(header, rows)
+    summary_table = md_table(["command", "condition", "measurements", "first run (median)", "second run (median)",
+                              "second / first (median)", "second / first (worst)"], summary)
+    text = (f"# `embedstore demo`: first run and second run, quiet and loaded\n\n"
+            f"Written by `benchmarks/demo.py`"
+            + (" (each measurement under the machine's timing lock `/work/bench.lock`)" if locked else "")
+            + ". Wall time of the CLI command (a subprocess, Python start-up included); the second run follows "
+            f"the first back to back with nothing changed. \"quiet\": the machine as it is (a shared machine: "
+            f"see the load columns); \"loaded\": two CPU-bound competitor processes started by the benchmark "
+            f"for the duration of both runs. The ratio second / first compares the two runs of one measurement; "
+            f"conditions alternate within and across rounds.\n\n"
+            f"- CPU: {info.get('cpu')} ({info.get('logical_cpus')} logical CPUs); flags: {cpu_flags()}\n"
+            f"- load average (1/5/15 min) at start: {start_load}; at the last measurement: {load()}\n"
+            f"- python {info.get('python')}, torch {info.get('torch', '?')}, lancedb {info.get('lancedb', '?')}\n"
+            f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}"
+            + (f"; synthetic samples: {samples} (not the demo's default)" if samples else "")
+            + f"\n\n{summary_table}\n\nEvery measurement:\n\n{table}\n")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text, encoding="utf-8")
+    return summary_table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every command and condition")
     parser.add_argument("--only", choices=sorted(COMMANDS), default=None)
     parser.add_argument("--samples", type=int, default=None, help="synthetic samples (smoke tests; default the demo's)")
+    parser.add_argument("--lock", default=None, help="lock file to hold (flock) around each measurement")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "demo.md"))
     args = parser.parse_args()
     which = [args.only] if args.only else ["quick", "full"]
     info = machine()
     start_load = load()
-    results = []
+    results: list[dict[str, object]] = []
+    summary = ""
     with tempfile.TemporaryDirectory(prefix="demo-bench-") as tmp:
         for r in range(args.rounds):
             order = ("quiet", "loaded") if r % 2 == 0 else ("loaded", "quiet")  # alternate across rounds too
             for w in which:
                 for condition in order:
-                    ctx = competitors(2) if condition == "loaded" else contextlib.nullcontext()
-                    with ctx:
-                        res = one(w, condition, Path(tmp), args.samples)
+                    with timing_lock(args.lock):
+                        ctx = competitors(2) if condition == "loaded" else contextlib.nullcontext()
+                        with ctx:
+                            res = one(w, condition, Path(tmp), args.samples)
+                    res["round"] = r + 1
                     results.append(res)
                     f, s = res["first"], res["second"]
                     print(f"round {r + 1} {w:<5} {condition:<6} first {f['wall']:7.1f} s  second {s['wall']:6.2f} s "
                           f"({s['wall'] / f['wall']:.1%}; reused everything: {s['reused']})  load {res['load_before']}"
                           f" -> {res['load_after']}", flush=True)
-    rows = []
-    for res in results:
-        f, s = res["first"], res["second"]
-        rows.append([LABELS[res["which"]], res["condition"], f"{f['wall']:.1f} s", f"{s['wall']:.2f} s",
-                     f"{s['wall'] / f['wall']:.1%}", f"{s['own']:.2f} s" if s["own"] is not None else "",
-                     "yes" if s["reused"] else "no", f"{f['forward']} / {s['forward']}",
-                     f"{res['load_before']} → {res['load_after']}", f["stages"]])
-    header = ["command", "condition", "first run (fresh store)", "second run", "second / first",
-              "second run, demo's own timer", "second run reused everything", "forward calls first / second",
-              "load 1/5/15 min before → after", "first run's stages"]
-    table = md_table(header, rows)
-    print(table)
-    text = (f"# `embedstore demo`: first run and second run, quiet and loaded\n\n"
-            f"Written by `benchmarks/demo.py` (run under `flock /work/bench.lock`). Wall time of the CLI command "
-            f"(a subprocess, Python start-up included); the second run follows the first back to back with "
-            f"nothing changed. \"loaded\": two CPU-bound competitor processes started by the benchmark for the "
-            f"duration of both runs. The ratio second / first compares two runs of the same round.\n\n"
-            f"- CPU: {info.get('cpu')} ({info.get('logical_cpus')} logical CPUs); flags: {cpu_flags()}\n"
-            f"- load average (1/5/15 min) at start: {start_load}; at end: {load()}\n"
-            f"- python {info.get('python')}, torch {info.get('torch', '?')}, lancedb {info.get('lancedb', '?')}\n"
-            f"- date: {time.strftime('%Y-%m-%d %H:%M')}"
-            + (f"; synthetic samples: {args.samples} (not the demo's default)" if args.samples else "")
-            + f"\n\n{table}\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+                    summary = write(args.out, results, info, start_load, args.samples, bool(args.lock))
+    print(summary)
     print(f"wrote {args.out}")
 
 
