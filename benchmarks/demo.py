@@ -11,9 +11,9 @@ started here and killed after ("loaded"); conditions alternate within a
 round. The ONNX export cache of the builtin image encoder is the user's, as
 a newcomer's second demo would find it (a fresh cache adds about 0.4 s).
 
-On a shared machine, give it the timing lock: it takes the lock around each
-measurement (a first and a second run, with their competitors) and lets
-other benchmarks in between::
+On a shared machine, give it the timing lock: it holds the lock for the
+quiet and the loaded measurement of one command in one round (each a first
+and a second run) and lets other benchmarks in between::
 
     python benchmarks/demo.py --lock /work/bench.lock [--rounds 2] [--only quick]
 
@@ -150,7 +150,8 @@ def write(path: str, results: list[dict[str, object]], info: dict[str, str], sta
                               "second / first (median)", "second / first (worst)"], summary)
     text = (f"# `embedstore demo`: first run and second run, quiet and loaded\n\n"
             f"Written by `benchmarks/demo.py`"
-            + (" (each measurement under the machine's timing lock `/work/bench.lock`)" if locked else "")
+            + (" (the quiet and loaded measurements of a round under one hold of the machine's timing lock)"
+               if locked else "")
             + ". Wall time of the CLI command (a subprocess, Python start-up included); the second run follows "
             f"the first back to back with nothing changed. \"quiet\": the machine as it is (a shared machine: "
             f"see the load columns); \"loaded\": two CPU-bound competitor processes started by the benchmark "
@@ -184,18 +185,19 @@ def main() -> None:
         for r in range(args.rounds):
             order = ("quiet", "loaded") if r % 2 == 0 else ("loaded", "quiet")  # alternate across rounds too
             for w in which:
-                for condition in order:
-                    with timing_lock(args.lock):
+                # one hold of the lock for both conditions: another benchmark never runs between them
+                with timing_lock(args.lock):
+                    for condition in order:
                         ctx = competitors(2) if condition == "loaded" else contextlib.nullcontext()
                         with ctx:
                             res = one(w, condition, Path(tmp), args.samples)
-                    res["round"] = r + 1
-                    results.append(res)
-                    f, s = res["first"], res["second"]
-                    print(f"round {r + 1} {w:<5} {condition:<6} first {f['wall']:7.1f} s  second {s['wall']:6.2f} s "
-                          f"({s['wall'] / f['wall']:.1%}; reused everything: {s['reused']})  load {res['load_before']}"
-                          f" -> {res['load_after']}", flush=True)
-                    summary = write(args.out, results, info, start_load, args.samples, bool(args.lock))
+                        res["round"] = r + 1
+                        results.append(res)
+                        f, s = res["first"], res["second"]
+                        print(f"round {r + 1} {w:<5} {condition:<6} first {f['wall']:7.1f} s  second "
+                              f"{s['wall']:6.2f} s ({s['wall'] / f['wall']:.1%}; reused everything: {s['reused']})  "
+                              f"load {res['load_before']} -> {res['load_after']}", flush=True)
+                        summary = write(args.out, results, info, start_load, args.samples, bool(args.lock))
     print(summary)
     print(f"wrote {args.out}")
 
