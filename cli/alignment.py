@@ -113,7 +113,7 @@ def gap(ctx, store_uri, storage_options, as_json, dataset, image_model, text_mod
                  f"({s.get('split_column') or 'all rows'}), match={s['match']}, noise_std={s['noise_std']:g}, "
                  f"width {s['dim']}; before = λ=0 ({rep.before.alignment_key})",
                  f"rows {rep.before.rows}, retrieval/kNN queries {rep.before.retrieval_queries}, "
-                 f"unpaired {rep.unpaired}", "",
+                 f"unpaired {rep.unpaired}; retrieval on {rep.after.retrieval_rows}", "",
                  table(report_rows(rep), ["metric", "before", "after"]), "",
                  "store versions: " + ", ".join(f"{t}@{v}" for t, v in sorted(rep.after.versions.items()))]
         if figures_dir:
@@ -222,9 +222,13 @@ def sweep(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
 @click.option("--lam", type=float, default=1.0, show_default=True, help="λ of the gap section's alignment.")
 @click.option("--max-queries", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--no-gap", is_flag=True, help="Leave out the gap diagnostics.")
+@click.option("--force", is_flag=True, help="Write the report even when the file is up to date.")
 def report(ctx, store_uri, storage_options, as_json, dataset, out, runs, image_model, text_model, alignment_key,
-           lam, max_queries, no_gap):
+           lam, max_queries, no_gap, force):
     """Write one self-contained HTML report (figures embedded) of DATASET.
+
+    A report already written from the same store commits, options and code
+    is left as it is (instant); --force writes it again.
 
     \b
     Example:
@@ -235,6 +239,8 @@ def report(ctx, store_uri, storage_options, as_json, dataset, out, runs, image_m
     store = get_store(ctx, store_uri, storage_options)
     res = write_report(store, dataset, out or f"{dataset}-report.html", runs=list(runs) or None,
                        image_model=image_model, text_model=text_model, alignment_key=alignment_key, lam=lam,
-                       max_queries=max_queries, gap=not no_gap)
-    emit(ctx, res.to_dict(), f"wrote {res.path}: {res.images} embedded figures, {res.run_groups} run groups, "
-                            f"{res.sweeps} sweeps{'' if res.gap else ', no gap section'}")
+                       max_queries=max_queries, gap=not no_gap, reuse=not force)
+    what = (f"{res.images} embedded figures, {res.run_groups} run groups, {res.sweeps} sweeps"
+            f"{'' if res.gap else ', no gap section'}")
+    emit(ctx, res.to_dict(), f"{res.path} is unchanged: written {res.generated} from the same store commits, options "
+                             f"and code ({what}); --force writes it again" if res.reused else f"wrote {res.path}: {what}")

@@ -30,8 +30,14 @@ def render(res) -> str:
                   table(res.predictions, ["sample", "true label", "predicted", "probability"]), ""]
     lines.append(f"embeddings: {res.computed} computed, {res.reused} reused from the store, "
                  f"{res.forward_calls} model forward calls")
-    if res.all_cached:
+    if res.reused_run:
+        lines.append(f"nothing changed since the run that finished {res.reused_run} (the same store commits, data "
+                     "files, code and options): every result above and the report are that run's, reused; nothing "
+                     "was ingested, embedded, trained, diagnosed or written")
+    elif res.all_cached:
         lines.append("every embedding was already in the store: no model was loaded and no forward pass ran")
+    if res.ingest_reused and not res.reused_run:
+        lines.append("ingest checks reused: the data files and the samples table are as the last run left them")
     prev = res.first_run
     took = f"this run took {res.seconds:.1f} s"
     if prev:
@@ -39,6 +45,8 @@ def render(res) -> str:
         took += (f"; the first demo run on this store took {prev['seconds']:.1f} s "
                  f"({prev['computed']} embeddings computed): {ratio:.1f}x as long")
     lines.append(took + "  [" + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items() if k != "total") + "]")
+    if res.busy:
+        lines.append(res.busy)
     if res.skipped:
         lines.append(f"skipped at ingest: {res.skipped} sample(s) (see 'embedstore ingest --json' for the list)")
     lines += ["", f"report: {Path(res.report).resolve()}", f"store:  {res.store}"]

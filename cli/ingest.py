@@ -69,7 +69,7 @@ def render(report) -> str:
 @click.option("--median-over", type=click.Choice(["window", "samples"]), default=None,
               help="satellitebench: median of the study window (default) or of the joined samples (paper code).")
 @click.option("--manifest", default=None, help="manifest: CSV/Parquet file inside --root.")
-@click.option("--id-column", default=None, help="manifest: id column (default id).")
+@click.option("--id-column", default=None, help="manifest: id column (default id, else sample_id).")
 @click.option("--image-column", default=None, help="manifest: image path column (default image).")
 @click.option("--label-column", default=None, help="manifest: label column (default label).")
 @click.option("--text-column", default=None, help="manifest: text column (default text).")

@@ -9,7 +9,9 @@ from .common import command, emit, get_store, table
 
 @command()
 @click.argument("dataset")
-@click.option("--run", "run_id", required=True, help="Run id whose stored head to apply (see 'embedstore runs').")
+@click.option("--run", "run_id", required=True,
+              help="Run id whose stored head to apply, or a group id: the ensemble of its runs' heads "
+                   "(see 'embedstore runs').")
 @click.option("--ensemble", is_flag=True, help="Mean probability over every seed/fold of the run's group.")
 @click.option("--out", default=None, help="Also write the predictions to a .csv or .parquet file.")
 @click.option("--no-store", is_flag=True,
@@ -35,8 +37,10 @@ def predict(ctx, store_uri, storage_options, as_json, dataset, run_id, ensemble,
     rows = [{"sample_id": s, "predicted": lab, "probability": f"{p.max():.4f}"}
             for s, lab, p in list(zip(res.sample_ids, res.labels, res.proba))[:10]]
     where = f"{res.table} v{res.version} ({res.written} written" if write else f"{out} (store not written"
+    heads = (f"the ensemble of {len(res.head_ids)} heads (mean probability)" if len(res.head_ids) > 1
+             else "1 head")
     emit(ctx, res.to_dict(), lambda: table(rows) + f"\n{len(res.sample_ids)} rows -> {where}, "
-         f"{res.forward_calls} forward passes)")
+         f"{res.forward_calls} forward passes; {heads})")
 
 
 @command("export-head")

@@ -55,6 +55,7 @@ def train_raw(ctx, store_uri, storage_options, as_json, dataset, text_model, ima
     from embedstore.trainers.raw import load_backbones, train_raw as train_raw_api
 
     store = get_store(ctx, store_uri, storage_options)
+    store.require_dataset(dataset)  # before loading the backbones: a misspelled dataset is named as such
     results, backbones = [], None
     for fusion in fusions:
         if backbones is None or backbone == "finetune":  # fine-tuning changes the weights: reload per head

@@ -179,7 +179,15 @@ def runs(ctx, store_uri, storage_options, as_json, dataset, group_id, each, comp
         result = compare_settings(get_store(ctx, store_uri, storage_options), compare[0], compare[1], metric=metric)
         emit(ctx, result.to_dict(), result.line)
         return
-    records = list_runs(get_store(ctx, store_uri, storage_options), dataset, group_id=group_id)
+    store = get_store(ctx, store_uri, storage_options)
+    records = list_runs(store, dataset, group_id=group_id)
+    if not records:  # nothing listed: say why when a name is wrong, instead of an empty table
+        from embedstore.runs import unknown_run
+
+        if dataset and not list_runs(store, dataset):
+            store.require_dataset(dataset)
+        if group_id and not list_runs(store, group_id=group_id):
+            raise unknown_run(store, group_id, expected="group")
     if as_json:
         emit(ctx, [r.to_dict() for r in records], "")
         return

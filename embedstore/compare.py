@@ -220,11 +220,19 @@ def setting_interval(records: Sequence[RunRecord], metric: str = "macro_f1", n_r
 
 
 def compare_settings(store, a: str, b: str, **kw: Any) -> Comparison:
-    """:func:`compare_records` of the recorded groups ``a`` and ``b`` (group ids, see ``embedstore runs``)."""
+    """:func:`compare_records` of the recorded groups ``a`` and ``b`` (group ids, see ``embedstore runs``).
+
+    A run id stands for its group (the setting it belongs to); an id that
+    names neither is reported as unknown, with the closest group ids.
+    """
+    from .runs import unknown_run, what_id
+
     recs = []
     for gid in (a, b):
-        found = list_runs(store, group_id=gid)
-        if not found:
-            raise InputError(f"no runs in group '{gid}': pick group ids from 'embedstore runs'")
+        kind, found = what_id(store, gid)
+        if kind == "run":
+            found = list_runs(store, group_id=found[0].group_id)
+        elif kind != "group":
+            raise unknown_run(store, gid, expected="group")
         recs.append(found)
     return compare_records(recs[0], recs[1], names=(a, b), **kw)

@@ -165,3 +165,27 @@ def torch_threads(n: int | None, *, default: int | None = None) -> Iterator[None
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def busy_note() -> str | None:
+    """One line saying the machine is busy (1-minute load average above its logical CPU count), else ``None``.
+
+    The load average counts runnable processes on the whole machine, so it is
+    compared with the machine's logical CPUs (``os.cpu_count()``). Printed by
+    the demo so that a slow run is explained.
+
+    Examples
+    --------
+    >>> note = busy_note()
+    >>> note is None or note.startswith("machine busy")
+    True
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return None
+    n = os.cpu_count() or 1
+    if load <= n:
+        return None
+    return (f"machine busy: 1-minute load average {load:.1f} on {n} logical CPUs, so other jobs share the cores "
+            "and times here are slower than on a quiet machine")

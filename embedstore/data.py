@@ -39,6 +39,11 @@ class DataMixin:
         """Names of the datasets that have a samples table."""
         return [t[len(SAMPLES_PREFIX):] for t in self.list_tables() if t.startswith(SAMPLES_PREFIX)]
 
+    def require_dataset(self, dataset: str) -> None:
+        """Raise the one "unknown dataset" error (with the closest names) when ``dataset`` has no samples table."""
+        if not self.has_table(samples_table(dataset)):
+            raise missing_dataset(self, dataset)
+
     def write_samples(self, dataset: str, rows: pa.Table, *, tag: str | None = None, prune: bool = False):
         """Upsert sample rows of ``dataset`` keyed by ``sample_id``.
 

@@ -15,15 +15,20 @@ Per stage (:class:`StageDiagnostics`):
   stacked [text; image] matrix, ``np.var`` of each modality's projection,
   averaged over the two components) and the plain total variance (trace of
   each modality's covariance);
-* cross-modal retrieval recall@k, image→text and text→image, with
-  :meth:`Store.neighbors` (exact cosine search), a query hits when its own
-  pair is among the ``k`` nearest;
+* cross-modal retrieval recall@k, image→text and text→image (exact cosine),
+  a query hits when its own pair is among the ``k`` nearest, with the chance
+  level ``k / N`` of a random ranking of ``N`` candidates. Retrieval is
+  measured on **rows the fitted map never saw**: when the alignment was
+  fitted on the train split, queries and candidates are the other rows (both
+  stages on the same rows); an alignment fitted on all rows leaves none, and
+  :attr:`StageDiagnostics.retrieval_rows` says the figures are optimistic;
 * kNN label agreement within each modality: the share of each query's ``k``
   nearest same-modality neighbours (cosine, self excluded) that have its
   label, with the chance level ``sum_c p_c^2`` alongside;
 * :func:`embedstore.gap_measures.gap_measures` in ``measures``: RMG, top
   gap dimensions, true- vs random-pair cosine, modality separability and
-  image→text recall over distinct texts with its chance level.
+  image→text recall over distinct texts (on the same held-out rows) with two
+  chance levels: a random ranking and always answering the most common texts.
 
 The "after" stage may be any method of :mod:`embedstore.transforms`
 (``method=``, ``gap --method``); "before" is always the λ=0 mean shift.
@@ -72,6 +77,8 @@ class StageDiagnostics:
     knn_k: int
     versions: dict[str, int]
     measures: dict[str, Any] = field(default_factory=dict)
+    recall_chance: dict[int, float] = field(default_factory=dict)
+    retrieval_rows: str = "all rows"
     paired_cosines: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,39 +200,66 @@ def _knn_agreement(x: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: in
     return float(np.concatenate(agree).mean())
 
 
-def _recall(store, src: PairedSources, queries: np.ndarray, direction: str, ks: Sequence[int]) -> dict[int, float]:
-    q_mod, t_mod = ("image", "text") if direction == "image_to_text" else ("text", "image")
-    q_vecs = src.image_vectors if q_mod == "image" else src.text_vectors
-    target = src.text if t_mod == "text" else src.image
-    dim = q_vecs.shape[1]
-    version = next(v for t, v in src.versions.items() if t.startswith(f"emb__{t_mod}__"))
+def _recall(queries: np.ndarray, gallery: np.ndarray, own: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
+    """Recall@k of query ``i`` finding gallery row ``own[i]`` (exact cosine, ties by row order)."""
+    q, g = l2_normalize(queries.astype(np.float64)), l2_normalize(gallery.astype(np.float64))
     hits = np.zeros(len(ks))
-    for i in queries:
-        found = store.neighbors(src.dataset, target, t_mod, vector=q_vecs[i],
-                                k=max(ks), alignment_key=src.alignment_key, dim=dim,
-                                version=version)["sample_id"].to_pylist()
-        for j, k in enumerate(ks):
-            hits[j] += src.ids[i] in found[:k]
-    return {int(k): float(h / max(1, len(queries))) for k, h in zip(ks, hits)}
+    for start in range(0, len(q), 256):
+        sims = q[start:start + 256] @ g.T
+        ranked = np.argsort(-sims, axis=1, kind="stable")[:, :max(ks)]
+        own_hit = ranked == own[start:start + len(sims), None]
+        hits += [own_hit[:, :k].any(axis=1).sum() for k in ks]
+    return {int(k): float(h / max(1, len(q))) for k, h in zip(ks, hits)}
+
+
+def held_out_rows(src: PairedSources, fit_on: str, split_column: str | None) -> tuple[np.ndarray, str]:
+    """Indices of ``src``'s rows an alignment fitted on ``fit_on`` rows never saw, and a description.
+
+    ``fit_on="train"``: the rows outside the train split of ``split_column``
+    (when the sources carry that column; else all rows, said so).
+    ``fit_on="all"``: every row, described as optimistic.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> src = SimpleNamespace(splits=np.array(["train", "test", "val", "train"]), split_column="split_x")
+    >>> held_out_rows(src, "train", "split_x")
+    (array([1, 2]), '2 rows outside the train split of split_x (the map was fitted on the other 2)')
+    """
+    n = len(src.splits)
+    if fit_on == "train" and (split_column in (None, src.split_column)):
+        held = np.flatnonzero(np.asarray(src.splits) != "train")
+        if len(held):
+            return held, (f"{len(held)} rows outside the train split of {src.split_column} (the map was fitted "
+                          f"on the other {n - len(held)})")
+    what = ("the map was fitted on every row: retrieval figures are optimistic" if fit_on == "all"
+            else f"no row outside the rows the map was fitted on ({fit_on}): retrieval figures are optimistic")
+    return np.arange(n), f"all {n} rows ({what})"
 
 
 def stage_diagnostics(store, src: PairedSources, *, stage: str, lam: float, recall_k: Sequence[int] = RECALL_K,
-                      knn_k: int = 5, max_queries: int = 1000, seed: int = 0) -> StageDiagnostics:
+                      knn_k: int = 5, max_queries: int = 1000, seed: int = 0,
+                      rows: tuple[np.ndarray, str] | None = None) -> StageDiagnostics:
     """Diagnostics of one set of paired (aligned) vectors read by :func:`paired_sources`.
 
-    ``max_queries`` caps the retrieval and kNN queries (a seeded random
-    subset of the rows; all rows when there are fewer).
+    ``rows`` is ``(indices, description)`` of the rows retrieval and kNN
+    queries are drawn from (:func:`held_out_rows`; default all rows); retrieval
+    candidates are the same rows. ``max_queries`` caps the queries (a seeded
+    random subset; all when there are fewer).
     """
     with _one_blas_thread():
-        return _stage(store, src, stage, lam, recall_k, knn_k, max_queries, seed)
+        return _stage(src, stage, lam, recall_k, knn_k, max_queries, seed, rows)
 
 
-def _stage(store, src: PairedSources, stage: str, lam: float, recall_k: Sequence[int], knn_k: int,
-           max_queries: int, seed: int) -> StageDiagnostics:
+def _stage(src: PairedSources, stage: str, lam: float, recall_k: Sequence[int], knn_k: int,
+           max_queries: int, seed: int, rows: tuple[np.ndarray, str] | None) -> StageDiagnostics:
     img, txt = src.image_vectors.astype(np.float64), src.text_vectors.astype(np.float64)
     n = len(img)
+    pool, pool_text = rows if rows is not None else (np.arange(n), f"all {n} rows")
     rng = np.random.default_rng(seed)
-    queries = np.sort(rng.choice(n, size=min(n, max_queries), replace=False))
+    picked = np.sort(rng.choice(len(pool), size=min(len(pool), max_queries), replace=False))
+    queries = pool[picked]
+    gi, gt = img[pool], txt[pool]
     mi, mt = img.mean(axis=0), txt.mean(axis=0)
     paired = np.einsum("ij,ij->i", l2_normalize(img), l2_normalize(txt))
     labels = np.asarray(src.labels)
@@ -242,13 +276,14 @@ def _stage(store, src: PairedSources, stage: str, lam: float, recall_k: Sequence
                        **dict(zip(("min", "p05", "p25", "median", "p75", "p95", "max"), map(float, quant)))},
         pca_variance_image=pv_img, pca_variance_text=pv_txt,
         total_variance_image=float(img.var(axis=0).sum()), total_variance_text=float(txt.var(axis=0).sum()),
-        recall_image_to_text=_recall(store, src, queries, "image_to_text", recall_k),
-        recall_text_to_image=_recall(store, src, queries, "text_to_image", recall_k),
+        recall_image_to_text=_recall(gi[picked], gt, picked, recall_k),
+        recall_text_to_image=_recall(gt[picked], gi, picked, recall_k),
         retrieval_queries=len(queries),
         knn_agreement_image=_knn_agreement(img, labels, queries, knn_k),
         knn_agreement_text=_knn_agreement(txt, labels, queries, knn_k),
         knn_chance=float(((counts / counts.sum()) ** 2).sum()), knn_k=int(knn_k),
-        versions=dict(src.versions), measures=gap_measures(img, txt, src.text_hashes, seed=seed),
+        versions=dict(src.versions), measures=gap_measures(img, txt, src.text_hashes, seed=seed, retrieval_rows=pool),
+        recall_chance={int(k): min(k, len(pool)) / len(pool) for k in recall_k}, retrieval_rows=pool_text,
         paired_cosines=paired)
 
 
@@ -311,13 +346,14 @@ def gap_diagnostics(store, dataset: str, *, image_model: str | None = None, text
         after_key = align_method(store, dataset, method=method, lam=lam, n_components=n_components,
                                  **{k: v for k, v in common.items() if k != "seed"}).alignment_key
     after_settings = store.alignment(after_key).settings
+    fitted = after_settings.get("fit_on", fit_on), after_settings.get("split_column")
     stages, sources = [], {}
     for name, key, stage_lam, dim in (("before", before.alignment_key, 0.0, before.dim),
                                       ("after", after_key, float(lam), int(after_settings["dim"]))):
         sources[name] = paired_sources(store, dataset, unaligned.image, unaligned.text, split_by=split_by,
                                        alignment_key=key, dim=dim)
         stages.append(stage_diagnostics(store, sources[name], stage=name, lam=stage_lam, knn_k=knn_k,
-                                        max_queries=max_queries))
+                                        max_queries=max_queries, rows=held_out_rows(sources[name], *fitted)))
     return GapReport(dataset, unaligned.image.model_id, unaligned.text.model_id, after_settings, stages[0],
                      stages[1], unaligned.unpaired, unaligned.stale, sources)
 
@@ -353,6 +389,9 @@ def report_rows(report: GapReport) -> list[dict[str, str]]:
             rows.append({"metric": f"recall@{k} {direction.replace('_to_', '→')}",
                          "before": f"{getattr(report.before, 'recall_' + direction)[k]:.4f}",
                          "after": f"{getattr(report.after, 'recall_' + direction)[k]:.4f}"})
+    rows.append({"metric": "recall@" + "/".join(map(str, RECALL_K)) + " chance (random ranking)",
+                 **{st: " / ".join(f"{getattr(report, st).recall_chance.get(k, float('nan')):.4f}" for k in RECALL_K)
+                    for st in ("before", "after")}})
     for m in ("image", "text"):
         rows.append({"metric": f"kNN@{report.before.knn_k} label agreement: {m}",
                      "before": f"{getattr(report.before, 'knn_agreement_' + m):.4f}",
@@ -372,7 +411,8 @@ def measure_rows(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str
         return {"rmg": f"{m['rmg']:.4f}", "sep": f"{m['separability']:.4f}",
                 "pair": f"{m['pair_vs_random']['paired']:.4f} / {m['pair_vs_random']['random']:.4f}",
                 "dim": ", ".join(f"{d['dim']}:{d['share']:.2f}" for d in m["top_gap_dims"][:3]),
-                **{f"r{k}": f"{r['recall'][k]:.4f} (chance {r['chance'][k]:.4f}, {r['distinct_texts']} texts)"
+                **{f"r{k}": f"{r['recall'][k]:.4f} (chance {r['chance'][k]:.4f}; always the {k} most common: "
+                            f"{r.get('most_common', {}).get(k, float('nan')):.4f}; {r['distinct_texts']} texts)"
                    for k in r["recall"]}}[what]
 
     labels = [("relative modality gap (RMG)", "rmg"), ("modality separability (CV logistic acc.)", "sep"),

@@ -30,13 +30,62 @@ class NotFoundError(EmbedstoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+def closest(name: str, candidates, n: int = 3) -> list[str]:
+    """The ``n`` candidates most like ``name`` (a misspelling, a prefix), best first.
+
+    Examples
+    --------
+    >>> closest("synthetic-dem", ["synthetic-demo-160", "ham10000-dev270"])
+    ['synthetic-demo-160']
+    >>> closest("zzz", ["synthetic-demo-160"])
+    []
+    """
+    import difflib
+
+    names = sorted({str(c) for c in candidates})
+    found = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    prefixed = [c for c in names if name and (c.startswith(name) or name.startswith(c)) and c not in found]
+    return (found + prefixed)[:n]
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """``" (did you mean 'x'?)"`` (or ``'x' or 'y'``), or ``""`` when nothing is close.
+
+    Examples
+    --------
+    >>> did_you_mean("late", ["early", "late2"])
+    " (did you mean 'late2'?)"
+    """
+    near = closest(name, candidates)
+    return f" (did you mean {' or '.join(repr(c) for c in near)}?)" if near else ""
+
+
+def check_columns(table: str, columns, have) -> None:
+    """Raise one line naming the first of ``columns`` that table ``table`` (with columns ``have``) lacks.
+
+    Examples
+    --------
+    >>> check_columns("samples__toy", ["lable"], ["sample_id", "label"])
+    Traceback (most recent call last):
+    ...
+    embedstore.errors.InputError: unknown column 'lable': table 'samples__toy' has no column 'lable' (did you mean 'label'?); it has sample_id, label
+    """
+    have = list(have)
+    for col in columns or ():
+        if col not in have:
+            raise InputError(f"unknown column '{col}': table '{table}' has no column '{col}'"
+                             f"{did_you_mean(col, have)}; it has {', '.join(have)}")
+
+
 def missing_dataset(store, dataset: str) -> NotFoundError:
-    """The one "no such dataset" error: names the store, the datasets it has, and how to add one.
+    """The one "no such dataset" error: names the store, the closest names, the datasets it has, and how to add one.
 
     Raise it where a dataset's samples table is missing (``raise missing_dataset(store, name)``).
     """
-    return NotFoundError(f"no dataset '{dataset}' in store {store.uri}; known: {store.datasets()}. "
-                         "Run 'embedstore ingest' first")
+    known = store.datasets()
+    return NotFoundError(f"unknown dataset '{dataset}': no dataset '{dataset}' in store {store.uri}"
+                         f"{did_you_mean(dataset, known)}; known: {', '.join(known) or 'none'}. "
+                         "Run 'embedstore ingest' first to add one")
 
 
 class AmbiguousModelError(InputError):

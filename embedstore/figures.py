@@ -12,7 +12,11 @@
 * :func:`gap_figures`: all gap figures of a :class:`~embedstore.diagnostics.GapReport`.
 
 Every function takes ``out`` (a path or a binary file object), writes one PNG
-and returns ``out``.
+and returns ``out``. Each PNG carries a ``embedstore-figure`` text chunk
+(:func:`figure_info` reads it): every axes' title and axis labels, the
+texts that would fall outside the image (none: a figure whose text would be
+clipped is saved with a tight bounding box instead), and the range of the
+metric intervals drawn, which are clipped to the metric's range [0, 1].
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from .errors import require
 Out = str | Path | IO[bytes]
 COLOURS = {"image": "#1f77b4", "text": "#d62728"}
 _MAX_POINTS = 2000
+#: PNG text key of the figure description written by :func:`_save`.
+INFO_KEY = "embedstore-figure"
 
 
 def _figure(width: float, height: float):
@@ -40,12 +46,101 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, out: Out) -> Out:
+def _title(text: str, width_in: float, fontsize: float = 10) -> str:
+    """``text`` wrapped to lines that fit ``width_in`` inches at ``fontsize`` points."""
+    import textwrap
+
+    chars = max(20, int(width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
+def _axes_info(fig) -> list[dict[str, str]]:
+    out = []
+    for ax in fig.axes:
+        kind = "3d" if getattr(ax, "name", "") == "3d" else ("colorbar" if hasattr(ax, "_colorbar") else "2d")
+        info = {"kind": kind, "title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel()}
+        if kind == "3d":
+            info["zlabel"] = ax.get_zlabel()
+        out.append(info)
+    return out
+
+
+def _texts(fig) -> list:
+    """Every drawn, non-empty text of ``fig``: titles, labels, legends, annotations and the tick labels
+    of ticks inside their axis' view (matplotlib keeps, and does not draw, labels of ticks outside it)."""
+    from matplotlib.text import Text
+
+    ticks, shown = set(), []
+    for ax in fig.axes:
+        for axis in [getattr(ax, a) for a in ("xaxis", "yaxis", "zaxis") if hasattr(ax, a)]:
+            lo, hi = sorted(axis.get_view_interval())
+            pad = 1e-9 * max(1.0, abs(hi - lo))
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                labels = (tick.label1, tick.label2)
+                ticks.update(map(id, labels))
+                if lo - pad <= tick.get_loc() <= hi + pad:
+                    shown += [t for t in labels if t.get_visible() and t.get_text().strip()]
+    rest = [t for t in fig.findobj(Text) if id(t) not in ticks and t.get_visible() and t.get_text().strip()]
+    return rest + shown
+
+
+def _outside(fig, texts, box) -> list[str]:
+    renderer = fig.canvas.get_renderer()
+    bad = []
+    for t in texts:
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 0.5 or e.y0 < box.y0 - 0.5 or e.x1 > box.x1 + 0.5 or e.y1 > box.y1 + 0.5:
+            bad.append(t.get_text())
+    return bad
+
+
+def _save(fig, out: Out, *, intervals: tuple[float, float] | None = None) -> Out:
+    """Lay out, check that no text falls outside the image, write the PNG with its description."""
+    import json
+
     fig.tight_layout()
+    fig.canvas.draw()
+    texts = _texts(fig)
+    tight = bool(_outside(fig, texts, fig.bbox))
+    box = fig.bbox
+    if tight:  # keep every text inside: grow the canvas to the artists' bounding box
+        from matplotlib.transforms import Bbox
+
+        inches = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+        box = Bbox(inches.get_points() * fig.dpi)
+    info = {"axes": _axes_info(fig), "clipped_text": _outside(fig, texts, box), "tight": tight}
+    if intervals is not None:
+        info["intervals"] = [float(intervals[0]), float(intervals[1])]
     if isinstance(out, (str, Path)):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
+    fig.savefig(out, format="png", bbox_inches="tight" if tight else None, pad_inches=0.1,
+                metadata={INFO_KEY: json.dumps(info, ensure_ascii=True)})
     return out
+
+
+def figure_info(png: bytes) -> dict[str, Any]:
+    """The description :func:`_save` wrote into a PNG (``{}`` for other PNGs).
+
+    Examples
+    --------
+    >>> import io
+    >>> buf = confusion_plot([[5, 1], [2, 4]], ["a", "b"], io.BytesIO())
+    >>> info = figure_info(buf.getvalue())
+    >>> [a["xlabel"] for a in info["axes"] if a["kind"] == "2d"], info["clipped_text"]
+    (['predicted'], [])
+    """
+    import io
+    import json
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        text = im.info.get(INFO_KEY)
+    return json.loads(text) if text else {}
+
+
+def _clip01(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(values, dtype=float), 0.0, 1.0)
 
 
 def _subsample(image: np.ndarray, text: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +163,7 @@ def _draw_2d(ax, image: np.ndarray, text: np.ndarray, title: str) -> None:
     ax.set_aspect("equal")
     ax.set_xlabel("PC1")
     ax.set_ylabel("PC2")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_title(title, 4.5), fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
 
 
@@ -102,7 +197,10 @@ def pca_scatter_3d(image: np.ndarray, text: np.ndarray, out: Out, *, title: str 
         ax.scatter(proj[sl, 0], proj[sl, 1], proj[sl, 2], s=5, alpha=0.6, c=COLOURS[name], label=name)
     for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
         setter(-1.1, 1.1)
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("PC1")
+    ax.set_ylabel("PC2")
+    ax.set_zlabel("PC3")
+    ax.set_title(_title(title, 5.5), fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     return _save(fig, out)
 
@@ -132,7 +230,7 @@ def paired_cosine_hist(stages: dict[str, np.ndarray], out: Out, *, title: str = 
         ax.hist(v, bins=bins, alpha=0.55, label=f"{name} (mean {v.mean():.3f})")
     ax.set_xlabel("cos(image_i, text_i)")
     ax.set_ylabel("samples")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_title(title, 5.5), fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, out)
 
@@ -159,6 +257,7 @@ def sweep_plot(rows: Sequence[dict[str, Any]], out: Out, *, title: str = "λ swe
     """
     fig = _figure(11, 4.2)
     series = list(dict.fromkeys(r["series"] for r in rows))
+    drawn: list[float] = []
     for j, (metric, label) in enumerate((("acc", "accuracy"), ("f1", "macro-F1"))):
         ax = fig.add_subplot(1, 2, j + 1)
         for i, name in enumerate(series):
@@ -169,15 +268,17 @@ def sweep_plot(rows: Sequence[dict[str, Any]], out: Out, *, title: str = "λ swe
             colour = f"C{i}"
             ax.plot(lam, mean, marker="o", ms=3, color=colour, label=name)
             if np.any(sd > 0):
-                ax.fill_between(lam, mean - sd, mean + sd, color=colour, alpha=0.2, lw=0)
+                low, high = _clip01(mean - sd), _clip01(mean + sd)
+                ax.fill_between(lam, low, high, color=colour, alpha=0.2, lw=0)
+                drawn += [float(low.min()), float(high.max())]
             if selected and name in selected:
                 ax.axvline(selected[name], color=colour, ls="--", lw=0.8)
         ax.set_xlabel("λ")
         ax.set_ylabel(label)
-        ax.set_title(f"{title}: {label}", fontsize=10)
+        ax.set_title(_title(f"{title}: {label}", 5.2), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, out)
+    return _save(fig, out, intervals=(min(drawn), max(drawn)) if drawn else None)
 
 
 def method_comparison_plot(panels: dict[str, dict[str, Any]], out: Out, *, metric: str = "test macro-F1",
@@ -206,36 +307,45 @@ def method_comparison_plot(panels: dict[str, dict[str, Any]], out: Out, *, metri
     fig = _figure(max(4.2 * cols, 6.0), 3.4 * rows)
     axes = [fig.add_subplot(rows, cols, 1)]
     axes += [fig.add_subplot(rows, cols, i + 1, sharey=axes[0]) for i in range(1, n)]  # one scale to compare
+    drawn: list[float] = []
     for ax, (label, panel) in zip(axes, panels.items()):
         lam = np.asarray(panel["lam"], dtype=float)
         mean = np.asarray(panel["mean"], dtype=float)
-        low = np.array([m if v is None else v for v, m in zip(panel["low"], mean)], dtype=float)
-        high = np.array([m if v is None else v for v, m in zip(panel["high"], mean)], dtype=float)
+        low = _clip01([m if v is None else v for v, m in zip(panel["low"], mean)])
+        high = _clip01([m if v is None else v for v, m in zip(panel["high"], mean)])
+        drawn += [float(low.min()), float(high.max())]
         ax.errorbar(lam, mean, yerr=[mean - low, high - mean], marker="o", ms=4, capsize=3, color="C0",
                     label=label)
         ref = panel.get("reference")
         if ref is not None:
             ax.axhline(ref[0], color="C3", ls="--", lw=1, label="no alignment")
             if ref[1] is not None:
-                ax.axhspan(ref[1], ref[2], color="C3", alpha=0.12, lw=0)
+                band = _clip01([ref[1], ref[2]])
+                ax.axhspan(band[0], band[1], color="C3", alpha=0.12, lw=0)
+                drawn += [float(band[0]), float(band[1])]
         if panel.get("selected") is not None:
             ax.axvline(panel["selected"], color="C0", ls=":", lw=0.8)
         ax.set_xlabel("λ")
         ax.set_ylabel(metric)
-        ax.set_title(label, fontsize=10)
+        ax.set_title(_title(label, 3.8), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{title}: {metric}, mean over seeds with 95% t intervals", fontsize=10)
-    return _save(fig, out)
+    width = max(4.2 * cols, 6.0)
+    fig.suptitle(_title(f"{title}: {metric}, mean over seeds with 95% t intervals (clipped to [0, 1])", width),
+                 fontsize=10)
+    return _save(fig, out, intervals=(min(drawn), max(drawn)) if drawn else None)
 
 
-def gap_figures(store, report, out_dir: str | Path) -> dict[str, Path]:
+GAP_FIGURES = ("2d_before", "2d_after", "3d_before", "3d_after", "before_after", "paired_cosine")
+
+
+def gap_figures(store, report, out_dir: str | Path, names: Sequence[str] = GAP_FIGURES) -> dict[str, Path]:
     """Write the 2-D, 3-D, before/after and paired-cosine PNGs of a gap report.
 
-    Returns ``{name: path}`` for ``2d_before``, ``2d_after``, ``3d_before``,
-    ``3d_after``, ``before_after`` and ``paired_cosine``. The vectors the
-    report already read (:attr:`GapReport.sources`) are reused; otherwise
-    they are read at the versions each stage recorded.
+    Returns ``{name: path}`` for each of ``names`` (default all of
+    :data:`GAP_FIGURES`; ``before_after`` holds the two 2-D views side by
+    side). The vectors the report already read (:attr:`GapReport.sources`)
+    are reused; otherwise they are read at the versions each stage recorded.
     """
     from .pairs import paired_sources
 
@@ -249,15 +359,19 @@ def gap_figures(store, report, out_dir: str | Path) -> dict[str, Path]:
     lam = report.after.lam
     paths = {}
     for stage, label in (("before", "λ=0"), ("after", f"λ={lam:g}")):
-        paths[f"2d_{stage}"] = pca_scatter_2d(*vecs[stage], out_dir / f"2d_{stage}.png",
-                                              title=f"{report.dataset} PCA 2-D, {label}")
-        paths[f"3d_{stage}"] = pca_scatter_3d(*vecs[stage], out_dir / f"3d_{stage}.png",
-                                              title=f"{report.dataset} PCA 3-D, {label}")
-    paths["before_after"] = before_after(vecs["before"], vecs["after"], out_dir / "before_after.png",
-                                         lam=lam, title=report.dataset)
-    paths["paired_cosine"] = paired_cosine_hist(
-        {"before (λ=0)": report.before.paired_cosines, f"after (λ={lam:g})": report.after.paired_cosines},
-        out_dir / "paired_cosine.png", title=f"{report.dataset}: paired cosine")
+        if f"2d_{stage}" in names:
+            paths[f"2d_{stage}"] = pca_scatter_2d(*vecs[stage], out_dir / f"2d_{stage}.png",
+                                                  title=f"{report.dataset} PCA 2-D, {label}")
+        if f"3d_{stage}" in names:
+            paths[f"3d_{stage}"] = pca_scatter_3d(*vecs[stage], out_dir / f"3d_{stage}.png",
+                                                  title=f"{report.dataset} PCA 3-D, {label}")
+    if "before_after" in names:
+        paths["before_after"] = before_after(vecs["before"], vecs["after"], out_dir / "before_after.png",
+                                             lam=lam, title=report.dataset)
+    if "paired_cosine" in names:
+        paths["paired_cosine"] = paired_cosine_hist(
+            {"before (λ=0)": report.before.paired_cosines, f"after (λ={lam:g})": report.after.paired_cosines},
+            out_dir / "paired_cosine.png", title=f"{report.dataset}: paired cosine")
     return {k: Path(v) for k, v in paths.items()}
 
 
@@ -317,8 +431,10 @@ def confusion_plot(confusion: Sequence[Sequence[int]], classes: Sequence[str], o
         conf, classes = top_classes(conf, classes, max_classes)
         title = f"{title}\n{len(classes) - 1} most frequent of {total} classes; the others pooled"
     rates = conf / np.clip(conf.sum(axis=1, keepdims=True), 1, None)
+    longest = max((len(str(c)) for c in classes), default=1)
     size = max(3.5, 1.2 + 0.55 * len(classes))
-    fig = _figure(size + 1.0, size)
+    width, height = size + 1.0 + 0.09 * longest, size + 0.8 + 0.06 * longest  # room for the class names
+    fig = _figure(width, height)
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     for i in range(conf.shape[0]):
@@ -329,6 +445,6 @@ def confusion_plot(confusion: Sequence[Sequence[int]], classes: Sequence[str], o
     ax.set_yticks(range(len(classes)), labels=list(classes))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(_title(title, width - 0.5, 10), fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
     return _save(fig, out)

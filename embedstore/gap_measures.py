@@ -16,7 +16,10 @@
 * :func:`exact_text_recall`: image→text recall@k over the *distinct* texts,
   a hit when the retrieved text equals the paired one (duplicate prompts,
   e.g. HAM10000's repeated age/sex/site strings, cannot inflate it), with
-  its chance level ``min(k, U) / U`` for ``U`` distinct texts.
+  two chance levels: ``min(k, U) / U`` for ``U`` distinct texts (a random
+  ranking), and the share of queries whose text is one of the ``k`` most
+  common texts (always answering those, which scores far above ``k / U``
+  when a few texts repeat often).
 """
 
 from __future__ import annotations
@@ -119,14 +122,16 @@ def exact_text_recall(image: np.ndarray, text: np.ndarray, text_ids: Sequence[st
     Returns
     -------
     dict
-        ``{"recall": {k: r}, "chance": {k: min(k, U)/U}, "distinct_texts": U, "queries": n}``.
+        ``{"recall": {k: r}, "chance": {k: min(k, U)/U}, "most_common": {k: share},
+        "distinct_texts": U, "queries": n}``; ``most_common[k]`` is the recall of
+        always answering the ``k`` most common texts.
 
     Examples
     --------
     >>> x = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])  # the same text gives the same vector
     >>> r = exact_text_recall(x, x, ["a", "b", "b"], ks=(1,))
-    >>> r["recall"][1], r["chance"][1], r["distinct_texts"]
-    (1.0, 0.5, 2)
+    >>> r["recall"][1], r["chance"][1], round(r["most_common"][1], 3), r["distinct_texts"]
+    (1.0, 0.5, 0.667, 2)
     """
     ids = np.asarray(text_ids)
     uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
@@ -135,13 +140,18 @@ def exact_text_recall(image: np.ndarray, text: np.ndarray, text_ids: Sequence[st
     ranked = np.argsort(-sims, axis=1, kind="stable")
     u = len(uniq)
     recall = {int(k): float((ranked[:, :k] == inverse[:, None]).any(axis=1).mean()) for k in ks}
-    return {"recall": recall, "chance": {int(k): min(k, u) / u for k in ks}, "distinct_texts": int(u),
-            "queries": int(len(image))}
+    counts = np.sort(np.bincount(inverse, minlength=u))[::-1]
+    common = {int(k): float(counts[:k].sum() / max(1, len(ids))) for k in ks}
+    return {"recall": recall, "chance": {int(k): min(k, u) / u for k in ks}, "most_common": common,
+            "distinct_texts": int(u), "queries": int(len(image))}
 
 
 def gap_measures(image: np.ndarray, text: np.ndarray, text_ids: Sequence[str], *, top: int = 5,
-                 seed: int = 0) -> dict[str, Any]:
+                 seed: int = 0, retrieval_rows: np.ndarray | None = None) -> dict[str, Any]:
     """All measures of this module on one stage's aligned pairs (a JSON-able dict).
+
+    ``retrieval_rows`` (indices) restricts :func:`exact_text_recall`, queries
+    and gallery, to those rows: the rows a fitted map never saw.
 
     Examples
     --------
@@ -153,4 +163,8 @@ def gap_measures(image: np.ndarray, text: np.ndarray, text_ids: Sequence[str], *
     return {"rmg": relative_modality_gap(image, text), "top_gap_dims": gap_dimensions(image, text, top),
             "pair_vs_random": pair_vs_random_cosine(image, text, seed),
             "separability": modality_separability(image, text, seed=seed),
-            "exact_text_recall": exact_text_recall(image, text, text_ids)}
+            "exact_text_recall": exact_text_recall(*_rows(retrieval_rows, image, text, np.asarray(text_ids)))}
+
+
+def _rows(rows: np.ndarray | None, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    return arrays if rows is None else tuple(a[rows] for a in arrays)

@@ -123,12 +123,26 @@ def load_head(store, head_id: str) -> HeadArtifact:
 
 
 def heads_of_run(store, run_id: str, *, group: bool = False) -> list[HeadArtifact]:
-    """Heads of run ``run_id`` (``group=True``: of every run of its group, e.g. all seeds)."""
+    """Heads of run ``run_id`` (``group=True``: of every run of its group, e.g. all seeds).
+
+    With ``group=True`` a group id works too (the heads of its runs). An id
+    that names no run (or names a group where one run is needed) is
+    reported as such, never as a run without heads.
+    """
+    from .runs import unknown_run, what_id
+
     found = _rows(store, eq("run_id", run_id))
     if group and found:
         found = _rows(store, eq("group_id", found[0].group_id))
+    if found:
+        return found
+    kind, _ = what_id(store, run_id)
+    if kind == "group" and group:
+        found = _rows(store, eq("group_id", run_id))
+    elif kind != "run":
+        raise unknown_run(store, run_id)
     if not found:
-        raise NotFoundError(f"run '{run_id}' has no stored head: re-train it with save_heads=True ('embedstore "
+        raise NotFoundError(f"{kind} '{run_id}' has no stored head: re-train it with save_heads=True ('embedstore "
                             "train --save-heads'; by default a single split keeps its heads, cross-validation "
                             "folds and sweeps do not)")
     return found

@@ -173,8 +173,11 @@ class ModelRegistry:
         hint = ("" if spell is not _as_given or ":" in ref else
                 " (the store matches canonical ids and keys; for a bare ORG/NAME or a path use "
                 "embedstore.lookup_model(store, ref), which canonicalises it)")
+        from .errors import did_you_mean
+
+        near = did_you_mean(ref, [m.model_id for m in everything] + [m.key for m in everything])
         raise NotFoundError(
-            f"no model '{ref}'{want} in store {self._store.uri}; registered: {known}. "
+            f"no model '{ref}'{want} in store {self._store.uri}{near}; registered: {known}. "
             f"Run 'embedstore extract' with that model first{hint}"
         )
 
@@ -235,10 +238,14 @@ class AlignmentRegistry:
 
     def get(self, alignment_key: str) -> AlignmentRecord:
         """The registered alignment ``alignment_key``."""
-        for rec in self.list():
+        known = self.list()
+        for rec in known:
             if rec.alignment_key == alignment_key:
                 return rec
-        raise NotFoundError(f"no alignment '{alignment_key}' in store {self._store.uri}: see 'embedstore info'")
+        from .errors import did_you_mean
+
+        raise NotFoundError(f"unknown alignment: no alignment '{alignment_key}' in store {self._store.uri}"
+                            f"{did_you_mean(alignment_key, [r.alignment_key for r in known])}: see 'embedstore info'")
 
 
 def _ambiguous(ref: str, modality: str | None, matches: list[ModelIdentity]) -> str:

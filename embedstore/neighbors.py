@@ -142,14 +142,14 @@ class NeighborsMixin:
         stored = NO_ALIGNMENT if computed is not None else alignment_key
         base = [eq("dataset", dataset), eq("alignment_key", stored)]
         if not use_index and engine == "numpy":
-            return self._exact_neighbors(table, width, base, dataset, modality,
+            return self._exact_neighbors(table, width, base, dataset, modality, identity,
                                          vector, sample_id, int(k), metric, where, version, exclude_self, computed)
         filters = list(base)
         if sample_id is not None:
             row = self.read(table, version=version, columns=["vector"],
                             where=" AND ".join(filters + [eq("sample_id", sample_id)]))
             if row.num_rows == 0:
-                raise NotFoundError(f"sample '{sample_id}' has no {modality} embedding in dataset '{dataset}'")
+                raise self._no_query(dataset, sample_id, modality, identity)
             vector = row["vector"][0].as_py()
             if exclude_self:
                 filters.append(f"NOT ({eq('sample_id', sample_id)})")
@@ -167,11 +167,32 @@ class NeighborsMixin:
         else:
             search = search.bypass_vector_index()
         res = search.to_arrow()
+        if res.num_rows == 0 and not where:
+            raise self._no_query(dataset, None, modality, identity)
         return pa.table({"sample_id": res["sample_id"],
                          "distance": res["_distance"].cast(pa.float64())})
 
+    def _no_query(self, dataset: str, sample_id: str | None, modality: str, identity: ModelIdentity) -> NotFoundError:
+        """Why a search found nothing to start from: an unknown dataset, an unknown sample, or a missing vector."""
+        from .errors import did_you_mean, missing_dataset
+        from .schema import samples_table
+
+        if not self.has_table(samples_table(dataset)):
+            return missing_dataset(self, dataset)
+        if sample_id is not None:
+            ids = self.read(samples_table(dataset), columns=["sample_id"])["sample_id"].to_pylist()
+            if sample_id not in set(ids):
+                return NotFoundError(f"unknown sample '{sample_id}': dataset '{dataset}' has no such sample"
+                                     f"{did_you_mean(sample_id, ids)}")
+            what = f"sample '{sample_id}' of dataset '{dataset}' has no {modality} embedding"
+        else:
+            what = f"dataset '{dataset}' has no {modality} embeddings"
+        return NotFoundError(f"{what} from {identity.model_id} (alignment and width as asked): run 'embedstore "
+                             f"extract {dataset} --model {identity.model_id} --modality {modality}'")
+
     # -- exact brute force over a cached matrix -----------------------------
     def _exact_neighbors(self, table: str, dim: int, base: list[str], dataset: str, modality: str,
+                         identity: ModelIdentity,
                          vector, sample_id: str | None, k: int, metric: str, where: str | None,
                          version: int | str | None, exclude_self: bool, computed=None) -> pa.Table:
         ds = self.open_table(table, version).to_lance()
@@ -181,10 +202,12 @@ class NeighborsMixin:
             hit = within(entry.rowids, rows_matching(ds, where))
             mask = np.zeros(len(entry.ids), dtype=bool)
             mask[entry.positions_of(hit)] = True
+        if not entry.ids:
+            raise self._no_query(dataset, sample_id, modality, identity)
         if sample_id is not None:
             pos = entry.position.get(str(sample_id))
             if pos is None:
-                raise NotFoundError(f"sample '{sample_id}' has no {modality} embedding in dataset '{dataset}'")
+                raise self._no_query(dataset, sample_id, modality, identity)
             query = entry.matrix[pos]
             if exclude_self:
                 mask = np.ones(len(entry.ids), dtype=bool) if mask is None else mask

@@ -1,22 +1,31 @@
-"""One self-contained HTML report of a dataset's gap, runs and λ sweeps.
+"""One self-contained HTML report of a dataset's results, gap and λ sweeps: the answer first.
 
 :func:`write_report` writes a single ``.html`` file with no external
 reference: figures are embedded as ``data:image/png;base64`` URIs, styles are
-inline, there are no scripts and no links. It holds
+inline, there are no scripts and no links. In reading order:
 
-* the gap diagnostics before and after an alignment
-  (:func:`embedstore.diagnostics.gap_diagnostics`) and their figures;
-* the run comparison table read from the ``runs`` table: one row per
-  group of seeds (fusion early/late/image/text, mode paper/honest, with or
-  without alignment), plus the λ=0 and reported λ of each sweep;
-* the method comparison: one figure per fusion and mode, one panel per
-  swept alignment method (test macro-F1 against λ with 95 % t intervals
-  over seeds, and the sweep's no-alignment reference);
-* each λ sweep: its plot and per-λ table (with paired intervals against no
-  alignment and against λ=0);
+* **Results** (:mod:`embedstore.results`): the best honest head, chosen only
+  among settings tested on the same rows, every other head and the gap
+  shift's effect against its "no alignment" row, in plain names, with
+  intervals clipped to the metric's range; the best head's per-class scores
+  folded;
+* **Modality gap** (:func:`embedstore.diagnostics.gap_diagnostics`): a few
+  headline numbers with their chance levels (retrieval on rows the fitted
+  map never saw) and the 2-D views before and after; every diagnostic, the
+  3-D views, the paired cosines and the store versions folded;
+* **Gap shift and other alignments**: one figure per fusion and mode, a
+  panel per swept method (test macro-F1 against λ with 95 % t intervals over
+  seeds and the sweep's no-alignment reference); each λ sweep's plot and
+  per-λ table (paired intervals against no alignment and against λ=0) folded;
 * optionally, predictions of a few samples by stored heads (the demo's
   held-back samples: sample, true label, predicted label, probability);
-* the store table versions behind every number.
+* folded: every recorded run group with the store table versions behind it.
+
+No figure appears twice; every axis is labelled and no text of a figure
+falls outside it (:func:`embedstore.figures.figure_info` reads what each PNG
+says about itself). The file records a fingerprint of everything it was
+made from (:func:`report_fingerprint`); :func:`write_report` with
+``reuse=True`` leaves an up-to-date file as it is and says so.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,6 +44,7 @@ from .errors import InputError, NotFoundError
 from .formats import ToDict
 from .keys import NO_ALIGNMENT
 from .modes import mode_rules
+from .plain_names import FUSIONS as FUSION_NAMES, METHODS, setting_name
 from .runs import RunRecord, group_runs, list_runs
 from .stats import format_mean_sd
 from .sweep_records import (
@@ -47,13 +58,17 @@ from .sweep_records import (
     table_rows,
 )
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}
-table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}code,.v{font-family:ui-monospace,monospace;font-size:12px}
-img{max-width:100%;border:1px solid #eee;margin:.3em 0}.note{color:#555;font-size:13px}
+_CSS = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;padding:0 12px;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px;max-width:100%}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:#f2f2f2}code,.v{font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:.3em 0}.note{color:#555;font-size:13px}
 .banner{background:#fff4c2;border:2px solid #e0b000;padding:.6em 1em;font-weight:600}
-.figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:48%}"""
+.answer{font-size:15px;line-height:1.45}
+details{margin:.4em 0 1em;border-left:3px solid #ddd;padding-left:.8em}
+summary{cursor:pointer;font-weight:600;margin:.3em 0}
+.figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:calc(50% - 8px)}
+.thumb{display:flex;align-items:center;gap:8px}.thumb img{margin:0}"""
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,8 @@ class ReportResult(ToDict):
     run_groups: int
     sweeps: int
     gap: bool
+    reused: bool = False
+    generated: str = ""
 
 
 def _e(value: Any) -> str:
@@ -111,7 +128,8 @@ def comparison_rows(store, records: list[RunRecord]) -> list[dict[str, Any]]:
     rows = []
     for gid, recs in group_runs(records).items():
         first = recs[0]
-        rows.append({"fusion": first.fusion, "mode": first.mode, "alignment": _lam_of(store, first.alignment_keys),
+        rows.append({"setting": setting_name(recs), "fusion": first.fusion, "mode": first.mode,
+                     "alignment": _lam_of(store, first.alignment_keys),
                      "seeds": len(recs), "test accuracy": format_mean_sd([r.metrics.get("accuracy") for r in recs]),
                      "test macro-F1": format_mean_sd([r.metrics.get("macro_f1") for r in recs]),
                      "split": first.split, "group": gid, "store versions": first.table_versions})
@@ -124,32 +142,66 @@ def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        r["alignment"], r["group"]))
 
 
+#: The gap numbers shown unfolded (``metric`` labels of :func:`embedstore.diagnostics.report_rows`).
+_GAP_HEADLINE = ("gap norm ||mu_img - mu_txt||", "centroid cosine", "paired cos mean", "relative modality gap (RMG)",
+                 "modality separability (CV logistic acc.)")
+
+
 def _gap_section(store, dataset: str, kwargs: dict[str, Any]) -> tuple[str, int]:
     from .diagnostics import gap_diagnostics, report_rows
     from .figures import gap_figures
 
     rep = kwargs.pop("report", None) or gap_diagnostics(store, dataset, **kwargs)
     s = rep.settings
+    rows = report_rows(rep)
+    headline = [r for r in rows if r["metric"] in _GAP_HEADLINE]
+    retrieval = _retrieval_rows(rep)
+    method = METHODS.get(s.get("method", "gapshift"), s.get("method", "gapshift"))
     parts = ["<h2>Modality gap</h2>",
-             f'<p>Image model <code>{_e(rep.image_model)}</code> ({_e(s["image_model_key"])}), text model '
-             f'<code>{_e(rep.text_model)}</code> ({_e(s["text_model_key"])}). Alignment '
-             f'<code>{_e(rep.after.alignment_key)}</code>: λ={s["lam"]:g}, gap fitted on {_e(s["fit_on"])} rows'
-             f' ({_e(s.get("split_column") or "all splits")}), match={_e(s["match"])}, '
-             f'noise_std={s["noise_std"]:g}, width {s["dim"]}. "Before" is the same pipeline with λ=0 '
-             f'(L2-normalised{", interpolated" if s["match"] else ""}).</p>',
-             _table(report_rows(rep)),
-             f'<p class="note">Rows: {rep.before.rows}; retrieval and kNN over {rep.before.retrieval_queries} '
-             f'queries; samples without a pair: {_e(rep.unpaired)}.</p>',
-             "<h3>Store versions behind these numbers</h3>",
-             _table([{"stage": st.stage, "alignment": st.alignment_key, "versions": st.versions}
-                     for st in (rep.before, rep.after)])]
+             f'<p>Image model <code>{_e(rep.image_model)}</code>, text model <code>{_e(rep.text_model)}</code>. '
+             f"Before: both L2-normalised{' (the narrower interpolated to the wider width)' if s['match'] else ''}"
+             f"; after: {_e(method)} with λ={s['lam']:g}, fitted on {_e(s['fit_on'])} rows"
+             f" of {_e(s.get('split_column') or 'all splits')}.</p>",
+             _table(headline + retrieval, ["metric", "before", "after", "chance"]),
+             f'<p class="note">Retrieval: {_e(rep.after.retrieval_rows)}; {rep.before.retrieval_queries} queries. '
+             "A random ranking finds a query's own text among k candidates k/N of the time; always answering the "
+             "k most common texts scores the share of queries whose text is one of them (repeated texts make "
+             "this the higher bar).</p>"]
+    names = ("before_after", "3d_before", "3d_after", "paired_cosine")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = gap_figures(store, rep, tmp)
+        paths = gap_figures(store, rep, tmp, names=names)
         imgs = {name: Path(p).read_bytes() for name, p in paths.items()}
-    parts.append('<div class="figs">' + "".join(_img(imgs[n], n) for n in
-                                                ("2d_before", "2d_after", "3d_before", "3d_after")) + "</div>")
-    parts.append(_img(imgs["before_after"], "before and after") + _img(imgs["paired_cosine"], "paired cosine"))
+    parts.append(_img(imgs["before_after"], "2-D PCA before and after"))
+    parts.append("<details><summary>All gap diagnostics, 3-D views, paired cosines and store versions</summary>"
+                 + _table(rows)
+                 + f'<p class="note">Rows: {rep.before.rows}; samples without a pair: {_e(rep.unpaired)}. '
+                 f"Alignment <code>{_e(rep.after.alignment_key)}</code> (before: <code>{_e(rep.before.alignment_key)}"
+                 f"</code>), match={_e(s['match'])}, noise_std={s['noise_std']:g}, width {s['dim']}.</p>"
+                 + '<div class="figs">' + _img(imgs["3d_before"], "3-D PCA before") + _img(imgs["3d_after"],
+                                                                                            "3-D PCA after")
+                 + "</div>" + _img(imgs["paired_cosine"], "paired cosine")
+                 + "<h3>Store versions behind these numbers</h3>"
+                 + _table([{"stage": st.stage, "alignment": st.alignment_key, "versions": st.versions}
+                           for st in (rep.before, rep.after)]) + "</details>")
     return "\n".join(parts), len(imgs)
+
+
+def _retrieval_rows(rep) -> list[dict[str, str]]:
+    """Image→text recall@1 and @10 over distinct texts, with both chance levels, before and after."""
+    out = []
+    for k in (1, 10):
+        cells = {}
+        for stage in ("before", "after"):
+            r = getattr(rep, stage).measures.get("exact_text_recall") or {}
+            if k not in r.get("recall", {}):
+                return out
+            cells[stage] = f"{r['recall'][k]:.3f}"
+        r = rep.after.measures["exact_text_recall"]
+        common = r.get("most_common", {}).get(k)
+        out.append({"metric": f"recall@{k} image→text (exact text, {r['distinct_texts']} distinct texts)",
+                    **cells, "chance": f"{r['chance'][k]:.3f} random; "
+                    + (f"{common:.3f} always the {k} most common" if common is not None else "")})
+    return out
 
 
 def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -176,16 +228,19 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
     rows = [dict(r, **{"store versions": p.table_versions})
             for r, p in zip(table_rows(points, mode, reference), points)]
     method = sweep_method(store, dataset, info["sweep_id"])
-    html_part = (f"<h3>Sweep <code>{_e(info['sweep_id'])}</code>: {_e(fusion)} fusion, {_e(mode)} mode, "
-                 f"method {_e(method)}</h3>"
-                 f"<p>{text}</p>" + _img(buf.getvalue(), f"λ sweep {fusion} {mode}") + _table(rows))
+    html_part = (f"<details><summary>λ sweep of {_e(FUSION_NAMES.get(fusion, fusion))}, {_e(mode)} protocol, "
+                 f"{_e(METHODS.get(method, method))} ({len(points)} λ values, sweep <code>{_e(info['sweep_id'])}"
+                 f"</code>, method {_e(method)})</summary>"
+                 f"<p>{text}</p>" + _img(buf.getvalue(), f"λ sweep {fusion} {mode}") + _table(rows) + "</details>")
     extra = []
     picks = [("λ", 0.0)] + ([("selected λ", sel["lam"])] if on_val else
                             [("best-on-test λ", sel["best_acc_lam"])])
     for label, lam in picks:
         p = next((q for q in points if abs(q.lam - lam) < 1e-12), None)
         if p is not None:
-            extra.append({"fusion": fusion, "mode": mode, "alignment": f"sweep {label}={p.lam:g} ({p.alignment_key})",
+            extra.append({"setting": f"{FUSION_NAMES.get(fusion, fusion)}, {METHODS.get(method, method)} "
+                                     f"λ={p.lam:+.1f} ({label} of the sweep)",
+                          "fusion": fusion, "mode": mode, "alignment": f"sweep {label}={p.lam:g} ({p.alignment_key})",
                           "seeds": p.seeds, "test accuracy": f"{p.test_acc:.4f} ± {p.test_acc_sd:.4f}",
                           "test macro-F1": f"{p.test_f1:.4f} ± {p.test_f1_sd:.4f}", "split": info["split"],
                           "group": p.group_id, "store versions": p.table_versions})
@@ -202,7 +257,7 @@ def _thumbnail(ref: str | None) -> str:
         img = load_image(ref)
     except (InputError, OSError):
         return ""
-    img.thumbnail((64, 64))
+    img.thumbnail((48, 48))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return _img(buf.getvalue(), "sample")
@@ -215,7 +270,7 @@ def predictions_section(predictions: dict[str, Any]) -> tuple[str, int]:
     for r in predictions.get("rows", []):
         thumb = _thumbnail(r.get("image_ref"))
         images += bool(thumb)
-        cells = [thumb + "<br>" + _e(r["sample"]) if thumb else _e(r["sample"]),
+        cells = [f'<span class="thumb">{thumb}{_e(r["sample"])}</span>' if thumb else _e(r["sample"]),
                  _e("unknown" if r.get("true label") is None else r["true label"]), _e(r["predicted"]),
                  _cell(r["probability"])]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -246,21 +301,45 @@ def _method_section(store, dataset: str, sweeps: list[dict[str, Any]]) -> tuple[
     for (fusion, mode), panels in sorted(groups.items()):
         buf = io.BytesIO()
         method_comparison_plot(panels, buf, title=f"{dataset} {fusion} ({mode})")
-        parts.append(f"<h3>{_e(fusion)} fusion, {_e(mode)} mode</h3>" + _img(buf.getvalue(),
-                                                                               f"methods {fusion} {mode}"))
+        parts.append(f"<h3>{_e(FUSION_NAMES.get(fusion, fusion))}, {_e(mode)} protocol</h3>"
+                     + _img(buf.getvalue(), f"methods {fusion} {mode}"))
     if not parts:
         return "", 0
     note = (f'<p class="note">Test macro-F1 against λ, one panel per alignment method; bars: 95% t intervals over '
-            f"seeds; dashed line and band: the sweep's no-alignment reference (same seeds and split). Paired "
-            f"differences ({_e(METHOD)}) are in each sweep's table below.</p>")
-    return "<h2>Alignment methods</h2>" + note + "".join(parts), len(parts)
+            f"seeds, clipped to [0, 1]; dashed line and band: the sweep's no-alignment runs (same seeds and split), "
+            f"the reference the Results table compares the gap shift with. Paired differences ({_e(METHOD)}) are "
+            f"in each sweep's table below.</p>")
+    return "<h2>Alignment methods: the gap shift and others</h2>" + note + "".join(parts), len(parts)
+
+
+def _shifts(store, dataset: str, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Results table's gap-shift rows: per honest sweep, the λ chosen on validation and its reference runs."""
+    from .sweep_records import REFERENCE, sweep_group_id, sweep_records
+
+    out = []
+    for info in sweeps:
+        if not mode_rules(info["mode"]).selects_on_val:
+            continue
+        points = sweep_points(store, dataset, info["sweep_id"])
+        sel = select(points, info["mode"])
+        pick = next((p for p in points if sel and p.lam == sel.get("lam")), None)
+        if pick is None:
+            continue
+        recs = sweep_records(store, dataset, info["sweep_id"])
+        ref_gid = sweep_group_id(info["sweep_id"], REFERENCE)
+        method = sweep_method(store, dataset, info["sweep_id"])
+        name = (f"{FUSION_NAMES.get(info['fusion'], info['fusion'])}, {METHODS.get(method, method)} "
+                f"λ={pick.lam:+.1f} (chosen on validation among {len(points)} λ values)")
+        out.append({"name": name, "records": recs[pick.group_id], "group": pick.group_id,
+                    "reference": recs.get(ref_gid, []), "reference_group": ref_gid})
+    return out
 
 
 def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | None = None,
                  image_model: str | None = None, text_model: str | None = None,
                  alignment_key: str | None = None, lam: float = 1.0, max_queries: int = 1000,
                  gap: bool = True, banner: str | None = None, gap_report: Any = None,
-                 predictions: dict[str, Any] | None = None) -> ReportResult:
+                 predictions: dict[str, Any] | None = None, reuse: bool = True) -> ReportResult:
     """Write the HTML report of ``dataset`` to ``out``.
 
     Parameters
@@ -288,6 +367,10 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         ``sample``, ``true label``, ``predicted``, ``probability`` and an
         optional ``image_ref`` (shown as a thumbnail), e.g. from
         :func:`embedstore.trainers.demo_predict.predict_held_back`.
+    reuse : bool
+        Leave ``out`` as it is when it was written from exactly these inputs
+        (the same store commits, arguments and code:
+        :func:`report_fingerprint`); the result then has ``reused=True``.
 
     Examples
     --------
@@ -297,17 +380,30 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     >>> d = tempfile.mkdtemp()
     >>> s = Store(d + "/s")
     >>> img, txt = toy_pairs(s, "toy", n=20)
-    >>> write_report(s, "toy", d + "/r.html", image_model=img, text_model=txt, max_queries=5).images
-    6
+    >>> res = write_report(s, "toy", d + "/r.html", image_model=img, text_model=txt, max_queries=5)
+    >>> res.images, res.reused
+    (4, False)
+    >>> write_report(s, "toy", d + "/r.html", image_model=img, text_model=txt, max_queries=5).reused
+    True
     """
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"report target {out}: the file name must end in .html")
+    store.require_dataset(dataset)
+    inputs = dict(runs=runs, image_model=image_model, text_model=text_model, alignment_key=alignment_key, lam=lam,
+                  max_queries=max_queries, gap=gap, banner=banner, gap_report=gap_report, predictions=predictions)
+    if reuse:
+        previous = read_report_meta(out)
+        if previous.get("fingerprint") == report_fingerprint(store, dataset, **inputs):
+            return ReportResult(str(out), int(previous["images"]), int(previous["run_groups"]),
+                                int(previous["sweeps"]), bool(previous["gap"]), reused=True,
+                                generated=str(previous.get("generated", "")))
     records = list_runs(store, dataset)
     if runs:
         wanted = set(runs)
         records = [r for r in records if r.run_id in wanted or r.group_id in wanted
                    or r.group_id.split(".", 1)[0] in wanted]
+        _check_ids(store, dataset, wanted, records)
     sweeps = [s for s in list_sweeps(store, dataset)
               if not runs or any(r.group_id.startswith(s["sweep_id"] + ".") for r in records)]
     plain = [r for r in records if not r.group_id.startswith(SWEEP_PREFIX)]
@@ -317,8 +413,8 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
             image_model, text_model = both[-1].model_keys["image"], both[-1].model_keys["text"]
     from .results import results_section
 
-    results_html, images, _ = results_section(store, dataset, plain)
-    sections, extra_rows = [results_html], []
+    results_html, images, _ = results_section(store, dataset, plain, shifts=_shifts(store, dataset, sweeps))
+    sections = [results_html]
     if gap_report is not None:
         image_model, text_model = gap_report.settings["image_model_key"], gap_report.settings["text_model_key"]
     if gap and (alignment_key or (image_model and text_model)):
@@ -330,7 +426,7 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     elif gap:
         sections.append('<h2>Modality gap</h2><p class="note">No models given and no run with both modalities: '
                         "pass image and text models to include the gap diagnostics.</p>")
-    sweep_parts = []
+    sweep_parts, extra_rows = [], []
     for info in sweeps:
         part, extra = _sweep_section(store, dataset, info)
         if part:
@@ -339,28 +435,89 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
             images += 1
     method_part, n_method = _method_section(store, dataset, sweeps)
     images += n_method
-    comp = _sorted(comparison_rows(store, plain) + extra_rows)
-    sections.append("<h2>Run comparison</h2><p class=\"note\">Mean ± sd over seeds of the test metrics. Paper "
-                    "mode picks the epoch on test (optimistic, as the paper did); honest mode picks it on "
-                    "validation and touches test once. Store versions are the exact table versions the runs "
-                    "read.</p>" + _table(comp))
-    if method_part:
-        sections.append(method_part)
-    sections.append("<h2>λ sweeps</h2>" + ("".join(sweep_parts) or '<p class="note">(no sweep recorded)</p>'))
+    sections.append((method_part or "<h2>Alignment methods: the gap shift and others</h2>")
+                     + "<h3>Each λ sweep</h3>"
+                     + ("".join(sweep_parts) or '<p class="note">(no sweep recorded)</p>'))
     if predictions is not None:
         part, n = predictions_section(predictions)
         sections.append(part)
         images += n
+    comp = _sorted(comparison_rows(store, plain) + extra_rows)
+    sections.append("<h2>Every recorded run</h2><details><summary>All run groups with the store versions they read"
+                    f" ({len(comp)} groups)</summary><p class=\"note\">Mean ± sd over seeds of the test metrics. "
+                    "Paper mode picks the epoch on test (optimistic, as the paper did); honest mode picks it on "
+                    "validation and touches test once. Store versions are the exact table versions the runs "
+                    "read.</p>" + _table(comp, _RUN_COLUMNS) + "</details>")
     from . import __version__
 
+    generated = time.strftime("%Y-%m-%d %H:%M:%S")
+    result = ReportResult(str(out), images, len({r["group"] for r in comp}), len(sweep_parts),
+                          bool(gap and (alignment_key or (image_model and text_model))), generated=generated)
+    # the store as this report leaves it (the gap's alignments are written once, then reused)
+    meta = {"fingerprint": report_fingerprint(store, dataset, **inputs), "generated": generated,
+            **{k: getattr(result, k) for k in ("images", "run_groups", "sweeps", "gap")}}
     head = (f"<h1>embedstore report: {_e(dataset)}</h1><p class=\"note\">Store <code>{_e(store.uri)}</code>; "
-            f"generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by embedstore {_e(__version__)}; "
-            f"{len(records)} runs in {len({r.group_id for r in records})} groups.</p>")
+            f"generated {_e(generated)} by embedstore {_e(__version__)}; "
+            f"{len(records)} runs in {len({r.group_id for r in records})} groups. Folded parts "
+            f"(▸) open with a click.</p>")
     if banner:
         head += f'<p class="banner">{_e(banner)}</p>'
-    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>embedstore report: {_e(dataset)}'
-           f"</title><style>{_CSS}</style></head><body>{head}{''.join(sections)}</body></html>")
+    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+           f'<meta name="{_META}" content="{_e(json.dumps(meta, sort_keys=True))}">'
+           f"<title>embedstore report: {_e(dataset)}</title><style>{_CSS}</style></head><body>{head}"
+           f"{''.join(sections)}</body></html>")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(doc, encoding="utf-8")
-    return ReportResult(str(out), images, len({r["group"] for r in comp}), len(sweep_parts),
-                        bool(gap and (alignment_key or (image_model and text_model))))
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(out)  # a reader never sees half a report
+    return result
+
+
+def _check_ids(store, dataset: str, wanted: set[str], records: list[RunRecord]) -> None:
+    """Every id of ``runs=`` names a run, group or sweep of ``dataset``; else one line naming the first that does not."""
+    from .errors import did_you_mean
+
+    found = {r.run_id for r in records} | {r.group_id for r in records} | {r.group_id.split(".", 1)[0] for r in records}
+    for ref in sorted(wanted - found):
+        every = list_runs(store, dataset)
+        names = {r.run_id for r in every} | {r.group_id for r in every} | {r.group_id.split(".", 1)[0] for r in every}
+        raise NotFoundError(f"unknown id '{ref}' in runs=: no run, group or sweep of dataset '{dataset}' has it"
+                            f"{did_you_mean(ref, names)}; list them with 'embedstore runs {dataset}'")
+
+
+#: Columns of the folded table of every run group.
+_RUN_COLUMNS = ("setting", "mode", "alignment", "seeds", "test accuracy", "test macro-F1", "split", "group",
+                "store versions")
+#: Name of the report's ``<meta>`` element holding its fingerprint and counts.
+_META = "embedstore-report"
+
+
+def report_fingerprint(store, dataset: str, **inputs: Any) -> str:
+    """Digest of what a report is made of: the store's commits, the arguments and the code.
+
+    ``gap_report`` and ``predictions`` enter by their content.
+    """
+    from .fingerprint import code_stamp, digest, store_stamp
+
+    gap_report = inputs.pop("gap_report", None)
+    described = {k: (sorted(v) if isinstance(v, (list, tuple, set)) else v) for k, v in inputs.items()}
+    described["gap_report"] = gap_report.to_dict() if gap_report is not None else None
+    return digest({"store": store_stamp(store), "dataset": dataset, "inputs": described, "code": code_stamp()})
+
+
+def read_report_meta(path: str | Path) -> dict[str, Any]:
+    """The fingerprint and counts a report written by :func:`write_report` carries (``{}`` when none)."""
+    import re
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        start = fh.read(4096)
+    found = re.search(rf'<meta name="{_META}" content="([^"]*)"', start)
+    if not found:
+        return {}
+    try:
+        return json.loads(html.unescape(found.group(1)))
+    except ValueError:
+        return {}

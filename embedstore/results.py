@@ -1,15 +1,24 @@
-"""The report's first section: the best honest head and the baselines, with intervals.
+"""The report's first section: the answer, with intervals, that cannot mislead.
 
 From the honest runs (not the sweeps) of a dataset:
 
-1. one row per setting (group of runs): test macro-F1 with a 95% bootstrap
-   interval over test rows (:func:`embedstore.compare.setting_interval`),
-   accuracy mean ± sd, runs (folds × seeds);
-2. the best setting by mean macro-F1, compared with every other setting on
-   the same folds (paired difference and interval, "no evidence of a
-   difference" when it covers 0);
-3. the best setting's per-class precision / recall / F1 (scikit-learn, on
-   its pooled test predictions) and its confusion matrix as a figure.
+1. one row per setting (group of runs), named in plain words
+   (:func:`embedstore.plain_names.setting_name`): test macro-F1 with a 95%
+   bootstrap interval over test rows (:func:`embedstore.compare.setting_interval`,
+   clipped to [0, 1]), accuracy mean ± sd, runs (folds × seeds);
+2. the best setting, chosen by mean macro-F1 **only among the settings
+   evaluated on the same folds or split and test rows** (the protocol with
+   the most settings; :func:`embedstore.plain_names.protocol_of`), never by
+   test score across protocols; every other setting of that protocol is
+   compared with it on those rows (paired difference and interval, "no
+   evidence of a difference" when it covers 0); settings of other protocols
+   are listed apart, unranked;
+3. the gap shift's effect: each ``shifts`` entry (the λ a sweep chose on
+   validation) against the one "no alignment" row of its sweep, paired on
+   the same test rows, in the same table;
+4. folded: the best setting's per-class precision / recall / F1
+   (scikit-learn, on its test predictions pooled over seeds; support counts
+   each test row once) and its confusion matrix as a figure.
 
 Examples
 --------
@@ -23,7 +32,7 @@ Examples
 ...                                 metrics={"macro_f1": 0.5, "accuracy": 0.5, "test_y": y, "test_pred": pred,
 ...                                          "classes": ["a", "b"]}))
 >>> html, images, best = results_section(s, "toy")
->>> best, images, "Per-class" in html
+>>> best, images, "The best head per class" in html
 ('good', 1, True)
 """
 
@@ -39,31 +48,32 @@ from .stats import format_mean_sd
 from .compare import compare_records, fold_predictions, setting_interval
 from .errors import InputError
 from .modes import MODES, mode_rules
+from .plain_names import interval_text, protocol_of, protocol_text, runs_text, setting_name, count_test_rows
 from .runs import RunRecord, group_runs, list_runs
 from .sweep_records import SWEEP_PREFIX
+
+#: The columns of the top table; cells other rows carry (e.g. an independent baseline's) go between the two.
+COLUMNS = ("setting", "test macro-F1 (95% CI)", "test accuracy", "runs")
+COMPARISON = ("compared with", "difference (95% CI)", "verdict")
+
+
+def columns(rows: Sequence[dict[str, Any]], comparison: bool = True) -> list[str]:
+    """The top table's columns: :data:`COLUMNS`, every other visible cell of ``rows``, then :data:`COMPARISON`."""
+    extra = [k for r in rows for k in r if k not in COLUMNS + COMPARISON and not k.startswith("_") and k != "group"]
+    return list(COLUMNS) + list(dict.fromkeys(extra)) + (list(COMPARISON) if comparison else [])
 
 
 def _e(value: Any) -> str:
     return _html.escape("" if value is None else str(value))
 
 
-def _rows_html(rows: Sequence[dict[str, Any]]) -> str:
+def _rows_html(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     if not rows:
         return '<p class="note">(none)</p>'
-    cols = list(rows[0])
+    cols = list(columns or rows[0])
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_e(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_e(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _label(recs: Sequence[RunRecord]) -> str:
-    first = recs[0]
-    cv = first.config.get("cv")
-    scale = first.config.get("scale") or {}
-    used = [m for m in ("image", "text") if m in first.model_keys] or list(scale)
-    scale_txt = ",".join(f"{m}={scale[m]}" for m in used if m in scale) or "none"
-    split = f"{cv['k']}-fold CV" if cv else (first.split or "split")
-    return f"{first.fusion} ({split}, scale {scale_txt})"
 
 
 def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
@@ -74,15 +84,87 @@ def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
         ci = setting_interval(recs)
         if ci is None:
             continue
-        acc = [r.metrics.get("accuracy") for r in recs if r.metrics.get("accuracy") is not None]
-        rows.append({"setting": _label(recs), "test macro-F1 (95% CI)": f"{ci[0]:.3f} ({ci[1]:.3f}–{ci[2]:.3f})",
-                     "test accuracy": format_mean_sd(acc, digits=3),
-                     "runs": len(recs), "group": gid, "_f1": ci[0], "_recs": recs})
+        rows.append(_row(recs, gid, ci))
     return sorted(rows, key=lambda r: -r["_f1"])
 
 
-def per_class(recs: Sequence[RunRecord]) -> tuple[list[dict[str, Any]], np.ndarray, list[str]]:
-    """Per-class precision/recall/F1/support and the confusion matrix of pooled test predictions."""
+def _row(recs: Sequence[RunRecord], gid: str, ci: tuple[float, float, float], name: str | None = None) -> dict[str, Any]:
+    acc = [r.metrics.get("accuracy") for r in recs if r.metrics.get("accuracy") is not None]
+    return {"setting": name or setting_name(recs), "test macro-F1 (95% CI)": interval_text(*ci),
+            "test accuracy": format_mean_sd(acc, digits=3), "runs": runs_text(recs), "group": gid,
+            "_f1": ci[0], "_recs": recs, "_protocol": protocol_of(recs), "_created": recs[0].created_at}
+
+
+def primary_protocol(rows: Sequence[dict[str, Any]]) -> tuple | None:
+    """The protocol whose settings are ranked: the most settings, then the most test rows, then the newest."""
+    by: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["_protocol"], []).append(r)
+    if not by:
+        return None
+    return max(by, key=lambda p: (len(by[p]), count_test_rows(by[p][0]["_recs"]), max(r["_created"] for r in by[p])))
+
+
+def _compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
+    """``a − b`` on their common test rows: the comparison cells of the top table."""
+    try:
+        cmp = compare_records(a["_recs"], b["_recs"])
+    except InputError as exc:  # not on the same test rows: say so in full instead of a number
+        return {"compared with": b["setting"], "difference (95% CI)": "", "verdict": f"not compared: {exc}"}
+    if cmp.low > 0:
+        verdict = f"better than {b['setting']}"
+    elif cmp.high < 0:
+        verdict = f"worse than {b['setting']}"
+    else:
+        verdict = "no evidence of a difference"
+    return {"compared with": b["setting"],
+            "difference (95% CI)": interval_text(cmp.difference, cmp.low, cmp.high, bounds=(-1.0, 1.0), signed=True),
+            "verdict": verdict}
+
+
+def shift_rows(shifts: Sequence[dict[str, Any]], heads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the gap shift's effect: each shift against its "no alignment" reference, paired.
+
+    ``shifts`` entries hold ``name``, ``records`` (the chosen λ's runs),
+    ``reference`` (the no-alignment runs of the same sweep) and optional
+    ``group`` ids. A reference identical to a head row (same definition and
+    test predictions) is that row; otherwise it gets its own row.
+    """
+    from .plain_names import definition, predictions_key
+
+    out: list[dict[str, Any]] = []
+    known = {(definition(h["_recs"]), predictions_key(h["_recs"])): h for h in heads}
+    for sh in shifts:
+        ci = setting_interval(sh["records"])
+        ref_recs = sh.get("reference") or []
+        ref_ci = setting_interval(ref_recs) if ref_recs else None
+        if ci is None:
+            continue
+        row = _row(sh["records"], sh.get("group", ""), ci, sh.get("name"))
+        ref = None
+        if ref_ci is not None:
+            ref = known.get((definition(ref_recs), predictions_key(ref_recs)))
+            if ref is None:
+                ref = _row(ref_recs, sh.get("reference_group", ""), ref_ci,
+                           setting_name(ref_recs) + ", no alignment (the λ sweep's reference runs)")
+                ref.update({"compared with": "", "difference (95% CI)": "", "verdict": "reference of the row below"})
+                known[(definition(ref_recs), predictions_key(ref_recs))] = ref
+                out.append(ref)
+            row.update(_compare(row, ref))
+        else:
+            row.update({"compared with": "", "difference (95% CI)": "",
+                        "verdict": "its sweep recorded no no-alignment runs: re-run the sweep to compare"})
+        out.append(row)
+    return out
+
+
+def per_class(recs: Sequence[RunRecord]) -> tuple[list[dict[str, Any]], np.ndarray, list[str], str]:
+    """Per-class precision/recall/F1/support and the confusion matrix of pooled test predictions.
+
+    Predictions of every seed are pooled (each test row counts once per
+    seed in precision, recall, F1 and the confusion matrix); ``support`` counts
+    each test row once. The last item says what was pooled.
+    """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     pairs, k = fold_predictions(recs)
@@ -90,13 +172,21 @@ def per_class(recs: Sequence[RunRecord]) -> tuple[list[dict[str, Any]], np.ndarr
     y = np.concatenate([np.tile(yy, len(pa)) for yy, pa, _ in pairs])
     pred = np.concatenate([np.concatenate(pa) for _, pa, _ in pairs])
     labels = list(range(len(classes)))
-    p, r, f, n = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    once = np.bincount(np.concatenate([np.asarray(yy, dtype=np.int64) for yy, _, _ in pairs]),
+                       minlength=len(classes))
     rows = [{"class": c, "precision": f"{p[i]:.3f}", "recall": f"{r[i]:.3f}", "F1": f"{f[i]:.3f}",
-             "support": int(n[i])} for i, c in enumerate(classes)]
-    return rows, confusion_matrix(y, pred, labels=labels), [str(c) for c in classes]
+             "support (test rows)": int(once[i])} for i, c in enumerate(classes)]
+    seeds = max(len(pa) for _, pa, _ in pairs)
+    folds = len(pairs)
+    pooled = (f"{int(once.sum())} test rows" + (f" over {folds} folds" if folds > 1 else "")
+              + (f", predictions of {seeds} seeds pooled: each test row counts {seeds} times in precision, recall, "
+                 f"F1 and the confusion matrix ({len(y)} predictions)" if seeds > 1 else ""))
+    return rows, confusion_matrix(y, pred, labels=labels), [str(c) for c in classes], pooled
 
 
-def results_section(store, dataset: str, records: Sequence[RunRecord] | None = None) -> tuple[str, int, str | None]:
+def results_section(store, dataset: str, records: Sequence[RunRecord] | None = None,
+                    shifts: Sequence[dict[str, Any]] = ()) -> tuple[str, int, str | None]:
     """``(html, n_images, best group id)`` of the results section (see the module docstring)."""
     import base64
 
@@ -108,27 +198,58 @@ def results_section(store, dataset: str, records: Sequence[RunRecord] | None = N
     if not rows:
         parts.append('<p class="note">No honest run with recorded test predictions: train with '
                      "<code>--mode honest</code> (e.g. <code>--cv 5</code>) to see results with intervals.</p>")
+        table = shift_rows(shifts, [])
+        if table:
+            parts.append(_rows_html([_visible(r) for r in table], columns(table)))
         return "".join(parts), 0, None
-    best = rows[0]
-    parts.append(f'<p class="note">Honest runs only (epoch / C / λ chosen on validation, test touched once). '
-                 f"Interval: 95% percentile bootstrap over test rows, per fold. Best head: "
-                 f"<b>{_e(best['setting'])}</b>.</p>")
-    parts.append(_rows_html([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]))
-    diffs = []
-    for other in rows[1:]:
-        try:
-            cmp = compare_records(best["_recs"], other["_recs"])
-        except InputError as exc:  # not on the same folds: say so instead of a number
-            diffs.append({"best − setting": other["setting"], "difference (95% CI)": "", "verdict": str(exc)[:80]})
-            continue
-        diffs.append({"best − setting": other["setting"],
-                      "difference (95% CI)": f"{cmp.difference:+.3f} ({cmp.low:+.3f} to {cmp.high:+.3f})",
-                      "verdict": cmp.verdict})
-    if diffs:
-        parts.append("<h3>Best head against each other setting (paired, same test rows)</h3>" + _rows_html(diffs))
-    cls_rows, conf, classes = per_class(best["_recs"])
-    buf = confusion_plot(conf, classes, io.BytesIO(), title=f"{best['setting']}: pooled test predictions")
+    primary = primary_protocol(rows)
+    ranked = [r for r in rows if r["_protocol"] == primary]
+    others = [r for r in rows if r["_protocol"] != primary]
+    best = ranked[0]
+    best.update({"compared with": "", "difference (95% CI)": "", "verdict": "best head"})
+    for other in ranked[1:]:
+        other.update(_compare(other, best))
+    table = ranked + shift_rows(shifts, ranked)
+    for r in table:  # a row tested on other rows than the best head says on which
+        if r["_protocol"] != primary:
+            r["runs"] = f"{r['runs']} ({protocol_text(r['_recs']).rsplit(', ', 1)[0]})"
+    n_rows = count_test_rows(best["_recs"])
+    behind = [r["setting"] for r in ranked[1:] if r["verdict"].startswith("worse")]
+    tied = [r["setting"] for r in ranked[1:] if r["verdict"] == "no evidence of a difference"]
+    answer = (f"Best head: <b>{_e(best['setting'])}</b>, test macro-F1 {_e(best['test macro-F1 (95% CI)'])}, on "
+              f"{_e(protocol_text(best['_recs']))} ({n_rows} test rows). Chosen by mean test macro-F1 among the "
+              f"{len(ranked)} setting{'s' if len(ranked) != 1 else ''} evaluated on these same test rows"
+              + (f"; {len(others)} other setting{'s' if len(others) != 1 else ''} tested on other rows "
+                 "are listed below, not ranked" if others else "") + ". "
+              + (f"It is ahead, beyond the noise, of {_names(behind)}. " if behind else "")
+              + (f"No evidence that it beats {_names(tied)}." if tied else ""))
+    parts.append(f'<p class="answer">{answer}</p>')
+    parts.append(_rows_html([_visible(r) for r in table], columns(table)))
+    parts.append('<p class="note">Honest runs only (epoch, C and λ chosen on validation; test touched once). '
+                 "Intervals: 95% percentile bootstrap over test rows, per fold, clipped to [0, 1]; differences: "
+                 "the row minus the setting it is compared with, paired on the same test rows (the same bootstrap "
+                 "resamples). \"No evidence of a difference\" means the interval covers 0.</p>")
+    if others:
+        for r in others:
+            r["runs"] = protocol_text(r["_recs"])
+        parts.append("<h3>Settings tested on other rows (not ranked against the best head)</h3>"
+                     + _rows_html([_visible(r) for r in others], columns(others, comparison=False)))
+    cls_rows, conf, classes, pooled = per_class(best["_recs"])
+    buf = confusion_plot(conf, classes, io.BytesIO(), title=f"{best['setting']}: test predictions"
+                         + (f", {len({r.seed for r in best['_recs']})} seeds pooled"
+                            if len({r.seed for r in best["_recs"]}) > 1 else ""))
     png = base64.b64encode(buf.getvalue()).decode("ascii")
-    parts.append(f"<h3>Per-class precision / recall / F1 of the best head</h3>{_rows_html(cls_rows)}"
-                 f'<img alt="confusion matrix" src="data:image/png;base64,{png}">')
+    parts.append(f"<details><summary>The best head per class: precision, recall, F1 and confusion matrix</summary>"
+                 f'<p class="note">{_e(pooled)}.</p>{_rows_html(cls_rows)}'
+                 f'<img alt="confusion matrix" src="data:image/png;base64,{png}"></details>')
     return "".join(parts), 1, best["group"]
+
+
+def _names(names: Sequence[str]) -> str:
+    """``<i>a</i>, <i>b</i> and <i>c</i>`` (the names hold commas themselves)."""
+    items = [f"<i>{_e(n)}</i>" for n in names]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _visible(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_") and k != "group"}

@@ -174,13 +174,68 @@ def get_run(store, run_id: str) -> RunRecord:
     Raises
     ------
     NotFoundError
-        When no such run is recorded.
+        When no such run is recorded: the message says when ``run_id`` is a
+        group (and lists its runs) or a sweep, else names the closest run ids.
     """
     if store.has_table(RUNS):
         rows = store.read(RUNS, where=eq("run_id", run_id)).to_pylist()
         if rows:
             return RunRecord.from_row(rows[0])
-    raise NotFoundError(f"no run '{run_id}' in store {store.uri}: see 'embedstore runs'")
+    raise unknown_run(store, run_id)
+
+
+def what_id(store, ref: str) -> tuple[str, list[RunRecord]]:
+    """What ``ref`` names in the runs table: ``("run", [record])``, ``("group", its runs)``,
+    ``("sweep", its runs)`` or ``("unknown", [])``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from embedstore import Store
+    >>> s = Store(tempfile.mkdtemp() + "/s")
+    >>> _ = record_run(s, RunRecord("run-1", "toy", "early", "honest", 0, group_id="g1"))
+    >>> [what_id(s, x)[0] for x in ("run-1", "g1", "g2")]
+    ['run', 'group', 'unknown']
+    """
+    if not store.has_table(RUNS):
+        return "unknown", []
+    for kind, col in (("run", "run_id"), ("group", "group_id")):
+        rows = store.read(RUNS, where=eq(col, ref)).to_pylist()
+        if rows:
+            return kind, [RunRecord.from_row(r) for r in sorted(rows, key=lambda r: (r["created_at"], r["run_id"]))]
+    if ref.startswith("sweep-") and "." not in ref:
+        recs = [r for r in list_runs(store) if r.group_id.startswith(ref + ".")]
+        if recs:
+            return "sweep", recs
+    return "unknown", []
+
+
+def unknown_run(store, ref: str, *, expected: str = "run") -> NotFoundError:
+    """The error for ``ref`` given where a run id (``expected="run"``) or a group id is expected.
+
+    It says what ``ref`` is when it names something else (a group and its
+    runs, a run and its group, a sweep and its groups), else that it is
+    unknown, with the closest ids.
+    """
+    kind, recs = what_id(store, ref)
+    if kind == "group" and expected == "run":
+        ids = ", ".join(r.run_id for r in recs[:6]) + (", ..." if len(recs) > 6 else "")
+        return NotFoundError(f"'{ref}' is a group of {len(recs)} run(s), not a run id: use one of its runs ({ids}), "
+                             f"or pass the group where a group is accepted (embedstore predict --run GROUP "
+                             f"predicts with the ensemble of its heads)")
+    if kind == "run" and expected == "group":
+        return NotFoundError(f"'{ref}' is a run, not a group id: its group is '{recs[0].group_id}'")
+    if kind == "sweep":
+        groups = sorted({r.group_id for r in recs})
+        return NotFoundError(f"'{ref}' is a sweep of {len(groups)} group(s), not a {expected} id: use one of its "
+                             f"groups ({', '.join(groups[:4])}{', ...' if len(groups) > 4 else ''})")
+    from .errors import did_you_mean
+
+    known = list_runs(store)
+    names = [r.run_id for r in known] if expected == "run" else [r.group_id for r in known]
+    return NotFoundError(f"unknown {expected} '{ref}': no {expected} '{ref}' in store {store.uri}"
+                         f"{did_you_mean(ref, names)}; list them with 'embedstore runs"
+                         f"{' --each' if expected == 'run' else ''}'")
 
 
 class RunRegistry:

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from .errors import InputError, NotFoundError, missing_dataset
+from .errors import InputError, NotFoundError, check_columns, missing_dataset
 from .identity import ModelIdentity
 from .keys import NO_ALIGNMENT
 from .vectors import HASH_COLUMN, vectors_of
@@ -179,7 +179,9 @@ class Snapshot:
         if split is not None:
             values = [split] if isinstance(split, str) else list(split)
             where = isin(self.split_column, values)
-        return self._ds[self.samples_table].to_table(columns=list(columns) if columns else None, filter=where)
+        ds = self._ds[self.samples_table]
+        check_columns(self.samples_table, columns, ds.schema.names)  # a mistyped column is named, with the closest
+        return ds.to_table(columns=list(columns) if columns else None, filter=where)
 
     def has_split(self, split: str) -> bool:
         """Whether any sample is in ``split``."""
@@ -328,6 +330,7 @@ def find_table(store, identity: ModelIdentity, modality: str, alignment_key: str
     hits = [t for t in store.embedding_tables(identity.key, modality)
             if store.open_table(t).count_rows(eq("alignment_key", alignment_key))]
     if not hits:
+        store.alignment(alignment_key)  # an alignment that does not exist is named as unknown, with the closest keys
         raise NotFoundError(f"no {modality} embeddings of model {identity.model_id} under alignment "
                             f"'{alignment_key}': run the alignment first (see 'embedstore info')")
     if len(hits) > 1:

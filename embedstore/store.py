@@ -186,7 +186,7 @@ class Store(StoreCompat, DataMixin, NeighborsMixin):
         try:
             tbl = self.db.open_table(name)
         except (ValueError, FileNotFoundError) as exc:
-            raise NotFoundError(f"table '{name}' does not exist in store {self.uri}: see 'embedstore info'") from exc
+            raise self._missing_table(name) from exc
         if version is not None:
             try:
                 read_retrying(lambda: tbl.checkout(_as_version(version)))
@@ -195,6 +195,16 @@ class Store(StoreCompat, DataMixin, NeighborsMixin):
                     f"table '{name}' has no version or tag {version!r}: see 'embedstore versions {name}'"
                 ) from exc
         return tbl
+
+    def _missing_table(self, name: str) -> NotFoundError:
+        """The error for a table that does not exist: a samples table is a dataset; others get the closest names."""
+        from .errors import did_you_mean, missing_dataset
+        from .schema import SAMPLES_PREFIX
+
+        if name.startswith(SAMPLES_PREFIX):
+            return missing_dataset(self, name[len(SAMPLES_PREFIX):])
+        return NotFoundError(f"unknown table '{name}': table '{name}' does not exist in store {self.uri}"
+                             f"{did_you_mean(name, self.list_tables())}; see 'embedstore info'")
 
     def version(self, name: str) -> int:
         """Latest version of table ``name``."""
@@ -213,7 +223,10 @@ class Store(StoreCompat, DataMixin, NeighborsMixin):
         where : str, optional
             SQL filter, e.g. ``"split_paper = 'train'"``.
         """
+        from .errors import check_columns
+
         ds = self.open_table(name, version).to_lance()
+        check_columns(name, columns, ds.schema.names)  # named here, not as Lance's projection error
         return ds.to_table(columns=list(columns) if columns else None, filter=where)
 
     def info(self) -> dict[str, Any]:

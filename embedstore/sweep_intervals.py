@@ -46,11 +46,13 @@ class PairedInterval:
     level: float = 0.95
 
     def text(self, digits: int = 3) -> str:
-        """``+0.012 [-0.004, +0.028]`` (or ``+0.012 (1 seed)``)."""
+        """``+0.012 [-0.004, +0.028]`` (or ``+0.012 (1 seed)``); bounds clipped to [-1, 1], the range of a
+        difference of two metrics in [0, 1]."""
         d = f"{self.difference:+.{digits}f}"
         if self.low is None:
             return f"{d} ({self.n} seed)"
-        return f"{d} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+        low, high = max(-1.0, self.low), min(1.0, self.high)
+        return f"{d} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""

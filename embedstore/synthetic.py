@@ -29,6 +29,7 @@ samples of ``make_synthetic(root, n)`` are byte-identical to those of
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def make_synthetic(root: str | Path, n: int = 240, seed: int = 0) -> SyntheticDa
     """Write ``n`` synthetic images and a ``manifest.csv`` under ``root``.
 
     The same ``n`` and ``seed`` always give byte-identical files, so a second
-    demo run finds every embedding in the cache.
+    demo run finds every embedding in the cache; a file that already holds
+    those bytes is left untouched (its modification time too).
 
     Columns: ``sample_id, image, label, text, group, age, site``.
 
@@ -90,7 +92,9 @@ def make_synthetic(root: str | Path, n: int = 240, seed: int = 0) -> SyntheticDa
         noise = rng.normal(0, 12, (_SIZE, _SIZE, 3))
         arr = np.clip(np.asarray(img, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
         path = images / f"{sid}.png"
-        Image.fromarray(arr).save(path, optimize=False)
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG", optimize=False)
+        _write_if_changed(path, buf.getvalue())
         site = _SITE_OF[k] if rng.random() < TEXT_AGREEMENT else _SITES[int(rng.integers(0, len(_SITES)))]
         age = int(np.clip(rng.normal(_AGE_OF[k], 12), 5, 90))
         sex = _SEXES[int(rng.integers(0, 2))]
@@ -99,11 +103,21 @@ def make_synthetic(root: str | Path, n: int = 240, seed: int = 0) -> SyntheticDa
         rows.append({"sample_id": sid, "image": str(path.relative_to(root)), "label": CLASSES[k],
                      "text": text, "group": f"synthetic-patient-{i // 2:04d}", "age": age, "site": site})
     manifest = root / "manifest.csv"
-    with manifest.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_if_changed(manifest, text.getvalue().encode("utf-8"))
     return SyntheticDataset(root, manifest, n)
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    path.write_bytes(data)
 
 
 def _draw_shape(draw, kind: int, cx: int, cy: int, r: int, colour: tuple[int, int, int]) -> None:

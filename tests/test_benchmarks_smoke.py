@@ -67,3 +67,13 @@ def test_aligned_reads_quick_times_stored_and_computed_rows():
     for method in ("gapshift", "center", "procrustes"):
         assert f"| {method} | memory |" in out.stdout and f"| {method} | stream |" in out.stdout
     assert "computed / stored" in out.stdout
+
+
+@pytest.mark.slow
+def test_demo_benchmark_measures_first_and_second_runs_quiet_and_loaded(tmp_path):
+    out = _run("demo.py", "--only", "quick", "--samples", "24", "--out", str(tmp_path / "demo.md"), timeout=1800)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = (tmp_path / "demo.md").read_text()
+    assert "| `embedstore demo --quick` (160 samples) | quiet |" in text and "| loaded |" in text
+    assert text.count("| yes |") == 2  # both second runs reused everything
+    assert "flags: avx2" in text and "synthetic samples: 24" in text

@@ -52,11 +52,12 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
 
     page = report.read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in page and f"embedstore report: {DATASET}" in page
-    held = page.split("<h2>Predictions on held-back samples</h2>", 1)[1]
+    held = page.split("<h2>Predictions on held-back samples</h2>", 1)[1].split("<h2>", 1)[0]
     shown = held.count("<tr>") - 1  # a handful of test-split samples, each with its thumbnail
     assert 0 < shown <= 8 and "held-back test samples predicted" in text
-    # confusion, 4 PCA views, before/after, cosine, the method comparison, sweep, and the held-back thumbnails
-    assert page.count('src="data:image/png;base64,') == 9 + shown and "<h2>Alignment methods</h2>" in page
+    # confusion, 2-D before/after, two 3-D views, cosine, the method comparison, sweep, the held-back thumbnails
+    assert page.count('src="data:image/png;base64,') == 7 + shown
+    assert "<h2>Alignment methods: the gap shift and others</h2>" in page
     assert page.index("<h2>Results</h2>") < page.index("<h2>Modality gap</h2>")
 
     store = Store(store_dir)
@@ -72,16 +73,28 @@ def test_quick_demo_then_everything_is_reused(tmp_path):
     assert second.exit_code == 0, second.output
     again = second.output
     assert f"embeddings: 0 computed, {2 * N} reused from the store, 0 model forward calls" in again
-    assert "every embedding was already in the store: no model was loaded and no forward pass ran" in again
+    assert "nothing changed since the run that finished" in again and "nothing was ingested, embedded" in again
     assert re.search(r"this run took [\d.]+ s; the first demo run on this store took [\d.]+ s "
                      rf"\({2 * N} embeddings computed\): [\d.]+x as long", again)
-    assert _results(again) == _results(text)  # recorded runs reused: the same numbers
+    assert _results(again) == _results(text)  # the first run's results, reused: the same numbers
+    assert report.read_text(encoding="utf-8") == page  # the report written by the first run, untouched
 
     store = Store(store_dir)
     assert {t: store.version(t) for t in store.list_tables()} == before  # nothing embedded, trained or aligned
     history = json.loads((out / "demo-history.json").read_text())
     assert [h["forward_calls"] > 0 for h in history] == [True, False]
     assert [h["computed"] for h in history] == [2 * N, 0]
+    assert history[1]["seconds"] < history[0]["seconds"]
+
+    # a change to the store (a tag on the runs table) is not "nothing changed": the pipeline runs again, reusing
+    # what it can (the ingest checks: the data files and the samples table are as the last run left them)
+    store.tags("runs").create("looked-at")
+    third = runner.invoke(cli, args)
+    assert third.exit_code == 0, third.output
+    assert "nothing changed since" not in third.output, third.output
+    assert "ingest checks reused" in third.output
+    assert "every embedding was already in the store" in third.output
+    assert _results(third.output) == _results(text)
 
 
 def test_demo_root_without_data_is_a_one_line_error(tmp_path):

@@ -47,11 +47,11 @@ def test_report_shows_the_predictions_section_with_thumbnails(grouped, tmp_path)
     plain = write_report(store, "ds", tmp_path / "plain.html", runs=["demo-early"], gap=False)
     res = write_report(store, "ds", tmp_path / "r.html", runs=["demo-early"], gap=False, predictions=held)
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
-    section = page.split("<h2>Predictions on held-back samples</h2>", 1)[1]
+    section = page.split("<h2>Predictions on held-back samples</h2>", 1)[1].split("<h2>", 1)[0]
     assert section.count("<tr>") == 1 + 4 and "<th>true label</th><th>predicted</th><th>probability</th>" in section
     assert res.images == plain.images + 4
     for r in held["rows"]:
-        assert f"{r['sample']}</td><td>{r['true label']}</td><td>{r['predicted']}</td>" in section
+        assert f"{r['sample']}</span></td><td>{r['true label']}</td><td>{r['predicted']}</td>" in section
 
 
 def test_a_group_without_stored_heads_is_a_note_not_an_error(grouped):

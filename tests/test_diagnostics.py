@@ -137,3 +137,24 @@ def test_gap_command_prints_every_diagnostic(store, tmp_path):
     bad = CliRunner().invoke(cli, ["--store", store.uri, "gap", "pairs", "--image-model", "hf:nope",
                                    "--text-model", "hf:pt"])
     assert bad.exit_code == 1 and "Error: no model 'hf:nope'" in bad.output and "Traceback" not in bad.output
+
+
+def test_retrieval_after_a_fitted_map_is_measured_on_rows_it_never_saw(store):
+    """fit_on="train": retrieval queries and candidates are the rows outside the train split, for both stages."""
+    image, text, _ = _paired_store(store)  # splits: every 4th row is test, the others train
+    rep = gap_diagnostics(store, "pairs", image_model="hf:pi", text_model="hf:pt", lam=1.0, fit_on="train")
+    held = np.arange(40)[np.arange(40) % 4 == 0]
+    for stage, src in (("before", rep.sources["before"]), ("after", rep.sources["after"])):
+        st = getattr(rep, stage)
+        assert st.retrieval_queries == len(held) and "10 rows outside the train split" in st.retrieval_rows
+        I, T = src.image_vectors[held], src.text_vectors[held]
+        for k in (1, 5, 10):
+            assert st.recall_image_to_text[k] == pytest.approx(_recall(I, T, k))  # among held-out rows only
+            assert st.recall_chance[k] == pytest.approx(k / len(held))
+        assert st.measures["exact_text_recall"]["queries"] == len(held)
+    rows = {r["metric"]: r for r in report_rows(rep)}
+    assert rows["recall@1/5/10 chance (random ranking)"]["after"] == "0.1000 / 0.5000 / 1.0000"
+    assert "always the 1 most common" in rows["recall@1 image→distinct text (exact text)"]["after"]
+    # an alignment fitted on every row leaves none unseen: all rows, and the description says it is optimistic
+    everything = gap_diagnostics(store, "pairs", image_model="hf:pi", text_model="hf:pt", lam=1.0, fit_on="all")
+    assert everything.after.retrieval_queries == 40 and "optimistic" in everything.after.retrieval_rows

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 
 from embedstore.diagnostics import gap_diagnostics
-from embedstore.figures import (before_after, gap_figures, paired_cosine_hist, pca_scatter_2d,
-                                pca_scatter_3d, sweep_plot)
+from embedstore.figures import (before_after, confusion_plot, figure_info, gap_figures, method_comparison_plot,
+                                paired_cosine_hist, pca_scatter_2d, pca_scatter_3d, sweep_plot)
 from embedstore.pairs import toy_pairs
 
 
@@ -42,7 +42,8 @@ def test_2d_scatter_renders_both_modalities(tmp_path):
 def test_other_figures_are_valid_pngs():
     rng = np.random.default_rng(1)
     image, text = _unit(rng, 50, 5, 1.0), _unit(rng, 50, 5, -1.0)
-    assert _open(pca_scatter_3d(image, text, io.BytesIO())).size == (600, 600)
+    w, h = _open(pca_scatter_3d(image, text, io.BytesIO())).size  # 6 x 6 in, re-cut to keep the z label inside
+    assert 550 <= w <= 700 and 550 <= h <= 700
     assert _open(before_after((image, text), (text, image), io.BytesIO(), lam=1.0)).size == (1000, 500)
     hist = _open(paired_cosine_hist({"before": rng.uniform(-1, 1, 50), "after": rng.uniform(0, 1, 50)},
                                     io.BytesIO()))
@@ -79,3 +80,42 @@ def test_the_confusion_figure_stays_bounded_for_many_classes():
     assert shown[:19] == [names[i] for i in np.argsort(-conf.sum(axis=1), kind="stable")[:19]]
     assert shown[-1] == "other (181 classes)"
     assert np.array_equal(pooled.sum(axis=1)[:19], np.sort(conf.sum(axis=1))[::-1][:19])
+
+
+def _labelled(info):
+    """Every axes of a figure's description has its labels: x and y (and z in 3-D), a colorbar its label."""
+    for ax in info["axes"]:
+        if ax["kind"] == "colorbar":
+            assert ax["ylabel"] or ax["xlabel"], ax
+        else:
+            assert ax["xlabel"] and ax["ylabel"], ax
+            assert ax["kind"] != "3d" or ax["zlabel"], ax
+    return True
+
+
+def test_every_figure_describes_itself_labelled_unclipped_and_in_range():
+    rng = np.random.default_rng(2)
+    image, text = _unit(rng, 40, 5, 1.0), _unit(rng, 40, 5, -1.0)
+    long_title = "linear probe, standardised inputs, a setting name long enough to overflow a small figure: pooled"
+    rows = [{"series": "early test", "lam": lam, "acc_mean": 0.95, "acc_sd": 0.2, "f1_mean": 0.9, "f1_sd": 0.3}
+            for lam in (-1, 0, 1)]
+    panels = {"gapshift": {"lam": [0, 1], "mean": [0.9, 0.95], "low": [0.4, 0.3], "high": [1.4, 1.6],
+                           "reference": (0.8, 0.1, 1.5), "selected": 1.0}}
+    figures = {
+        "2d": pca_scatter_2d(image, text, io.BytesIO(), title=long_title),
+        "3d": pca_scatter_3d(image, text, io.BytesIO(), title=long_title),
+        "before_after": before_after((image, text), (text, image), io.BytesIO(), lam=1.0, title=long_title),
+        "cosine": paired_cosine_hist({"before": rng.uniform(-1, 1, 40)}, io.BytesIO(), title=long_title),
+        "sweep": sweep_plot(rows, io.BytesIO(), title=long_title),
+        "methods": method_comparison_plot(panels, io.BytesIO(), title=long_title),
+        "confusion": confusion_plot([[5, 1], [2, 4]], ["a-very-long-class-name", "b"], io.BytesIO(), title=long_title),
+    }
+    for name, buf in figures.items():
+        info = figure_info(buf.getvalue())
+        assert info and _labelled(info), name
+        assert info["clipped_text"] == [], (name, info["clipped_text"])
+        if "intervals" in info:  # metric intervals drawn, clipped to the metric's range
+            assert 0.0 <= info["intervals"][0] <= info["intervals"][1] <= 1.0, (name, info["intervals"])
+    assert figure_info(figures["methods"].getvalue())["intervals"] == [0.1, 1.0]
+    assert figure_info(figures["sweep"].getvalue())["intervals"][1] == 1.0
+    assert [a["zlabel"] for a in figure_info(figures["3d"].getvalue())["axes"]] == ["PC3"]

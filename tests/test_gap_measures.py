@@ -62,6 +62,9 @@ def test_exact_text_recall_counts_duplicates_once_and_reports_chance():
     r = exact_text_recall(image, text, ids, ks=(1, 10))
     assert r["recall"] == {1: 1.0, 10: 1.0} and r["distinct_texts"] == 4
     assert r["chance"] == {1: 0.25, 10: 1.0}
+    # repeated texts: always answering the most common text ('a' or 'd', 3 of 8 queries each) scores 3/8 at k=1,
+    # far above a random ranking's 1/4; the two most common, 6/8
+    assert r["most_common"][1] == 3 / 8 and exact_text_recall(image, text, ids, ks=(2,))["most_common"][2] == 6 / 8
     # brute force: the nearest distinct text must equal the paired text
     gallery = {i: text[ids.index(i)] for i in dict.fromkeys(ids)}
     names = list(gallery)

@@ -28,11 +28,28 @@ def wheel(tmp_path_factory) -> Path:
         if (REPO / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, src / name)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(src)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (whl,) = out.glob("embedstore-*.whl")
+    (out / "build.log").write_text(proc.stdout + proc.stderr)  # the build backend's own messages (-v)
     return whl
+
+
+@pytest.mark.slow
+def test_build_emits_no_deprecation_warning_and_metadata_is_complete(wheel):
+    """``pip wheel`` (build isolation: the newest setuptools the project allows) warns about nothing in the
+    project's metadata (a ``project.license`` table stops building after 2027-02-18), and the wheel says
+    who made it, under which licence, and where to read more."""
+    log = (wheel.parent / "build.log").read_text()
+    warned = [ln.strip() for ln in log.splitlines() if "deprecat" in ln.lower() or "!!" in ln]
+    assert not warned, warned[:5]
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "License-Expression: MIT\n" in meta and "Author: embedstore developers\n" in meta
+    assert "Project-URL: Homepage, https://" in meta and "Project-URL: Paper, https://arxiv.org/abs/2406.02601" in meta
 
 
 @pytest.mark.slow

@@ -100,7 +100,7 @@ def test_cli_predict_writes_csv_and_json(trained, tmp_path):
     assert len(rows) == 60 and all(abs(sum(float(r[k]) for k in r if k.startswith("p_")) - 1) < 1e-9
                                    for r in rows)
     bad = CliRunner().invoke(cli, ["--store", store.uri, "predict", "ds", "--run", "run-nope"])
-    assert bad.exit_code != 0 and "no stored head" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code != 0 and "unknown run 'run-nope'" in bad.output and "Traceback" not in bad.output
 
 
 def test_exported_onnx_head_matches_predict(trained, tmp_path):

@@ -152,6 +152,10 @@ def test_unreadable_image_is_skipped_and_reported(ham):
 def test_cli_train_raw_fails_fast_with_one_line_when_weights_are_missing(tmp_path):
     from embedstore.cli.main import cli
 
+    from embedstore import Store
+    from embedstore.pairs import toy_pairs
+
+    toy_pairs(Store(tmp_path / "s"), "ham10000", n=12)  # the dataset exists: the missing weights are the error
     out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "train-raw", "ham10000",
                                    "--text-model", "hf:nobody/missing-bert", "--image-model", "hf:nobody/missing-vit"])
     assert out.exit_code == 1

@@ -66,20 +66,25 @@ def test_report_embeds_everything_and_reads_the_runs_table(store, tmp_path):
     out = tmp_path / "r" / "report.html"
     res = runner.invoke(cli, ["--store", store.uri, "report", "toy", "--out", str(out), "--max-queries", "10"])
     assert res.exit_code == 0, res.output
-    assert "9 embedded figures" in res.output  # confusion matrix + 6 gap figures + methods + 1 sweep plot
+    assert "7 embedded figures" in res.output  # confusion matrix + 4 gap figures + methods + 1 sweep plot
     text = out.read_text(encoding="utf-8")
-    assert len(_check_self_contained(text)) == 9
+    pngs = _check_self_contained(text)
+    assert len(pngs) == 7 and len(set(pngs)) == 7  # no figure twice
     assert text.index("<h2>Results</h2>") < text.index("<h2>Modality gap</h2>")
     # the method comparison figure (one panel per swept method) before the sweeps, with its reference
-    assert text.index("<h2>Alignment methods</h2>") < text.index("<h2>λ sweeps</h2>")
-    assert 'alt="methods early honest"' in text and "no-alignment reference" in text
-    assert "method gapshift</h3>" in text and "ΔF1 vs none [95% CI]" in text
-    assert "test macro-F1 (95% CI)" in text and "Per-class precision / recall / F1" in text
+    assert text.index("<h2>Alignment methods: the gap shift and others</h2>") < text.index("<h3>Each λ sweep</h3>")
+    assert 'alt="methods early honest"' in text and "no-alignment runs" in text
+    assert "method gapshift)</summary>" in text and "ΔF1 vs none [95% CI]" in text
+    assert "test macro-F1 (95% CI)" in text and "The best head per class" in text
     # gap diagnostics, the comparison table (text-only, aligned late, sweep rows) and store versions
     for needle in ("recall@1 image→text", "variance, paper PCA(2): text", "kNN@5 label agreement",
-                   "<td>text</td>", "<td>late</td>", f"λ=1 (train) {key}", "sweep λ=0 (gs-", "sweep selected λ=",
-                   "samples__toy@", "emb__image__"):
+                   "text only, standardised inputs", "late fusion, gap shift λ=+1.0, standardised inputs",
+                   f"λ=1 (train) {key}", "sweep λ=0 (gs-", "sweep selected λ=", "samples__toy@", "emb__image__",
+                   "always the 10 most common", "rows outside the train split"):
         assert needle in text, needle
+    # the second report of the same inputs is the file already written
+    again = runner.invoke(cli, ["--store", store.uri, "report", "toy", "--out", str(out), "--max-queries", "10"])
+    assert again.exit_code == 0 and "unchanged" in again.output and out.read_text(encoding="utf-8") == text
     # --runs restricts the runs; the gap section can be left out
     only = write_report(store, "toy", tmp_path / "only.html", runs=[_text_group(store)], gap=False)
     assert only.images == 1 and only.run_groups == 1 and only.sweeps == 0  # the best head's confusion matrix
@@ -95,9 +100,9 @@ def _text_group(store):
 def test_report_without_runs_and_bad_target(store, tmp_path):
     img, txt = toy_pairs(store, "toy", n=20)
     res = write_report(store, "toy", tmp_path / "r.html", image_model=img, text_model=txt, max_queries=5)
-    assert res.images == 6 and res.run_groups == 0 and res.gap
+    assert res.images == 4 and res.run_groups == 0 and res.gap
     text = (tmp_path / "r.html").read_text()
-    assert len(_check_self_contained(text)) == 6 and "(no sweep recorded)" in text
+    assert len(_check_self_contained(text)) == 4 and "(no sweep recorded)" in text
     from embedstore.errors import InputError
 
     with pytest.raises(InputError, match="must end in .html"):

@@ -185,7 +185,7 @@ def test_sweep_over_a_method_aligns_with_it_and_records_its_runs(store, tmp_path
     write_report(store, "toy", tmp_path / "r.html", gap=False)
     text = (tmp_path / "r.html").read_text()
     assert text.count('alt="methods early honest"') == 1
-    assert "method cca</h3>" in text and "method gapshift</h3>" in text
+    assert "method cca)</summary>" in text and "method gapshift)</summary>" in text
 
 
 _STATE_CASES = [("gapshift", None), ("center", None), ("standardize", None), ("whiten", 4), ("procrustes", None),

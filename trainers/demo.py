@@ -17,12 +17,17 @@ Pipeline, each step an existing public function:
    (test) samples predicted with the stored early-fusion heads (read only);
 8. :func:`embedstore.report.write_report`, one self-contained HTML file.
 
-Everything is cached in the store: a second run computes no embedding,
+Everything is cached in the store: a second run computes no embedding and
 retrains no head whose inputs are unchanged (baselines are recorded under a
 group id that hashes the setting and the training inputs; sweeps resume by
-their own id) and only re-renders the report. Each run appends
-its duration and embedding counts to ``<out>/demo-history.json``, so the
-next run can say how it compares with the first one.
+their own id). When nothing at all changed (the store's commits, the data
+files, the code, the options: :mod:`embedstore.trainers.demo_cache`), the second run
+reuses every result and the written report outright and says so; after a
+partial change it skips the ingest checks when the data files and samples
+table are unchanged, and the report is rewritten only when its inputs
+changed. Each run appends its duration and embedding counts to
+``<out>/demo-history.json``, so the next run can say how it compares with
+the first one.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any, Callable
 
 from embedstore.keys import stable_hash
 
-from .demo_data import QUICK_N, SYNTHETIC_N, _data, _real_banner, dataset_name, detect_kind  # noqa: F401
+from .demo_data import QUICK_N, SYNTHETIC_N, _data, _real_banner, dataset_name, detect_kind, plan  # noqa: F401
 from .demo_predict import predict_held_back
 
 #: Seeds per setting and λ grid of a full / quick demo.
@@ -88,6 +93,14 @@ class DemoResult:
     predictions : list of dict
         A handful of held-back (test) samples predicted with the early
         fusion heads (:mod:`embedstore.trainers.demo_predict`).
+    ingest_reused : bool
+        The ingest checks were skipped: the data files and the samples table
+        were as the previous run left them.
+    reused_run : str or None
+        When nothing changed since an earlier run: when that run finished
+        (every result and the report are its own, nothing was recomputed).
+    busy : str or None
+        A note that the machine was busy (:func:`embedstore.cpu.busy_note`).
     """
 
     report: str
@@ -111,6 +124,9 @@ class DemoResult:
     skipped: int = 0
     first_run: dict[str, Any] | None = None
     predictions: list[dict[str, Any]] = field(default_factory=list)
+    ingest_reused: bool = False
+    reused_run: str | None = None
+    busy: str | None = None
 
     @property
     def all_cached(self) -> bool:
@@ -159,24 +175,48 @@ def run_demo(store, *, root: str | Path | None = None, out: str | Path = "embeds
     >>> res.report, res.all_cached  # doctest: +SKIP
     ('embedstore-demo/synthetic-demo-160-report.html', False)
     """
-    from embedstore.extract import extract
-    from embedstore.ingest import ingest
+    from embedstore.cpu import busy_note
+
+    from . import demo_cache
 
     t_start = time.perf_counter()
     say = echo or ((lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    busy = busy_note()
+    if busy:
+        say(f"[demo] {busy}")
     timings: dict[str, float] = {}
     clock = _Clock(timings)
+    kind, data_root, dataset, options, synthetic = plan(root, out, quick, samples)
+    run_options = {"root": str(Path(root).resolve()) if root is not None else None, "quick": quick,
+                   "image_model": image_model, "text_model": text_model, "samples": samples,
+                   "out": str(out.resolve())}
+    with clock("check"):
+        entry = demo_cache.recall(out, store, dataset, data_root, run_options)
+    if entry is not None:
+        say(f"[demo] nothing changed since the run that finished {entry['finished_at']} (the same store commits, "
+            "data files, code and options): its results and report are reused, nothing is recomputed")
+        return _reused(entry, out, t_start, timings, busy)
+    from embedstore.extract import extract
+    from embedstore.ingest import ingest
 
     with clock("data"):
         kind, data_root, dataset, options, synthetic = _data(root, out, quick, samples, say)
     with clock("ingest"):
-        say(f"[ingest] {kind} from {data_root} as dataset '{dataset}'")
-        ing = ingest(store, kind, data_root, name=dataset, progress=progress, **options)
-        if ing.skipped:
-            say(f"[ingest] skipped {len(ing.skipped)} sample(s), e.g. {ing.skipped[0].sample_id}: "
-                f"{ing.skipped[0].reason}")
+        skipped: list = []
+        ingest_reused = demo_cache.ingest_unchanged(out, store, dataset, data_root, run_options)
+        if ingest_reused:
+            say(f"[ingest] {data_root}: the data files and the samples table are as the last run left them; "
+                "ingest checks reused")
+        else:
+            say(f"[ingest] {kind} from {data_root} as dataset '{dataset}'")
+            ing = ingest(store, kind, data_root, name=dataset, progress=progress, **options)
+            skipped = ing.skipped
+            if skipped:
+                say(f"[ingest] skipped {len(skipped)} sample(s), e.g. {skipped[0].sample_id}: "
+                    f"{skipped[0].reason}")
+        ingest_state = demo_cache.ingest_state(store, dataset, data_root)
     counts, keys = [], {}
     with clock("extract"):
         total = store.samples(dataset, columns=["sample_id"]).num_rows
@@ -200,7 +240,31 @@ def run_demo(store, *, root: str | Path | None = None, out: str | Path = "embeds
         computed=sum(c["computed"] for c in counts), reused=sum(c["copied"] + c["cached"] for c in counts),
         forward_calls=sum(c["forward_calls"] for c in counts), extract=counts, gap=analysis["gap"],
         sweeps=analysis["sweeps"], trained=analysis["trained"], reused_groups=analysis["reused_groups"],
-        skipped=len(ing.skipped), predictions=analysis["predictions"])
+        skipped=len(skipped), predictions=analysis["predictions"], busy=busy, ingest_reused=ingest_reused)
+    result.first_run = _record_history(out / HISTORY, result)
+    if skipped:  # the ingest runs again next time, so skipped samples are reported again
+        ingest_state = {}
+    demo_cache.remember(out, store, dataset, data_root, run_options, result.to_dict(), ingest_state)
+    return result
+
+
+def _reused(entry: dict[str, Any], out: Path, t_start: float, timings: dict[str, float],
+            busy: str | None) -> DemoResult:
+    """The result of the earlier run ``entry``, as this run (which recomputed nothing) reports it."""
+    fields = {k: v for k, v in entry["result"].items() if k in DemoResult.__dataclass_fields__}
+    result = DemoResult(**fields)
+    result.reused = result.computed + result.reused
+    result.computed = result.forward_calls = 0
+    result.reused_groups = list(result.trained) + list(result.reused_groups)
+    result.trained = []
+    for sw in result.sweeps:
+        sw["reused"], sw["trained"] = sorted(set(sw.get("reused", [])) | set(sw.get("trained", []))), []
+    result.extract = [dict(c, cached=c["computed"] + c["copied"] + c["cached"], computed=0, copied=0,
+                           forward_calls=0, seconds=0.0) for c in result.extract]
+    seconds = time.perf_counter() - t_start
+    timings["total"] = round(seconds, 2)
+    result.seconds, result.timings = round(seconds, 2), timings
+    result.reused_run, result.busy, result.first_run = entry["finished_at"], busy, None
     result.first_run = _record_history(out / HISTORY, result)
     return result
 

@@ -52,31 +52,37 @@ def dataset_name(root: str | Path, kind: str) -> str:
     return base.replace("..", ".")
 
 
-def _data(root, out: Path, quick: bool, samples: int | None, say) -> tuple[str, Path, str, dict[str, Any], bool]:
+def plan(root, out: Path, quick: bool, samples: int | None) -> tuple[str, Path, str, dict[str, Any], bool]:
+    """``(kind, data root, dataset, ingest options, synthetic)`` of a demo, without writing anything."""
     if root is not None:
         kind = detect_kind(root)
         options = _manifest_options(Path(root)) if kind == "manifest" else {}
         return kind, Path(root), dataset_name(root, kind), options, False
-    from embedstore.synthetic import make_synthetic
-
     n = samples or (QUICK_N if quick else SYNTHETIC_N)
     if n < 24:
         raise InputError(f"samples={n}: the honest train/val/test split needs at least 24 synthetic samples")
     dataset = "synthetic-demo" if n == SYNTHETIC_N else f"synthetic-demo-{n}"
-    say(f"[data] generating {n} SYNTHETIC samples (shapes + made-up metadata text) under {out / dataset}")
-    ds = make_synthetic(out / dataset, n=n)
-    return "manifest", ds.root, dataset, {"id_column": "sample_id", "group_column": "group",
-                                           "text_column": "text"}, True
+    return "manifest", out / dataset, dataset, {"group_column": "group", "text_column": "text"}, True
+
+
+def _data(root, out: Path, quick: bool, samples: int | None, say) -> tuple[str, Path, str, dict[str, Any], bool]:
+    kind, data_root, dataset, options, synthetic = plan(root, out, quick, samples)
+    if synthetic:
+        from embedstore.synthetic import make_synthetic
+
+        n = samples or (QUICK_N if quick else SYNTHETIC_N)
+        say(f"[data] generating {n} SYNTHETIC samples (shapes + made-up metadata text) under {data_root}")
+        make_synthetic(data_root, n=n)
+    return kind, data_root, dataset, options, synthetic
 
 
 def _manifest_options(root: Path) -> dict[str, Any]:
-    """Column options for a manifest root: ``sample_id``/``group`` when present (the synthetic layout)."""
+    """Column options for a manifest root: ``group`` when present (the synthetic layout; the manifest
+    adapter finds a ``sample_id`` id column itself)."""
     from embedstore.datasets.manifest import find_manifest, read_manifest
 
     cols = read_manifest(find_manifest(root, None)).columns
     opts: dict[str, Any] = {}
-    if "sample_id" in cols and "id" not in cols:
-        opts["id_column"] = "sample_id"
     if "group" in cols:
         opts["group_column"] = "group"
     return opts

@@ -257,7 +257,8 @@ def predict(store, dataset: str, run_id: str, *, ensemble: bool = False, out: st
     dataset : str
         Any ingested dataset (labels not needed).
     run_id : str
-        A run trained with heads kept (the default).
+        A run trained with heads kept (the default), or a group id (the
+        ensemble of the group's runs, as ``ensemble=True``).
     ensemble : bool
         Average the probabilities of every seed/fold of the run's group.
     out : str, optional
@@ -277,6 +278,12 @@ def predict(store, dataset: str, run_id: str, *, ensemble: bool = False, out: st
     """
     from embedstore.snapshot import Snapshot
 
+    from embedstore.runs import what_id
+
+    store.require_dataset(dataset)
+    kind, recs = what_id(store, run_id)
+    if kind == "group":  # a group stands for the ensemble of its runs
+        run_id, ensemble = recs[0].run_id, True
     arts = heads_of_run(store, run_id, group=ensemble)
     heads = [LoadedHead(a, store) for a in arts]
     spec = heads[0].spec

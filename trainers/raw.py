@@ -292,6 +292,7 @@ def train_raw(store, dataset: str, *, text_model: str = DEFAULT_TEXT_MODEL, imag
     head = grouped(HeadOptions, head, hidden=hidden, hidden_image=hidden_image, output_size=output_size,
                    block_order=block_order)
     proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, weight_decay, patience)
+    store.require_dataset(dataset)  # before loading models: a misspelled dataset is named as such
     bb = backbones or load_backbones(text_model, image_model, max_length=max_length, image_norm=image_norm)
     split_by = split_by if split_by is not None else rules.default_split
     seed_list = seeds_from(seeds, int(seed))

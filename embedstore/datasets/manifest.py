@@ -1,6 +1,8 @@
 """Any image-text-label dataset described by a CSV or Parquet manifest.
 
-One row per sample. Options name the columns: ``id_column``,
+One row per sample. Options name the columns: ``id_column`` (default ``id``,
+or ``sample_id`` when the manifest has that and no ``id``: the layout the
+demo's synthetic data and exported samples tables use),
 ``image_column`` (paths, relative ones resolved against ``image_root`` or the
 manifest's folder), ``label_column``, and the text: ``text_column`` (used
 as is) or ``text_template``, a format string over the manifest's columns
@@ -127,7 +129,7 @@ def _text_source(prompt: str, text_column: str | None, text_template: str | None
 
 
 def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress: bool = True,
-         manifest: str | None = None, id_column: str = "id", image_column: str = "image",
+         manifest: str | None = None, id_column: str | None = None, image_column: str = "image",
          label_column: str = "label", text_column: str | None = None, text_template: str | None = None,
          group_column: str | None = None, split_column: str | None = None, delimiter: str = "auto",
          image_root: str | None = None, column_types: Mapping[str, str] | Sequence[str] | None = None
@@ -163,6 +165,8 @@ def rows(root: str | Path, *, prompt: str = "default", seed: int = 42, progress:
             notes.append(f"{path.name}: read as '{delimiter_name(delimiter)}'-separated (its header has no ','); "
                          "pass delimiter= to choose")
     frame = read_manifest(path, delimiter)
+    if id_column is None:
+        id_column = "sample_id" if "id" not in frame.columns and "sample_id" in frame.columns else "id"
     unlabelled = label_column == "label" and "label" not in frame.columns  # predict-only dataset
     no_image = image_column == "image" and "image" not in frame.columns  # a text-only dataset
     used = [id_column] + ([] if no_image else [image_column]) + ([] if unlabelled else [label_column]) \
