@@ -4,7 +4,9 @@ From the honest runs (not the sweeps) of a dataset:
 
 1. one row per setting (group of runs): test macro-F1 with a 95% bootstrap
    interval over test rows (:func:`embedstore.compare.setting_interval`),
-   accuracy mean ± sd, runs (folds × seeds);
+   accuracy mean ± sd, runs (folds × seeds), and beside it the independent
+   scikit-learn baseline of the same rows with the paired difference and its
+   interval (:func:`embedstore.compare.baseline_cells`);
 2. the best setting by mean macro-F1, compared with every other setting on
    the same folds (paired difference and interval, "no evidence of a
    difference" when it covers 0);
@@ -36,7 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .stats import format_mean_sd
-from .compare import compare_records, fold_predictions, setting_interval
+from .compare import baseline_cells, compare_records, fold_predictions, setting_interval
 from .errors import InputError
 from .modes import MODES, mode_rules
 from .runs import RunRecord, group_runs, list_runs
@@ -77,7 +79,7 @@ def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
         acc = [r.metrics.get("accuracy") for r in recs if r.metrics.get("accuracy") is not None]
         rows.append({"setting": _label(recs), "test macro-F1 (95% CI)": f"{ci[0]:.3f} ({ci[1]:.3f}–{ci[2]:.3f})",
                      "test accuracy": format_mean_sd(acc, digits=3),
-                     "runs": len(recs), "group": gid, "_f1": ci[0], "_recs": recs})
+                     "runs": len(recs), **baseline_cells(recs), "group": gid, "_f1": ci[0], "_recs": recs})
     return sorted(rows, key=lambda r: -r["_f1"])
 
 

@@ -221,16 +221,17 @@ def record_seed(res: RunResult, out: SeedOutcome, source: Source, spec: HeadSpec
 
 
 #: Config entries a reused seed must share with the run asked for (what changes its numbers).
-RESUME_KEYS = ("protocol", "head", "split_column", "scale", "alignment_keys", "label_column", "tables")
+RESUME_KEYS = ("protocol", "head", "split_column", "scale", "alignment_keys", "label_column", "tables", "selection")
 
 
 def resume_seeds(store, source: Source, spec: HeadSpec, proto: Protocol, seeds: Sequence[int], *, dataset: str,
-                 config: dict[str, Any], group_id: str, progress: bool) -> TrainResult:
+                 config: dict[str, Any], group_id: str, progress: bool, run: Callable = None) -> TrainResult:
     """Seeds of ``group_id`` already recorded are reused; only the missing ones are trained (and recorded).
 
     A reused run must be of the same head, protocol, inputs and table versions as
     the one asked for; anything else is refused in one line (train under a new
-    ``group_id``). So an interrupted many-seed ``train`` completes on re-run.
+    ``group_id``). So an interrupted many-seed ``train`` completes on re-run. ``run`` trains the missing
+    seeds (default :func:`run_seeds`; ``train`` passes its single-split runner).
     """
     from embedstore.runs import list_runs
 
@@ -245,8 +246,8 @@ def resume_seeds(store, source: Source, spec: HeadSpec, proto: Protocol, seeds: 
     fresh: dict[int, RunResult] = {}
 
     def train_missing(missing: list[int]) -> None:
-        res = run_seeds(source, spec, proto, missing, dataset=dataset, config=config, store=store, record=True,
-                        progress=progress, group_id=group_id)
+        res = (run or run_seeds)(source, spec, proto, missing, dataset=dataset, config=config, store=store,
+                                 record=True, progress=progress, group_id=group_id)
         fresh.update({r.seed: r for r in res.runs})
 
     records, _ = recorded_seeds(store, dataset, group_id, list(seeds), train_missing, known=known)
