@@ -186,7 +186,8 @@ def array_folds(x_image: Any, x_text: Any, y: np.ndarray, groups: Sequence, clas
 
 
 def store_folds(source) -> FoldSource:
-    """A :class:`FoldSource` over every labelled row (all splits) of a ``StoreSource``, grouped by ``group_id``."""
+    """A :class:`FoldSource` over every labelled row (all splits) of a ``StoreSource``, grouped by ``group_id``
+    (each sample its own group when the dataset has none)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -197,10 +198,13 @@ def store_folds(source) -> FoldSource:
     ids = np.concatenate([ix.sample_ids for ix in ixs])
     full = SplitIndex(ids, np.concatenate([ix.y for ix in ixs]),
                       {m: np.concatenate([ix.positions[m] for ix in ixs]) for m in source.tables})
-    samples = source.snapshot.samples(["sample_id", "group_id"])
-    where = pc.index_in(pa.array(ids.tolist(), pa.string()), value_set=samples["sample_id"])
-    groups = samples["group_id"].take(where).to_numpy(zero_copy_only=False).astype(object)
-    groups = np.where(pd_isnull(groups), ids, groups).astype(str)
+    if "group_id" in source.snapshot.sample_columns:
+        samples = source.snapshot.samples(["sample_id", "group_id"])
+        where = pc.index_in(pa.array(ids.tolist(), pa.string()), value_set=samples["sample_id"])
+        groups = samples["group_id"].take(where).to_numpy(zero_copy_only=False).astype(object)
+        groups = np.where(pd_isnull(groups), ids, groups).astype(str)
+    else:  # no group column: every sample is its own group
+        groups = ids.astype(str)
     return FoldSource(full.y, groups, source.classes, lambda rows: source._vectors(full, rows), ids,
                       source.image_dim, source.text_dim, base=source)
 
