@@ -142,3 +142,21 @@ def test_cli_train_cv_linear_prints_folds_scaling_and_groups(grouped):
     bad = CliRunner().invoke(cli, ["--store", store.uri, "train", "grp", "--image-model", info["image_model"],
                                    "--fusion", "image", "--cv", "3", "--mode", "paper", "--no-progress"])
     assert bad.exit_code != 0 and "--cv is honest-mode" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_cross_validation_runs_stored_head_reproduces_its_fold_with_the_folds_scaling(grouped):
+    """Each fold's head is kept with the scaling fitted on that fold's training rows (it used to be dropped)."""
+    from embedstore.heads import heads_of_run
+    from embedstore.trainers.predict import predict, probabilities
+
+    store, info = grouped
+    res = train(store, "grp", image_model=info["image_model"], text_model=info["text_model"], fusion="early",
+                cv=2, epochs=2, baseline=False)
+    run = res.runs[1]
+    head = heads_of_run(store, run.run_id)[0]
+    assert head.spec["scaling"] == {"image": "standard", "text": "standard"}
+    assert head.spec["test_sample_ids"] == run.cv["test"]
+    out = predict(store, "grp", run.run_id, write=False)
+    pos = {s: i for i, s in enumerate(out.sample_ids)}
+    rows = [pos[s] for s in run.cv["test"]]
+    np.testing.assert_allclose(out.proba[rows], probabilities(np.array(run.metrics["test_logits"])), atol=1e-6)

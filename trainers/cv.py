@@ -132,6 +132,12 @@ class FoldSource(Source):
         self._parts: dict[str, np.ndarray] = {}
         self._mem: dict[str, Batch] = {}
 
+    def __getattr__(self, name: str) -> Any:  # tables, split_column, skipped... of the source the rows come from
+        base = self.__dict__.get("base")
+        if base is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(base, name)
+
     def set_fold(self, parts: dict[str, np.ndarray]) -> None:
         """Serve ``parts`` (``{"train"|"val"|"test": rows}``) from now on; drops the previous fold's vectors."""
         self._parts, self._mem = dict(parts), {}

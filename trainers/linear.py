@@ -33,7 +33,7 @@ import numpy as np
 
 from .fit_loop import SeedOutcome, cost_summary
 from .loader import Source
-from .metrics import classification_metrics, predictions
+from .metrics import classification_metrics, predictions, quick_scores
 from .protocol import Protocol
 
 #: Inverse regularisation strengths tried on the selection split by :func:`fit_linear` (paper mode).
@@ -137,8 +137,6 @@ def select_linear(folds, splits, seed: int, scale, c_grid: tuple[float, ...] = C
     from threadpoolctl import threadpool_limits
 
     from .scaling import scaled
-
-    from .select import quick_scores
 
     n_classes = max(len(folds.classes), 2)
     scores = {k: np.zeros((len(splits), len(c_grid))) for k in ("macro_f1", "accuracy")}

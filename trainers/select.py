@@ -49,7 +49,7 @@ from embedstore.errors import InputError
 
 from .fit_loop import HeadSpec, SeedOutcome, _train_epoch, cost_summary, predict
 from .loader import Source
-from .metrics import classification_metrics, predictions
+from .metrics import classification_metrics, predictions, quick_scores
 from .models import build_model, count_params, model_mib
 from .protocol import Protocol, TaskLoss, resolve_protocol  # noqa: F401 (resolve_protocol: the doctest)
 from .scaling import scaled
@@ -181,23 +181,6 @@ class HeadTrainer:
         out = quick_scores(y, logits, self.n_classes)
         self.history[-1].update({"infer_s": time.perf_counter() - t0, "split": part, **out})
         return out
-
-
-def quick_scores(y: np.ndarray, logits: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Accuracy and macro-F1 of one evaluation pass (the selection's per-epoch scores; no ROC-AUC, which costs
-    more than the epoch itself on small parts).
-
-    Examples
-    --------
-    >>> quick_scores(np.array([0, 1, 1]), np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), 2)
-    {'accuracy': 0.6666666666666666, 'macro_f1': 0.6666666666666666}
-    """
-    from embedstore.compare import batch_metric
-
-    pred = predictions(logits)
-    y = np.asarray(y, dtype=np.int64)
-    return {"accuracy": float(np.mean(pred == y)) if len(y) else float("nan"),
-            "macro_f1": float(batch_metric(y, pred, n_classes)[0])}
 
 
 def select_mlp(folds, splits, spec: HeadSpec, proto: Protocol, seed: int, search: Mapping[str, tuple],
