@@ -202,15 +202,19 @@ def worker(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(out))
 
 
-def run_code(code: str, store: str, ds: str, heads: tuple[str, ...], work: Path) -> dict:
-    out = work / f"{Path(code).name}-{ds}.json"
+def run_code(name: str, code: str, store: str, ds: str, heads: tuple[str, ...], work: Path) -> dict:
+    """One code version's runs of ``ds`` (a worker subprocess; its JSON in ``work`` is reused when present)."""
+    out = work / f"{name}-{ds}.json"
+    if out.exists():
+        print(f"  reusing {out}", flush=True)
+        return json.loads(out.read_text())
     env = {**os.environ, "PYTHONPATH": code}
     subprocess.run([sys.executable, __file__, "--worker", "--code", code, "--store", store, "--dataset", ds,
                     "--heads", ",".join(heads), "--out", str(out)], check=True, env=env)
     return json.loads(out.read_text())
 
 
-def summarise(ds: str, data: dict[str, np.ndarray], versions: dict[str, dict]) -> tuple[str, list[str]]:
+def summarise(ds: str, data: dict[str, np.ndarray], versions: dict[str, dict], work: Path) -> tuple[str, list[str]]:
     """The dataset's table: per head and version, macro-F1 mean ± sd over folds and the paired CI vs the baseline."""
     labels = sorted(set(data["y"]))
     pos = {s: i for i, s in enumerate(data["ids"])}
@@ -224,10 +228,16 @@ def summarise(ds: str, data: dict[str, np.ndarray], versions: dict[str, dict]) -
     rows, notes = [], []
     for mods in sorted({MODALITIES[h] if ds.startswith("dev") else ("image",) for h in HEADS[ds]}):
         x = np.concatenate([data[m] for m in mods], axis=1).astype(np.float64)
-        preds, cs = {}, []
-        for f, test in folds.items():
-            preds[f], c = independent_baseline(x, data["y"], data["groups"], test)
-            cs.append(c)
+        cache = work / f"baseline-{ds}-{'+'.join(mods)}.json"
+        if cache.exists():
+            saved = json.loads(cache.read_text())
+            preds, cs = {int(f): np.array(p) for f, p in saved["preds"].items()}, saved["C"]
+        else:
+            preds, cs = {}, []
+            for f, test in folds.items():
+                preds[f], c = independent_baseline(x, data["y"], data["groups"], test)
+                cs.append(c)
+            cache.write_text(json.dumps({"preds": {f: p.tolist() for f, p in preds.items()}, "C": cs}))
         baselines[mods] = preds
         f1 = [macro_f1(data["y"][folds[f]], preds[f], labels) for f in folds]
         rows.append([f"independent LR ({'+'.join(mods)})", "", f"{np.mean(f1):.4f} ± {np.std(f1, ddof=1):.4f}", "",
@@ -330,6 +340,8 @@ def main() -> None:
     ap.add_argument("--before-code", default=None, help="a checkout of the code before the change")
     ap.add_argument("--out", default=str(HERE / "results" / "honest.md"))
     ap.add_argument("--recipes", action="store_true", help="MLP recipe alternatives on dev1000 instead")
+    ap.add_argument("--work", default=None, help="folder for the runs' JSON (reused when present) and retina PNGs")
+    ap.add_argument("--only", default=None, help="run only these code versions now (before/after), e.g. before")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--code", default=str(HERE.parent), help=argparse.SUPPRESS)
     ap.add_argument("--dataset", help=argparse.SUPPRESS)
@@ -340,7 +352,8 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parent))
     from embedstore import Store
 
-    work = Path(tempfile.mkdtemp(prefix="embedstore-honest-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="embedstore-honest-"))
+    work.mkdir(parents=True, exist_ok=True)
     store_uri = args.store or str(work / "store")
     store = Store(store_uri)
     datasets = [d for d in args.datasets.split(",") if d]
@@ -349,12 +362,17 @@ def main() -> None:
         return recipes(store, work, str(Path(args.out).with_name("honest_recipes.md")))
     prepare(store, datasets, work)
     codes = {"before": args.before_code, "after": str(HERE.parent)} if args.before_code else {"after": str(HERE.parent)}
+    if args.only:  # collect one version's runs now (the table is written when both are there)
+        for ds in datasets:
+            for name in args.only.split(","):
+                run_code(name, codes[name], store_uri, ds, HEADS[ds], work)
+        return
     lines = ["# Honest heads before and after issue 26, against an independent scikit-learn baseline", "",
              __doc__.split("\n\n")[1].replace("\n", " "), "", machine_md(machine()), cpu_line(), ""]
     for ds in datasets:
         t0 = time.perf_counter()
-        versions = {name: run_code(code, store_uri, ds, HEADS[ds], work) for name, code in codes.items()}
-        table, notes = summarise(ds, export(store, ds), versions)
+        versions = {name: run_code(name, code, store_uri, ds, HEADS[ds], work) for name, code in codes.items()}
+        table, notes = summarise(ds, export(store, ds), versions, work)
         print(f"\n{ds} ({time.perf_counter() - t0:.0f} s)\n{table}", flush=True)
         lines += [f"## {ds}", "", table, "", *notes]
     lines.append(f"Load average at the end: {os.getloadavg()[0]:.2f}.")

@@ -52,10 +52,9 @@ def _row(res) -> dict[str, Any]:
 
 def _against_baseline(res) -> dict[str, Any] | None:
     """The head's macro-F1 with its interval, the baseline's, and the paired difference (honest runs)."""
-    from embedstore.compare import baseline_comparison, baseline_verdict, setting_interval
+    from embedstore.compare import baseline_verdict
 
-    ci = setting_interval(res.runs)
-    cmp = baseline_comparison(res.runs, name=res.fusion)
+    ci, cmp = res.interval(), res.against_baseline()
     if ci is None or cmp is None:
         return None
     return {"fusion": res.fusion, "macro_f1 (95% CI)": f"{ci[0]:.4f} ({ci[1]:.4f}-{ci[2]:.4f})",
