@@ -49,6 +49,7 @@ from embedstore.errors import InputError
 
 from .fit_loop import HeadSpec, SeedOutcome, _train_epoch, cost_summary, predict
 from .loader import Source
+from .options import SelectOptions
 from .metrics import classification_metrics, predictions, quick_scores
 from .models import build_model, count_params, model_mib
 from .protocol import Protocol, TaskLoss, resolve_protocol  # noqa: F401 (resolve_protocol: the doctest)
@@ -318,17 +319,16 @@ def fit_honest(folds, parts: Mapping[str, np.ndarray], spec: HeadSpec, proto: Pr
     return SeedOutcome(int(seed), metrics, history, selection, cost, loss_fn.describe(), model, s), source
 
 
-def honest_seeds(folds, parts: Mapping[str, np.ndarray], spec: HeadSpec, proto: Protocol, seeds: Sequence[int], *,
-                 select, inner_seed: int, config: dict[str, Any], env: dict[str, Any], dataset: str, group_id: str,
-                 store, progress: bool, baseline: bool, desc: str,
+def honest_seeds(folds, parts: Mapping[str, np.ndarray], spec: HeadSpec, proto: Protocol,
+                 seeds: Sequence[int], *, select: SelectOptions, inner_seed: int, config: dict[str, Any],
+                 env: dict[str, Any], dataset: str, group_id: str, store, progress: bool, baseline: bool, desc: str,
                  rerun_of: str | None = None) -> tuple[list, dict[str, Any]]:
-    """:func:`fit_honest` for every seed on ``parts``, each turned into a (recorded) ``RunResult``.
-
-    Returns the runs and the input scaling fitted for the refit (the same rows for every seed).
+    """:func:`~embedstore.trainers.select.fit_honest` for every seed on ``parts``, each a (recorded) ``RunResult``.
 
     With ``baseline`` the independent scikit-learn baseline of these rows
     (:mod:`embedstore.trainers.baseline`, computed once for all seeds) is
-    kept in each run's ``metrics["baseline"]``.
+    kept in each run's ``metrics["baseline"]``. Returns the runs and the
+    input scaling fitted for the refit (the same rows for every seed).
     """
     from .seed_runs import finish_seed
 
@@ -341,9 +341,9 @@ def honest_seeds(folds, parts: Mapping[str, np.ndarray], spec: HeadSpec, proto: 
     for seed in seeds:
         start = len(folds.events)
         folds.mark(f"seed {seed}")
-        outcome, source = fit_honest(folds, parts, spec, proto, seed, scale=config.get("scale"), select_on=select.on,
-                                     inner_k=select.inner_k, inner_seed=inner_seed, search=select.search,
-                                     progress=progress, desc=f"{desc} seed {seed}")
+        outcome, source = fit_honest(folds, parts, spec, proto, seed, scale=config.get("scale"),
+                                     select_on=select.on, inner_k=select.inner_k, inner_seed=inner_seed,
+                                     search=select.search, progress=progress, desc=f"{desc} seed {seed}")
         if base is not None:
             outcome.metrics["baseline"] = base
         scaling = getattr(source, "scaling", dict)()

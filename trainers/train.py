@@ -27,11 +27,13 @@ import numpy as np  # noqa: F401 (used by the module doctest)
 from embedstore.errors import InputError
 from embedstore.keys import NO_ALIGNMENT
 from embedstore.modalities import check_training
-from embedstore.runs import get_run, new_run_id
+from embedstore.runs import get_run
 
 from .loader import ArraySource
 from .options import CVOptions, HeadOptions, LoaderOptions, SelectOptions, grouped
 from .protocol import Protocol
+from .cv import AUTO_CV_K, AUTO_CV_MAX_SAMPLES, auto_cv  # noqa: F401 (cv="auto")
+from .honest_runs import run_split, split_runner
 from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, protocol_from, resume_seeds, run_seeds,  # noqa: F401
                         scale_of, seeds_from, summarize_runs)
 from .store_source import StoreSource
@@ -45,32 +47,6 @@ def _alignments(store, dataset: str, source: StoreSource, proto: Protocol) -> di
     if proto.rules.audits_alignments:
         return check_honest_alignments(store, dataset, source.split_column, keys)
     return {m: alignment_summary(store, k) for m, k in keys.items() if k != NO_ALIGNMENT}
-
-
-#: ``cv="auto"`` cross-validates (grouped 5-fold) datasets of at most this many labelled samples. Below it a
-#: single split's test part (20 %) holds at most 1,000 rows, and one split's macro-F1 moves by ±0.03 to ±0.07
-#: with the draw of those rows (95 % bootstrap half-width: 0.06 at 200 test rows on dev1000,
-#: benchmarks/results/honest.md): more than the differences between heads. Above it one split is precise
-#: enough and K-fold would cost K times the training.
-AUTO_CV_MAX_SAMPLES = 5000
-#: Folds of ``cv="auto"``.
-AUTO_CV_K = 5
-
-
-def auto_cv(n_samples: int, mode: str, split_by: str | None) -> int | None:
-    """What ``cv="auto"`` means for a dataset of ``n_samples`` labelled samples: ``5`` (grouped 5-fold) or ``None``.
-
-    Honest mode on a dataset of at most :data:`AUTO_CV_MAX_SAMPLES` samples, when no split is named,
-    cross-validates; a named split (``split_by=``), paper mode or a larger dataset uses the single split.
-
-    Examples
-    --------
-    >>> auto_cv(1000, "honest", None), auto_cv(1000, "honest", "grouped"), auto_cv(20000, "honest", None)
-    (5, None, None)
-    """
-    if mode != "honest" or split_by is not None or n_samples > AUTO_CV_MAX_SAMPLES:
-        return None
-    return AUTO_CV_K
 
 
 def _cv_options(proto: Protocol, cv: int | CVOptions | None, repeats: int, cv_seed: int, val_fraction: float,
@@ -290,44 +266,12 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
                       cv_seed=folds.cv_seed, val_fraction=folds.val_fraction, dataset=dataset, config=config,
                       store=store, record=record, progress=progress, group_id=group_id, select=select,
                       baseline=baseline)
-    run = _split_runner(select, baseline)
+    run = split_runner(select, baseline)
     if resume:
         return resume_seeds(store, source, spec, proto, seed_list, dataset=dataset, config=config,
                             group_id=group_id, progress=progress, run=run)
     return run(source, spec, proto, seed_list, dataset=dataset, config=config, store=store, record=record,
                progress=progress, group_id=group_id)
-
-
-def _split_runner(select: SelectOptions, baseline: bool):
-    """The single-split runner of a call: :func:`run_split` with these options (paper mode: ``run_seeds``)."""
-    def run(source, spec, proto, seeds, **kw):
-        return run_split(source, spec, proto, seeds, select=select, baseline=baseline, **kw)
-    return run
-
-
-def run_split(source, spec, proto: Protocol, seeds: list[int], *, dataset: str, config: dict[str, Any], store=None,
-              record: bool, progress: bool, group_id: str | None, select: SelectOptions | None = None,
-              baseline: bool = True, rerun_of: str | None = None) -> TrainResult:
-    """Every seed on one fixed split: paper mode as the authors' code (``run_seeds``); honest heads are selected
-    on the split's train and val rows and refitted on all of them (:mod:`embedstore.trainers.select`)."""
-    from .cv import store_split
-    from .environment import capture
-    from .fit_loop import torch_threads
-    from .select import honest_seeds
-
-    if not proto.rules.tests_once:
-        return run_seeds(source, spec, proto, seeds, dataset=dataset, config=config, store=store, record=record,
-                         progress=progress, group_id=group_id, rerun_of=rerun_of)
-    select = select or _selection("inner", 3, None, None, {})
-    folds, parts = store_split(source)
-    group_id = group_id or new_run_id().replace("run-", "grp-", 1)
-    with torch_threads(config.get("threads")):
-        runs, scaling = honest_seeds(folds, parts, spec, proto, seeds, select=select, inner_seed=0, config=config,
-                                     env=capture(), dataset=dataset, group_id=group_id,
-                                     store=store if record else None, progress=progress, baseline=baseline,
-                                     desc=f"{dataset} {spec.fusion}", rerun_of=rerun_of)
-    return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id,
-                                      {**config, "scaling": scaling}, source=source))  # the folds share its log
 
 
 def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[str] | None, *,
@@ -384,19 +328,10 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
         return run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
                          record=record, progress=progress, group_id=group_id)
     from .cv import array_split
-    from .environment import capture
-    from .fit_loop import torch_threads
-    from .select import honest_seeds
 
-    fold_source, parts = array_split(source, groups)
-    group_id = group_id or new_run_id().replace("run-", "grp-", 1)
-    with torch_threads(threads):
-        runs, scaling = honest_seeds(fold_source, parts, spec, proto, seed_list, select=select, inner_seed=0,
-                                     config=config, env=capture(), dataset=dataset, group_id=group_id,
-                                     store=store if record else None, progress=progress, baseline=baseline,
-                                     desc=f"{dataset} {spec.fusion}")
-    return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id,
-                                      {**config, "scaling": scaling}, source=fold_source))
+    return run_split(source, spec, proto, seed_list, dataset=dataset, config=config, store=store, record=record,
+                     progress=progress, group_id=group_id, select=select, baseline=baseline,
+                     parts=array_split(source, groups), threads=threads)
 
 
 def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None) -> RunResult:
