@@ -35,8 +35,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-#: The baseline's C grid (1e-5 to 1e2 in half decades).
-BASELINE_C = tuple(float(c) for c in np.logspace(-5, 2, 15))
+#: The baseline's C grid: 1e-5 to 1e2, one value per decade (its choice on dev1000, dev270 and RetinaMNIST
+#: falls in 1e-4..1e-2, inside the grid; half-decade steps cost twice the time for the same choice ±0.01).
+BASELINE_C = tuple(float(c) for c in np.logspace(-5, 2, 8))
 #: Inner grouped folds of the baseline's GridSearchCV.
 BASELINE_INNER_K = 3
 #: What the baseline is, in words (tables and reports).
