@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embedstore.errors import InputError
-from embedstore.trainers.linear import C_SEARCH
+from embedstore.trainers.linear import C_PATIENCE, C_SEARCH
 from embedstore.trainers.select import inner_splits
 from embedstore.trainers.train import auto_cv, train_arrays
 
@@ -22,7 +22,7 @@ def _data(n=150, seed=0, k=3):
 
 def test_linear_probe_chooses_c_by_inner_grouped_cv_and_refits_like_sklearn():
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score, log_loss
     from sklearn.preprocessing import StandardScaler
 
     xi, xt, y, split = _data()
@@ -36,14 +36,28 @@ def test_linear_probe_chooses_c_by_inner_grouped_cv_and_refits_like_sklearn():
 
     parts = inner_splits(y, np.arange(len(y)).astype(str), fit, k=3, seed=0)
     assert sorted(np.concatenate([v for _, v in parts]).tolist()) == fit.tolist()
-    mean = [np.mean([f1_score(y[v], LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
-                              .fit(fused(a, a), y[a]).predict(fused(v, a)), average="macro", labels=[0, 1, 2])
-                     for a, v in parts]) for c in C_SEARCH]
-    scores = [r["val_macro_f1"] for r in run.selection["scores"]]
-    np.testing.assert_allclose(scores, mean, atol=0.02)  # the probe walks C warm-started: same optimum, not bits
-    best = C_SEARCH[int(np.argmax(scores))]
+    tried = run.selection["searched"]["C"]
+    assert tried == list(C_SEARCH[:len(tried)]) and run.selection["searched"]["grid"] == list(C_SEARCH)
+
+    def inner_scores(c):  # scikit-learn's own log loss and macro-F1, cold fits, scalers fitted on each inner part
+        out = []
+        for a, v in parts:
+            clf = LogisticRegression(C=c, class_weight="balanced", max_iter=1000).fit(fused(a, a), y[a])
+            out.append((log_loss(y[v], clf.predict_proba(fused(v, a)), labels=[0, 1, 2]),
+                        f1_score(y[v], clf.predict(fused(v, a)), average="macro", labels=[0, 1, 2])))
+        return np.mean(out, axis=0)
+
+    ref = np.array([inner_scores(c) for c in tried])
+    np.testing.assert_allclose([r["val_log_loss"] for r in run.selection["scores"]], ref[:, 0], rtol=0.01)
+    np.testing.assert_allclose([r["val_macro_f1"] for r in run.selection["scores"]], ref[:, 1], atol=0.02)
+    best = tried[int(np.argmin(ref[:, 0]))]  # the lowest mean inner log loss wins
     assert run.selection["C"] == best == run.selection["chosen"]["C"]
-    assert run.selection["searched"]["C"] == list(C_SEARCH) and run.selection["selected_on"] == "inner-cv"
+    assert run.selection["selected_on"] == "inner-cv" and run.selection["searched"]["by"] == "log_loss"
+    # the path went C_PATIENCE steps past the first part's minimum (or to the grid's end), no further
+    first = [log_loss(y[parts[0][1]], LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+                      .fit(fused(parts[0][0], parts[0][0]), y[parts[0][0]])
+                      .predict_proba(fused(parts[0][1], parts[0][0])), labels=[0, 1, 2]) for c in tried]
+    assert len(tried) == len(C_SEARCH) or len(tried) - 1 - int(np.argmin(first)) == C_PATIENCE
     ref = LogisticRegression(C=best, class_weight="balanced", max_iter=1000).fit(fused(fit, fit), y[fit])
     assert run.metrics["test_pred"] == ref.predict(fused(test, fit)).tolist()
     assert run.metrics["macro_f1"] == pytest.approx(f1_score(y[test], ref.predict(fused(test, fit)), average="macro"))

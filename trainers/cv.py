@@ -236,8 +236,15 @@ def store_folds(source) -> FoldSource:
         groups = np.where(pd_isnull(groups), ids, groups).astype(str)
     else:  # no group column: every sample is its own group
         groups = ids.astype(str)
-    return FoldSource(full.y, groups, source.classes, lambda rows: source._vectors(full, rows), ids,
-                      source.image_dim, source.text_dim, base=source)
+    every: list = []
+
+    def read(rows: np.ndarray):  # one read of every row from the store, then in-memory takes (folds, inner parts)
+        if not every:
+            every.append(source._vectors(full, np.arange(len(ids))))
+        idx = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return tuple(None if x is None else x[idx] for x in every[0])
+
+    return FoldSource(full.y, groups, source.classes, read, ids, source.image_dim, source.text_dim, base=source)
 
 
 def pd_isnull(values: np.ndarray) -> np.ndarray:

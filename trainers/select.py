@@ -330,13 +330,23 @@ def honest_seeds(folds, parts: Mapping[str, np.ndarray], spec: HeadSpec, proto: 
     kept in each run's ``metrics["baseline"]``. Returns the runs and the
     input scaling fitted for the refit (the same rows for every seed).
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # BLAS on one thread throughout: the baseline fits in a thread beside the head
+        return _honest_seeds(folds, parts, spec, proto, seeds, select=select, inner_seed=inner_seed, config=config,
+                             env=env, dataset=dataset, group_id=group_id, store=store, progress=progress,
+                             baseline=baseline, desc=desc, rerun_of=rerun_of)
+
+
+def _honest_seeds(folds, parts, spec, proto, seeds, *, select, inner_seed, config, env, dataset, group_id, store,
+                  progress, baseline, desc, rerun_of):
     from .seed_runs import finish_seed
 
     base, scaling = None, {}
     if baseline:
-        from .baseline import baseline_of
+        from .baseline import baseline_later
 
-        base = baseline_of(folds, parts)
+        base = baseline_later(folds, parts)  # fitted beside the first seed's selection
     out = []
     for seed in seeds:
         start = len(folds.events)
@@ -345,6 +355,7 @@ def honest_seeds(folds, parts: Mapping[str, np.ndarray], spec: HeadSpec, proto: 
                                      select_on=select.on, inner_k=select.inner_k, inner_seed=inner_seed,
                                      search=select.search, progress=progress, desc=f"{desc} seed {seed}")
         if base is not None:
+            base = base() if callable(base) else base
             outcome.metrics["baseline"] = base
         scaling = getattr(source, "scaling", dict)()
         cfg = {**config, "scaling": scaling, "selection": select.to_dict()}
