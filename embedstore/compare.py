@@ -249,7 +249,7 @@ def baseline_comparison(records: Sequence[Any], *, metric: str = "macro_f1", n_r
     ...                                          "baseline": {"test_pred": [0] * 6}})
     >>> cmp = baseline_comparison([run])
     >>> round(cmp.difference, 3), cmp.label_b
-    (0.625, 'baseline')
+    (0.667, 'baseline')
     """
     by_key: dict[tuple, list[Any]] = {}
     for rec in records:

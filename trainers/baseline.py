@@ -23,7 +23,7 @@ Examples
 >>> x = rng.standard_normal((80, 5)) + y[:, None]
 >>> out = sklearn_baseline(x[:60], y[:60], np.arange(60), x[60:], n_classes=2)
 >>> sorted(out), len(out["test_pred"])
-['C', 'grid', 'inner_k', 'model', 'seconds', 'test_pred', 'train_rows', 'val_macro_f1'] 20
+(['C', 'grid', 'inner_k', 'model', 'seconds', 'test_pred', 'train_rows', 'val_macro_f1'], 20)
 """
 
 from __future__ import annotations
@@ -94,6 +94,15 @@ def baseline_later(folds, parts: Mapping[str, np.ndarray]) -> Callable[[], dict[
     the baseline costs little wall time. Cached results return at once.
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    # everything the fit imports, imported here first: two threads importing scikit-learn at once can see a
+    # partially initialised module (ImportError "cannot import name ... (most likely due to a circular import)")
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
+    import threadpoolctl  # noqa: F401
 
     train, test = np.asarray(parts["train"]), np.asarray(parts["test"])
     x_train, x_test = _fused(folds.arrays(train, "train")), _fused(folds.arrays(test, "test"))

@@ -14,7 +14,7 @@ Examples
 >>> x = rng.standard_normal((200, 4)) + (y == "b")[:, None] * 3
 >>> res = train_arrays(x, None, y, ["train", "train", "val", "test"] * 50, fusion="image", epochs=5)
 >>> res.runs[0].selection["selected_on"], res.mean["accuracy"] > 0.9
-('val', True)
+('inner-cv', True)
 """
 
 from __future__ import annotations
