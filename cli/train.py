@@ -50,6 +50,19 @@ def _row(res) -> dict[str, Any]:
     return row
 
 
+def _against_baseline(res) -> dict[str, Any] | None:
+    """The head's macro-F1 with its interval, the baseline's, and the paired difference (honest runs)."""
+    from embedstore.compare import baseline_verdict
+
+    ci, cmp = res.interval(), res.against_baseline()
+    if ci is None or cmp is None:
+        return None
+    return {"fusion": res.fusion, "macro_f1 (95% CI)": f"{ci[0]:.4f} ({ci[1]:.4f}-{ci[2]:.4f})",
+            "baseline macro_f1": f"{cmp.mean_b:.4f}",
+            "head - baseline (95% CI)": f"{cmp.difference:+.4f} ({cmp.low:+.4f} to {cmp.high:+.4f})",
+            "verdict": baseline_verdict(cmp)}
+
+
 @command()
 @click.argument("dataset")
 @click.option("--image-model", default=None, help="Image model id or model_key.")
@@ -58,11 +71,20 @@ def _row(res) -> dict[str, Any]:
               type=click.Choice(["early", "late", "image", "text", "linear"]), default=("early",),
               show_default=True, help="Head (linear = logistic-regression probe); repeat to train several.")
 @click.option("--mode", type=click.Choice(["honest", "paper"]), default="honest", show_default=True)
-@click.option("--split", "split_by", default=None, help="Split name (default: paper in paper mode, else grouped).")
+@click.option("--split", "split_by", default=None,
+              help="Train on this one split (default: paper in paper mode; honest mode cross-validates small "
+                   "datasets, see --cv).")
 @click.option("--epochs", type=int, default=None, help="Epochs (max in honest mode; default 30).")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Number of seeds (mean ± sd).")
 @click.option("--cv", "cv", type=int, default=None,
-              help="Honest mode: K-fold cross-validation grouped by patient/lesion (instead of the fixed split).")
+              help="Honest mode: K-fold cross-validation grouped by patient/lesion. Default: 5-fold on datasets "
+                   "of at most 5,000 labelled samples unless --split is given, else the fixed split.")
+@click.option("--select", "select_on", type=click.Choice(["inner", "val"]), default="inner", show_default=True,
+              help="Honest mode: choose epoch / C / search by inner grouped CV of the training rows, or on the "
+                   "validation part; then refit on all training rows.")
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="Honest mode: fit the independent scikit-learn baseline on the same rows and show the paired "
+                   "difference.")
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="--cv repeats, each with new folds (split seeds --cv-seed, +1, ...).")
 @click.option("--cv-seed", type=int, default=0, show_default=True, help="First split seed of --cv.")
@@ -92,12 +114,12 @@ def _row(res) -> dict[str, Any]:
 @click.option("--no-record", is_flag=True, help="Do not write the runs table.")
 @click.option("--save-heads/--no-save-heads", default=None,
               help="Keep the trained heads for 'embedstore predict' (default: kept for a single split; "
-                   "with --cv only when --save-heads is given).")
+                   "with an explicit --cv K only when --save-heads is given).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_model, fusions, mode, split_by,
-          epochs, seeds, cv, repeats, cv_seed, val_fraction, scale, seed, hidden, hidden_image, dropout, lr, batch_size, patience, output_size,
-          alignment_key, image_alignment, text_alignment, align_loss_weight, label_column, loader, threads,
-          no_record, save_heads, progress):
+          epochs, seeds, cv, select_on, baseline, repeats, cv_seed, val_fraction, scale, seed, hidden, hidden_image,
+          dropout, lr, batch_size, patience, output_size, alignment_key, image_alignment, text_alignment,
+          align_loss_weight, label_column, loader, threads, no_record, save_heads, progress):
     """Train fusion heads on DATASET's stored embeddings and print mean ± sd metrics.
 
     \b
@@ -114,13 +136,16 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
     import warnings
 
     store = get_store(ctx, store_uri, storage_options)
+    if cv is None and split_by is None and mode == "honest":
+        cv = "auto"  # small datasets: grouped 5-fold CV (embedstore.trainers.train.auto_cv)
     results = []
     warnings.filterwarnings("ignore", message="paper mode on ", category=UserWarning)  # printed below
     for fusion in fusions:
         kw = {"patience": patience, "output_size": output_size, "hidden_image": _ints(hidden_image),
               "label_column": label_column, "loader": loader, "seed": seed, "threads": threads,
               "save_heads": save_heads,
-              **({"cv_seed": cv_seed, "val_fraction": val_fraction} if cv else {})}
+              **({"cv_seed": cv_seed, "val_fraction": val_fraction} if cv else {}),
+              **({"select_on": select_on, "baseline": baseline} if mode == "honest" else {})}
         results.append(train_api(
             store, dataset, image_model=image_model, text_model=text_model, fusion=fusion, mode=mode,
             split_by=split_by, epochs=epochs, seeds=seeds, hidden=_ints(hidden), dropout=dropout,
@@ -131,9 +156,19 @@ def train(ctx, store_uri, storage_options, as_json, dataset, image_model, text_m
 
     def text() -> str:
         first = results[0]
-        split = (f"{cv}-fold grouped CV x {repeats}" if cv else f"split {first.config['split_column']}")
+        done = first.config.get("cv")
+        split = (f"{done['k']}-fold grouped CV x {done['repeats']}" if done else
+                 f"split {first.config['split_column']}")
+        if done and cv == "auto":
+            split += " (default for datasets of at most 5,000 labelled samples; --split NAME for one split)"
         lines = [f"dataset {dataset}, mode {mode}, {split}, scaling {first.config.get('scale')}, "
                  f"tables {first.runs[0].table_versions}", "", table([_row(r) for r in results])]
+        against = [b for b in (_against_baseline(r) for r in results) if b]
+        if against:
+            from embedstore.trainers.baseline import BASELINE_NAME
+
+            lines += ["", f"against the independent baseline ({BASELINE_NAME}), same test rows; 95% CI: paired "
+                      "bootstrap over test rows", table(against)]
         skipped = first.source.describe().get("skipped") if first.source is not None else None
         if skipped:
             lines.append(f"skipped samples (no current embedding or label): {skipped}")
@@ -176,8 +211,16 @@ def runs(ctx, store_uri, storage_options, as_json, dataset, group_id, each, comp
     if compare:
         from embedstore.compare import compare_settings
 
-        result = compare_settings(get_store(ctx, store_uri, storage_options), compare[0], compare[1], metric=metric)
-        emit(ctx, result.to_dict(), result.line)
+        from embedstore.compare import compare_with_baseline
+
+        store = get_store(ctx, store_uri, storage_options)
+        result = compare_settings(store, compare[0], compare[1], metric=metric)
+        against = {g: compare_with_baseline(store, g, metric=metric) for g in compare}
+        lines = [result.line()] + [f"{g} against the independent baseline: " + (
+            c.line() if c is not None else "no baseline recorded (runs trained before baselines were recorded)")
+            for g, c in against.items()]
+        emit(ctx, {**result.to_dict(), "baselines": {g: c.to_dict() if c is not None else None
+                                                     for g, c in against.items()}}, lambda: "\n".join(lines))
         return
     store = get_store(ctx, store_uri, storage_options)
     records = list_runs(store, dataset, group_id=group_id)

@@ -147,10 +147,11 @@ class Comparison:
 
 
 def _pair_key(rec: RunRecord) -> tuple:
-    cv = rec.config.get("cv")
+    config = getattr(rec, "config", None) or {}  # a RunRecord, or a trainer's RunResult (``cv`` of its own)
+    cv = config.get("cv") or getattr(rec, "cv", None)
     if cv:
         return ("cv", int(cv["k"]), int(cv["split_seed"]), int(cv["fold"]))
-    return ("split", rec.split or rec.config.get("split_column", ""))
+    return ("split", getattr(rec, "split", "") or config.get("split_column", ""))
 
 
 def describe_setting(recs: Sequence[RunRecord]) -> str:
@@ -236,3 +237,71 @@ def compare_settings(store, a: str, b: str, **kw: Any) -> Comparison:
             raise unknown_run(store, gid, expected="group")
         recs.append(found)
     return compare_records(recs[0], recs[1], names=(a, b), **kw)
+
+
+def baseline_comparison(records: Sequence[Any], *, metric: str = "macro_f1", n_resamples: int = 2000, seed: int = 0,
+                        level: float = 0.95, name: str = "A") -> Comparison | None:
+    """A setting against the independent scikit-learn baseline recorded with its runs, on the same test rows.
+
+    Every honest run records the baseline's test predictions of its split
+    or fold (``metrics["baseline"]``, :mod:`embedstore.trainers.baseline`);
+    the difference setting − baseline is bootstrapped over test rows exactly
+    as :func:`compare_records` does for two settings. ``records`` are run
+    records or a trainer's run results; ``None`` when they carry no baseline.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Run
+    >>> y = [0, 1, 1, 0, 1, 0]
+    >>> run = Run(config={}, split="s", metrics={"test_y": y, "test_pred": y, "classes": ["a", "b"],
+    ...                                          "baseline": {"test_pred": [0] * 6}})
+    >>> cmp = baseline_comparison([run])
+    >>> round(cmp.difference, 3), cmp.label_b
+    (0.667, 'baseline')
+    """
+    by_key: dict[tuple, list[Any]] = {}
+    for rec in records:
+        if "test_pred" in rec.metrics and "test_pred" in (rec.metrics.get("baseline") or {}):
+            by_key.setdefault(_pair_key(rec), []).append(rec)
+    if not by_key:
+        return None
+    n_classes = max([2] + [len(r.metrics.get("classes") or []) for r in records])
+    pairs, info = [], []
+    for key, recs in sorted(by_key.items()):
+        y = np.asarray(recs[0].metrics["test_y"])
+        pairs.append((y, [np.asarray(r.metrics["test_pred"]) for r in recs],
+                      [np.asarray(recs[0].metrics["baseline"]["test_pred"])]))
+        info.append({"key": list(key), "seeds_a": len(recs), "seeds_b": 1, "rows": int(len(y))})
+    diff, low, high, _ = paired_bootstrap(pairs, n_classes, metric=metric, n_resamples=n_resamples, seed=seed,
+                                          level=level)
+    mean_a = float(np.mean([np.mean([batch_metric(y, p, n_classes, metric)[0] for p in pa]) for y, pa, _ in pairs]))
+    label = describe_setting(records) if hasattr(records[0], "alignment_keys") else name
+    return Comparison(name, "baseline", metric, diff, low, high, level, len(pairs), sum(len(p[0]) for p in pairs),
+                      mean_a, mean_a - diff, label, "baseline", n_resamples=n_resamples, pairs=info)
+
+
+def baseline_cells(records: Sequence[Any]) -> dict[str, str]:
+    """The baseline columns of a results row: the baseline's macro-F1 and the paired difference with its interval."""
+    cmp = baseline_comparison(records)
+    if cmp is None:
+        return {"baseline macro-F1": "", "− baseline (95% CI)": "", "vs baseline": "no baseline recorded"}
+    return {"baseline macro-F1": f"{cmp.mean_b:.3f}",
+            "− baseline (95% CI)": f"{cmp.difference:+.3f} ({cmp.low:+.3f} to {cmp.high:+.3f})",
+            "vs baseline": baseline_verdict(cmp)}
+
+
+def baseline_verdict(cmp: Comparison) -> str:
+    """``better than the baseline`` / ``worse than the baseline`` / ``no evidence of a difference``."""
+    if cmp.low > 0:
+        return "better than the baseline"
+    if cmp.high < 0:
+        return "worse than the baseline"
+    return "no evidence of a difference"
+
+
+def compare_with_baseline(store, group: str, **kw: Any) -> Comparison | None:
+    """:func:`baseline_comparison` of the recorded group ``group`` (``None`` when its runs carry no baseline)."""
+    recs = list_runs(store, group_id=group)
+    if not recs:
+        raise InputError(f"no runs in group '{group}': pick group ids from 'embedstore runs'")
+    return baseline_comparison(recs, name=group, **kw)

@@ -66,6 +66,11 @@ class ModeRules:
         Grouped K-fold cross-validation is allowed.
     split_hint : str
         How to fix a split that lacks one of :attr:`splits`.
+    input_scale : str
+        Input scaling when a run names none (``standard``: fitted on the
+        training rows; ``none``: the raw vectors). With no alignment this is
+        the one "no alignment" row of the results table, the sweep and the
+        report (:data:`embedstore.sweep_records.REFERENCE`).
     """
 
     name: str
@@ -84,6 +89,7 @@ class ModeRules:
     presets: bool
     cross_validation: bool
     split_hint: str
+    input_scale: str = "standard"
 
     @property
     def selects_on_val(self) -> bool:
@@ -100,7 +106,7 @@ _RULES = {
     "paper": ModeRules("paper", ("train", "test"), "paper", "all", "test", "accuracy", "test",
                        tests_once=False, early_stopping=False, weighted_bce=False, loss_reduction="sum_w/N",
                        raw_inputs=True, audits_alignments=False, presets=True, cross_validation=False,
-                       split_hint="pass a split with train and test rows"),
+                       split_hint="pass a split with train and test rows", input_scale="none"),
 }
 
 

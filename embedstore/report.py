@@ -225,6 +225,10 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
         text = (f"Paper selection (best on test, optimistic): best accuracy {sel['best_acc']:.4f} at λ="
                 f"{sel['best_acc_lam']:+.2f}; best F1 (at the best-accuracy epoch) {sel['best_f1']:.4f} at λ="
                 f"{sel['best_f1_lam']:+.2f}.")
+    if reference is not None:  # the one "no alignment" row (sweep_records.REFERENCE), as the results table shows it
+        text += (f" No alignment (<code>{_e(reference.group_id)}</code>, the mode's default input scaling): test "
+                 f"macro-F1 {reference.test_f1:.3f} ± {reference.test_f1_sd or 0.0:.3f} over {reference.seeds} "
+                 "seeds; every ΔF1 vs none below is paired with it on the same test rows.")
     rows = [dict(r, **{"store versions": p.table_versions})
             for r, p in zip(table_rows(points, mode, reference), points)]
     method = sweep_method(store, dataset, info["sweep_id"])

@@ -5,7 +5,9 @@ From the honest runs (not the sweeps) of a dataset:
 1. one row per setting (group of runs), named in plain words
    (:func:`embedstore.plain_names.setting_name`): test macro-F1 with a 95%
    bootstrap interval over test rows (:func:`embedstore.compare.setting_interval`,
-   clipped to [0, 1]), accuracy mean ± sd, runs (folds × seeds);
+   clipped to [0, 1]), accuracy mean ± sd, runs (folds × seeds), and beside it the
+   independent scikit-learn baseline of the same rows with the paired
+   difference and its interval (:func:`embedstore.compare.baseline_cells`);
 2. the best setting, chosen by mean macro-F1 **only among the settings
    evaluated on the same folds or split and test rows** (the protocol with
    the most settings; :func:`embedstore.plain_names.protocol_of`), never by
@@ -45,7 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .stats import format_mean_sd
-from .compare import compare_records, fold_predictions, setting_interval
+from .compare import baseline_cells, compare_records, fold_predictions, setting_interval
 from .errors import InputError
 from .modes import MODES, mode_rules
 from .plain_names import interval_text, protocol_of, protocol_text, runs_text, setting_name, count_test_rows
@@ -84,7 +86,7 @@ def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
         ci = setting_interval(recs)
         if ci is None:
             continue
-        rows.append(_row(recs, gid, ci))
+        rows.append({**_row(recs, gid, ci), **baseline_cells(recs)})
     return sorted(rows, key=lambda r: -r["_f1"])
 
 

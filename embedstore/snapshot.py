@@ -192,6 +192,11 @@ class Snapshot:
         return bool(pc.any(pc.equal(self._splits[self.split_column], split)).as_py())
 
     @property
+    def sample_columns(self) -> list[str]:
+        """Column names of the pinned samples table."""
+        return list(self._ds[self.samples_table].schema.names)
+
+    @property
     def num_samples(self) -> int:
         """Rows of the pinned samples table."""
         return int(self._ds[self.samples_table].count_rows())

@@ -25,6 +25,13 @@ from .stats import mean_sd
 
 SWEEP_PREFIX = "sweep-"
 #: Group suffix of a sweep's "no alignment" reference runs (``<sweep_id>.none``).
+#:
+#: "No alignment" has one definition everywhere (results table, sweep, report): the head trained on the
+#: unaligned stored vectors with its mode's default input scaling (:attr:`embedstore.modes.ModeRules.input_scale`:
+#: honest standardises on the training rows, paper feeds raw vectors), i.e. exactly what ``train`` records when
+#: given no alignment and no ``scale=``. A sweep trains its reference that way on its own split and seeds
+#: (whatever ``scale`` its λ points use), so the reference equals the results table's row of that setting and
+#: every λ is judged against it, paired on the same test rows.
 REFERENCE = "none"
 
 

@@ -91,7 +91,8 @@ def test_an_api_call_becomes_the_command_line_with_its_flags(synth):
 def test_tokens_that_are_not_options_of_the_command_stay(synth):
     store, info = synth
     res = CliRunner().invoke(cli, ["--store", store.uri, "train", "toy", "--image-model", info["image_model"],
-                                   "--fusion", "image", "--epochs", "1", "--no-save-heads", "--no-progress"])
+                                   "--fusion", "image", "--epochs", "1", "--split", "grouped", "--no-save-heads",
+                                   "--no-progress"])
     assert res.exit_code == 0, res.output
     run_id = res.output.split("runs: ")[1].split()[0]
     msg = _error(store.uri, "predict", "toy", "--run", run_id)

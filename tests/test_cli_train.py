@@ -24,7 +24,8 @@ def _invoke(store, *args):
 def test_train_prints_mean_sd_table_and_records_runs(synth):
     store, info = synth
     res = _invoke(store, "train", "toy", "--image-model", info["image_model"], "--text-model", info["text_model"],
-                  "--fusion", "early", "--fusion", "text", "--seeds", "2", "--epochs", "3", "--no-progress")
+                  "--fusion", "early", "--fusion", "text", "--seeds", "2", "--epochs", "3", "--split", "grouped",
+                  "--no-progress")
     assert res.exit_code == 0, res.output
     assert "macro_f1" in res.output and " ± " in res.output and "runs: run-" in res.output
     assert "early" in res.output and "text" in res.output
@@ -80,7 +81,7 @@ def test_real_data_ingest_extract_train_runs_rerun(tmp_path, shared_data):
         assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["--store", uri, "train", "ham70", "--image-model", image_model, "--text-model",
                               text_model, "--fusion", "early", "--fusion", "image", "--seeds", "2", "--epochs", "4",
-                              "--no-progress", "--json"], catch_exceptions=False)
+                              "--split", "grouped", "--no-progress", "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert [o["fusion"] for o in out] == ["early", "image"] and len(out[0]["run_ids"]) == 2
@@ -95,7 +96,7 @@ def test_real_data_ingest_extract_train_runs_rerun(tmp_path, shared_data):
 def test_rerun_reproduces_a_recorded_run_and_records_it_on_request(synth):
     store, info = synth
     res = _invoke(store, "train", "toy", "--image-model", info["image_model"], "--text-model", info["text_model"],
-                  "--fusion", "early", "--epochs", "3", "--no-progress", "--json")
+                  "--fusion", "early", "--epochs", "3", "--split", "grouped", "--no-progress", "--json")
     assert res.exit_code == 0, res.output
     run_id = json.loads(res.output)[0]["run_ids"][0]
     out = _invoke(store, "rerun", run_id, "--loader", "stream", "--json")
@@ -113,3 +114,27 @@ def test_rerun_of_an_unknown_run_is_one_line(synth):
     store, _ = synth
     res = _invoke(store, "rerun", "run-nope")
     assert res.exit_code == 1 and "no run 'run-nope'" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_default_train_cross_validates_a_small_dataset_beside_the_independent_baseline(store):
+    from embedstore.compare import baseline_comparison
+
+    info = write_synthetic(store, "small", n=150, image_dim=6, text_dim=5, n_classes=3, signal=0.8, seed=5)
+    res = _invoke(store, "train", "small", "--image-model", info["image_model"], "--fusion", "image", "--epochs", "3",
+                  "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "5-fold grouped CV x 1 (default for datasets of at most 5,000 labelled samples" in res.output
+    assert "5 folds x 1 x 1 seeds" in res.output and "macro_f1 (95% CI)" in res.output
+    assert "against the independent baseline (scikit-learn StandardScaler + LogisticRegression" in res.output
+    runs = list_runs(store, "small")
+    assert len(runs) == 5 and all(r.metrics["baseline"]["test_pred"] for r in runs)
+    cmp = baseline_comparison(runs)
+    assert f"{cmp.difference:+.4f} ({cmp.low:+.4f} to {cmp.high:+.4f})" in res.output
+    one = _invoke(store, "train", "small", "--image-model", info["image_model"], "--fusion", "image", "--epochs", "3",
+                  "--split", "grouped", "--no-baseline", "--no-progress")
+    assert one.exit_code == 0, one.output
+    assert "split split_grouped" in one.output and "against the independent baseline" not in one.output
+    assert len(list_runs(store, "small")) == 6
+    gid = runs[0].group_id
+    both = _invoke(store, "runs", "--compare", gid, gid)
+    assert both.exit_code == 0 and f"{gid} against the independent baseline: macro_f1" in both.output

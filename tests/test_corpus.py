@@ -288,7 +288,7 @@ def test_label_unseen_in_training(store):
         store.write_embeddings("toy", model, model.modalities[0], ids, rng.normal(size=(40, 4)), rows[col].to_pylist())
     # honest mode (the default): refused before training, naming dataset, split, label and fix
     r = invoke_cli(store.uri, "train", "toy", "--image-model", image.key, "--text-model", text.key, "--epochs", "2",
-               "--no-progress")
+               "--split", "paper", "--no-progress")
     one_line_error(r, "dataset 'toy' split 'test'", "['novel']", "absent from the training classes ['0', '1']",
                    "fix the split")
     # paper mode reproduces the paper's code: the label vocabulary covers train+test, so the class exists

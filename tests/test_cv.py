@@ -11,7 +11,6 @@ from embedstore.errors import InputError, NotFoundError
 from embedstore.heads import heads_of_run
 from embedstore.runs import list_runs
 from embedstore.trainers.cv import fold_parts, grouped_folds
-from embedstore.trainers.linear import C_GRID
 from embedstore.trainers.synthetic_vectors import write_synthetic
 from embedstore.trainers.train import train, train_arrays
 
@@ -76,46 +75,17 @@ def test_store_cv_records_fold_assignment_and_reads_no_test_row_before_selection
     assert recs[0].config["scaling"]["image"]["n_fit"] == recs[0].config["cv"]["rows"]["train"]
 
 
-def test_linear_probe_predictions_equal_sklearn_on_the_same_arrays():
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(0)
-    n = 240
-    y = rng.integers(0, 3, n)
-    xi = rng.standard_normal((n, 10)) * 4 + y[:, None] * 0.7 + 5
-    xt = rng.standard_normal((n, 6)) + (y == 2)[:, None]
-    split = np.array(["train", "train", "train", "val", "test"] * (n // 5))
-    res = train_arrays(xi, xt, y.astype(str), split, fusion="linear", scale="standard")
-    run = res.runs[0]
-    tr, va, te = (split == s for s in ("train", "val", "test"))
-
-    def fused(rows):  # the reference: scalers fitted on train rows, text first
-        parts = [StandardScaler().fit(x[tr]).transform(x[rows]) for x in (xt, xi)]
-        return np.concatenate(parts, axis=1)
-
-    val_f1 = [f1_score(y[va], LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
-                       .fit(fused(tr), y[tr]).predict(fused(va)), average="macro") for c in C_GRID]
-    best_c = C_GRID[int(np.argmax(val_f1))]
-    assert run.selection["C"] == best_c
-    ref = LogisticRegression(C=best_c, class_weight="balanced", max_iter=1000).fit(fused(tr), y[tr])
-    assert run.metrics["test_pred"] == ref.predict(fused(te)).tolist()
-    assert run.metrics["macro_f1"] == pytest.approx(f1_score(y[te], ref.predict(fused(te)), average="macro"))
-    assert run.cost["params"] == 3 * 16 + 3
-
-
 def test_scaling_is_fitted_on_training_rows_only_and_paper_mode_refuses_it():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((100, 4))
     y = np.array(["a", "b"] * 50)
     split = np.array(["train"] * 60 + ["val"] * 20 + ["test"] * 20)
-    a = train_arrays(x, None, y, split, fusion="linear", scale="standard")
+    a = train_arrays(x, None, y, split, fusion="linear", scale="standard", baseline=False)
     x2 = x.copy()
-    x2[60:] += 100.0                                      # only val/test rows change
-    b = train_arrays(x2, None, y, split, fusion="linear", scale="standard")
+    x2[80:] += 100.0                                      # only test rows change
+    b = train_arrays(x2, None, y, split, fusion="linear", scale="standard", baseline=False)
     assert a.config["scaling"]["image"]["params_sha256"] == b.config["scaling"]["image"]["params_sha256"]
-    assert a.config["scaling"]["image"]["n_fit"] == 60
+    assert a.config["scaling"]["image"]["n_fit"] == 80    # the refit's training rows: the split's train and val
     with pytest.raises(InputError, match="paper mode"):
         train_arrays(x, None, y, np.where(split == "val", "train", split), fusion="image", mode="paper",
                      scale="standard")
@@ -187,3 +157,21 @@ def test_cv_keeps_fold_heads_when_asked_and_they_predict_as_an_ensemble(grouped)
     assert sorted(h.fold for h in heads) == ["r0f0", "r0f1", "r0f2"]
     ens = predict(store, "grp", res.runs[0].run_id, ensemble=True, write=False)
     assert len(ens.head_ids) == 3 and np.allclose(ens.proba.sum(axis=1), 1.0)
+
+
+def test_a_cross_validation_runs_stored_head_reproduces_its_fold_with_the_folds_scaling(grouped):
+    """Each fold's head is kept with the scaling fitted on that fold's training rows (it used to be dropped)."""
+    from embedstore.heads import heads_of_run
+    from embedstore.trainers.predict import predict, probabilities
+
+    store, info = grouped
+    res = train(store, "grp", image_model=info["image_model"], text_model=info["text_model"], fusion="early",
+                cv=2, epochs=2, baseline=False, save_heads=True)
+    run = res.runs[1]
+    head = heads_of_run(store, run.run_id)[0]
+    assert head.spec["scaling"] == {"image": "standard", "text": "standard"}
+    assert head.spec["test_sample_ids"] == run.cv["test"]
+    out = predict(store, "grp", run.run_id, write=False)
+    pos = {s: i for i, s in enumerate(out.sample_ids)}
+    rows = [pos[s] for s in run.cv["test"]]
+    np.testing.assert_allclose(out.proba[rows], probabilities(np.array(run.metrics["test_logits"])), atol=1e-6)

@@ -7,6 +7,7 @@ import io
 import re
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -107,3 +108,33 @@ def test_report_without_runs_and_bad_target(store, tmp_path):
 
     with pytest.raises(InputError, match="must end in .html"):
         write_report(store, "toy", tmp_path / "r.pdf")
+
+
+def test_the_sweeps_no_alignment_reference_is_the_results_tables_row(store, tmp_path):
+    """One "no alignment" row: a sweep's reference runs are the default ``train`` of the same setting, number for number."""
+    from embedstore.results import setting_rows
+    from embedstore.runs import list_runs
+    from embedstore.sweep_records import sweep_reference
+    from embedstore.trainers.sweep import sweep
+    from embedstore.trainers.train import train
+
+    img, txt = toy_pairs(store, "toy", n=60)
+    plain = train(store, "toy", image_model=img, text_model=txt, fusion="early", epochs=2, seeds=2)
+    res = sweep(store, "toy", image_model=img, text_model=txt, fusion="early", lambdas="0,1", seeds=2, epochs=2,
+                progress=False)
+    ref = sweep_reference(store, "toy", res.sweep_id)
+    refs = sorted(list_runs(store, "toy", group_id=ref.group_id), key=lambda r: r.seed)
+    assert all(r.config["scale"] == plain.config["scale"] == {"image": "standard", "text": "standard"} for r in refs)
+    assert all(set(get.alignment_keys.values()) == {"none"} for get in refs)
+    for run, again in zip(plain.runs, refs):  # the same runs: same test rows, same predictions
+        assert again.metrics["test_pred"] == run.metrics["test_pred"] and again.metrics["baseline"] == run.metrics["baseline"]
+    row = next(r for r in setting_rows(list_runs(store, "toy")) if r["group"] == plain.group_id)
+    assert row["_f1"] == pytest.approx(ref.test_f1) == pytest.approx(plain.mean["macro_f1"])
+    # every λ is judged against that row, paired by seed on the same test rows
+    one = res.points[1]
+    paired = np.mean(np.array(one.test_f1_by_seed) - np.array([r.metrics["macro_f1"] for r in plain.runs]))
+    assert res.intervals()[1]["vs_none"]["difference"] == pytest.approx(paired)
+    html = write_report(store, "toy", tmp_path / "r.html", gap=False)
+    text = (tmp_path / "r.html").read_text()
+    results, sweeps = text.split("<h2>Run comparison</h2>")[0], text.split("<h2>λ sweeps</h2>")[1]
+    assert f"{row['_f1']:.3f}" in results and f"macro-F1 {ref.test_f1:.3f}" in sweeps and html.sweeps == 1

@@ -45,7 +45,7 @@ def test_honest_sweep_selects_on_validation_and_resumes(store, tmp_path):
             assert (recorded["lam"], recorded["fit_on"], recorded["match"], recorded["method"]) == (
                 p.lam, "train", "interp", "gapshift")
             assert recorded["noise_std"] == 0.0 and recorded["seed"] == 0
-        assert all(r.metrics["selection"]["selected_on"] == "val" for r in runs)
+        assert all(r.metrics["selection"]["selected_on"] == "inner-cv" for r in runs)  # epoch: no test row
         assert p.test_f1 == pytest.approx(np.mean([r.metrics["macro_f1"] for r in runs]))
         assert p.val_f1 == pytest.approx(np.mean([r.metrics["selection"]["val"]["macro_f1"] for r in runs]))
     best = max(res.points, key=lambda p: (p.val_f1, -abs(p.lam)))
@@ -89,8 +89,13 @@ def test_sweep_trains_the_no_alignment_reference_once_and_pairs_intervals_by_see
     res = sweep(store, "toy", lambdas="0,1", **kw)
     ref = res.reference
     assert ref.group_id == f"{res.sweep_id}.none" and ref.seed_list == [0, 1, 2]
-    for rid in ref.run_ids:
-        assert set(get_run(store, rid).alignment_keys.values()) == {"none"}
+    for rid in ref.run_ids:  # the one "no alignment" row: unaligned, the mode's default scaling, with its baseline
+        rec = get_run(store, rid)
+        assert set(rec.alignment_keys.values()) == {"none"} and "baseline" in rec.metrics
+        assert rec.config["scale"] == {"image": "standard", "text": "standard"}
+    for rid in res.points[1].run_ids:  # the λ points keep the sweep's scale (none) and skip the baseline
+        rec = get_run(store, rid)
+        assert rec.config["scale"] == {"image": "none", "text": "none"} and "baseline" not in rec.metrics
     one, zero = res.points[1], res.points[0]
     for iv, base in ((res.intervals()[1]["vs_none"], ref), (res.intervals()[1]["vs_lam0"], zero)):
         d = np.array(one.test_f1_by_seed) - np.array(base.test_f1_by_seed)  # both ordered by seed

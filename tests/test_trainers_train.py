@@ -45,7 +45,8 @@ def test_honest_mode_reads_test_once_per_seed_after_selection_and_records_runs(s
         selected = events.index(("mark", "selected"))
         assert all(split != "test" for _, split in events[:selected])
         assert [e for e in events[selected:] if e == ("iter", "test")] == [("iter", "test")]
-        assert run.selection["selected_on"] == "val"
+        assert run.selection["selected_on"] == "inner-cv"
+        assert run.selection["refit"]["rows"] == run.cost["rows"]["train"] > len(res.source.labels("test"))
     rec = get_run(store, res.run_ids[0])
     assert rec.table_versions == res.runs[0].table_versions and "samples__sig" in rec.table_versions
     assert set(rec.model_keys) == {"image", "text"} and rec.alignment_keys == {"image": "none", "text": "none"}

@@ -48,6 +48,31 @@ from .loader import Batch, Source, _slices, epoch_order
 
 PARTS = ("train", "val", "test")
 
+#: ``cv="auto"`` cross-validates (grouped 5-fold) datasets of at most this many labelled samples. Below it a
+#: single split's test part (20 %) holds at most 1,000 rows, and one split's macro-F1 moves by ±0.03 to ±0.07
+#: with the draw of those rows (95 % bootstrap half-width: 0.06 at 200 test rows on dev1000,
+#: benchmarks/results/honest.md): more than the differences between heads. Above it one split is precise
+#: enough and K-fold would cost K times the training.
+AUTO_CV_MAX_SAMPLES = 5000
+#: Folds of ``cv="auto"``.
+AUTO_CV_K = 5
+
+
+def auto_cv(n_samples: int, mode: str, split_by: str | None) -> int | None:
+    """What ``cv="auto"`` means for a dataset of ``n_samples`` labelled samples: ``5`` (grouped 5-fold) or ``None``.
+
+    Honest mode on a dataset of at most :data:`AUTO_CV_MAX_SAMPLES` samples, when no split is named,
+    cross-validates; a named split (``split_by=``), paper mode or a larger dataset uses the single split.
+
+    Examples
+    --------
+    >>> auto_cv(1000, "honest", None), auto_cv(1000, "honest", "grouped"), auto_cv(20000, "honest", None)
+    (5, None, None)
+    """
+    if mode != "honest" or split_by is not None or n_samples > AUTO_CV_MAX_SAMPLES:
+        return None
+    return AUTO_CV_K
+
 
 def grouped_folds(y: Sequence, groups: Sequence, k: int, seed: int) -> np.ndarray:
     """Fold number (``0..k-1``) per row: grouped, stratified on ``y``, shuffled by ``seed``."""
@@ -132,6 +157,12 @@ class FoldSource(Source):
         self._parts: dict[str, np.ndarray] = {}
         self._mem: dict[str, Batch] = {}
 
+    def __getattr__(self, name: str) -> Any:  # tables, split_column, skipped... of the source the rows come from
+        base = self.__dict__.get("base")
+        if base is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(base, name)
+
     def set_fold(self, parts: dict[str, np.ndarray]) -> None:
         """Serve ``parts`` (``{"train"|"val"|"test": rows}``) from now on; drops the previous fold's vectors."""
         self._parts, self._mem = dict(parts), {}
@@ -158,7 +189,16 @@ class FoldSource(Source):
 
     def assignment(self) -> dict[str, list[str]]:
         """Sample ids of the current fold's val and test parts (train = the rest)."""
-        return {p: [str(s) for s in self.sample_ids[self._parts[p]]] for p in ("val", "test")}
+        return {p: [str(s) for s in self.sample_ids[self._parts[p]]] for p in ("val", "test") if p in self._parts}
+
+    def test_sample_ids(self) -> list[str]:
+        """Sample ids of the current test part (kept with a stored head: the rows it never trained on)."""
+        return [str(s) for s in self.sample_ids[self._parts.get("test", np.zeros(0, dtype=np.int64))]]
+
+    def arrays(self, rows: np.ndarray, part: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Raw float32 vectors ``(image, text)`` of ``rows`` for the independent baseline (logged as "baseline")."""
+        self.events.append(("baseline", part))
+        return tuple(None if x is None else np.asarray(x, dtype=np.float32) for x in self._read(np.asarray(rows)))
 
 
 def array_folds(x_image: Any, x_text: Any, y: np.ndarray, groups: Sequence, classes: list[str],
@@ -177,7 +217,8 @@ def array_folds(x_image: Any, x_text: Any, y: np.ndarray, groups: Sequence, clas
 
 
 def store_folds(source) -> FoldSource:
-    """A :class:`FoldSource` over every labelled row (all splits) of a ``StoreSource``, grouped by ``group_id``."""
+    """A :class:`FoldSource` over every labelled row (all splits) of a ``StoreSource``, grouped by ``group_id``
+    (each sample its own group when the dataset has none)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -188,12 +229,22 @@ def store_folds(source) -> FoldSource:
     ids = np.concatenate([ix.sample_ids for ix in ixs])
     full = SplitIndex(ids, np.concatenate([ix.y for ix in ixs]),
                       {m: np.concatenate([ix.positions[m] for ix in ixs]) for m in source.tables})
-    samples = source.snapshot.samples(["sample_id", "group_id"])
-    where = pc.index_in(pa.array(ids.tolist(), pa.string()), value_set=samples["sample_id"])
-    groups = samples["group_id"].take(where).to_numpy(zero_copy_only=False).astype(object)
-    groups = np.where(pd_isnull(groups), ids, groups).astype(str)
-    return FoldSource(full.y, groups, source.classes, lambda rows: source._vectors(full, rows), ids,
-                      source.image_dim, source.text_dim, base=source)
+    if "group_id" in source.snapshot.sample_columns:
+        samples = source.snapshot.samples(["sample_id", "group_id"])
+        where = pc.index_in(pa.array(ids.tolist(), pa.string()), value_set=samples["sample_id"])
+        groups = samples["group_id"].take(where).to_numpy(zero_copy_only=False).astype(object)
+        groups = np.where(pd_isnull(groups), ids, groups).astype(str)
+    else:  # no group column: every sample is its own group
+        groups = ids.astype(str)
+    every: list = []
+
+    def read(rows: np.ndarray):  # one read of every row from the store, then in-memory takes (folds, inner parts)
+        if not every:
+            every.append(source._vectors(full, np.arange(len(ids))))
+        idx = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return tuple(None if x is None else x[idx] for x in every[0])
+
+    return FoldSource(full.y, groups, source.classes, read, ids, source.image_dim, source.text_dim, base=source)
 
 
 def pd_isnull(values: np.ndarray) -> np.ndarray:
@@ -203,22 +254,29 @@ def pd_isnull(values: np.ndarray) -> np.ndarray:
 
 def run_cv(folds: FoldSource, spec, proto, seeds: list[int], *, k: int, repeats: int, cv_seed: int,
            val_fraction: float, dataset: str, config: dict[str, Any], store=None, record: bool,
-           progress: bool, group_id: str | None):
+           progress: bool, group_id: str | None, select=None, baseline: bool = True):
     """Train ``spec`` on every fold of ``repeats`` grouped ``k``-fold splits; one recorded run per fold × seed.
 
-    Returns a :class:`embedstore.trainers.train.TrainResult` whose mean / sd are over
-    all folds × split seeds × model seeds; each run's ``cv`` holds its
-    fold, split seed and fold assignment (val and test sample ids).
+    Honest heads are selected on each fold's training rows and refitted on
+    all of them (:mod:`embedstore.trainers.select`; ``select`` is a
+    :class:`~embedstore.trainers.options.SelectOptions`); with ``baseline``
+    every run also carries the independent scikit-learn baseline of its fold
+    (:mod:`embedstore.trainers.baseline`). Returns a
+    :class:`embedstore.trainers.train.TrainResult` whose mean / sd are over
+    all folds × split seeds × model seeds; each run's ``cv`` holds its fold,
+    split seed and fold assignment (val and test sample ids).
     """
     from embedstore.runs import new_run_id
 
-    from .fit_loop import torch_threads
     from .environment import capture
-    from .scaling import scaled
-    from .seed_runs import TrainResult, fit_seeds, summarize_runs
+    from .fit_loop import torch_threads
+    from .options import SelectOptions
+    from .seed_runs import TrainResult, summarize_runs
+    from .select import honest_seeds
 
     if repeats < 1:
         raise InputError(f"repeats={repeats}: use 1 or more cross-validation repeats")
+    select = select or SelectOptions()
     group_id = group_id or new_run_id().replace("run-", "grp-", 1)
     runs = []
     with torch_threads(config.get("threads")):
@@ -226,16 +284,50 @@ def run_cv(folds: FoldSource, spec, proto, seeds: list[int], *, k: int, repeats:
         for split_seed in range(cv_seed, cv_seed + repeats):
             assign = grouped_folds(folds.y, folds.groups, k, split_seed)
             for fold in range(k):
-                folds.set_fold(fold_parts(folds.y, folds.groups, assign, fold, val_fraction=val_fraction,
-                                          seed=split_seed))
+                parts = fold_parts(folds.y, folds.groups, assign, fold, val_fraction=val_fraction, seed=split_seed)
+                folds.set_fold(parts)
                 folds.mark(f"cv split {split_seed} fold {fold}")
-                source = scaled(folds, config.get("scale"))
+                fit = {"train": np.sort(np.concatenate([parts["train"], parts["val"]])), "val": parts["val"],
+                       "test": parts["test"]}
                 cv = {"k": k, "repeats": repeats, "split_seed": split_seed, "fold": fold,
-                      "val_fraction": val_fraction, "rows": {p: len(folds.labels(p)) for p in ("train", "val")},
+                      "val_fraction": val_fraction, "rows": {p: len(r) for p, r in fit.items()},
                       **folds.assignment()}
-                cfg = {**config, "cv": cv, "scaling": getattr(source, "scaling", dict)()}
-                runs += fit_seeds(folds, source, spec, proto, seeds, dataset=dataset, config=cfg, env=env,
-                                  group_id=group_id, rerun_of=None, store=store if record else None,
-                                  progress=progress, desc=f"{dataset} {spec.fusion} split {split_seed} fold {fold}")
+                runs += honest_seeds(folds, fit, spec, proto, seeds, select=select,
+                                     inner_seed=1000 * split_seed + fold, config={**config, "cv": cv}, env=env,
+                                     dataset=dataset, group_id=group_id, store=store if record else None,
+                                     progress=progress, baseline=baseline,
+                                     desc=f"{dataset} {spec.fusion} split {split_seed} fold {fold}")[0]
     config = {**config, "cv": {"k": k, "repeats": repeats, "cv_seed": cv_seed, "val_fraction": val_fraction}}
     return summarize_runs(TrainResult(dataset, spec.fusion, proto.mode, runs, group_id, config, source=folds))
+
+
+def split_parts(folds: FoldSource, split: Sequence[str]) -> dict[str, np.ndarray]:
+    """The honest parts of a fixed split: ``train`` = its train and val rows, ``val``, ``test``.
+
+    ``split`` holds each row's split name (``train`` / ``val`` / ``test``).
+    """
+    split = np.asarray(split).astype(str)
+    return {"train": np.flatnonzero((split == "train") | (split == "val")), "val": np.flatnonzero(split == "val"),
+            "test": np.flatnonzero(split == "test")}
+
+
+def array_split(source, groups: Sequence | None = None) -> tuple[FoldSource, dict[str, np.ndarray]]:
+    """A :class:`FoldSource` over an ``ArraySource``'s rows and its split's honest parts (:func:`split_parts`).
+
+    ``groups`` (one id per row) keep the inner selection folds grouped; default each row its own group.
+    """
+    n = len(source._y)
+    names = np.full(n, "", dtype=object)
+    for name, rows in source._rows.items():
+        names[rows] = name
+    xs = [None if x is None else x.numpy() for x in source._x]
+    folds = array_folds(xs[0], xs[1], source._y.numpy(), np.arange(n) if groups is None else groups,
+                        source.classes)
+    return folds, split_parts(folds, names.astype(str))
+
+
+def store_split(source) -> tuple[FoldSource, dict[str, np.ndarray]]:
+    """A :class:`FoldSource` over a ``StoreSource``'s split and the split's honest parts (:func:`split_parts`)."""
+    folds = store_folds(source)
+    names = np.concatenate([[s] * len(source.index(s).y) for s in PARTS if source.has_split(s)])
+    return folds, split_parts(folds, names)

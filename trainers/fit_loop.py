@@ -66,6 +66,7 @@ class SeedOutcome:
     cost: dict[str, Any]
     loss: dict[str, Any]
     model: torch.nn.Module = field(repr=False, default=None)
+    spec: HeadSpec | None = None  # the head as refitted, when selection chose its shape (honest mode)
 
 
 def _forward(model, xi, xt, want_branches: bool):
@@ -202,7 +203,7 @@ def cost_summary(params: int, source: Source, fusion: str, output_size: int, pro
     """Parameters, memory (protocol §3.4), mean train/inference seconds per epoch and row counts of one run."""
     dims = {"image": source.image_dim or 0, "text": source.text_dim or 0}
     used = dims.get(fusion, dims["image"] + dims["text"])
-    n = {s: len(source.labels(s)) for s in proto.splits}
+    n = {s: len(source.labels(s)) for s in proto.splits if source.has_split(s)}  # a refit has no val part
     mem = data_mib(n["train"], n.get("test", 0), used, output_size, proto.batch_size)
     if "val" in n:
         mem["val"] = n["val"] * (used + output_size) * 4 / 2**20

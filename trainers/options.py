@@ -153,6 +153,35 @@ class CVOptions:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class SelectOptions:
+    """How an honest head chooses its settings before the refit (:mod:`embedstore.trainers.select`).
+
+    Attributes
+    ----------
+    on : {"inner", "val"}
+        ``inner``: inner grouped ``inner_k``-fold CV of the training rows
+        (default); ``val``: the split's (or fold's) validation part.
+    inner_k : int
+        Inner folds.
+    search : dict, optional
+        MLP settings to try (``dropout``, ``weight_decay``, ``lr``,
+        ``hidden``: lists of values); ``None`` = the default search
+        (:data:`embedstore.trainers.select.MLP_SEARCH`). The epoch is always
+        chosen; settings given explicitly to ``train`` are fixed, not searched.
+    """
+
+    on: str = "inner"
+    inner_k: int = 3
+    search: Mapping[str, Sequence] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (recorded in each run's config)."""
+        return {"on": self.on, "inner_k": self.inner_k,
+                "search": None if self.search is None else {k: [list(v) if isinstance(v, tuple) else v for v in vs]
+                                                            for k, vs in self.search.items()}}
+
+
 def grouped(cls: type[T], given: T | None, **flat: Any) -> T:
     """``given`` when passed (then every flat keyword must be at its default), else ``cls(**flat)``."""
     if given is None:

@@ -68,9 +68,12 @@ def head_artifact(out, source, spec, proto, config: dict[str, Any], *, run_id: s
         if s is not None and s.method == "standard":
             tensors[f"scale.{m}.mean"], tensors[f"scale.{m}.scale"] = s.mean_, s.scale_
     cv = config.get("cv") or {}
-    index = getattr(source, "index", None)
-    test_ids = [str(v) for v in index("test").sample_ids] if index is not None and source.has_split("test") \
-        and ("labels", "test") in source.events else []
+    index, held = getattr(source, "index", None), getattr(source, "test_sample_ids", None)
+    if held is not None:  # honest heads: the test part of their split or fold
+        test_ids = held()
+    else:
+        test_ids = [str(v) for v in index("test").sample_ids] if index is not None and source.has_split("test") \
+            and ("labels", "test") in source.events else []
     n_out = int(spec.output_size)
     return HeadArtifact(
         head_id=head_id_of(run_id), run_id=run_id, group_id=group_id, dataset=dataset, seed=int(out.seed),

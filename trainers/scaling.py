@@ -35,13 +35,15 @@ import numpy as np
 import torch
 
 from embedstore.errors import InputError
+from embedstore.modes import mode_rules
 
 from .loader import Batch, Source
 
 SCALES = ("none", "l2", "standard")
 MODALITIES = ("image", "text")
-#: Honest-mode default, chosen from the dev270 / RetinaMNIST measurements (see README "Honest numbers").
-DEFAULT_SCALE = "standard"
+#: Honest-mode default, chosen from the dev270 / RetinaMNIST measurements (see README "Honest numbers"); its one
+#: home is the honest mode's rules (:attr:`embedstore.modes.ModeRules.input_scale`).
+DEFAULT_SCALE = mode_rules("honest").input_scale
 
 
 def parse_scale(spec: str | Mapping[str, str] | None, default: str = DEFAULT_SCALE) -> dict[str, str]:

@@ -74,10 +74,29 @@ class TrainResult:
         """Run ids of the recorded seeds (``None`` when not recorded)."""
         return [r.run_id for r in self.runs]
 
+    def interval(self, metric: str = "macro_f1") -> tuple[float, float, float] | None:
+        """Mean test ``metric`` over folds with its 95% bootstrap interval over test rows (honest runs; else ``None``)."""
+        from embedstore.compare import setting_interval
+
+        return setting_interval(self.runs, metric=metric)
+
+    def against_baseline(self, metric: str = "macro_f1"):
+        """This head − the independent scikit-learn baseline of the same rows, paired, with its 95% interval.
+
+        A :class:`embedstore.compare.Comparison` (``None`` when the runs carry no baseline: paper mode,
+        ``baseline=False``).
+        """
+        from embedstore.compare import baseline_comparison
+
+        return baseline_comparison(self.runs, metric=metric, name=self.fusion)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (what ``embedstore train --json`` prints)."""
+        ci, base = self.interval(), self.against_baseline()
         return {"dataset": self.dataset, "fusion": self.fusion, "mode": self.mode, "group_id": self.group_id,
-                "run_ids": self.run_ids, "mean": self.mean, "sd": self.sd, "config": self.config,
+                "run_ids": self.run_ids, "mean": self.mean, "sd": self.sd,
+                "macro_f1_interval": None if ci is None else {"mean": ci[0], "low": ci[1], "high": ci[2]},
+                "against_baseline": None if base is None else base.to_dict(), "config": self.config,
                 "runs": [{"run_id": r.run_id, "seed": r.seed, "metrics": r.metrics, "selection": r.selection,
                           "cost": r.cost, "loader": r.loader, "table_versions": r.table_versions,
                           **({"cv": r.cv} if r.cv else {})}
@@ -221,16 +240,17 @@ def record_seed(res: RunResult, out: SeedOutcome, source: Source, spec: HeadSpec
 
 
 #: Config entries a reused seed must share with the run asked for (what changes its numbers).
-RESUME_KEYS = ("protocol", "head", "split_column", "scale", "alignment_keys", "label_column", "tables")
+RESUME_KEYS = ("protocol", "head", "split_column", "scale", "alignment_keys", "label_column", "tables", "selection")
 
 
 def resume_seeds(store, source: Source, spec: HeadSpec, proto: Protocol, seeds: Sequence[int], *, dataset: str,
-                 config: dict[str, Any], group_id: str, progress: bool) -> TrainResult:
+                 config: dict[str, Any], group_id: str, progress: bool, run: Callable = None) -> TrainResult:
     """Seeds of ``group_id`` already recorded are reused; only the missing ones are trained (and recorded).
 
     A reused run must be of the same head, protocol, inputs and table versions as
     the one asked for; anything else is refused in one line (train under a new
-    ``group_id``). So an interrupted many-seed ``train`` completes on re-run.
+    ``group_id``). So an interrupted many-seed ``train`` completes on re-run. ``run`` trains the missing
+    seeds (default :func:`run_seeds`; ``train`` passes its single-split runner).
     """
     from embedstore.runs import list_runs
 
@@ -245,8 +265,8 @@ def resume_seeds(store, source: Source, spec: HeadSpec, proto: Protocol, seeds: 
     fresh: dict[int, RunResult] = {}
 
     def train_missing(missing: list[int]) -> None:
-        res = run_seeds(source, spec, proto, missing, dataset=dataset, config=config, store=store, record=True,
-                        progress=progress, group_id=group_id)
+        res = (run or run_seeds)(source, spec, proto, missing, dataset=dataset, config=config, store=store,
+                                 record=True, progress=progress, group_id=group_id)
         fresh.update({r.seed: r for r in res.runs})
 
     records, _ = recorded_seeds(store, dataset, group_id, list(seeds), train_missing, known=known)

@@ -4,10 +4,12 @@ For each λ the sweep aligns the dataset with
 :func:`embedstore.alignment.align` (stored, and reused when it exists),
 trains a head with :func:`embedstore.trainers.train.train` on the aligned vectors for
 every seed, and records the runs under ``group_id = <sweep_id>.<alignment_key>``.
-The same seeds are also trained once on the unaligned vectors
-(``<sweep_id>.none``, reused like every λ), so each λ point carries paired
-t intervals (:mod:`embedstore.sweep_intervals`) against no alignment and
-against λ=0.
+The same seeds are also trained once on the unaligned vectors with the
+mode's default input scaling (``<sweep_id>.none``, reused like every λ): the
+one "no alignment" row (:data:`embedstore.sweep_records.REFERENCE`), equal to
+the results table's row of the same setting. Each λ point carries paired t
+intervals (:mod:`embedstore.sweep_intervals`) against it and against λ=0
+(the normalisation alone).
 
 * ``mode="honest"`` fits the gap on the train split only, selects the epoch
   and then λ on validation macro-F1, and reports the test score at that λ.
@@ -166,8 +168,10 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
     seed : int
         First seed when ``seeds`` is a count.
     scale : str or dict
-        Input scaling of the sweep's runs: ``none`` (default; a per-feature
-        standardisation would subtract the shift again).
+        Input scaling of the λ points' runs: ``none`` (default; a per-feature
+        standardisation would subtract the shift again). The no-alignment
+        reference always uses the mode's default scaling: it is the one
+        "no alignment" row (:data:`embedstore.sweep_records.REFERENCE`).
     train_options : mapping, optional
         Further keywords of :func:`~embedstore.trainers.train.train` (e.g.
         ``batch_size``, ``patience``, ``loader``), recorded in the sweep's settings.
@@ -230,6 +234,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
                 "fusion": fusion, "mode": mode, "seeds": seed_list, "split_column": split_col, "epochs": epochs,
                 "match": match, "fit_on": fit_on, "noise_std": float(noise_std), "align_seed": int(align_seed),
                 "align_loss_weight": float(align_loss_weight), "train": dict(sorted(train_kw.items())),
+                "reference": f"no alignment, {mode} mode's default input scaling",
                 **({"paper_preset": preset} if preset else {}),
                 **({"method": method, "n_components": n_components} if method != "gapshift" else {})}
     nonce = None if resume else uuid.uuid4().hex
@@ -250,7 +255,7 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
 
             res = train(store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
                         split_by=split_col, epochs=epochs, seeds=seed_list, align_loss_weight=align_loss_weight,
-                        record=False, group_id=gid, **align_kw, **train_kw, **heads_kw)
+                        record=False, group_id=gid, **{**train_kw, **align_kw}, **heads_kw)
             return [RunRecord(run_id=r.run_id or f"unrecorded-{gid}-{r.seed}", group_id=gid, dataset=dataset,
                               fusion=fusion, mode=mode, seed=r.seed, table_versions=dict(r.table_versions),
                               metrics={**r.metrics, "selection": r.selection}) for r in res.runs], True
@@ -258,9 +263,12 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
             store, dataset, gid, seed_list, lambda missing: train(
                 store, dataset, image_model=image_id.key, text_model=text_id.key, fusion=fusion, mode=mode,
                 split_by=split_col, epochs=epochs, seeds=missing, align_loss_weight=align_loss_weight,
-                record=True, group_id=gid, **align_kw, **train_kw, **heads_kw), known=done.get(gid, []))
+                record=True, group_id=gid, **{**train_kw, **align_kw}, **heads_kw), known=done.get(gid, []))
 
-    ref_records, _ = seed_records(sweep_group_id(sweep_id, REFERENCE))
+    # the one "no alignment" row (embedstore.sweep_records.REFERENCE): the mode's default input scaling, as a plain
+    # train records it (with its independent baseline), whatever scale the λ points use; the λ points skip the
+    # baseline (it is the reference's: the same rows, unaligned vectors)
+    ref_records, _ = seed_records(sweep_group_id(sweep_id, REFERENCE), scale=None)
     reference = point_from_records(None, REFERENCE, ref_records)
     for lam in grid:
         if method == "gapshift":
@@ -270,7 +278,8 @@ def sweep(store, dataset: str, *, image_model: str, text_model: str, fusion: str
             res = align_method(store, dataset, method=method, image_model=image_id.key, text_model=text_id.key,
                                lam=lam, n_components=n_components, match=match, fit_on=fit_on, split_by=split_col)
         records, fresh = seed_records(sweep_group_id(sweep_id, res.alignment_key), alignment_key=res.alignment_key,
-                                      image_dim=res.dim, text_dim=res.dim)
+                                      image_dim=res.dim, text_dim=res.dim,
+                                      **({"baseline": False} if rules.tests_once else {}))
         (trained if fresh else reused).append(lam)
         points.append(point_from_records(lam, res.alignment_key, records))
         if bar is not None:

@@ -14,7 +14,7 @@ Examples
 >>> x = rng.standard_normal((200, 4)) + (y == "b")[:, None] * 3
 >>> res = train_arrays(x, None, y, ["train", "train", "val", "test"] * 50, fusion="image", epochs=5)
 >>> res.runs[0].selection["selected_on"], res.mean["accuracy"] > 0.9
-('val', True)
+('inner-cv', True)
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from embedstore.modalities import check_training
 from embedstore.runs import get_run
 
 from .loader import ArraySource
-from .options import CVOptions, HeadOptions, LoaderOptions, grouped
+from .options import CVOptions, HeadOptions, LoaderOptions, SelectOptions, grouped
 from .protocol import Protocol
+from .cv import AUTO_CV_K, AUTO_CV_MAX_SAMPLES, auto_cv  # noqa: F401 (cv="auto")
+from .honest_runs import run_split, split_runner
 from .seed_runs import (HEADS, RunResult, TrainResult, check_splits, protocol_from, resume_seeds, run_seeds,  # noqa: F401
                         scale_of, seeds_from, summarize_runs)
 from .store_source import StoreSource
@@ -60,6 +62,8 @@ def _cv_options(proto: Protocol, cv: int | CVOptions | None, repeats: int, cv_se
         raise InputError(refusal)
     if isinstance(cv, CVOptions):
         return grouped(CVOptions, cv, repeats=repeats, cv_seed=cv_seed, val_fraction=val_fraction)
+    if isinstance(cv, str):
+        raise InputError(f"cv={cv!r}: use an integer K >= 2, 'auto' or None")
     return CVOptions(int(cv), int(repeats), int(cv_seed), float(val_fraction))
 
 
@@ -68,6 +72,19 @@ def _cv_kw(folds: CVOptions | None, val_fraction: float) -> dict[str, Any]:
     if folds is None:
         return {"val_fraction": val_fraction}
     return {"cv": folds.k, "repeats": folds.repeats, "cv_seed": folds.cv_seed, "val_fraction": folds.val_fraction}
+
+
+def _selection(select_on: str, inner_k: int, search, selection: SelectOptions | None,
+               fixed: dict[str, Any]) -> SelectOptions:
+    """The :class:`SelectOptions` of a call, with the MLP search less the settings given explicitly."""
+    from .select import SELECT_ON, search_of
+
+    sel = grouped(SelectOptions, selection, on=select_on, inner_k=inner_k, search=search)
+    if sel.on not in SELECT_ON:
+        raise InputError(f"select_on={sel.on!r}: use 'inner' (inner grouped CV of the training rows) or 'val'")
+    if int(sel.inner_k) < 2:
+        raise InputError(f"inner_k={sel.inner_k}: use 2 or more inner folds")
+    return replace(sel, search=search_of(sel.search, fixed))
 
 
 def train(store, dataset: str, *, image_model: str | None = None, text_model: str | None = None,
@@ -84,7 +101,9 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
           versions: dict[str, int] | None = None, image_dim: int | None = None, text_dim: int | None = None,
           readahead: int = 4, chunk_rows: int = 4096, threads: int | None = 1, group_id: str | None = None,
           save_heads: bool | None = None, head: HeadOptions | None = None,
-          loading: LoaderOptions | None = None, resume: bool = False) -> TrainResult:
+          loading: LoaderOptions | None = None, resume: bool = False, select_on: str = "inner",
+          inner_k: int = 3, search: dict[str, Sequence] | None = None, selection: SelectOptions | None = None,
+          baseline: bool = True) -> TrainResult:
     """Train a fusion head on a dataset's stored embeddings, one run per seed.
 
     Options come flat (as below) or grouped: ``head=`` a
@@ -140,7 +159,25 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         every labelled row (:mod:`embedstore.trainers.cv`) instead of the
         fixed split, ``repeats`` times with new folds (split seeds
         ``cv_seed, cv_seed+1, ...``), ``val_fraction`` of each training fold
-        held out for validation.
+        held out as its validation part (used with ``select_on="val"``).
+        ``cv="auto"`` (what ``embedstore train`` does by default) is
+        grouped 5-fold CV on datasets of at most
+        :data:`AUTO_CV_MAX_SAMPLES` labelled samples when no ``split_by`` is
+        named, else the single split (:func:`auto_cv`).
+    select_on, inner_k, search, selection
+        Honest heads choose their settings on the training rows of the split
+        or fold, then are refitted on all of them
+        (:mod:`embedstore.trainers.select`): ``select_on="inner"`` (default)
+        scores every candidate by inner grouped ``inner_k``-fold CV,
+        ``"val"`` on the validation part. ``search`` lists MLP settings to
+        try (default :data:`embedstore.trainers.select.MLP_SEARCH`; the epoch
+        is always chosen; ``dropout=``, ``weight_decay=``, ``lr=``,
+        ``hidden=`` given explicitly are fixed instead). Or pass a
+        :class:`~embedstore.trainers.options.SelectOptions` as ``selection=``.
+    baseline : bool
+        Honest mode: fit the independent scikit-learn baseline
+        (:mod:`embedstore.trainers.baseline`) on the same rows and record
+        its test predictions with every run (``metrics["baseline"]``).
     scale : str or dict, optional
         Input scaling per modality (:mod:`embedstore.trainers.scaling`): ``none``,
         ``l2`` or ``standard``, or ``"image=standard,text=l2"``; fitted on
@@ -156,9 +193,11 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
         Record the seeds under this group (default: a new ``grp-`` id).
     save_heads : bool, optional
         Keep each seed's head in the ``heads`` table for ``predict``. Default
-        (``None``): kept for a single split, not for the folds of ``cv``
-        (scikit-learn's ``cross_validate`` keeps fold estimators only when
-        asked: ``save_heads=True``); ``False``: never.
+        (``None``): kept for a single split and for the folds ``cv="auto"``
+        chose (a plain ``train`` leaves heads to predict with), not for the
+        folds of an explicit ``cv=K`` (scikit-learn's ``cross_validate``
+        keeps fold estimators only when asked: ``save_heads=True``);
+        ``False``: never.
     resume : bool
         With ``group_id=``: reuse the seeds of that group already recorded
         (same setting and table versions) and train only the missing ones, so
@@ -184,6 +223,8 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
                       threads=threads)
     proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, weight_decay, patience)
     scale = scale_of(mode, scale)
+    select = _selection(select_on, inner_k, search, selection,
+                        {"dropout": dropout, "weight_decay": weight_decay, "lr": lr, "hidden": head.hidden})
     uses = {"image": fusion in ("early", "late", "image"), "text": fusion in ("early", "late", "text")}
     if fusion == "linear":
         uses = {"image": bool(image_model), "text": bool(text_model)}
@@ -192,9 +233,14 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     for modality, ref in (("image", image_model), ("text", text_model)):
         if uses[modality] and not ref:
             raise InputError(f"{fusion} fusion needs {modality}_model= (a model id or model_key)")
+    check_training(store, dataset, fusion, uses)
+    if isinstance(cv, str) and cv == "auto":
+        labels = store.dataset(dataset).samples(columns=[loading.label_column]).to_arrow()[loading.label_column]
+        cv = auto_cv(len(labels) - labels.null_count, mode, split_by)
+        if save_heads is None:  # a plain train leaves heads to predict with, whichever protocol it chose
+            save_heads = True
     folds = _cv_options(proto, cv, repeats, cv_seed, val_fraction,
                         "cv= is honest-mode cross-validation: use mode='honest' (paper mode has one split)")
-    check_training(store, dataset, fusion, uses)
     source = StoreSource.open(store, dataset, image_model=image_model if uses["image"] else None,
                               text_model=text_model if uses["text"] else None,
                               split_by=split_by if split_by is not None else proto.default_split,
@@ -209,7 +255,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     if folds is None:
         check_splits(source, proto, f"dataset '{dataset}' split column {source.split_column}")
     alignments = _alignments(store, dataset, source, proto)
-    if folds is None:
+    if folds is None and not proto.rules.tests_once:  # honest heads read through the folds (select.py)
         source.prepare(proto.setup_splits())
     preset = None
     if proto.rules.presets:
@@ -222,6 +268,7 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     seed_list = seeds_from(seeds, int(seed))
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "split_column": source.split_column,
               "threads": loading.threads, "scale": scale, "save_heads": save_heads,
+              **({"selection": select.to_dict()} if proto.rules.tests_once else {}),
               **({"paper_preset": preset} if preset else {}),
               "label_column": source.label_column, "classes": source.classes,
               "alignment_keys": {m: source.alignment_keys[m] for m in source.tables}, "alignments": alignments,
@@ -235,12 +282,14 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
 
         return run_cv(store_folds(source), spec, proto, seed_list, k=folds.k, repeats=folds.repeats,
                       cv_seed=folds.cv_seed, val_fraction=folds.val_fraction, dataset=dataset, config=config,
-                      store=store, record=record, progress=progress, group_id=group_id)
+                      store=store, record=record, progress=progress, group_id=group_id, select=select,
+                      baseline=baseline)
+    run = split_runner(select, baseline)
     if resume:
         return resume_seeds(store, source, spec, proto, seed_list, dataset=dataset, config=config,
-                            group_id=group_id, progress=progress)
-    return run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
-                      record=record, progress=progress, group_id=group_id)
+                            group_id=group_id, progress=progress, run=run)
+    return run(source, spec, proto, seed_list, dataset=dataset, config=config, store=store, record=record,
+               progress=progress, group_id=group_id)
 
 
 def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[str] | None, *,
@@ -254,7 +303,9 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
                  cv: int | CVOptions | None = None, groups: Sequence[Any] | None = None, repeats: int = 1,
                  cv_seed: int = 0, val_fraction: float = 0.2, scale: str | dict[str, str] | None = None,
                  threads: int | None = 1, group_id: str | None = None, provenance: Any = None,
-                 head: HeadOptions | None = None) -> TrainResult:
+                 head: HeadOptions | None = None, select_on: str = "inner", inner_k: int = 3,
+                 search: dict[str, Sequence] | None = None, selection: SelectOptions | None = None,
+                 baseline: bool = True) -> TrainResult:
     """Train from in-memory arrays with the same heads, protocols, metrics and records.
 
     ``split`` holds ``train``/``test`` (paper) or ``train``/``val``/``test``
@@ -262,7 +313,8 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
     does not use them. With ``cv=K`` (or a :class:`~embedstore.trainers.options.CVOptions`)
     the split is ignored (pass ``None``) and ``groups`` (one group id per
     row; default: each row its own group) drive grouped cross-validation as
-    in :func:`train`; the head, protocol and ``scale`` options as there.
+    in :func:`train` (and the inner selection folds on a split); the head,
+    protocol, selection, baseline and ``scale`` options as there.
     With ``store`` and ``record=True`` each seed is written to the ``runs``
     table (``table_versions`` empty; ``provenance`` is stored in the config).
     """
@@ -270,6 +322,8 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
                    block_order=block_order, align_loss_weight=align_loss_weight)
     proto = protocol_from(fusion, mode, epochs, dropout, batch_size, lr, weight_decay, patience)
     scale = scale_of(mode, scale)
+    select = _selection(select_on, inner_k, search, selection,
+                        {"dropout": dropout, "weight_decay": weight_decay, "lr": lr, "hidden": head.hidden})
     folds = _cv_options(proto, cv, repeats, cv_seed, val_fraction,
                         "cv is honest-mode cross-validation: use mode='honest'")
     source = ArraySource(x_image, x_text, y, ["train"] * len(y) if folds else split, classes)
@@ -280,7 +334,8 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
     spec = head.spec(fusion, len(source.classes))
     seed_list = seeds_from(seeds, int(seed))
     config = {"protocol": proto.to_dict(), "head": spec.to_dict(), "classes": source.classes, "scale": scale,
-              "loader": source.path, "provenance": provenance, "threads": threads}
+              "loader": source.path, "provenance": provenance, "threads": threads,
+              **({"selection": select.to_dict()} if proto.rules.tests_once else {})}
     if folds is not None:
         from .cv import array_folds, run_cv
 
@@ -288,9 +343,15 @@ def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[st
                             np.arange(len(y)) if groups is None else groups, source.classes)
         return run_cv(parts, spec, proto, seed_list, k=folds.k, repeats=folds.repeats, cv_seed=folds.cv_seed,
                       val_fraction=folds.val_fraction, dataset=dataset, config=config, store=store, record=record,
-                      progress=progress, group_id=group_id)
-    return run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
-                      record=record, progress=progress, group_id=group_id)
+                      progress=progress, group_id=group_id, select=select, baseline=baseline)
+    if not proto.rules.tests_once:
+        return run_seeds(source, spec, proto, seed_list, dataset=dataset, config=config, store=store,
+                         record=record, progress=progress, group_id=group_id)
+    from .cv import array_split
+
+    return run_split(source, spec, proto, seed_list, dataset=dataset, config=config, store=store, record=record,
+                     progress=progress, group_id=group_id, select=select, baseline=baseline,
+                     parts=array_split(source, groups), threads=threads)
 
 
 def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None) -> RunResult:
@@ -315,6 +376,9 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
         raise InputError(f"run '{run_id}' is one fold of a cross-validation: re-run the setting with "
                          "embedstore.trainers.train(..., cv=K)")
     proto = Protocol(**cfg["protocol"])
+    if proto.rules.tests_once and cfg.get("selection") is None:
+        raise InputError(f"run '{run_id}' was trained before honest heads were refitted (selection on the "
+                         "validation part, no refit): train the setting again with embedstore.trainers.train")
     head = cfg["head"]
     spec = HeadOptions(head["hidden"], head["hidden_image"], int(head["output_size"]), tuple(head["block_order"]),
                        float(head["align_loss_weight"])).spec(head["fusion"], 0)
@@ -324,7 +388,17 @@ def rerun(store, run_id: str, *, record: bool = False, loader: str | None = None
                               alignment_keys={m: keys.get(m, NO_ALIGNMENT) for m in ("image", "text")},
                               options=LoaderOptions.from_config(cfg, rec.table_versions, loader or rec.loader),
                               setup_splits=proto.setup_splits())
-    source.prepare(proto.setup_splits())
-    result = run_seeds(source, spec, proto, [rec.seed], dataset=rec.dataset, config=cfg, store=store,
-                        record=record, progress=False, group_id=None, rerun_of=run_id)
+    select = None
+    if cfg.get("selection") is not None:
+        sel = cfg["selection"]
+        select = SelectOptions(sel["on"], int(sel["inner_k"]),
+                               None if sel["search"] is None else {k: tuple(tuple(v) if isinstance(v, list) else v
+                                                                            for v in vs)
+                                                                   for k, vs in sel["search"].items()})
+    else:
+        source.prepare(proto.setup_splits())
+    config = {k: v for k, v in cfg.items() if k not in ("scaling",)}
+    result = run_split(source, spec, proto, [rec.seed], dataset=rec.dataset, config=config, store=store,
+                       record=record, progress=False, group_id=None, rerun_of=run_id, select=select,
+                       baseline="baseline" in rec.metrics)
     return result.runs[0]
