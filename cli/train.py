@@ -175,17 +175,28 @@ def runs(ctx, store_uri, storage_options, as_json, dataset, group_id, each, comp
         result = compare_settings(get_store(ctx, store_uri, storage_options), compare[0], compare[1], metric=metric)
         emit(ctx, result.to_dict(), result.line)
         return
-    records = list_runs(get_store(ctx, store_uri, storage_options), dataset, group_id=group_id)
+    from embedstore.datacheck.records import flag_summary, flagged_runs
+
+    store = get_store(ctx, store_uri, storage_options)
+    records = list_runs(store, dataset, group_id=group_id)
+    flags = flagged_runs(store, dataset)  # runs that read rows a later 'embedstore check' flagged
     if as_json:
-        emit(ctx, [r.to_dict() for r in records], "")
+        emit(ctx, [r.to_dict() | {"check_flags": flags.get(r.run_id, [])} for r in records], "")
         return
     if each:
-        rows = [r.summary() for r in records]
+        rows = [r.summary() | {"flags": flag_summary(flags.get(r.run_id, []))} for r in records]
         click.echo(table(rows, ["run_id", "dataset", "fusion", "mode", "seed", "alignment", "accuracy",
-                                "macro_f1", "roc_auc_ovr", "epoch", "loader", "created_at"]))
+                                "macro_f1", "roc_auc_ovr", "epoch", "loader", "created_at", "flags"]))
     else:
-        click.echo(table(compare_groups(records), ["group_id", "dataset", "fusion", "mode", "alignment", "seeds",
-                                                   "accuracy", "macro_f1", "created_at"]))
+        by_group: dict[str, list] = {}
+        for r in records:
+            by_group.setdefault(r.group_id or r.run_id, []).extend(flags.get(r.run_id, []))
+        rows = [g | {"flags": flag_summary(by_group.get(g["group_id"], []))} for g in compare_groups(records)]
+        click.echo(table(rows, ["group_id", "dataset", "fusion", "mode", "alignment", "seeds", "accuracy", "macro_f1",
+                                "created_at", "flags"]))
+    if flags:
+        click.echo(f"flags: {len(flags)} run(s) read rows that 'embedstore check' flagged (leaks, duplicates across "
+                   "their split, label issues); 'embedstore runs --json' lists them per check")
 
 
 @command()

@@ -16,6 +16,7 @@ inline, there are no scripts and no links. It holds
   alignment and against λ=0);
 * optionally, predictions of a few samples by stored heads (the demo's
   held-back samples: sample, true label, predicted label, probability);
+* the data checks of the latest ``embedstore check`` (:mod:`embedstore.datacheck.section`);
 * the store table versions behind every number.
 """
 
@@ -351,6 +352,11 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         part, n = predictions_section(predictions)
         sections.append(part)
         images += n
+    from .datacheck.section import data_checks_section
+
+    part, n = data_checks_section(store, dataset)
+    sections.append(part)
+    images += n
     from . import __version__
 
     head = (f"<h1>embedstore report: {_e(dataset)}</h1><p class=\"note\">Store <code>{_e(store.uri)}</code>; "

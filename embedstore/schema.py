@@ -21,6 +21,7 @@ Granularity
 * ``alignments``: the alignment registry, ``alignment_key`` → settings JSON
   and the fitted gap vector.
 * ``runs``: training-run records (written by ``trainers``).
+* ``checks``: findings of ``check`` and ``drift`` (:mod:`embedstore.datacheck.records`).
 """
 
 from __future__ import annotations
@@ -205,4 +206,4 @@ def key_column(table: str) -> str | None:
     if table.startswith("predictions__"):
         return "prediction_id"
     return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY, "heads": "head_id",
-            "transforms": "alignment_key", "transform_states": "alignment_key"}.get(table)
+            "transforms": "alignment_key", "transform_states": "alignment_key", "checks": "check_id"}.get(table)

@@ -7,8 +7,9 @@ computed. Otherwise it runs
 
 * exact duplicates by content hash and near-duplicates by vector
   (:mod:`~embedstore.datacheck.duplicates`) of the image vectors (the text
-  vectors for a text-only dataset); a pair in different splits of any
-  split column is a **leak**, otherwise it is listed;
+  vectors for a text-only dataset; pairs of identical bytes are listed
+  once, as exact duplicates); a pair in different splits of any split
+  column is a **leak**, otherwise it is listed;
 * group leaks of every split column (:mod:`~embedstore.datacheck.leaks`);
 * label issues (:mod:`~embedstore.datacheck.labels`) from out-of-fold
   probabilities given by ``probabilities`` (the probe lives in
@@ -247,10 +248,11 @@ def _compute(data: CheckData, settings: dict[str, Any], probabilities: Probabili
         hashes = data.column(hash_col)
         for i, j, dist, scaled in found.pairs:
             a, b = int(pos[int(i)]), int(pos[int(j)])
-            same = hashes[a] is not None and hashes[a] == hashes[b]
+            if hashes[a] is not None and hashes[a] == hashes[b]:
+                continue  # the same bytes: listed with the exact duplicates
             cols = crossing(rows, a, b, splits)
             near.append({"modality": modality, "a": ids[a], "b": ids[b], "distance": float(dist),
-                         "scaled": float(scaled), "exact": bool(same), "leak_columns": cols,
+                         "scaled": float(scaled), "leak_columns": cols,
                          "splits": {c: [splits[c][a], splits[c][b]] for c in splits}})
             for x in (a, b):
                 for c in cols:

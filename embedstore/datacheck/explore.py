@@ -37,14 +37,18 @@ EXTRA = "embedstore[explore]"
 LAYOUTS = ("umap", "tsne", "pca")
 NEIGHBOURS = 15
 THUMB = 64
+#: Flag reason -> its yes/no column in the map (one histogram each in embedding-atlas).
+FLAG_COLUMNS = {"label issue": "label_issue", "near-duplicate leak": "near_duplicate_leak",
+                "near-duplicate": "near_duplicate", "exact duplicate leak": "exact_duplicate_leak",
+                "exact duplicate": "exact_duplicate", "group leak": "group_leak"}
 
 
 def require_atlas() -> None:
     """Raise a one-line :class:`MissingDependencyError` naming the extra when embedding-atlas is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec("embedding_atlas") is None:
-        raise MissingDependencyError(f"embedding-atlas is not installed: pip install '{EXTRA}'")
+    try:
+        import embedding_atlas  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(f"embedding-atlas is not installed: pip install '{EXTRA}'") from None
 
 
 def layout(x: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:
@@ -102,16 +106,21 @@ def thumbnail_uri(ref: str | None, size: int = THUMB) -> str | None:
 
 
 def check_columns(record: CheckRecord | None, ids: list[str]) -> dict[str, list[Any]]:
-    """Per-row columns of a check record: ``flags``, ``label_quality``, ``suggested``, ``suspect_rank``, ``near_duplicate_of``."""
+    """Per-row columns of a check record: ``flags``, one yes/no column per kind of flag
+    (:data:`FLAG_COLUMNS`), ``label_quality``, ``suggested``, ``suspect_rank``, ``near_duplicate_of``."""
     n = len(ids)
-    cols: dict[str, list[Any]] = {"flags": [""] * n, "label_quality": [None] * n, "suggested": [None] * n,
-                                  "suspect_rank": [None] * n, "near_duplicate_of": [""] * n}
+    cols: dict[str, list[Any]] = {"flags": [""] * n, **{c: ["no"] * n for c in FLAG_COLUMNS.values()},
+                                  "label_quality": [None] * n, "suggested": [None] * n, "suspect_rank": [None] * n,
+                                  "near_duplicate_of": [""] * n}
     if record is None:
         return cols
     where = {s: i for i, s in enumerate(ids)}
     for sid, info in record.flagged.items():
         if sid in where:
-            cols["flags"][where[sid]] = ", ".join(sorted({r.split(":")[0] for r in info["reasons"]}))
+            names = sorted({r.split(":")[0] for r in info["reasons"]})
+            cols["flags"][where[sid]] = ", ".join(names)
+            for name in names:
+                cols[FLAG_COLUMNS[name]][where[sid]] = "yes"
     for r in record.result.get("label_ranking", []):
         i = where.get(r["sample_id"])
         if i is not None:
