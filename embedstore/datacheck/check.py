@@ -78,6 +78,8 @@ class CheckReport(ToDict):
     prompt_shortcuts : dict
         ``{column: [templates]}`` of shortcut columns used by a prompt.
     notes : list of str
+    timings : dict
+        Seconds each step took when the record was computed.
     created_at : str
     """
 
@@ -96,6 +98,7 @@ class CheckReport(ToDict):
     shortcuts: list[dict[str, Any]] = field(default_factory=list)
     prompt_shortcuts: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
     created_at: str = ""
 
     @property
@@ -113,7 +116,7 @@ class CheckReport(ToDict):
         return cls(rec.check_id, rec.dataset, cached, rec.table_versions, rec.settings,
                    **{k: res[k] for k in ("models", "counts", "exact_duplicates", "near_duplicates", "thresholds",
                                           "group_leaks", "label_ranking", "shortcuts", "prompt_shortcuts",
-                                          "notes") if k in res},
+                                          "notes", "timings") if k in res},
                    created_at=rec.created_at)
 
 
@@ -193,6 +196,7 @@ def run_checks(store, dataset: str, *, image_model: str | ModelIdentity | None =
     data = read_check_data(snaps, dataset)
     result, flagged = _compute(data, settings, probabilities, steps)
     steps.close()
+    result["timings"] = steps.timings
     rec = CheckRecord(key, "check", dataset, pinned, settings, result, flagged)
     save_record(store, rec)
     return CheckReport.from_record(rec, cached=False)
@@ -205,13 +209,19 @@ class _Steps:
         import time
 
         self.enabled, self.dataset, self.t0 = enabled, dataset, time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self._last: tuple[str, float] | None = None
 
     def __call__(self, what: str) -> None:
         import sys
         import time
 
+        now = time.perf_counter()
+        if self._last is not None:
+            self.timings[self._last[0]] = round(now - self._last[1], 3)
+        self._last = (what, now)
         if self.enabled:
-            print(f"check {self.dataset}: {what} ({time.perf_counter() - self.t0:.1f}s)", file=sys.stderr, flush=True)
+            print(f"check {self.dataset}: {what} ({now - self.t0:.1f}s)", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self("done")

@@ -126,7 +126,8 @@ def snapshots(store, dataset: str, models: dict[str, ModelIdentity], versions: d
 
     pinned = dict(versions or {})
     table = samples_table(dataset)
-    pinned.setdefault(table, pinned.get("samples") or store.version(table) if store.has_table(table) else None)
+    if table not in pinned and store.has_table(table):  # one samples version for every modality's snapshot
+        pinned[table] = pinned.get("samples") or store.version(table)
     snaps = {}
     for modality, ident in models.items():
         snaps[modality] = Snapshot(store, dataset, **{f"{modality}_model": ident}, versions=pinned)
