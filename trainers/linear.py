@@ -50,16 +50,11 @@ def fused_arrays(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs).astype(np.float64), np.concatenate(ys)
 
 
-def logistic(c: float, seed: int, *, class_weight: str | None = "balanced", warm_start: bool = False):
-    """The probe estimator for one ``C`` (balanced classes, lbfgs).
-
-    ``class_weight=None`` and ``warm_start=True`` serve the out-of-fold
-    probabilities of the label-issue check (:mod:`embedstore.trainers.oof`).
-    """
+def logistic(c: float, seed: int):
+    """The probe estimator for one ``C`` (balanced classes, lbfgs)."""
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=c, class_weight=class_weight, max_iter=1000, random_state=int(seed),
-                              warm_start=warm_start)
+    return LogisticRegression(C=c, class_weight="balanced", max_iter=1000, random_state=int(seed))
 
 
 def logits_of(clf, x: np.ndarray) -> np.ndarray:

@@ -5,11 +5,12 @@ labelled row, class probabilities from a model that never saw that row nor
 any row of its group. :func:`out_of_fold` draws ``k`` grouped, stratified
 folds (:func:`embedstore.trainers.cv.grouped_folds`) and
 
-* ``head="linear"`` (the default): the linear probe's estimator
-  (:func:`embedstore.trainers.linear.logistic`) on concat(text, image),
-  standardised on each training part, **without class weights** (balanced
-  weights inflate the rare classes' probabilities, and the ranking then
-  suspects every rare-class row), for each ``C`` of :data:`OOF_C_GRID`;
+* ``head="linear"`` (the default): the linear probe's model (scikit-learn's
+  lbfgs :class:`~sklearn.linear_model.LogisticRegression`, as in
+  :mod:`embedstore.trainers.linear`) on concat(text, image), standardised on
+  each training part, but **without class weights** (balanced weights
+  inflate the rare classes' probabilities, and the ranking then suspects
+  every rare-class row), for each ``C`` of :data:`OOF_C_GRID`;
   the ``C`` kept is the one whose out-of-fold probabilities have the lowest
   log-loss (the probabilities, not the decisions, are what is used);
 * any other head (``early``, ``late``, ``image``, ``text``): honest-mode
@@ -86,11 +87,10 @@ def out_of_fold(x: dict[str, np.ndarray], y: np.ndarray, groups: Sequence[str], 
 
 def _linear(x: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, n_classes: int, k: int, seed: int,
             c_grid: Sequence[float]) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
-
-    from .linear import logistic
 
     parts = [np.asarray(x[m], dtype=np.float64) for m in ("text", "image") if m in x]
     if not parts:
@@ -104,7 +104,7 @@ def _linear(x: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, n_class
             train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
             scaler = StandardScaler().fit(feats[train])
             a, b = scaler.transform(feats[train]), scaler.transform(feats[test])
-            clf = logistic(grid[0], seed, class_weight=None, warm_start=True)
+            clf = LogisticRegression(C=grid[0], max_iter=1000, random_state=int(seed), warm_start=True)
             for c in grid:  # ascending C from the previous solution: a few iterations each
                 clf.set_params(C=c).fit(a, y[train])
                 probs[c][np.ix_(test, clf.classes_)] = clf.predict_proba(b)
