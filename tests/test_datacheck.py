@@ -194,3 +194,15 @@ def test_the_report_has_a_data_checks_section(toy, tmp_path):
     page = open(write_report(store, "toy", tmp_path / "b.html", gap=False).path).read()
     assert "<h2>Data checks</h2>" in page and "Most suspect labels" in page and "Near-duplicates across splits" in page
     assert "Shortcut: column <code>via</code>" in page
+
+
+def test_another_head_gives_the_probabilities_under_its_own_key(toy):
+    from embedstore.trainers.checks import check
+
+    store, model, ids = toy
+    linear = check(store, "toy", k=3)
+    mlp = check(store, "toy", k=3, head="image")
+    assert mlp.check_id != linear.check_id and mlp.settings["labels"]["head"] == "image"
+    assert len(mlp.label_ranking) == N and all(0.0 <= r["quality"] <= 1.0 for r in mlp.label_ranking)
+    ranks = {r["sample_id"]: r["rank"] for r in mlp.label_ranking}
+    assert np.median([ranks[ids[i]] for i in FLIPPED]) < N / 4  # the wrong labels rank among the suspects
