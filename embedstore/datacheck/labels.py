@@ -14,9 +14,9 @@ Examples
 --------
 >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.95, 0.05], [0.2, 0.8], [0.3, 0.7]])
 >>> found = label_issues(np.array(["s0", "s1", "s2", "s3", "s4", "s5"]), np.array([0, 0, 1, 1, 1, 1]),
-...                      probs, ["a", "b"])                                # doctest: +SKIP
->>> found[0]["sample_id"], found[0]["given"], found[0]["suggested"]    # doctest: +SKIP
-('s3', 'b', 'a')
+...                      probs, ["a", "b"])
+>>> found[0]["sample_id"], found[0]["given"], found[0]["suggested"], found[0]["issue"]
+('s3', 'b', 'a', True)
 """
 
 from __future__ import annotations
