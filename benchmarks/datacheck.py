@@ -36,9 +36,17 @@ IMAGE, TEXT = "builtin:efficientnet-lite0", "builtin:minilm-l6"
 
 
 def cpu_flags() -> str:
+    """CPU family/model and which of the vector extensions that matter here /proc/cpuinfo lists."""
+    fields: dict[str, str] = {}
     with open("/proc/cpuinfo") as fh:
-        flags = next((ln.split(":", 1)[1].split() for ln in fh if ln.startswith("flags")), [])
-    return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags) or "none of avx2/avx512"
+        for ln in fh:
+            if not ln.strip():
+                break  # the first processor is enough
+            key, _, value = ln.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    flags = fields.get("flags", "").split()
+    have = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags) or "none of avx2/avx512"
+    return f"{have} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def build(store, data: Path, rows: int, seed: int = 0) -> str:
@@ -83,12 +91,13 @@ def build(store, data: Path, rows: int, seed: int = 0) -> str:
     return name
 
 
-def run_check(store, name: str) -> tuple[float, dict[str, float], dict[str, int]]:
+def run_check(store, name: str) -> tuple[float, float, dict[str, float], dict[str, int]]:
+    """Wall and CPU seconds (all threads of this process) of one full ``check``, its steps and counts."""
     from embedstore.trainers.checks import check
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rep = check(store, name, recompute=True)
-    return time.perf_counter() - t0, rep.timings, rep.counts
+    return time.perf_counter() - t0, time.process_time() - c0, rep.timings, rep.counts
 
 
 def run_baseline(store, name: str) -> float:
@@ -151,6 +160,8 @@ def main() -> None:
     times: dict[tuple[str, str], list[float]] = {}
     steps: dict[str, list[dict[str, float]]] = {c: [] for c in conditions}
     counts = {}
+    cpu: dict[str, list[float]] = {c: [] for c in conditions}
+    loads: dict[str, list[float]] = {c: [] for c in conditions}
     for r in range(args.rounds):
         for condition in (conditions if r % 2 == 0 else conditions[::-1]):
             procs = competitors() if condition == "loaded" else []
@@ -158,8 +169,10 @@ def main() -> None:
                 order = ("check", "baseline") if r % 2 == 0 else ("baseline", "check")
                 for what in order:
                     if what == "check":
-                        sec, timing, counts = run_check(store, name)
+                        sec, cpu_s, timing, counts = run_check(store, name)
                         steps[condition].append(timing)
+                        cpu[condition].append(cpu_s)
+                        loads[condition].append(os.getloadavg()[0])
                     else:
                         sec = run_baseline(store, name)
                     times.setdefault((condition, what), []).append(sec)
@@ -174,7 +187,8 @@ def main() -> None:
     for condition in conditions:
         c, b = np.median(times[(condition, "check")]), np.median(times[(condition, "baseline")])
         step = {k: np.median([t.get(k, 0.0) for t in steps[condition]]) for k in steps[condition][0]}
-        rows.append([condition, f"{c:.1f}", f"{b:.1f}", f"{c / b:.2f}", "yes" if c < 60 else "NO",
+        rows.append([condition, f"{c:.1f}", f"{np.median(cpu[condition]):.1f}",
+                     f"{np.median(loads[condition]):.1f}", f"{b:.1f}", f"{c / b:.2f}", "yes" if c < 60 else "NO",
                      ", ".join(f"{k} {v:.1f}" for k, v in step.items()),
                      " / ".join(f"{v:.1f}" for v in times[(condition, "check")])])
     text = "\n".join([
@@ -189,8 +203,13 @@ def main() -> None:
         "each time. Baseline: scikit-learn cross_val_predict (standardised LogisticRegression, 5 grouped folds) + "
         "cleanlab find_label_issues + NearestNeighbors(cosine) on the same arrays.",
         "",
-        benchlib.md_table(["condition", "check s", "baseline s", "check / baseline", "under 60 s", "check steps (s)",
+        benchlib.md_table(["condition", "check s", "check CPU s", "load 1m after check", "baseline s", "check / baseline", "under 60 s", "check steps (s)",
                            "check rounds (s)"], rows),
+        "",
+        "check CPU s: CPU seconds of the process (all its threads) during one check; the label probe fits its "
+        "folds on as many threads as there are usable cores, so on an otherwise idle 2-core machine the wall "
+        "time would be about this or less. Load 1m: the machine's 1-minute load average right after the check (2 cores; "
+        "other developers' jobs included, the two competitors too in the loaded rows).",
         "",
         f"Second `check` with nothing changed: {cached_s:.2f} s (cached={cached.cached}: the record is read, "
         f"nothing computed).",
