@@ -41,6 +41,9 @@ COMMANDS: dict[str, str] = {
     "repair": "embedstore.cli.maintenance:repair",
     "index": "embedstore.cli.maintenance:index",
     "demo": "embedstore.cli.demo:demo",
+    "check": "embedstore.cli.checks:check",
+    "drift": "embedstore.cli.checks:drift",
+    "explore": "embedstore.cli.checks:explore",
 }
 
 

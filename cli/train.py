@@ -222,6 +222,8 @@ def runs(ctx, store_uri, storage_options, as_json, dataset, group_id, each, comp
         emit(ctx, {**result.to_dict(), "baselines": {g: c.to_dict() if c is not None else None
                                                      for g, c in against.items()}}, lambda: "\n".join(lines))
         return
+    from embedstore.datacheck.records import flag_summary, flagged_runs
+
     store = get_store(ctx, store_uri, storage_options)
     records = list_runs(store, dataset, group_id=group_id)
     if not records:  # nothing listed: say why when a name is wrong, instead of an empty table
@@ -231,16 +233,24 @@ def runs(ctx, store_uri, storage_options, as_json, dataset, group_id, each, comp
             store.require_dataset(dataset)
         if group_id and not list_runs(store, group_id=group_id):
             raise unknown_run(store, group_id, expected="group")
+    flags = flagged_runs(store, dataset)  # runs that read rows a later 'embedstore check' flagged
     if as_json:
-        emit(ctx, [r.to_dict() for r in records], "")
+        emit(ctx, [r.to_dict() | {"check_flags": flags.get(r.run_id, [])} for r in records], "")
         return
     if each:
-        rows = [r.summary() for r in records]
+        rows = [r.summary() | {"flags": flag_summary(flags.get(r.run_id, []))} for r in records]
         click.echo(table(rows, ["run_id", "dataset", "fusion", "mode", "seed", "alignment", "accuracy",
-                                "macro_f1", "roc_auc_ovr", "epoch", "loader", "created_at"]))
+                                "macro_f1", "roc_auc_ovr", "epoch", "loader", "created_at", "flags"]))
     else:
-        click.echo(table(compare_groups(records), ["group_id", "dataset", "fusion", "mode", "alignment", "seeds",
-                                                   "accuracy", "macro_f1", "created_at"]))
+        by_group: dict[str, list] = {}
+        for r in records:
+            by_group.setdefault(r.group_id or r.run_id, []).extend(flags.get(r.run_id, []))
+        rows = [g | {"flags": flag_summary(by_group.get(g["group_id"], []))} for g in compare_groups(records)]
+        click.echo(table(rows, ["group_id", "dataset", "fusion", "mode", "alignment", "seeds", "accuracy", "macro_f1",
+                                "created_at", "flags"]))
+    if flags:
+        click.echo(f"flags: {len(flags)} run(s) read rows that 'embedstore check' flagged (leaks, duplicates across "
+                   "their split, label issues); 'embedstore runs --json' lists them per check")
 
 
 @command()

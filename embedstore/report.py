@@ -19,6 +19,7 @@ inline, there are no scripts and no links. In reading order:
   per-λ table (paired intervals against no alignment and against λ=0) folded;
 * optionally, predictions of a few samples by stored heads (the demo's
   held-back samples: sample, true label, predicted label, probability);
+* the data checks of the latest ``embedstore check`` (:mod:`embedstore.datacheck.section`);
 * folded: every recorded run group with the store table versions behind it.
 
 No figure appears twice; every axis is labelled and no text of a figure
@@ -446,6 +447,11 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
         part, n = predictions_section(predictions)
         sections.append(part)
         images += n
+    from .datacheck.section import data_checks_section
+
+    part, n = data_checks_section(store, dataset)
+    sections.append(part)
+    images += n
     comp = _sorted(comparison_rows(store, plain) + extra_rows)
     sections.append("<h2>Every recorded run</h2><details><summary>All run groups with the store versions they read"
                     f" ({len(comp)} groups)</summary><p class=\"note\">Mean ± sd over seeds of the test metrics. "

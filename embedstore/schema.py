@@ -25,6 +25,7 @@ Granularity
   (:mod:`embedstore.aligned_reads`). Stores written by earlier versions hold aligned
   rows in the embeddings tables under their ``alignment_key``.
 * ``runs``: training-run records (written by ``trainers``).
+* ``checks``: findings of ``check`` and ``drift`` (:mod:`embedstore.datacheck.records`).
 """
 
 from __future__ import annotations
@@ -210,4 +211,4 @@ def key_column(table: str) -> str | None:
         return "prediction_id"
     return {MODELS: "model_key", ALIGNMENTS: "alignment_key", RUNS: RUN_KEY, "heads": "head_id",
             "transforms": "alignment_key", "transform_states": "alignment_key",
-            "alignment_members": "member_key"}.get(table)
+            "alignment_members": "member_key", "checks": "check_id"}.get(table)
