@@ -142,6 +142,28 @@ def test_extract_with_a_gguf_file_then_nothing_to_do(store, tmp_path, llama, cap
     assert (again.computed, again.forward_calls) == (0, 0)
 
 
+def test_a_random_llama_gguf_written_tensor_by_tensor_loads_and_its_prefix_savings_match_extract(llama, tmp_path):
+    """The benchmark's 7B builder at a tiny shape, with the tiny file's vocabulary; the savings it reports."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.llama_gguf import TINY, parameters, write_random_llama
+    from benchmarks.prefix_savings import savings
+
+    _, _, q8 = llama
+    out = write_random_llama(tmp_path / "random.gguf", q8, TINY)
+    ext = load_extractor(str(out))
+    assert ext.identity.dtype == "Q8_0" and ext.meta["width"] == TINY["hidden"]
+    texts = _prompts(30)
+    vecs = ext.encode_texts(texts)
+    assert np.isfinite(vecs).all() and min_cosine(load_extractor(str(out), batching="single").encode_texts(texts),
+                                                  vecs) >= TOLERANCE
+    vocab = int(ext.llm.n_vocab())
+    assert out.stat().st_size > parameters(TINY, vocab) * 34 / 32  # Q8_0: 34 bytes per 32 weights
+    # the benchmark's plan (sorted rows, chunks) evaluates what extract's forward evaluates on one chunk
+    s = savings(texts, ext.tokenize, chunk_rows=256, budget=ext.batch_tokens)
+    assert (s["prompt"], s["evaluated"]) == (ext.tokens["prompt"], ext.tokens["evaluated"])
+    assert s["ratio"] < 0.7 and s["distinct"] == len(set(texts))
+
+
 def test_cli_batching_single_continues_the_same_table_and_refuses_other_models(store, tmp_path, llama):
     from tests.helpers import invoke_cli as run_cli
 
