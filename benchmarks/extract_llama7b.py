@@ -62,6 +62,18 @@ def cpu_flags() -> str:
     return " ".join(f for f in want if f in flags) or "none of avx/avx2/avx512"
 
 
+def cpu_model() -> str:
+    """Model name, family and model number of this CPU (e.g. Zen 3 = family 25, model 1)."""
+    info: dict[str, str] = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            k, _, v = line.partition(":")
+            info.setdefault(k.strip(), v.strip())
+    except OSError:
+        return "unknown"
+    return f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+
+
 def ham_sample(n: int, seed: int = 0) -> list[str]:
     """``n`` dev1000 prompts (the store's default HAM10000 template), a seeded sample, plus 2 for warm-up."""
     from benchmarks.prefix_savings import DATA, ham_prompts
@@ -107,6 +119,8 @@ def measure(gguf: Path, mode: str, texts_file: Path, vectors_out: Path) -> dict:
     if proc.returncode != 0:
         sys.exit(f"worker {mode} failed:\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
+    with open(texts_file.parent / "measurements.jsonl", "a") as log:
+        log.write(json.dumps({**res, "loadavg": open("/proc/loadavg").read().split()[:3]}) + "\n")
     print(f"  {mode:8s} {res['texts'] / res['seconds']:.3f} texts/s, {res['evaluated'] / res['seconds']:.1f} "
           f"evaluated tokens/s, peak RSS {res['peak_rss_gib']:.2f} GiB", file=sys.stderr, flush=True)
     return res
@@ -117,16 +131,25 @@ def competitors(n: int = 2) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool) -> dict:
-    """Alternating rounds (quiet, as the machine is), then one loaded round; vectors of the first quiet round."""
+def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brset: list[str] | None = None) -> dict:
+    """Alternating rounds (quiet, as the machine is), then one loaded round; vectors of the first quiet round.
+
+    With ``brset`` prompts, the first round also times one text per call and
+    the default on them (the tokens/s of long prompts, for the projection).
+    """
     texts_file = work / "prompts.json"
     texts_file.write_text(json.dumps(texts))
     results: dict[str, list[dict]] = {m: [] for m in MODES}
+    long: dict[str, dict] = {}
     uptime = [open("/proc/loadavg").read().split()[:3]]
     for r in range(rounds):
         print(f"round {r + 1}/{rounds}", file=sys.stderr, flush=True)
         for mode in MODES[r % 3:] + MODES[:r % 3]:
             results[mode].append(measure(gguf, mode, texts_file, work / f"{mode}-{r}.npy"))
+        if brset and r == 0:
+            brset_file = work / "prompts-brset.json"
+            brset_file.write_text(json.dumps(brset))
+            long = {m: measure(gguf, m, brset_file, work / f"brset-{m}.npy") for m in ("single", "prefix")}
     uptime.append(open("/proc/loadavg").read().split()[:3])
     busy: dict[str, dict] = {}
     if loaded:
@@ -147,7 +170,11 @@ def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool) -> 
         cos = (v * ref).sum(1) / (np.linalg.norm(v, axis=1) * np.linalg.norm(ref, axis=1))
         parity[mode] = {"min_cos": float(cos.min()), "max_abs": float(np.abs(v - ref).max()),
                         "max_ref": float(np.abs(ref).max()), "finite": bool(np.isfinite(v).all())}
-    return {"quiet": results, "loaded": busy, "parity": parity, "loadavg": uptime, "n": len(texts) - 2}
+    if long:
+        a, b = np.load(work / "brset-single.npy"), np.load(work / "brset-prefix.npy")
+        long["min_cos"] = float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min())
+    return {"quiet": results, "loaded": busy, "parity": parity, "loadavg": uptime, "n": len(texts) - 2,
+            "distinct": len(set(texts[2:])), "brset": long}
 
 
 # -- report ---------------------------------------------------------------------------------------------
@@ -157,6 +184,7 @@ def _rate(res: dict, what: str = "texts") -> float:
 
 def render(res: dict, savings: list[dict], info: dict, shape: str, params: float) -> str:
     quiet, busy, parity = res["quiet"], res["loaded"], res["parity"]
+    distinct = res.get("distinct", res["n"])
     base = statistics.median(_rate(r) for r in quiet["single"])
     rows = []
     for mode in MODES:
@@ -172,31 +200,55 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
                      f"{statistics.median(_rate(r, 'tokens') for r in quiet[mode]):.1f}",
                      f"{first['decodes']}", f"{p['min_cos']:.6f}", f"{p['max_abs']:.2e}",
                      f"{max(r['peak_rss_gib'] for r in quiet[mode]):.2f}", loaded])
-    timing = md_table(["llama.cpp calls", "texts/s (median)", "range", "vs one per call", "tokens evaluated / in prompts",
+    timing = md_table(["llama.cpp calls", "texts/s (median)", "range", "vs one per call",
+                       "tokens evaluated / in prompts",
                        "evaluated tokens/s", "decode calls", "min cos vs one per call", "max abs diff",
                        "peak RSS GiB", "loaded: texts/s (vs one per call)"], rows)
+    tps = {m: statistics.median(_rate(r, "tokens") for r in quiet[m]) for m in MODES}
+    long = res.get("brset") or {}
+    long_tps = {m: _rate(long[m], "tokens") for m in ("single", "prefix") if m in long}
+
+    def hours(row: dict) -> dict[str, float]:
+        rate = long_tps if row["dataset"].startswith("BRSET") and long_tps else tps
+        return {"single": row["prompt"] / rate["single"] / 3600, "batched": row["prompt"] / tps["batched"] / 3600,
+                "prefix": row["evaluated"] / rate["prefix"] / 3600}
+
+    proj = md_table(["dataset", "template", "prompts"] + [f"{LABELS[m]}: hours" for m in MODES] + ["speed-up"],
+                    [[r["dataset"], r["template"], f"{r['rows']:,}"] + [f"{hours(r)[m]:.2f}" for m in MODES]
+                     + [f"{hours(r)['single'] / hours(r)['prefix']:.1f}x"] for r in savings])
     br = next((s for s in savings if s["dataset"].startswith("BRSET") and s["template"] == "paper"), None)
     projection = ""
     if br:
-        tps = {m: statistics.median(_rate(r, "tokens") for r in quiet[m]) for m in MODES}
-        hours = {"single": br["prompt"] / tps["single"] / 3600, "batched": br["prompt"] / tps["batched"] / 3600,
-                 "prefix": br["evaluated"] / tps["prefix"] / 3600}
+        h = hours(br)
         projection = "\n".join([
             f"**Projected time for all {br['rows']:,} BRSET prompts (paper template, {br['mean_tokens']:.0f} tokens "
-            f"on average; {br['prompt']:,} tokens, {br['evaluated']:,} evaluated with shared prefixes as extract "
-            "plans them) on these 2 cores**, from the tokens/s measured above: "
-            + ", ".join(f"{LABELS[m]} **{hours[m]:.1f} h**" for m in MODES) + ".",
-            "One text per call is measured here on HAM10000's short prompts; BRSET's are five times longer, "
-            "so each call is a bigger batch and that projection is its upper bound (llama.cpp's speed rises with "
-            "the tokens per call)."])
+            f"on average: {br['prompt']:,} tokens, {br['evaluated']:,} evaluated with shared prefixes as extract "
+            "plans them) on these 2 cores**, from the evaluated tokens/s measured above: "
+            + ", ".join(f"{LABELS[m]} **{h[m]:.1f} h**" for m in MODES) + ". Every dataset template:", "",
+            proj, "",
+            "Hours = tokens to evaluate (table below) / the mode's evaluated tokens/s: for BRSET, the tokens/s "
+            "measured on BRSET prompts below (long prompts make each single call a bigger batch); for the others, "
+            "the HAM10000 medians above (SatelliteBench's prompts are longer, so its one-per-call hours are an "
+            "upper bound)."])
+        if long_tps:
+            n = long["single"]["texts"]
+            projection += "\n\n" + md_table(
+                ["BRSET paper-template prompts (drawn values), first round", "texts/s", "tokens evaluated / in prompts",
+                 "evaluated tokens/s", "decode calls", "peak RSS GiB"],
+                [[f"{LABELS[m]} ({n} prompts)", f"{_rate(long[m]):.3f}",
+                  f"{long[m]['evaluated']:,} / {long[m]['prompt']:,}", f"{long_tps[m]:.1f}", long[m]["decodes"],
+                  f"{long[m]['peak_rss_gib']:.2f}"] for m in ("single", "prefix")])
+            projection += f"\n\nmin cos between the two: {long['min_cos']:.6f}."
     qa, qb, qc = res["loadavg"]
     from benchmarks.prefix_savings import render as render_savings
 
     return "\n".join([
         "## (d2) LLaMA-2-7B shape on 2 cores: batched decoding and shared prompt prefixes (llama.cpp Q8_0)", "",
-        f"A random-init LLaMA-2-7B-shaped Q8_0 GGUF ({shape}: {params:.2f} B parameters, written tensor by tensor "
+        f"A random-init LLaMA-2-7B-shaped Q8_0 GGUF ({shape} shape: {params:.3g} B parameters, written tensor by "
+        "tensor "
         "by `benchmarks/llama_gguf.py` with the LLaMA SentencePiece vocabulary; never committed) through the "
-        f"`gguf:` extractor, weights memory-mapped. {res['n']} HAM10000 dev1000 prompts (the store's default "
+        f"`gguf:` extractor, weights memory-mapped, 1,024 tokens per decode call (micro-batches of 512). "
+        f"{res['n']} HAM10000 dev1000 prompts ({distinct} distinct; the store's default "
         "HAM10000 prompt, rendered by embedstore's prompt code; a seeded sample), all three modes on the same "
         f"prompts, each timed in a fresh process after a 2-prompt warm-up; {len(quiet['single'])} alternating "
         "rounds (order rotated), medians, then one round with two CPU-bound competitor processes. Cosines and "
@@ -207,7 +259,8 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
         "cosine >= 0.9999, asserted in `tests/test_gguf.py` on a small GGUF; here on the 7B shape as above), so "
         "`batching` is an execution detail and not part of the model_key.", "",
         projection, "",
-        f"CPU flags: {cpu_flags()}. Load (1/5/15 min) before {'/'.join(qa)}, after the quiet rounds "
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; flags: {cpu_flags()}. Load (1/5/15 min) before "
+        f"{'/'.join(qa)}, after the quiet rounds "
         f"{'/'.join(qb)}, after the loaded round {'/'.join(qc)}.", "",
         "### Tokens evaluated with shared prefixes, per dataset template (LLaMA-2 tokenizer)", "",
         "Prompts rendered by embedstore's prompt code, tokenised by the LLaMA SentencePiece vocabulary "
@@ -242,8 +295,14 @@ def main() -> None:
     ap.add_argument("--shape", choices=["7b", "tiny"], default="7b")
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--brset-prompts", type=int, default=8,
+                    help="BRSET-template prompts timed once (one per call, default) for the projection; 0: none")
     ap.add_argument("--no-loaded", action="store_true", help="skip the round with two competitors")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--savings-json", default=None,
+                    help="the token-savings rows of 'prefix_savings.py --json' (computed here when absent)")
+    ap.add_argument("--from-json", default=None,
+                    help="re-render the section from a run's llama7b-results.json (no measuring)")
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     ap.add_argument("--gguf", help=argparse.SUPPRESS)
     ap.add_argument("--texts", help=argparse.SUPPRESS)
@@ -251,6 +310,15 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         return worker(args.gguf, args.worker, args.texts, args.vectors)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        from benchmarks import llama_gguf
+
+        params = llama_gguf.parameters(llama_gguf.SHAPES[saved.get("shape", "7b")], 32000) / 1e9
+        text = render(saved["timing"], saved["savings"], saved["info"], saved.get("shape", "7b"), params)
+        text += f"\nGenerated in the same run: {machine_md(saved['info'])}.\n"
+        splice(Path(args.out), text)
+        return print(text)
     if not args.workdir or not args.vocab:
         ap.error("--workdir and --vocab are required")
     from benchmarks import llama_gguf, prefix_savings
@@ -264,13 +332,25 @@ def main() -> None:
         llama_gguf.write_random_llama(gguf, vocab, llama_gguf.SHAPES[args.shape], progress=True)
     tokenize = prefix_savings.llama_tokenizer(vocab)
     texts = ham_sample(args.prompts)
+    rows = prefix_savings.brset_rows(seed=1)
+    pick = np.random.default_rng(0).choice(len(rows), size=args.brset_prompts + 2, replace=False)
+    brset = prefix_savings.brset_prompts("paper", [rows[i] for i in pick]) if args.brset_prompts else None
     info = machine()
-    res = run(gguf, texts, work, args.rounds, not args.no_loaded)
+    res = run(gguf, texts, work, args.rounds, not args.no_loaded, brset)
     info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f}"
-    savings = prefix_savings.table(tokenize)
+    counted = sum(len(tokenize(t)) for t in texts[2:])
+    if res["quiet"]["single"][0]["prompt"] != counted:  # the GGUF's vocabulary is the LLaMA one, token for token
+        sys.exit(f"the model counted {res['quiet']['single'][0]['prompt']} prompt tokens, the vocabulary {counted}")
+    cached = Path(args.savings_json) if args.savings_json else None
+    if cached is not None and cached.is_file():
+        savings = json.loads(cached.read_text())
+    else:
+        savings = prefix_savings.table(tokenize)
+        (work / "savings.json").write_text(json.dumps(savings))
     params = llama_gguf.parameters(llama_gguf.SHAPES[args.shape], 32000) / 1e9
     text = render(res, savings, info, args.shape, params) + f"\nGenerated in the same run: {machine_md(info)}.\n"
-    (work / "llama7b-results.json").write_text(json.dumps({"timing": res, "savings": savings, "info": info}))
+    (work / "llama7b-results.json").write_text(json.dumps({"timing": res, "savings": savings, "info": info,
+                                                           "shape": args.shape}))
     splice(Path(args.out), text)
     print(text)
 

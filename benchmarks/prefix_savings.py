@@ -182,7 +182,8 @@ def template_sets(data: Path) -> list[tuple[str, str, list[str]]]:
         if meta.is_file():
             out += [(name, t, ham_prompts(meta, t)) for t in ("paper", "default")]
     if (data / "satellite-metadengue").is_dir():
-        out += [("SatelliteBench", t, satellite_prompts(data / "satellite-metadengue", t)) for t in ("paper", "default")]
+        root = data / "satellite-metadengue"
+        out += [("SatelliteBench", t, satellite_prompts(root, t)) for t in ("paper", "default")]
     rows = brset_rows()
     out += [("BRSET (published columns, drawn values)", t, brset_prompts(t, rows))
             for t in ("paper", "default", "findings")]
@@ -216,11 +217,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vocab", required=True, help="ggml-vocab-llama-spm.gguf or the llama-cpp-python sdist")
     ap.add_argument("--workdir", default=None, help="where to extract the vocab from an sdist (default: a temp dir)")
+    ap.add_argument("--json", default=None, help="also write the rows as JSON (extract_llama7b.py --savings-json)")
     args = ap.parse_args()
     import tempfile
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="prefix-savings-"))
-    print(render(table(llama_tokenizer(vocab_file(args.vocab, work)))))
+    rows = table(llama_tokenizer(vocab_file(args.vocab, work)))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(rows))
+    print(render(rows))
 
 
 if __name__ == "__main__":

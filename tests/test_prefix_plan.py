@@ -15,7 +15,8 @@ def _template_like(rng: random.Random, n: int) -> list[list[int]]:
     out = []
     for _ in range(n):
         s = head + [rng.choice([50, 51, 52])] + [60, 61] + [rng.randrange(70, 90)] + [62]
-        s += [rng.choice([80, 81])] * rng.randrange(1, 4) + [rng.randrange(100, 140) for _ in range(rng.randrange(0, 6))]
+        s += [rng.choice([80, 81])] * rng.randrange(1, 4)
+        s += [rng.randrange(100, 140) for _ in range(rng.randrange(0, 6))]
         out.append(s)
     out += [head[:2], head, out[0][:]]  # a sequence that is a prefix of others, and a duplicate
     return out

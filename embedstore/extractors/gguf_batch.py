@@ -15,6 +15,7 @@ token (``last_token``) or the mean of its rows (``mean``).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ class GroupDecoder:
         self._out = np.ctypeslib.as_array(b.logits, shape=(n,))
         self._seq = [np.ctypeslib.as_array(b.seq_id[i], shape=(self.max_seqs,)) for i in range(n)]
         self._ids = np.arange(self.max_seqs, dtype=np.int32)
+        self._free = weakref.finalize(self, llama_cpp.llama_batch_free, self.batch)
 
     def decode(self, group: DecodeGroup, pooling: str) -> np.ndarray:
         """One decode call → ``(len(group.paths), width)`` float32, one vector per sequence of the group."""
@@ -90,8 +92,6 @@ class GroupDecoder:
         return np.ctypeslib.as_array(ptr, shape=(self.width,))
 
     def close(self) -> None:
-        """Free the llama.cpp batch (once)."""
-        if self.batch is not None:
-            self.lib.llama_batch_free(self.batch)
-            self.batch = None
-            self._seq = []
+        """Free the llama.cpp batch (once; also done when the decoder is garbage-collected)."""
+        self._free()
+        self._seq = []
