@@ -19,9 +19,10 @@ absolute difference). The token-savings table per dataset template comes
 from :mod:`benchmarks.prefix_savings`, and the hours for BRSET's 16,266
 prompts are projected from the measured tokens/s.
 
-Run the timing under the shared lock::
+Run the timing under the shared lock, taken around each measurement (a
+whole run takes hours on a shared 2-core machine)::
 
-    flock /work/bench.lock python benchmarks/extract_llama7b.py --workdir /scratch/dir \\
+    python benchmarks/extract_llama7b.py --lock /work/bench.lock --workdir /scratch/dir \\
         --vocab llama_cpp_python-0.3.36.tar.gz
 
 (``--shape tiny --prompts 8 --rounds 1 --no-loaded`` runs in seconds.)
@@ -30,6 +31,8 @@ Run the timing under the shared lock::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import statistics
@@ -112,13 +115,40 @@ def worker(gguf: str, mode: str, texts_file: str, vectors_out: str) -> None:
                       "rss_file_gib": kib.get("RssFile", 0) / 2**20, "key": ext.identity.key}), flush=True)
 
 
-def measure(gguf: Path, mode: str, texts_file: Path, vectors_out: Path) -> dict:
+LOCK: list[str | None] = [None]  # --lock: the shared timing lock, taken around each measurement
+
+
+@contextlib.contextmanager
+def timing_lock():
+    """Hold ``--lock`` (flock(2), the lock ``flock(1)`` takes) for one measurement; other benchmarks interleave."""
+    if LOCK[0] is None:
+        yield
+        return
+    with open(LOCK[0], "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def measure(gguf: Path, mode: str, texts_file: Path, vectors_out: Path, loaded: bool = False) -> dict:
+    """One worker process under the timing lock (with two competitors when ``loaded``)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, __file__, "--worker", mode, "--gguf", str(gguf), "--texts", str(texts_file),
-                           "--vectors", str(vectors_out)], env=env, capture_output=True, text=True)
+    with timing_lock():
+        load_before = float(open("/proc/loadavg").read().split()[0])
+        procs = competitors() if loaded else []
+        try:
+            proc = subprocess.run([sys.executable, __file__, "--worker", mode, "--gguf", str(gguf), "--texts",
+                                   str(texts_file), "--vectors", str(vectors_out)], env=env, capture_output=True,
+                                  text=True)
+        finally:
+            for c in procs:
+                c.kill()
+                c.wait()
     if proc.returncode != 0:
         sys.exit(f"worker {mode} failed:\n{proc.stderr[-3000:]}")
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_before": load_before}
     with open(texts_file.parent / "measurements.jsonl", "a") as log:
         log.write(json.dumps({**res, "loadavg": open("/proc/loadavg").read().split()[:3]}) + "\n")
     print(f"  {mode:8s} {res['texts'] / res['seconds']:.3f} texts/s, {res['evaluated'] / res['seconds']:.1f} "
@@ -154,14 +184,8 @@ def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brs
     busy: dict[str, dict] = {}
     if loaded:
         print("loaded round (two CPU-bound competitors)", file=sys.stderr, flush=True)
-        procs = competitors()
-        try:
-            for mode in MODES:
-                busy[mode] = measure(gguf, mode, texts_file, work / f"{mode}-loaded.npy")
-        finally:
-            for p in procs:
-                p.kill()
-                p.wait()
+        for mode in MODES:
+            busy[mode] = measure(gguf, mode, texts_file, work / f"{mode}-loaded.npy", loaded=True)
     uptime.append(open("/proc/loadavg").read().split()[:3])
     ref = np.load(work / "single-0.npy")
     parity = {}
@@ -240,6 +264,11 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
                   f"{long[m]['peak_rss_gib']:.2f}"] for m in ("single", "prefix")])
             projection += f"\n\nmin cos between the two: {long['min_cos']:.6f}."
     qa, qb, qc = res["loadavg"]
+    loads = [r.get("load_before", float("nan")) for m in MODES for r in quiet[m]]
+    busy_loads = [r.get("load_before", float("nan")) for r in busy.values()]
+    load_line = (f" 1-min load at the start of each measurement: quiet rounds {min(loads):.1f}-{max(loads):.1f}"
+                 + (f", loaded round {min(busy_loads):.1f}-{max(busy_loads):.1f} (before its competitors)"
+                    if busy_loads else "") + ".")
     from benchmarks.prefix_savings import render as render_savings
 
     return "\n".join([
@@ -261,7 +290,7 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
         projection, "",
         f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; flags: {cpu_flags()}. Load (1/5/15 min) before "
         f"{'/'.join(qa)}, after the quiet rounds "
-        f"{'/'.join(qb)}, after the loaded round {'/'.join(qc)}.", "",
+        f"{'/'.join(qb)}, after the loaded round {'/'.join(qc)};" + load_line, "",
         "### Tokens evaluated with shared prefixes, per dataset template (LLaMA-2 tokenizer)", "",
         "Prompts rendered by embedstore's prompt code, tokenised by the LLaMA SentencePiece vocabulary "
         "(llama.cpp's `ggml-vocab-llama-spm.gguf`), planned as `extract` runs them: rows sorted by text, chunks of "
@@ -299,6 +328,9 @@ def main() -> None:
                     help="BRSET-template prompts timed once (one per call, default) for the projection; 0: none")
     ap.add_argument("--no-loaded", action="store_true", help="skip the round with two competitors")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--lock", default=None,
+                    help="take this flock around each measurement (e.g. /work/bench.lock) instead of running the "
+                         "whole script under flock(1): other benchmarks can run between measurements")
     ap.add_argument("--savings-json", default=None,
                     help="the token-savings rows of 'prefix_savings.py --json' (computed here when absent)")
     ap.add_argument("--from-json", default=None,
@@ -323,6 +355,7 @@ def main() -> None:
         ap.error("--workdir and --vocab are required")
     from benchmarks import llama_gguf, prefix_savings
 
+    LOCK[0] = args.lock
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     vocab = prefix_savings.vocab_file(args.vocab, work)
