@@ -161,22 +161,42 @@ def competitors(n: int = 2) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brset: list[str] | None = None) -> dict:
+def more_rounds(r: int, rounds: int, max_rounds: int, durations: list[float], deadline: float | None) -> bool:
+    """Whether to start round ``r`` (0-based): always the first ``rounds``; then, up to ``max_rounds``, only
+    while another round plus the loaded round (timed as 2.5 quiet rounds) still ends before ``deadline``."""
+    if r < rounds:
+        return True
+    if r >= max_rounds or deadline is None or not durations:
+        return False
+    per = statistics.median(durations)
+    return time.time() + per + 2.5 * per < deadline
+
+
+def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brset: list[str] | None = None,
+        max_rounds: int | None = None, deadline: float | None = None) -> dict:
     """Alternating rounds (quiet, as the machine is), then one loaded round; vectors of the first quiet round.
 
     With ``brset`` prompts, the first round also times one text per call and
     the default on them (the tokens/s of long prompts, for the projection).
+    With ``deadline`` (a Unix time), rounds beyond ``rounds`` (up to
+    ``max_rounds``) run while the timed rounds say they still fit.
     """
     texts_file = work / "prompts.json"
     texts_file.write_text(json.dumps(texts))
     results: dict[str, list[dict]] = {m: [] for m in MODES}
     long: dict[str, dict] = {}
     uptime = [open("/proc/loadavg").read().split()[:3]]
-    for r in range(rounds):
-        print(f"round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+    durations: list[float] = []
+    r = 0
+    while more_rounds(r, rounds, max_rounds or rounds, durations, deadline):
+        print(f"round {r + 1} (at least {rounds})", file=sys.stderr, flush=True)
+        t0 = time.time()
         for mode in MODES[r % 3:] + MODES[:r % 3]:
             results[mode].append(measure(gguf, mode, texts_file, work / f"{mode}-{r}.npy"))
-        if brset and r == 0:
+        durations.append(time.time() - t0)
+        print(f"  round {r + 1} took {durations[-1]:.0f} s", file=sys.stderr, flush=True)
+        r += 1
+        if brset and r == 1:
             brset_file = work / "prompts-brset.json"
             brset_file.write_text(json.dumps(brset))
             long = {m: measure(gguf, m, brset_file, work / f"brset-{m}.npy") for m in ("single", "prefix")}
@@ -303,15 +323,13 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
 
 
 def splice(path: Path, text: str) -> None:
-    """Put ``text`` between this section's markers in ``path``, after the (d) LLaMA section."""
+    """Put ``text`` between this section's markers in ``path`` (a new section goes at the end)."""
     import re
 
     old = path.read_text() if path.exists() else "# Extraction benchmark\n"
     block = f"<!-- {SECTION}: begin -->\n{text}<!-- {SECTION}: end -->\n"
     if f"<!-- {SECTION}: begin -->" in old:
         new = re.sub(rf"<!-- {SECTION}: begin -->.*?<!-- {SECTION}: end -->\n", lambda _: block, old, flags=re.S)
-    elif "<!-- llama: end -->\n" in old:
-        new = old.replace("<!-- llama: end -->\n", "<!-- llama: end -->\n\n" + block, 1)
     else:
         new = old.rstrip() + "\n\n" + block
     path.write_text(new)
@@ -323,7 +341,11 @@ def main() -> None:
     ap.add_argument("--vocab", help="ggml-vocab-llama-spm.gguf or the llama-cpp-python sdist (.tar.gz)")
     ap.add_argument("--shape", choices=["7b", "tiny"], default="7b")
     ap.add_argument("--prompts", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="quiet rounds (at least)")
+    ap.add_argument("--max-rounds", type=int, default=None,
+                    help="with --deadline: more rounds, up to this many, while they fit")
+    ap.add_argument("--deadline", default=None,
+                    help="UTC time HH:MM by which the loaded round should end; sizes the extra rounds")
     ap.add_argument("--brset-prompts", type=int, default=8,
                     help="BRSET-template prompts timed once (one per call, default) for the projection; 0: none")
     ap.add_argument("--no-loaded", action="store_true", help="skip the round with two competitors")
@@ -369,7 +391,14 @@ def main() -> None:
     pick = np.random.default_rng(0).choice(len(rows), size=args.brset_prompts + 2, replace=False)
     brset = prefix_savings.brset_prompts("paper", [rows[i] for i in pick]) if args.brset_prompts else None
     info = machine()
-    res = run(gguf, texts, work, args.rounds, not args.no_loaded, brset)
+    deadline = None
+    if args.deadline:
+        import datetime as dt
+
+        hh, mm = map(int, args.deadline.split(":"))
+        now = dt.datetime.now(dt.timezone.utc)
+        deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+    res = run(gguf, texts, work, args.rounds, not args.no_loaded, brset, args.max_rounds, deadline)
     info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f}"
     counted = sum(len(tokenize(t)) for t in texts[2:])
     if res["quiet"]["single"][0]["prompt"] != counted:  # the GGUF's vocabulary is the LLaMA one, token for token
