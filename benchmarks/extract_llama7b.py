@@ -221,6 +221,44 @@ def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brs
             "distinct": len(set(texts[2:])), "brset": long}
 
 
+def from_measurements(work: Path) -> dict:
+    """The ``run`` result of a run still going (or stopped): its ``measurements.jsonl`` and first-round vectors.
+
+    Measurements on the HAM10000 prompts are quiet rounds in order (a run
+    not yet at its loaded round); those on fewer texts are the BRSET ones.
+    """
+    texts = json.loads((work / "prompts.json").read_text())
+    rows = [json.loads(line) for line in (work / "measurements.jsonl").read_text().splitlines() if line.strip()]
+    quiet: dict[str, list[dict]] = {m: [] for m in MODES}
+    long: dict[str, dict] = {}
+    for row in rows:
+        if row["texts"] == len(texts) - 2:
+            quiet[row["mode"]].append(row)
+        else:
+            long[row["mode"]] = row
+    n = min(len(v) for v in quiet.values())
+    if n == 0:
+        sys.exit(f"{work}/measurements.jsonl has no complete round yet")
+    quiet = {m: v[:n] for m, v in quiet.items()}  # complete rounds only
+    ref = np.load(work / "single-0.npy")
+    parity = {}
+    for mode in MODES:
+        v = np.load(work / f"{mode}-0.npy")
+        cos = (v * ref).sum(1) / (np.linalg.norm(v, axis=1) * np.linalg.norm(ref, axis=1))
+        parity[mode] = {"min_cos": float(cos.min()), "max_abs": float(np.abs(v - ref).max()),
+                        "max_ref": float(np.abs(ref).max()), "finite": bool(np.isfinite(v).all())}
+    if {"single", "prefix"} <= long.keys():
+        a, b = np.load(work / "brset-single.npy"), np.load(work / "brset-prefix.npy")
+        long["min_cos"] = float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min())
+    else:
+        long = {}
+    start = work / "uptime-start.txt"  # `uptime` just before the run, when saved
+    first = (start.read_text().split("load average:")[1].replace(",", " ").split() if start.is_file()
+             else [str(rows[0]["load_before"]), "?", "?"])
+    return {"quiet": quiet, "loaded": {}, "parity": parity, "loadavg": [first, rows[-1]["loadavg"], rows[-1]["loadavg"]],
+            "n": len(texts) - 2, "distinct": len(set(texts[2:])), "brset": long}
+
+
 # -- report ---------------------------------------------------------------------------------------------
 def _rate(res: dict, what: str = "texts") -> float:
     return res[what] / res["seconds"] if what == "texts" else res["evaluated"] / res["seconds"]
@@ -302,7 +340,9 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
         f"{res['n']} HAM10000 dev1000 prompts ({distinct} distinct; the store's default "
         "HAM10000 prompt, rendered by embedstore's prompt code; a seeded sample), all three modes on the same "
         f"prompts, each timed in a fresh process after a 2-prompt warm-up; {len(quiet['single'])} alternating "
-        "rounds (order rotated), medians, then one round with two CPU-bound competitor processes. Cosines and "
+        "rounds (order rotated), medians"
+        + (", then one round with two CPU-bound competitor processes" if busy else
+           " (no round with competitors: see below)") + ". Cosines and "
         "differences: per row against one text per call (last-token vectors, unnormalised). Peak RSS: the "
         "process's VmHWM (mapped weight pages included).", "",
         timing, "",
@@ -312,7 +352,7 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
         projection, "",
         f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; flags: {cpu_flags()}. Load (1/5/15 min) before "
         f"{'/'.join(qa)}, after the quiet rounds "
-        f"{'/'.join(qb)}, after the loaded round {'/'.join(qc)};" + load_line, "",
+        f"{'/'.join(qb)}" + (f", after the loaded round {'/'.join(qc)}" if busy else "") + ";" + load_line, "",
         "### Tokens evaluated with shared prefixes, per dataset template (LLaMA-2 tokenizer)", "",
         "Prompts rendered by embedstore's prompt code, tokenised by the LLaMA SentencePiece vocabulary "
         "(llama.cpp's `ggml-vocab-llama-spm.gguf`), planned as `extract` runs them: rows sorted by text, chunks of "
@@ -359,6 +399,8 @@ def main() -> None:
                     help="the token-savings rows of 'prefix_savings.py --json' (computed here when absent)")
     ap.add_argument("--from-json", default=None,
                     help="re-render the section from a run's llama7b-results.json (no measuring)")
+    ap.add_argument("--from-measurements", default=None,
+                    help="render the complete rounds so far of a run's --workdir (a run still going or stopped)")
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     ap.add_argument("--gguf", help=argparse.SUPPRESS)
     ap.add_argument("--texts", help=argparse.SUPPRESS)
@@ -373,6 +415,17 @@ def main() -> None:
         params = llama_gguf.parameters(llama_gguf.SHAPES[saved.get("shape", "7b")], 32000) / 1e9
         text = render(saved["timing"], saved["savings"], saved["info"], saved.get("shape", "7b"), params)
         text += f"\nGenerated in the same run: {machine_md(saved['info'])}.\n"
+        splice(Path(args.out), text)
+        return print(text)
+    if args.from_measurements:
+        from benchmarks import llama_gguf
+
+        work = Path(args.from_measurements)
+        res = from_measurements(work)
+        savings = json.loads(Path(args.savings_json or work / "savings.json").read_text())
+        info = machine()
+        params = llama_gguf.parameters(llama_gguf.SHAPES[args.shape], 32000) / 1e9
+        text = render(res, savings, info, args.shape, params) + f"\nRendered from the run's measurements: {machine_md(info)}.\n"
         splice(Path(args.out), text)
         return print(text)
     if not args.workdir or not args.vocab:
