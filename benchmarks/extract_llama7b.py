@@ -238,7 +238,7 @@ def from_measurements(work: Path) -> dict:
             long[row["mode"]] = row
     n = min(len(v) for v in quiet.values())
     if n == 0:
-        sys.exit(f"{work}/measurements.jsonl has no complete round yet")
+        return {"interim": rows, "n": len(texts) - 2, "distinct": len(set(texts[2:]))}
     quiet = {m: v[:n] for m, v in quiet.items()}  # complete rounds only
     ref = np.load(work / "single-0.npy")
     parity = {}
@@ -364,6 +364,39 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
         render_savings(savings), ""])
 
 
+def render_interim(res: dict, savings: list[dict], shape: str, params: float) -> str:
+    """The measurements so far of a run without a complete round yet (every mode not yet timed)."""
+    from benchmarks.prefix_savings import render as render_savings
+
+    rows = [[LABELS[r["mode"]] + ("" if r["texts"] == res["n"] else f" (BRSET, {r['texts']} prompts)"),
+             f"{_rate(r):.3f}", f"{r['evaluated']:,} / {r['prompt']:,}", f"{_rate(r, 'tokens'):.2f}",
+             f"{r['seconds']:.0f}", f"{r['peak_rss_gib']:.2f} ({r['rss_file_gib']:.2f} mapped)",
+             f"{r['load_before']:.1f}"] for r in res["interim"]]
+    br = next((s for s in savings if s["dataset"].startswith("BRSET") and s["template"] == "paper"), None)
+    single = [r for r in res["interim"] if r["mode"] == "single" and r["texts"] == res["n"]]
+    proj = ""
+    if br and single:
+        h = br["prompt"] / _rate(single[0], "tokens") / 3600
+        proj = (f"At that rate one text per call would take **{h:,.0f} h** for all {br['rows']:,} BRSET prompts "
+                f"(paper template, {br['prompt']:,} tokens) on this loaded machine.")
+    return "\n".join([
+        "## (d2) LLaMA-2-7B shape on 2 cores: batched decoding and shared prompt prefixes (llama.cpp Q8_0)", "",
+        f"**Run in progress: measurements so far, no complete round yet.** A random-init LLaMA-2-7B-shaped Q8_0 "
+        f"GGUF ({shape} shape: {params:.3g} B parameters, built by `benchmarks/llama_gguf.py`; never committed) "
+        f"through the `gguf:` extractor, weights memory-mapped; {res['n']} HAM10000 dev1000 prompts "
+        f"({res['distinct']} distinct; the store's default HAM10000 prompt), each mode timed in a fresh process "
+        "after a 2-prompt warm-up, under the shared timing lock. "
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; flags: {cpu_flags()}.", "",
+        md_table(["llama.cpp calls", "texts/s", "tokens evaluated / in prompts", "evaluated tokens/s", "seconds",
+                  "peak RSS GiB", "1-min load before"], rows), "",
+        proj, "",
+        "### Tokens evaluated with shared prefixes, per dataset template (LLaMA-2 tokenizer)", "",
+        "As `extract` plans them: rows sorted by text, chunks of 256 rows, decode calls of 1,024 tokens "
+        "(`benchmarks/prefix_savings.py`; BRSET values drawn in the formats of its published columns, so its "
+        "ratios are estimates).", "",
+        render_savings(savings), ""])
+
+
 def splice(path: Path, text: str) -> None:
     """Put ``text`` between this section's markers in ``path`` (a new section goes at the end)."""
     import re
@@ -425,7 +458,9 @@ def main() -> None:
         savings = json.loads(Path(args.savings_json or work / "savings.json").read_text())
         info = machine()
         params = llama_gguf.parameters(llama_gguf.SHAPES[args.shape], 32000) / 1e9
-        text = render(res, savings, info, args.shape, params) + f"\nRendered from the run's measurements: {machine_md(info)}.\n"
+        text = (render_interim(res, savings, args.shape, params) if "interim" in res
+                else render(res, savings, info, args.shape, params))
+        text += f"\nRendered from the run's measurements: {machine_md(info)}.\n"
         splice(Path(args.out), text)
         return print(text)
     if not args.workdir or not args.vocab:
