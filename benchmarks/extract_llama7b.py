@@ -354,14 +354,18 @@ def render(res: dict, savings: list[dict], info: dict, shape: str, params: float
         f"{'/'.join(qa)}, after the quiet rounds "
         f"{'/'.join(qb)}" + (f", after the loaded round {'/'.join(qc)}" if busy else "") + ";" + load_line, "",
         "### Tokens evaluated with shared prefixes, per dataset template (LLaMA-2 tokenizer)", "",
-        "Prompts rendered by embedstore's prompt code, tokenised by the LLaMA SentencePiece vocabulary "
-        "(llama.cpp's `ggml-vocab-llama-spm.gguf`), planned as `extract` runs them: rows sorted by text, chunks of "
-        "256 rows, decode calls of 1,024 tokens. One text per call and plain batching evaluate every token "
-        "(ratio 1.00). Identical prompts count as a fully shared prefix. SatelliteBench: one prompt per city and "
-        "week of the study window. BRSET: 16,266 rows of 8,524 patients with values drawn in the formats of its "
-        "published `labels.csv` columns (`benchmarks/prefix_savings.py`); BRSET itself is not on this machine, so "
-        "its ratios are estimates.", "",
+        SAVINGS_NOTE, "",
         render_savings(savings), ""])
+
+
+SAVINGS_NOTE = (
+    "Prompts rendered by embedstore's prompt code, tokenised by the LLaMA SentencePiece vocabulary "
+    "(llama.cpp's `ggml-vocab-llama-spm.gguf`), planned as `extract` runs them: rows sorted by text, chunks of "
+    "256 rows, decode calls of 1,024 tokens. One text per call and plain batching evaluate every token "
+    "(ratio 1.00). Identical prompts count as a fully shared prefix. SatelliteBench: one prompt per city and "
+    "week of the study window. BRSET: 16,266 rows of 8,524 patients with values drawn in the formats of its "
+    "published `labels.csv` columns (`benchmarks/prefix_savings.py`); BRSET itself is not on this machine, so "
+    "its ratios are estimates.")
 
 
 def render_interim(res: dict, savings: list[dict], shape: str, params: float) -> str:
@@ -391,9 +395,7 @@ def render_interim(res: dict, savings: list[dict], shape: str, params: float) ->
                   "peak RSS GiB", "1-min load before"], rows), "",
         proj, "",
         "### Tokens evaluated with shared prefixes, per dataset template (LLaMA-2 tokenizer)", "",
-        "As `extract` plans them: rows sorted by text, chunks of 256 rows, decode calls of 1,024 tokens "
-        "(`benchmarks/prefix_savings.py`; BRSET values drawn in the formats of its published columns, so its "
-        "ratios are estimates).", "",
+        SAVINGS_NOTE, "",
         render_savings(savings), ""])
 
 
