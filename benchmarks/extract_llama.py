@@ -71,7 +71,7 @@ def run(texts: list[str], tmp: Path, repeats: int, batch: int = 16) -> dict[str,
     from embedstore.extractors.backends import min_cosine
 
     hf, gguf_file = small_llama(tmp)
-    cpp = load_extractor(str(gguf_file))
+    cpp = load_extractor(str(gguf_file), batching="single")
     ids = [cpp.tokenize(t) for t in texts]
     paths = {"llama.cpp Q8_0 (gguf:, one text per call)": lambda: cpp.forward("text", texts)}
     for label, q in (("torch fp32 (hf:, batched)", "none"), ("torch bf16 weights (hf:, batched)", "bf16"),

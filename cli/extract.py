@@ -63,6 +63,10 @@ def render(report) -> str:
                    "or none (fp32). Default: the model's default.")
 @click.option("--pooling", default=None, help="Override pooling: cls|mean|pooler (vision), last_token|mean (LLM).")
 @click.option("--max-length", type=click.IntRange(min=1), default=None, help="Text truncation length in tokens.")
+@click.option("--batching", type=click.Choice(["prefix", "batched", "single"]), default=None,
+              help="gguf: models: prefix = many texts per llama.cpp call, shared prompt prefixes evaluated once "
+                   "(default); batched = many texts per call; single = one text per call (the paper's pattern). "
+                   "The same vectors (min cosine >= 0.9999) under the same model_key.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Compute at most N missing rows per modality.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=256, show_default=True,
               help="Rows per commit (a kill loses at most one chunk).")
@@ -75,7 +79,7 @@ def render(report) -> str:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray actors, i.e. model copies (default: cluster CPUs / --threads; --threads = CPUs per actor).")
 def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modality, batch_size, backend, quantize,
-            pooling, max_length, limit, chunk_rows, threads, no_progress, engine, ray_address, workers):
+            pooling, max_length, batching, limit, chunk_rows, threads, no_progress, engine, ray_address, workers):
     """Embed DATASET with a frozen model, computing only what is missing.
 
     Identical content already embedded by the same model (any dataset) is
@@ -90,6 +94,7 @@ def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modalit
       embedstore extract brset --model hf:facebook/dinov2-base --modality image --backend torch
       embedstore extract ham10000 --model builtin:efficientnet-lite0 --backend onnx --quantize 8bit
       embedstore extract brset --model hf:meta-llama/Llama-2-7b-chat-hf --modality text --quantize 8bit
+      embedstore extract brset --model gguf:/models/llama-2-7b-chat.Q8_0.gguf --modality text
       embedstore extract brset --model hf-clip:openai/clip-vit-base-patch32 --batch-size 24
       embedstore extract brset --model builtin:minilm-l6 --engine ray --ray-address auto --workers 8
     """
@@ -98,6 +103,12 @@ def extract(ctx, store_uri, storage_options, as_json, dataset, model_id, modalit
 
     store = get_store(ctx, store_uri, storage_options)
     opts = {"max_length": max_length} if max_length else {}
+    if batching:
+        from embedstore.extractors import canonical_id
+
+        if not canonical_id(model_id).startswith("gguf:"):
+            raise click.UsageError(f"--batching applies to gguf: models only, not {model_id}: drop it")
+        opts["batching"] = batching
     try:
         report = run(store, dataset, model_id, modality=modality, batch_size=batch_size, quantize=quantize,
                      pooling=pooling, limit=limit, chunk_rows=chunk_rows, threads=threads,

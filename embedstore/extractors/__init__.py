@@ -13,7 +13,7 @@ id                                        modalities  output
 ``open_clip:hf-hub:ORG/NAME``             both        e.g. BiomedCLIP
 ``builtin:minilm-l6``                     text        384-d, offline (``[offline]`` extra)
 ``builtin:efficientnet-lite0``            image       1280-d, offline (``[offline]`` extra)
-``gguf:FILE.gguf``, ``gguf:ORG/REPO/F``  text        llama.cpp, last token, one text per call
+``gguf:FILE.gguf``, ``gguf:ORG/REPO/F``  text        llama.cpp, last token, each text alone
 a local directory / ``local:``            by config   as its family above
 ========================================  ==========  =====================================
 
@@ -84,7 +84,8 @@ def load_extractor(model_id: str, *, quantize: str | None = None, pooling: str |
         cosine of 0.99999, bf16 below 0.999. Benchmarks turn it off to
         measure; leave it on.
     **opts
-        ``max_length`` for text models (the truncation length).
+        ``max_length`` for text models (the truncation length); for ``gguf:``
+        files also ``batching`` and ``batch_tokens`` (see :mod:`.gguf`).
 
     Returns
     -------

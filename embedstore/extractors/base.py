@@ -149,6 +149,10 @@ class Extractor:
     """
 
     modalities: tuple[str, ...] = ()
+    #: True for an extractor that packs its own model batches from a whole chunk of rows (llama.cpp: by
+    #: tokens, sharing prompt prefixes): the local engine then hands it ``chunk_rows`` rows per forward,
+    #: sorted by text so that shared prefixes meet, and reports its progress in tokens (``progress_hook``).
+    batches_by_tokens: bool = False
     #: Version of this class's own preprocessing/pooling code. Rule: bump it in
     #: the same commit as any change that alters its vectors for the same
     #: weights and settings (0 = release 0.1; see :data:`SHARED_CODE_VERSION`).

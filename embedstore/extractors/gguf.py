@@ -5,12 +5,31 @@ Forms: ``gguf:/path/model.gguf`` (or a bare path ending in ``.gguf``), or
 ``gguf:TheBloke/Llama-2-7b-Chat-GGUF/llama-2-7b-chat.Q8_0.gguf`` (the paper's
 file; fetched through the Hugging Face cache, never while offline).
 
-The default is the paper's call pattern (protocol §2.2):
-``Llama(model_path, embedding=True, n_ctx=512)``, **one text per call**,
-newlines replaced by spaces, BOS prepended by the tokenizer, and the hidden
-state of the **last token after the final RMSNorm** (``pooling="last_token"``,
-llama.cpp's ``LLAMA_POOLING_TYPE_LAST``), not normalised. ``pooling="mean"``
-(llama.cpp's mean pooling) is the documented alternative.
+The vectors are the paper's (protocol §2.2): ``Llama(model_path,
+embedding=True, n_ctx=512)``, each text on its own, newlines replaced by
+spaces, BOS prepended by the tokenizer, and the hidden state of the **last
+token after the final RMSNorm** (``pooling="last_token"``, llama.cpp's
+``LLAMA_POOLING_TYPE_LAST``), not normalised. ``pooling="mean"`` (llama.cpp's
+mean pooling) is the documented alternative.
+
+How llama.cpp is called (``batching``) is an execution detail, not part of
+the identity:
+
+* ``"prefix"`` (default): a chunk of texts is tokenised, sorted and packed
+  into decode calls of up to ``batch_tokens`` tokens (many texts per
+  ``llama_decode``); a prompt prefix shared by several texts (every template
+  has one) and identical texts are evaluated once
+  (:mod:`~embedstore.extractors.prefix_plan`,
+  :mod:`~embedstore.extractors.gguf_batch`);
+* ``"batched"``: the same packing, every text all its tokens;
+* ``"single"``: one text per ``Llama.embed`` call, the paper's call pattern.
+
+The three agree within floating-point reordering (min per-row cosine
+>= 0.9999 against ``single``, tested), so they share one ``model_key``: a
+store started one way is finished another way. The identity's ``calls``
+entry ("one text per call") names those semantics: no text sees another.
+The weights are memory-mapped (llama.cpp's default), so a 7 GB Q8_0 file
+costs page cache, not a copy.
 
 The identity carries the file's sha256, its quantisation (``dtype``, e.g.
 ``Q8_0``, read from the GGUF metadata), ``backend="llama.cpp"`` and the
@@ -22,7 +41,7 @@ it compiles llama.cpp on install) and ``gguf``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +55,9 @@ from .resolve import ResolvedModel, fingerprint, hub_offline, is_local, not_avai
 _EXTRA = "embedstore[gguf]"
 POOLINGS = ("last_token", "mean")
 N_CTX = 512  # the paper's (llama-cpp-python's default)
+BATCHINGS = ("prefix", "batched", "single")
+#: Tokens per llama_decode call in the batched modes (also the KV cells of the context).
+BATCH_TOKENS = 1024
 
 
 @register("gguf")
@@ -116,12 +138,38 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
 
 
 class GGUFEncoder(Extractor):
-    """A GGUF model run by llama.cpp, pooled as the paper did (one text per call, last token)."""
+    """A GGUF model run by llama.cpp, pooled as the paper did (each text alone, last token).
+
+    Parameters
+    ----------
+    resolved : ResolvedModel
+    quantize : None
+        A GGUF file carries its own quantisation.
+    pooling : {"last_token", "mean"}
+    max_length : int
+        Tokens per text (BOS included); longer texts are truncated. Default 512.
+    batching : {"prefix", "batched", "single"}
+        How llama.cpp is called (see the module docstring); not keyed.
+    batch_tokens : int
+        Tokens per decode call in the batched modes (at least ``max_length``).
+
+    Attributes
+    ----------
+    tokens : dict
+        Running totals: ``prompt`` (tokens of the texts embedded),
+        ``evaluated`` (tokens llama.cpp evaluated) and ``decodes`` (calls).
+    progress_hook : callable, optional
+        ``hook(rows, prompt_tokens, evaluated_tokens)`` after every decode call
+        of a batched forward (the local engine's token progress).
+    """
 
     modalities = ("text",)
+    #: Packs its own llama.cpp batches (by tokens) from a whole chunk of rows.
+    batches_by_tokens = True
 
     def __init__(self, resolved: ResolvedModel, *, quantize: str | None = None, pooling: str | None = None,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, batching: str | None = None,
+                 batch_tokens: int | None = None) -> None:
         if quantize not in (None, "none"):
             raise InputError(f"{resolved.model_id}: a GGUF file carries its own quantisation; drop quantize= "
                              "(pick another file, e.g. a Q8_0 or F16 one)")
@@ -133,6 +181,11 @@ class GGUFEncoder(Extractor):
             raise InputError(f"pooling {self.pooling!r} is not available for {resolved.model_id}: use one of "
                              f"{', '.join(POOLINGS)}")
         self.max_length = int(max_length or N_CTX)
+        self.batching = batching or "prefix"
+        if self.batching not in BATCHINGS:
+            raise InputError(f"batching {self.batching!r} is unknown: use one of {', '.join(BATCHINGS)}")
+        self.batches_by_tokens = self.batching != "single"
+        self.batch_tokens = max(int(batch_tokens or BATCH_TOKENS), self.max_length)
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -141,10 +194,17 @@ class GGUFEncoder(Extractor):
             from ..errors import MissingDependencyError
 
             raise MissingDependencyError(f"llama-cpp-python is not installed: pip install '{_EXTRA}'") from None
-        self.backend, self.backend_reason = "llama.cpp", "gguf: file"
+        self.backend = "llama.cpp"
+        self.backend_reason = ("gguf: file, one text per call" if self.batching == "single" else
+                               f"gguf: file, batched by tokens ({self.batch_tokens}/call"
+                               + (", shared prefixes once)" if self.batching == "prefix" else ")"))
         self.llm: Any = None
+        self.decoder: Any = None
+        self.tokens = {"prompt": 0, "evaluated": 0, "decodes": 0}
+        self.progress_hook: Callable[[int, int, int], None] | None = None
 
     def _identity(self) -> ModelIdentity:
+        # "calls" names the semantics every batching mode keeps (each text alone); see the module docstring.
         pre = {"tokenizer": "gguf", "bos": True, "newlines": "space", "calls": "one text per call"}
         return self._make_identity({"text": self.meta["width"]}, pre, self.pooling, self.max_length)
 
@@ -157,33 +217,62 @@ class GGUFEncoder(Extractor):
             threads = torch.get_num_threads()
         except ImportError:  # pragma: no cover
             pass
-        pool = {"last_token": llama_cpp.LLAMA_POOLING_TYPE_LAST, "mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN}
         from llama_cpp._utils import suppress_stdout_stderr
 
+        if self.batching == "single":  # the paper's context: 512 tokens, llama.cpp pools
+            pool = {"last_token": llama_cpp.LLAMA_POOLING_TYPE_LAST, "mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN}
+            ctx, ubatch, pooling = self.max_length, self.max_length, pool[self.pooling]
+        else:  # one unified KV cache for a whole group; every token's hidden state read back
+            ctx, ubatch, pooling = self.batch_tokens, min(512, self.batch_tokens), llama_cpp.LLAMA_POOLING_TYPE_NONE
         try:
             with suppress_stdout_stderr(disable=False):  # llama.cpp's C-level notes on model load
-                self.llm = llama_cpp.Llama(str(self.resolved.path), embedding=True, n_ctx=self.max_length,
-                                           n_batch=self.max_length, n_ubatch=self.max_length, n_threads=threads,
-                                           n_threads_batch=threads, pooling_type=pool[self.pooling], verbose=False)
+                self.llm = llama_cpp.Llama(str(self.resolved.path), embedding=True, n_ctx=ctx, n_batch=ctx,
+                                           n_ubatch=ubatch, n_threads=threads, n_threads_batch=threads,
+                                           pooling_type=pooling, use_mmap=True, verbose=False)
         except ValueError as exc:
             raise InputError(f"llama.cpp cannot load {self.resolved.path} ({exc}); run "
                              "python -c \"import llama_cpp; llama_cpp.Llama('FILE', verbose=True)\" to see why, "
                              "or convert the model again") from None
+        if self.batching != "single":
+            from .gguf_batch import GroupDecoder
+
+            self.decoder = GroupDecoder(self.llm, self.batch_tokens)
 
     def _prepare_texts(self, texts: list[str]) -> list[str]:
         return [t.replace("\r\n", " ").replace("\n", " ") for t in texts]
 
     def tokenize(self, text: str) -> list[int]:
-        """llama.cpp's tokens of ``text`` (BOS first), as the encoder sees them."""
+        """llama.cpp's tokens of ``text`` (BOS first, at most ``max_length``), as the encoder sees them."""
         self.ensure_loaded()
         return self.llm.tokenize(self._prepare_texts([text])[0].encode("utf-8"), add_bos=True)[:self.max_length]
 
     def forward(self, modality: str, batch: Sequence[str]) -> np.ndarray:
-        """One llama.cpp call per text (the paper's pattern) → (n, width) float32."""
+        """Embed prepared texts → (n, width) float32, in input order (see ``batching``)."""
         self._check(modality)
         self.ensure_loaded()
         out = np.zeros((len(batch), self.meta["width"]), np.float32)
-        for i, text in enumerate(batch):
-            out[i] = self.llm.embed(text, normalize=False, truncate=True)
+        if self.batching == "single":
+            for i, text in enumerate(batch):
+                out[i] = self.llm.embed(text, normalize=False, truncate=True)
+                self.forward_calls += 1
+                n = len(self.llm.tokenize(text.encode("utf-8"), add_bos=True)[:self.max_length])
+                self._count(1, n, n)
+            return out
+        from .prefix_plan import plan_decode
+
+        seqs = [self.llm.tokenize(t.encode("utf-8"), add_bos=True)[:self.max_length] for t in batch]
+        for group in plan_decode(seqs, budget=self.batch_tokens, max_seqs=self.decoder.max_seqs,
+                                 share=self.batching == "prefix"):
+            vectors = self.decoder.decode(group, self.pooling)
+            for rows, vector in zip(group.rows, vectors):
+                out[rows] = vector
             self.forward_calls += 1
+            self._count(group.n_rows, group.prompt_tokens, len(group.tokens))
         return out
+
+    def _count(self, rows: int, prompt: int, evaluated: int) -> None:
+        self.tokens["prompt"] += prompt
+        self.tokens["evaluated"] += evaluated
+        self.tokens["decodes"] += 1
+        if self.progress_hook is not None:
+            self.progress_hook(rows, prompt, evaluated)

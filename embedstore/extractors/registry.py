@@ -179,8 +179,8 @@ KNOWN: tuple[KnownModel, ...] = (
                "paper text encoder, approximated: LLaMA-2-7B chat, last-token hidden state, 8-bit bitsandbytes "
                "(LLM.int8, not the paper's llama.cpp Q8_0: use the gguf: id for the paper's numerics), 512 tokens"),
     KnownModel("gguf:TheBloke/Llama-2-7b-Chat-GGUF/llama-2-7b-chat.Q8_0.gguf", ("text",), {"text": 4096},
-               "last_token", None, "paper text encoder as the paper ran it: llama.cpp Q8_0, one text per call, "
-               "last-token state after the final norm, 512-token context", backend="auto"),
+               "last_token", None, "paper text encoder as the paper ran it: llama.cpp Q8_0, each text alone (batched, shared "
+               "prefixes once), last-token state after the final norm, 512-token context", backend="auto"),
     KnownModel("hf-clip:openai/clip-vit-base-patch32", _BOTH, {"image": 512, "text": 512}, "clip_projection", None,
                "paper VLM: CLIP ViT-B/32 (transformers), L2-normalised, 77 tokens", backend="auto"),
     KnownModel("open_clip:ViT-B-32/openai", _BOTH, {"image": 512, "text": 512}, "clip_projection", None,
