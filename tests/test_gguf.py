@@ -6,6 +6,7 @@ text per call within the stated tolerance: min per-row cosine >= 0.9999.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -92,7 +93,7 @@ def test_batched_and_prefix_shared_vectors_equal_one_text_per_call_in_input_orde
     ref = single.encode_texts(texts)
     for mode in ("batched", "prefix"):
         ext = load_extractor(str(q8), pooling=pooling, max_length=64, batching=mode, batch_tokens=96)
-        assert ext.identity.key == single.identity.key  # an execution detail: not keyed
+        assert ext.identity.key != single.identity.key  # keyed: batched numerics differ on 7B shapes
         got = ext.encode_texts(texts)
         assert min_cosine(ref, got) >= TOLERANCE, mode  # row by row, so in input order
         assert np.abs(ref - got).max() <= 1e-2 * np.abs(ref).max(), mode
@@ -164,18 +165,22 @@ def test_a_random_llama_gguf_written_tensor_by_tensor_loads_and_its_prefix_savin
     assert s["ratio"] < 0.7 and s["distinct"] == len(set(texts))
 
 
-def test_cli_batching_single_continues_the_same_table_and_refuses_other_models(store, tmp_path, llama):
+def test_cli_each_batching_mode_writes_its_own_key_and_continues_it_and_refuses_other_models(store, tmp_path, llama):
     from tests.helpers import invoke_cli as run_cli
 
     _, _, q8 = llama
     write_dataset(store, "toy", tmp_path / "img", range(6), texts=_prompts(6))
-    first = extract(store, "toy", f"gguf:{q8}", limit=3, progress=False, threads=1)
+    first = extract(store, "toy", f"gguf:{q8}", limit=3, progress=False, threads=1)  # default: prefix
     res = run_cli(store.uri, "extract", "toy", "--model", f"gguf:{q8}", "--batching", "single", "--threads", "1",
-                  "--no-progress")
+                  "--no-progress", "--json")
     assert res.exit_code == 0, res.output
-    assert "one text per call" in res.output and first.model_key in res.output
-    ids, _ = store.embeddings("toy", first.model_key, "text", as_="numpy")
-    assert len(ids) == 6
+    single = json.loads(res.output)
+    assert single["model_key"] != first.model_key and single["computed"] == 6  # not continued under another key
+    again = extract(store, "toy", f"gguf:{q8}", progress=False, threads=1)
+    assert again.model_key == first.model_key and again.computed == 3  # the default continues its own table
+    for key in (first.model_key, single["model_key"]):
+        ids, _ = store.embeddings("toy", key, "text", as_="numpy")
+        assert len(ids) == 6
     bad = run_cli(store.uri, "extract", "toy", "--model", "builtin:minilm-l6", "--batching", "single")
     assert bad.exit_code != 0 and "--batching applies to gguf: models only" in bad.output
 
@@ -217,11 +222,11 @@ def test_kill_9_mid_chunk_then_rerun_gives_exactly_one_row_per_key(store, tmp_pa
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, store.uri, str(q8)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    ext = load_extractor(f"gguf:{q8}", max_length=64, batching="batched", batch_tokens=64)
+    ext = load_extractor(f"gguf:{q8}", max_length=64, batching="prefix", batch_tokens=64)
     table = embeddings_table(ext.identity.key, "text", 64)
     assert store.read(table).num_rows == 8  # the first chunk was committed, the second was lost with the process
     rerun = extract(store, "toy", f"gguf:{q8}", extractor=ext, chunk_rows=8, progress=False, threads=1)
-    assert rerun.computed == 32 and rerun.model_key == ext.identity.key  # another batching mode, the same key
+    assert rerun.computed == 32 and rerun.model_key == ext.identity.key  # the default mode, its key
     keys = store.read(table, columns=["sample_id"])["sample_id"].to_pylist()
     assert len(keys) == len(set(keys)) == 40
     ids, got = store.embeddings("toy", ext.identity.key, "text", as_="numpy")
