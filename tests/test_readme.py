@@ -68,7 +68,7 @@ def _ids() -> dict[str, str]:
     store = Store()
     runs = [r for r in list_runs(store, "demo") if r.mode == "honest"]
     with_heads = set(store.read(HEADS, columns=["run_id"])["run_id"].to_pylist()) if store.has_table(HEADS) else set()
-    early = [r for r in runs if r.fusion == "early" and r.run_id in with_heads]
+    early = [r for r in runs if r.fusion == "early" and r.run_id in with_heads and not r.config.get("cv")]
     ids = {}
     if early:
         ids["RUN_ID"], ids["GROUP_ID"] = early[0].run_id, early[0].group_id
