@@ -226,17 +226,19 @@ def compare_settings(store, a: str, b: str, **kw: Any) -> Comparison:
     A run id stands for its group (the setting it belongs to); an id that
     names neither is reported as unknown, with the closest group ids.
     """
+    return compare_records(setting_records(store, a), setting_records(store, b), names=(a, b), **kw)
+
+
+def setting_records(store, gid: str) -> list[RunRecord]:
+    """The runs of the setting ``gid`` names: a group id, or a run id standing for its group; else unknown."""
     from .runs import unknown_run, what_id
 
-    recs = []
-    for gid in (a, b):
-        kind, found = what_id(store, gid)
-        if kind == "run":
-            found = list_runs(store, group_id=found[0].group_id)
-        elif kind != "group":
-            raise unknown_run(store, gid, expected="group")
-        recs.append(found)
-    return compare_records(recs[0], recs[1], names=(a, b), **kw)
+    kind, found = what_id(store, gid)
+    if kind == "run":
+        return list_runs(store, group_id=found[0].group_id)
+    if kind != "group":
+        raise unknown_run(store, gid, expected="group")
+    return found
 
 
 def baseline_comparison(records: Sequence[Any], *, metric: str = "macro_f1", n_resamples: int = 2000, seed: int = 0,
@@ -300,8 +302,6 @@ def baseline_verdict(cmp: Comparison) -> str:
 
 
 def compare_with_baseline(store, group: str, **kw: Any) -> Comparison | None:
-    """:func:`baseline_comparison` of the recorded group ``group`` (``None`` when its runs carry no baseline)."""
-    recs = list_runs(store, group_id=group)
-    if not recs:
-        raise InputError(f"no runs in group '{group}': pick group ids from 'embedstore runs'")
-    return baseline_comparison(recs, name=group, **kw)
+    """:func:`baseline_comparison` of the setting ``group`` names (:func:`setting_records`; ``None`` when its
+    runs carry no baseline)."""
+    return baseline_comparison(setting_records(store, group), name=group, **kw)

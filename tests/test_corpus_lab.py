@@ -138,7 +138,10 @@ def _run(root: Path, *args: str):
 @pytest.mark.parametrize("item, dataset, extra, needles", [
     ("L9", "one", [], ["dataset 'one' split column split_grouped has one class in its training rows ('a', ",
                        "a classifier needs at least two"]),
-    ("L10", "tiny", [], ["class(es) 'a', 'b', 'c' have no val/test rows", "'a': ", "--cv 4 and --val-fraction 0.34"]),
+    ("L10", "tiny", ["--split", "grouped"], ["class(es) 'a', 'b', 'c' have no val/test rows", "'a': ",
+                                             "--cv 4 and --val-fraction 0.34"]),
+    ("L10b", "tiny", [], ["--cv 5 folds with --val-fraction 0.2 cannot test every class",
+                          "--cv 4 and --val-fraction 0.34"]),  # the default on a small dataset: 5-fold CV
     ("L11", "ds", ["--lr", "0"], ["--lr 0: must be a finite number > 0"]),
     ("L12", "ds", ["--lr", "nan"], ["--lr nan: must be a finite number > 0"]),
     ("L13", "ds", ["--patience", "-1"], ["--patience -1: must be a whole number >= 0"]),
