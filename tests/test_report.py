@@ -136,5 +136,5 @@ def test_the_sweeps_no_alignment_reference_is_the_results_tables_row(store, tmp_
     assert res.intervals()[1]["vs_none"]["difference"] == pytest.approx(paired)
     html = write_report(store, "toy", tmp_path / "r.html", gap=False)
     text = (tmp_path / "r.html").read_text()
-    results, sweeps = text.split("<h2>Run comparison</h2>")[0], text.split("<h2>λ sweeps</h2>")[1]
+    results, sweeps = text.split("<h2>Alignment methods")[0], text.split("<h3>Each λ sweep</h3>")[1]
     assert f"{row['_f1']:.3f}" in results and f"macro-F1 {ref.test_f1:.3f}" in sweeps and html.sweeps == 1

@@ -105,7 +105,7 @@ def test_unknown_model_dataset_and_path_give_actionable_errors(synth):
         StoreSource(store, "other", image_model=None, text_model=info["text_model"])
     with pytest.raises(InputError, match="loader path"):
         _source(store, info, path="disk")
-    with pytest.raises(NotFoundError, match="under alignment 'gap-1'"):
+    with pytest.raises(NotFoundError, match="unknown alignment: no alignment 'gap-1'"):
         _source(store, info, image_alignment_key="gap-1")
 
 

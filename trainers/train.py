@@ -277,19 +277,22 @@ def train(store, dataset: str, *, image_model: str | None = None, text_model: st
     if resume and (not group_id or not record or folds is not None):
         raise InputError("resume=True reuses the recorded seeds of one group: pass group_id= and record=True "
                          "(cross-validation runs are not resumed)")
-    if folds is not None:
-        from .cv import run_cv, store_folds
+    try:
+        if folds is not None:
+            from .cv import run_cv, store_folds
 
-        return run_cv(store_folds(source), spec, proto, seed_list, k=folds.k, repeats=folds.repeats,
-                      cv_seed=folds.cv_seed, val_fraction=folds.val_fraction, dataset=dataset, config=config,
-                      store=store, record=record, progress=progress, group_id=group_id, select=select,
-                      baseline=baseline)
-    run = split_runner(select, baseline)
-    if resume:
-        return resume_seeds(store, source, spec, proto, seed_list, dataset=dataset, config=config,
-                            group_id=group_id, progress=progress, run=run)
-    return run(source, spec, proto, seed_list, dataset=dataset, config=config, store=store, record=record,
-               progress=progress, group_id=group_id)
+            return run_cv(store_folds(source), spec, proto, seed_list, k=folds.k, repeats=folds.repeats,
+                          cv_seed=folds.cv_seed, val_fraction=folds.val_fraction, dataset=dataset, config=config,
+                          store=store, record=record, progress=progress, group_id=group_id, select=select,
+                          baseline=baseline)
+        run = split_runner(select, baseline)
+        if resume:
+            return resume_seeds(store, source, spec, proto, seed_list, dataset=dataset, config=config,
+                                group_id=group_id, progress=progress, run=run)
+        return run(source, spec, proto, seed_list, dataset=dataset, config=config, store=store, record=record,
+                   progress=progress, group_id=group_id)
+    finally:  # the versions read are recorded in the runs; the read's lease ends with the training
+        source.snapshot.lease.release()
 
 
 def train_arrays(x_image: Any, x_text: Any, y: Sequence[Any], split: Sequence[str] | None, *,
