@@ -22,7 +22,7 @@ def _cli(root, *args):
 def test_classes_too_small_for_the_split_name_a_fix_that_works(lab):  # noqa: F811
     root, vit, _ = lab
     refused = one_line_error(_cli(root, "train", "tiny", "--image-model", vit, "--fusion", "image", "--epochs", "2",
-                                  "--no-progress"),
+                                  "--no-progress", "--split", "grouped"),  # one split (small data's default: CV)
                              "class(es) 'a', 'b', 'c' have no val/test rows", "'a': ",
                              "use cross-validation with --cv 4 and --val-fraction 0.34")
     assert "split_by='grouped'" not in refused and "--split grouped" not in refused  # not the split in use
