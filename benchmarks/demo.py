@@ -47,19 +47,13 @@ LABELS = {"quick": "`embedstore demo --quick` (160 samples)", "full": "`embedsto
 
 @contextlib.contextmanager
 def competitors(n: int) -> Iterator[None]:
-    """``n`` CPU-bound busy-loop processes for the duration of the block (the loaded condition).
+    """``n`` CPU-bound busy-loop processes (:func:`embedstore.cpu.competitors`: fresh interpreters, not forks of
+    this one, which has imported lance), given a second to be seen by the scheduler and the load average."""
+    from embedstore.cpu import competitors as busy
 
-    Fresh interpreters, not forks of this one (which has imported lance, whose runtime is not fork-safe).
-    """
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        time.sleep(1.0)  # let the load average and the scheduler see them
+    with busy(n):
+        time.sleep(1.0)
         yield
-    finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
 
 
 @contextlib.contextmanager
