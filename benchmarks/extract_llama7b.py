@@ -150,7 +150,7 @@ def measure(gguf: Path, mode: str, texts_file: Path, vectors_out: Path, loaded: 
         sys.exit(f"worker {mode} failed:\n{proc.stderr[-3000:]}")
     res = {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_before": load_before}
     with open(texts_file.parent / "measurements.jsonl", "a") as log:
-        log.write(json.dumps({**res, "loadavg": open("/proc/loadavg").read().split()[:3]}) + "\n")
+        log.write(json.dumps({**res, "loaded": loaded, "loadavg": open("/proc/loadavg").read().split()[:3]}) + "\n")
     print(f"  {mode:8s} {res['texts'] / res['seconds']:.3f} texts/s, {res['evaluated'] / res['seconds']:.1f} "
           f"evaluated tokens/s, peak RSS {res['peak_rss_gib']:.2f} GiB", file=sys.stderr, flush=True)
     return res
@@ -173,13 +173,15 @@ def more_rounds(r: int, rounds: int, max_rounds: int, durations: list[float], de
 
 
 def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brset: list[str] | None = None,
-        max_rounds: int | None = None, deadline: float | None = None) -> dict:
+        max_rounds: int | None = None, deadline: float | None = None, start: int = 0) -> dict:
     """Alternating rounds (quiet, as the machine is), then one loaded round; vectors of the first quiet round.
 
     With ``brset`` prompts, the first round also times one text per call and
     the default on them (the tokens/s of long prompts, for the projection).
     With ``deadline`` (a Unix time), rounds beyond ``rounds`` (up to
-    ``max_rounds``) run while the timed rounds say they still fit.
+    ``max_rounds``) run while the timed rounds say they still fit. ``start``:
+    the rounds a stopped run of this ``work`` folder completed (``--resume``);
+    the next round continues their rotation, and only the new rounds are returned.
     """
     texts_file = work / "prompts.json"
     texts_file.write_text(json.dumps(texts))
@@ -187,7 +189,7 @@ def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brs
     long: dict[str, dict] = {}
     uptime = [open("/proc/loadavg").read().split()[:3]]
     durations: list[float] = []
-    r = 0
+    r = start
     while more_rounds(r, rounds, max_rounds or rounds, durations, deadline):
         print(f"round {r + 1} (at least {rounds})", file=sys.stderr, flush=True)
         t0 = time.time()
@@ -196,7 +198,7 @@ def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brs
         durations.append(time.time() - t0)
         print(f"  round {r + 1} took {durations[-1]:.0f} s", file=sys.stderr, flush=True)
         r += 1
-        if brset and r == 1:
+        if brset and r == 1 and start == 0:
             brset_file = work / "prompts-brset.json"
             brset_file.write_text(json.dumps(brset))
             long = {m: measure(gguf, m, brset_file, work / f"brset-{m}.npy") for m in ("single", "prefix")}
@@ -224,15 +226,19 @@ def run(gguf: Path, texts: list[str], work: Path, rounds: int, loaded: bool, brs
 def from_measurements(work: Path) -> dict:
     """The ``run`` result of a run still going (or stopped): its ``measurements.jsonl`` and first-round vectors.
 
-    Measurements on the HAM10000 prompts are quiet rounds in order (a run
-    not yet at its loaded round); those on fewer texts are the BRSET ones.
+    Measurements on the HAM10000 prompts are quiet rounds in order, unless
+    marked ``loaded`` (the round with competitors, kept when complete); those
+    on fewer texts are the BRSET ones.
     """
     texts = json.loads((work / "prompts.json").read_text())
     rows = [json.loads(line) for line in (work / "measurements.jsonl").read_text().splitlines() if line.strip()]
     quiet: dict[str, list[dict]] = {m: [] for m in MODES}
     long: dict[str, dict] = {}
+    busy: dict[str, dict] = {}
     for row in rows:
-        if row["texts"] == len(texts) - 2:
+        if row.get("loaded"):
+            busy[row["mode"]] = row
+        elif row["texts"] == len(texts) - 2:
             quiet[row["mode"]].append(row)
         else:
             long[row["mode"]] = row
@@ -255,7 +261,7 @@ def from_measurements(work: Path) -> dict:
     start = work / "uptime-start.txt"  # `uptime` just before the run, when saved
     first = (start.read_text().split("load average:")[1].replace(",", " ").split() if start.is_file()
              else [str(rows[0]["load_before"]), "?", "?"])
-    return {"quiet": quiet, "loaded": {}, "parity": parity, "loadavg": [first, rows[-1]["loadavg"], rows[-1]["loadavg"]],
+    return {"quiet": quiet, "loaded": busy if len(busy) == len(MODES) else {}, "parity": parity, "loadavg": [first, rows[-1]["loadavg"], rows[-1]["loadavg"]],
             "n": len(texts) - 2, "distinct": len(set(texts[2:])), "brset": long}
 
 
@@ -426,6 +432,9 @@ def main() -> None:
     ap.add_argument("--brset-prompts", type=int, default=8,
                     help="BRSET-template prompts timed once (one per call, default) for the projection; 0: none")
     ap.add_argument("--no-loaded", action="store_true", help="skip the round with two competitors")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue a stopped run in --workdir: its complete rounds are kept, --rounds counts them "
+                         "too, the BRSET prompts are not timed again, and the section is rendered from all rounds")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--lock", default=None,
                     help="take this flock around each measurement (e.g. /work/bench.lock) instead of running the "
@@ -490,7 +499,14 @@ def main() -> None:
         hh, mm = map(int, args.deadline.split(":"))
         now = dt.datetime.now(dt.timezone.utc)
         deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
-    res = run(gguf, texts, work, args.rounds, not args.no_loaded, brset, args.max_rounds, deadline)
+    start = 0
+    if args.resume and (work / "measurements.jsonl").is_file():
+        done = from_measurements(work)
+        start = len(done["quiet"]["single"]) if "quiet" in done else 0
+        print(f"resuming after {start} complete round(s)", file=sys.stderr, flush=True)
+    res = run(gguf, texts, work, args.rounds, not args.no_loaded, brset, args.max_rounds, deadline, start)
+    if args.resume:
+        res = from_measurements(work)
     info["load_avg_1m_end"] = f"{os.getloadavg()[0]:.2f}"
     counted = sum(len(tokenize(t)) for t in texts[2:])
     if res["quiet"]["single"][0]["prompt"] != counted:  # the GGUF's vocabulary is the LLaMA one, token for token
