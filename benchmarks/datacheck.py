@@ -6,8 +6,8 @@ rows is copied ``rows / 1000`` times with Gaussian noise (0.3 x each dimension's
 both vectors, under new sample ids and content hashes; the copies of a photo keep its lesion as their group
 (as HAM10000 has up to six photos per lesion), and splits are drawn grouped. ``check`` then runs everything it
 does by default: near- and exact duplicates, group leaks, label issues (linear-probe out-of-fold
-probabilities, 5 grouped folds, 4 values of C, cleanlab) and shortcut columns, each time with
-``recompute=True``; the second, cached call is timed too.
+probabilities, 5 grouped folds, C walked up its 4 values until the log-loss rises, cleanlab) and shortcut
+columns, each time with ``recompute=True``; the second, cached call is timed too.
 
 The baseline is what a reviewer would write on the same arrays: scikit-learn's ``cross_val_predict`` of a
 standardised ``LogisticRegression`` (default C) in 5 grouped folds, cleanlab's ``find_label_issues`` on it, and
