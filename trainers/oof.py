@@ -116,16 +116,21 @@ def _linear(x: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, n_class
     feats = np.concatenate(parts, axis=1)
     folds = grouped_folds(y, groups, k, seed)
     grid = sorted(float(c) for c in c_grid)
-    scalers = [StandardScaler() for _ in range(k)]
+    if not grid:
+        raise InputError("out_of_fold: c_grid is empty: give at least one C")
     models = [LogisticRegression(C=grid[0], tol=OOF_TOL, max_iter=1000, random_state=int(seed), warm_start=True)
               for _ in range(k)]
+    scaled: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * k  # per fold, standardised once
 
     def fit_fold(fold: int, c: float, probs: np.ndarray) -> None:
-        train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        scaler, clf = scalers[fold], models[fold]
-        a = scaler.fit_transform(feats[train]) if c == grid[0] else scaler.transform(feats[train])
-        clf.set_params(C=c).fit(a, y[train])  # from this fold's solution at the previous (smaller) C
-        probs[np.ix_(test, clf.classes_)] = clf.predict_proba(scaler.transform(feats[test]))  # disjoint rows per fold
+        if scaled[fold] is None:
+            train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+            scaler = StandardScaler().fit(feats[train])  # on the training part only
+            scaled[fold] = (scaler.transform(feats[train]), scaler.transform(feats[test]), test)
+        a, b, test = scaled[fold]
+        clf = models[fold]
+        clf.set_params(C=c).fit(a, y[folds != fold])  # from this fold's solution at the previous (smaller) C
+        probs[np.ix_(test, clf.classes_)] = clf.predict_proba(b)  # disjoint rows per fold
 
     # one single-threaded BLAS per fold, folds side by side on the usable cores (the fits release the GIL):
     # the same fits as one after another, so the same probabilities
@@ -138,8 +143,7 @@ def _linear(x: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, n_class
             if best is not None and loss >= best[0]:
                 break
             best = (loss, probs)
-    assert best is not None
-    return _normalised(best[1])
+    return _normalised(best[1])  # type: ignore[index]  (the grid is not empty)
 
 
 def _cores() -> int:
