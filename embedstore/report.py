@@ -22,6 +22,8 @@ inline, there are no scripts and no links. In reading order:
 * the data checks of the latest ``embedstore check`` (:mod:`embedstore.datacheck.section`);
 * folded: every recorded run group with the store table versions behind it.
 
+Every section writes its HTML with the same building blocks (:mod:`embedstore._html`).
+
 No figure appears twice; every axis is labelled and no text of a figure
 falls outside it (:func:`embedstore.figures.figure_info` reads what each PNG
 says about itself). The file records a fingerprint of everything it was
@@ -31,7 +33,6 @@ made from (:func:`report_fingerprint`); :func:`write_report` with
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._html import cell, embed_png, escape, grid, page, table
 from .errors import InputError, NotFoundError
 from .formats import ToDict
 from .keys import NO_ALIGNMENT
@@ -59,18 +61,6 @@ from .sweep_records import (
     table_rows,
 )
 
-_CSS = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;padding:0 12px;color:#222}
-table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px;max-width:100%}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
-th{background:#f2f2f2}code,.v{font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere}
-img{max-width:100%;height:auto;border:1px solid #eee;margin:.3em 0}.note{color:#555;font-size:13px}
-.banner{background:#fff4c2;border:2px solid #e0b000;padding:.6em 1em;font-weight:600}
-.answer{font-size:15px;line-height:1.45}
-details{margin:.4em 0 1em;border-left:3px solid #ddd;padding-left:.8em}
-summary{cursor:pointer;font-weight:600;margin:.3em 0}
-.figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:calc(50% - 8px)}
-.thumb{display:flex;align-items:center;gap:8px}.thumb img{margin:0}"""
-
 
 @dataclass(frozen=True)
 class ReportResult(ToDict):
@@ -83,31 +73,6 @@ class ReportResult(ToDict):
     gap: bool
     reused: bool = False
     generated: str = ""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return '<p class="note">(none)</p>'
-    columns = list(columns or rows[0])
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, dict):
-        return '<span class="v">' + "<br>".join(f"{_e(k)}@{_e(v)}" for k, v in sorted(value.items())) + "</span>"
-    return _e(value)
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
 def _lam_of(store, keys: dict[str, str]) -> str:
@@ -159,12 +124,12 @@ def _gap_section(store, dataset: str, kwargs: dict[str, Any]) -> tuple[str, int]
     retrieval = _retrieval_rows(rep)
     method = METHODS.get(s.get("method", "gapshift"), s.get("method", "gapshift"))
     parts = ["<h2>Modality gap</h2>",
-             f'<p>Image model <code>{_e(rep.image_model)}</code>, text model <code>{_e(rep.text_model)}</code>. '
+             f'<p>Image model <code>{escape(rep.image_model)}</code>, text model <code>{escape(rep.text_model)}</code>. '
              f"Before: both L2-normalised{' (the narrower interpolated to the wider width)' if s['match'] else ''}"
-             f"; after: {_e(method)} with λ={s['lam']:g}, fitted on {_e(s['fit_on'])} rows"
-             f" of {_e(s.get('split_column') or 'all splits')}.</p>",
-             _table(headline + retrieval, ["metric", "before", "after", "chance"]),
-             f'<p class="note">Retrieval: {_e(rep.after.retrieval_rows)}; {rep.before.retrieval_queries} queries. '
+             f"; after: {escape(method)} with λ={s['lam']:g}, fitted on {escape(s['fit_on'])} rows"
+             f" of {escape(s.get('split_column') or 'all splits')}.</p>",
+             table(headline + retrieval, ["metric", "before", "after", "chance"]),
+             f'<p class="note">Retrieval: {escape(rep.after.retrieval_rows)}; {rep.before.retrieval_queries} queries. '
              "A random ranking finds a query's own text among k candidates k/N of the time; always answering the "
              "k most common texts scores the share of queries whose text is one of them (repeated texts make "
              "this the higher bar).</p>"]
@@ -172,17 +137,17 @@ def _gap_section(store, dataset: str, kwargs: dict[str, Any]) -> tuple[str, int]
     with tempfile.TemporaryDirectory() as tmp:
         paths = gap_figures(store, rep, tmp, names=names)
         imgs = {name: Path(p).read_bytes() for name, p in paths.items()}
-    parts.append(_img(imgs["before_after"], "2-D PCA before and after"))
+    parts.append(embed_png(imgs["before_after"], "2-D PCA before and after"))
     parts.append("<details><summary>All gap diagnostics, 3-D views, paired cosines and store versions</summary>"
-                 + _table(rows)
-                 + f'<p class="note">Rows: {rep.before.rows}; samples without a pair: {_e(rep.unpaired)}. '
-                 f"Alignment <code>{_e(rep.after.alignment_key)}</code> (before: <code>{_e(rep.before.alignment_key)}"
-                 f"</code>), match={_e(s['match'])}, noise_std={s['noise_std']:g}, width {s['dim']}.</p>"
-                 + '<div class="figs">' + _img(imgs["3d_before"], "3-D PCA before") + _img(imgs["3d_after"],
+                 + table(rows)
+                 + f'<p class="note">Rows: {rep.before.rows}; samples without a pair: {escape(rep.unpaired)}. '
+                 f"Alignment <code>{escape(rep.after.alignment_key)}</code> (before: <code>{escape(rep.before.alignment_key)}"
+                 f"</code>), match={escape(s['match'])}, noise_std={s['noise_std']:g}, width {s['dim']}.</p>"
+                 + '<div class="figs">' + embed_png(imgs["3d_before"], "3-D PCA before") + embed_png(imgs["3d_after"],
                                                                                             "3-D PCA after")
-                 + "</div>" + _img(imgs["paired_cosine"], "paired cosine")
+                 + "</div>" + embed_png(imgs["paired_cosine"], "paired cosine")
                  + "<h3>Store versions behind these numbers</h3>"
-                 + _table([{"stage": st.stage, "alignment": st.alignment_key, "versions": st.versions}
+                 + table([{"stage": st.stage, "alignment": st.alignment_key, "versions": st.versions}
                            for st in (rep.before, rep.after)]) + "</details>")
     return "\n".join(parts), len(imgs)
 
@@ -227,16 +192,16 @@ def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list
                 f"{sel['best_acc_lam']:+.2f}; best F1 (at the best-accuracy epoch) {sel['best_f1']:.4f} at λ="
                 f"{sel['best_f1_lam']:+.2f}.")
     if reference is not None:  # the one "no alignment" row (sweep_records.REFERENCE), as the results table shows it
-        text += (f" No alignment (<code>{_e(reference.group_id)}</code>, the mode's default input scaling): test "
+        text += (f" No alignment (<code>{escape(reference.group_id)}</code>, the mode's default input scaling): test "
                  f"macro-F1 {reference.test_f1:.3f} ± {reference.test_f1_sd or 0.0:.3f} over {reference.seeds} "
                  "seeds; every ΔF1 vs none below is paired with it on the same test rows.")
     rows = [dict(r, **{"store versions": p.table_versions})
             for r, p in zip(table_rows(points, mode, reference), points)]
     method = sweep_method(store, dataset, info["sweep_id"])
-    html_part = (f"<details><summary>λ sweep of {_e(FUSION_NAMES.get(fusion, fusion))}, {_e(mode)} protocol, "
-                 f"{_e(METHODS.get(method, method))} ({len(points)} λ values, sweep <code>{_e(info['sweep_id'])}"
-                 f"</code>, method {_e(method)})</summary>"
-                 f"<p>{text}</p>" + _img(buf.getvalue(), f"λ sweep {fusion} {mode}") + _table(rows) + "</details>")
+    html_part = (f"<details><summary>λ sweep of {escape(FUSION_NAMES.get(fusion, fusion))}, {escape(mode)} protocol, "
+                 f"{escape(METHODS.get(method, method))} ({len(points)} λ values, sweep <code>{escape(info['sweep_id'])}"
+                 f"</code>, method {escape(method)})</summary>"
+                 f"<p>{text}</p>" + embed_png(buf.getvalue(), f"λ sweep {fusion} {mode}") + table(rows) + "</details>")
     extra = []
     picks = [("λ", 0.0)] + ([("selected λ", sel["lam"])] if on_val else
                             [("best-on-test λ", sel["best_acc_lam"])])
@@ -259,13 +224,13 @@ def _thumbnail(ref: str | None) -> str:
     from .images import load_image
 
     try:
-        img = load_image(ref)
+        image = load_image(ref)
     except (InputError, OSError):
         return ""
-    img.thumbnail((48, 48))
+    image.thumbnail((48, 48))
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return _img(buf.getvalue(), "sample")
+    image.save(buf, format="PNG")
+    return embed_png(buf.getvalue(), "sample")
 
 
 def predictions_section(predictions: dict[str, Any]) -> tuple[str, int]:
@@ -275,14 +240,12 @@ def predictions_section(predictions: dict[str, Any]) -> tuple[str, int]:
     for r in predictions.get("rows", []):
         thumb = _thumbnail(r.get("image_ref"))
         images += bool(thumb)
-        cells = [f'<span class="thumb">{thumb}{_e(r["sample"])}</span>' if thumb else _e(r["sample"]),
-                 _e("unknown" if r.get("true label") is None else r["true label"]), _e(r["predicted"]),
-                 _cell(r["probability"])]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    body = (f"<table><tr>{''.join(f'<th>{_e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>" if rows
-            else '<p class="note">(none)</p>')
+        rows.append([f'<span class="thumb">{thumb}{escape(r["sample"])}</span>' if thumb else escape(r["sample"]),
+                     escape("unknown" if r.get("true label") is None else r["true label"]), escape(r["predicted"]),
+                     cell(r["probability"])])
     title = predictions.get("title", "Predictions")
-    return f"<h2>{_e(title)}</h2><p class=\"note\">{_e(predictions.get('note', ''))}</p>" + body, images
+    return (f"<h2>{escape(title)}</h2><p class=\"note\">{escape(predictions.get('note', ''))}</p>" + grid(rows, cols),
+            images)
 
 
 def _method_section(store, dataset: str, sweeps: list[dict[str, Any]]) -> tuple[str, int]:
@@ -306,13 +269,13 @@ def _method_section(store, dataset: str, sweeps: list[dict[str, Any]]) -> tuple[
     for (fusion, mode), panels in sorted(groups.items()):
         buf = io.BytesIO()
         method_comparison_plot(panels, buf, title=f"{dataset} {fusion} ({mode})")
-        parts.append(f"<h3>{_e(FUSION_NAMES.get(fusion, fusion))}, {_e(mode)} protocol</h3>"
-                     + _img(buf.getvalue(), f"methods {fusion} {mode}"))
+        parts.append(f"<h3>{escape(FUSION_NAMES.get(fusion, fusion))}, {escape(mode)} protocol</h3>"
+                     + embed_png(buf.getvalue(), f"methods {fusion} {mode}"))
     if not parts:
         return "", 0
     note = (f'<p class="note">Test macro-F1 against λ, one panel per alignment method; bars: 95% t intervals over '
             f"seeds, clipped to [0, 1]; dashed line and band: the sweep's no-alignment runs (same seeds and split), "
-            f"the reference the Results table compares the gap shift with. Paired differences ({_e(METHOD)}) are "
+            f"the reference the Results table compares the gap shift with. Paired differences ({escape(METHOD)}) are "
             f"in each sweep's table below.</p>")
     return "<h2>Alignment methods: the gap shift and others</h2>" + note + "".join(parts), len(parts)
 
@@ -457,7 +420,7 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
                     f" ({len(comp)} groups)</summary><p class=\"note\">Mean ± sd over seeds of the test metrics. "
                     "Paper mode picks the epoch on test (optimistic, as the paper did); honest mode picks it on "
                     "validation and touches test once. Store versions are the exact table versions the runs "
-                    "read.</p>" + _table(comp, _RUN_COLUMNS) + "</details>")
+                    "read.</p>" + table(comp, _RUN_COLUMNS) + "</details>")
     from . import __version__
 
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -466,16 +429,13 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     # the store as this report leaves it (the gap's alignments are written once, then reused)
     meta = {"fingerprint": report_fingerprint(store, dataset, **inputs), "generated": generated,
             **{k: getattr(result, k) for k in ("images", "run_groups", "sweeps", "gap")}}
-    head = (f"<h1>embedstore report: {_e(dataset)}</h1><p class=\"note\">Store <code>{_e(store.uri)}</code>; "
-            f"generated {_e(generated)} by embedstore {_e(__version__)}; "
+    head = (f"<h1>embedstore report: {escape(dataset)}</h1><p class=\"note\">Store <code>{escape(store.uri)}"
+            f"</code>; generated {escape(generated)} by embedstore {escape(__version__)}; "
             f"{len(records)} runs in {len({r.group_id for r in records})} groups. Folded parts "
             f"(▸) open with a click.</p>")
     if banner:
-        head += f'<p class="banner">{_e(banner)}</p>'
-    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-           f'<meta name="{_META}" content="{_e(json.dumps(meta, sort_keys=True))}">'
-           f"<title>embedstore report: {_e(dataset)}</title><style>{_CSS}</style></head><body>{head}"
-           f"{''.join(sections)}</body></html>")
+        head += f'<p class="banner">{escape(banner)}</p>'
+    doc = page(f"embedstore report: {dataset}", head + "".join(sections), {_META: json.dumps(meta, sort_keys=True)})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(doc, encoding="utf-8")
