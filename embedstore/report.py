@@ -9,10 +9,11 @@ inline, there are no scripts and no links. In reading order:
   shift's effect against its "no alignment" row, in plain names, with
   intervals clipped to the metric's range; the best head's per-class scores
   folded;
-* **Modality gap** (:func:`embedstore.diagnostics.gap_diagnostics`): a few
-  headline numbers with their chance levels (retrieval on rows the fitted
-  map never saw) and the 2-D views before and after; every diagnostic, the
-  3-D views, the paired cosines and the store versions folded;
+* **Modality gap** (:mod:`embedstore.gap_section`, from
+  :func:`embedstore.diagnostics.gap_diagnostics`): a few headline numbers
+  with their chance levels (retrieval on rows the fitted map never saw) and
+  the 2-D views before and after; every diagnostic, the 3-D views, the
+  paired cosines and the store versions folded;
 * **Gap shift and other alignments**: one figure per fusion and mode, a
   panel per swept method (test macro-F1 against λ with 95 % t intervals over
   seeds and the sweep's no-alignment reference); each λ sweep's plot and
@@ -36,7 +37,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from typing import Any, Sequence
 from ._html import cell, embed_png, escape, grid, page, table
 from .errors import InputError, NotFoundError
 from .formats import ToDict
+from .gap_section import gap_section
 from .keys import NO_ALIGNMENT
 from .modes import mode_rules
 from .plain_names import FUSIONS as FUSION_NAMES, METHODS, setting_name
@@ -106,68 +107,6 @@ def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {"early": 0, "late": 1, "image": 2, "text": 3}
     return sorted(rows, key=lambda r: (order.get(r["fusion"], 9), r["mode"], r["alignment"] != "none",
                                        r["alignment"], r["group"]))
-
-
-#: The gap numbers shown unfolded (``metric`` labels of :func:`embedstore.diagnostics.report_rows`).
-_GAP_HEADLINE = ("gap norm ||mu_img - mu_txt||", "centroid cosine", "paired cos mean", "relative modality gap (RMG)",
-                 "modality separability (CV logistic acc.)")
-
-
-def _gap_section(store, dataset: str, kwargs: dict[str, Any]) -> tuple[str, int]:
-    from .diagnostics import gap_diagnostics, report_rows
-    from .figures import gap_figures
-
-    rep = kwargs.pop("report", None) or gap_diagnostics(store, dataset, **kwargs)
-    s = rep.settings
-    rows = report_rows(rep)
-    headline = [r for r in rows if r["metric"] in _GAP_HEADLINE]
-    retrieval = _retrieval_rows(rep)
-    method = METHODS.get(s.get("method", "gapshift"), s.get("method", "gapshift"))
-    parts = ["<h2>Modality gap</h2>",
-             f'<p>Image model <code>{escape(rep.image_model)}</code>, text model <code>{escape(rep.text_model)}</code>. '
-             f"Before: both L2-normalised{' (the narrower interpolated to the wider width)' if s['match'] else ''}"
-             f"; after: {escape(method)} with λ={s['lam']:g}, fitted on {escape(s['fit_on'])} rows"
-             f" of {escape(s.get('split_column') or 'all splits')}.</p>",
-             table(headline + retrieval, ["metric", "before", "after", "chance"]),
-             f'<p class="note">Retrieval: {escape(rep.after.retrieval_rows)}; {rep.before.retrieval_queries} queries. '
-             "A random ranking finds a query's own text among k candidates k/N of the time; always answering the "
-             "k most common texts scores the share of queries whose text is one of them (repeated texts make "
-             "this the higher bar).</p>"]
-    names = ("before_after", "3d_before", "3d_after", "paired_cosine")
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = gap_figures(store, rep, tmp, names=names)
-        imgs = {name: Path(p).read_bytes() for name, p in paths.items()}
-    parts.append(embed_png(imgs["before_after"], "2-D PCA before and after"))
-    parts.append("<details><summary>All gap diagnostics, 3-D views, paired cosines and store versions</summary>"
-                 + table(rows)
-                 + f'<p class="note">Rows: {rep.before.rows}; samples without a pair: {escape(rep.unpaired)}. '
-                 f"Alignment <code>{escape(rep.after.alignment_key)}</code> (before: <code>{escape(rep.before.alignment_key)}"
-                 f"</code>), match={escape(s['match'])}, noise_std={s['noise_std']:g}, width {s['dim']}.</p>"
-                 + '<div class="figs">' + embed_png(imgs["3d_before"], "3-D PCA before") + embed_png(imgs["3d_after"],
-                                                                                            "3-D PCA after")
-                 + "</div>" + embed_png(imgs["paired_cosine"], "paired cosine")
-                 + "<h3>Store versions behind these numbers</h3>"
-                 + table([{"stage": st.stage, "alignment": st.alignment_key, "versions": st.versions}
-                           for st in (rep.before, rep.after)]) + "</details>")
-    return "\n".join(parts), len(imgs)
-
-
-def _retrieval_rows(rep) -> list[dict[str, str]]:
-    """Image→text recall@1 and @10 over distinct texts, with both chance levels, before and after."""
-    out = []
-    for k in (1, 10):
-        cells = {}
-        for stage in ("before", "after"):
-            r = getattr(rep, stage).measures.get("exact_text_recall") or {}
-            if k not in r.get("recall", {}):
-                return out
-            cells[stage] = f"{r['recall'][k]:.3f}"
-        r = rep.after.measures["exact_text_recall"]
-        common = r.get("most_common", {}).get(k)
-        out.append({"metric": f"recall@{k} image→text (exact text, {r['distinct_texts']} distinct texts)",
-                    **cells, "chance": f"{r['chance'][k]:.3f} random; "
-                    + (f"{common:.3f} always the {k} most common" if common is not None else "")})
-    return out
 
 
 def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -386,9 +325,8 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     if gap_report is not None:
         image_model, text_model = gap_report.settings["image_model_key"], gap_report.settings["text_model_key"]
     if gap and (alignment_key or (image_model and text_model)):
-        part, n = _gap_section(store, dataset, {"image_model": image_model, "text_model": text_model,
-                                                "alignment_key": alignment_key, "lam": lam,
-                                                "max_queries": max_queries, "report": gap_report})
+        part, n = gap_section(store, dataset, gap_report, image_model=image_model, text_model=text_model,
+                              alignment_key=alignment_key, lam=lam, max_queries=max_queries)
         sections.append(part)
         images += n
     elif gap:
