@@ -8,8 +8,6 @@ file references nothing outside itself.
 
 Examples
 --------
->>> escape(None), escape("a<b")
-('', 'a&lt;b')
 >>> table([{"metric": "F1", "value": 0.5, "note": None}])
 '<table><tr><th>metric</th><th>value</th><th>note</th></tr><tr><td>F1</td><td>0.5000</td><td></td></tr></table>'
 >>> table([])
@@ -48,10 +46,12 @@ def escape(value: Any) -> str:
     Parameters
     ----------
     value : Any
+        Any value; ``str`` of it is shown.
 
-    Returns
-    -------
-    str
+    Examples
+    --------
+    >>> escape(None), escape("a<b"), escape(3)
+    ('', 'a&lt;b', '3')
     """
     return html.escape("" if value is None else str(value))
 
