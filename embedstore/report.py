@@ -9,18 +9,22 @@ inline, there are no scripts and no links. In reading order:
   shift's effect against its "no alignment" row, in plain names, with
   intervals clipped to the metric's range; the best head's per-class scores
   folded;
-* **Modality gap** (:func:`embedstore.diagnostics.gap_diagnostics`): a few
-  headline numbers with their chance levels (retrieval on rows the fitted
-  map never saw) and the 2-D views before and after; every diagnostic, the
-  3-D views, the paired cosines and the store versions folded;
-* **Gap shift and other alignments**: one figure per fusion and mode, a
-  panel per swept method (test macro-F1 against λ with 95 % t intervals over
-  seeds and the sweep's no-alignment reference); each λ sweep's plot and
-  per-λ table (paired intervals against no alignment and against λ=0) folded;
+* **Modality gap** (:mod:`embedstore.gap_section`, from
+  :func:`embedstore.diagnostics.gap_diagnostics`): a few headline numbers
+  with their chance levels (retrieval on rows the fitted map never saw) and
+  the 2-D views before and after; every diagnostic, the 3-D views, the
+  paired cosines and the store versions folded;
+* **Gap shift and other alignments** (:mod:`embedstore.sweep_sections`):
+  one figure per fusion and mode, a panel per swept method (test macro-F1
+  against λ with 95 % t intervals over seeds and the sweep's no-alignment
+  reference); each λ sweep's plot and per-λ table (paired intervals against
+  no alignment and against λ=0) folded;
 * optionally, predictions of a few samples by stored heads (the demo's
   held-back samples: sample, true label, predicted label, probability);
 * the data checks of the latest ``embedstore check`` (:mod:`embedstore.datacheck.section`);
 * folded: every recorded run group with the store table versions behind it.
+
+Every section writes its HTML with the same building blocks (:mod:`embedstore._html`).
 
 No figure appears twice; every axis is labelled and no text of a figure
 falls outside it (:func:`embedstore.figures.figure_info` reads what each PNG
@@ -31,45 +35,24 @@ made from (:func:`report_fingerprint`); :func:`write_report` with
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._html import cell, embed_png, escape, grid, page, table
 from .errors import InputError, NotFoundError
 from .formats import ToDict
+from .gap_section import gap_section
 from .keys import NO_ALIGNMENT
-from .modes import mode_rules
-from .plain_names import FUSIONS as FUSION_NAMES, METHODS, setting_name
+from .plain_names import setting_name
 from .runs import RunRecord, group_runs, list_runs
 from .stats import format_mean_sd
-from .sweep_records import (
-    SWEEP_PREFIX,
-    list_sweeps,
-    plot_rows,
-    select,
-    sweep_method,
-    sweep_points,
-    sweep_reference,
-    table_rows,
-)
-
-_CSS = """*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;padding:0 12px;color:#222}
-table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px;max-width:100%}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
-th{background:#f2f2f2}code,.v{font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere}
-img{max-width:100%;height:auto;border:1px solid #eee;margin:.3em 0}.note{color:#555;font-size:13px}
-.banner{background:#fff4c2;border:2px solid #e0b000;padding:.6em 1em;font-weight:600}
-.answer{font-size:15px;line-height:1.45}
-details{margin:.4em 0 1em;border-left:3px solid #ddd;padding-left:.8em}
-summary{cursor:pointer;font-weight:600;margin:.3em 0}
-.figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:calc(50% - 8px)}
-.thumb{display:flex;align-items:center;gap:8px}.thumb img{margin:0}"""
+from .sweep_records import SWEEP_PREFIX, list_sweeps
+from .sweep_sections import gap_shift_entries, methods_section, sweep_section
 
 
 @dataclass(frozen=True)
@@ -83,31 +66,6 @@ class ReportResult(ToDict):
     gap: bool
     reused: bool = False
     generated: str = ""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return '<p class="note">(none)</p>'
-    columns = list(columns or rows[0])
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, dict):
-        return '<span class="v">' + "<br>".join(f"{_e(k)}@{_e(v)}" for k, v in sorted(value.items())) + "</span>"
-    return _e(value)
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
 def _lam_of(store, keys: dict[str, str]) -> str:
@@ -143,115 +101,6 @@ def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        r["alignment"], r["group"]))
 
 
-#: The gap numbers shown unfolded (``metric`` labels of :func:`embedstore.diagnostics.report_rows`).
-_GAP_HEADLINE = ("gap norm ||mu_img - mu_txt||", "centroid cosine", "paired cos mean", "relative modality gap (RMG)",
-                 "modality separability (CV logistic acc.)")
-
-
-def _gap_section(store, dataset: str, kwargs: dict[str, Any]) -> tuple[str, int]:
-    from .diagnostics import gap_diagnostics, report_rows
-    from .figures import gap_figures
-
-    rep = kwargs.pop("report", None) or gap_diagnostics(store, dataset, **kwargs)
-    s = rep.settings
-    rows = report_rows(rep)
-    headline = [r for r in rows if r["metric"] in _GAP_HEADLINE]
-    retrieval = _retrieval_rows(rep)
-    method = METHODS.get(s.get("method", "gapshift"), s.get("method", "gapshift"))
-    parts = ["<h2>Modality gap</h2>",
-             f'<p>Image model <code>{_e(rep.image_model)}</code>, text model <code>{_e(rep.text_model)}</code>. '
-             f"Before: both L2-normalised{' (the narrower interpolated to the wider width)' if s['match'] else ''}"
-             f"; after: {_e(method)} with λ={s['lam']:g}, fitted on {_e(s['fit_on'])} rows"
-             f" of {_e(s.get('split_column') or 'all splits')}.</p>",
-             _table(headline + retrieval, ["metric", "before", "after", "chance"]),
-             f'<p class="note">Retrieval: {_e(rep.after.retrieval_rows)}; {rep.before.retrieval_queries} queries. '
-             "A random ranking finds a query's own text among k candidates k/N of the time; always answering the "
-             "k most common texts scores the share of queries whose text is one of them (repeated texts make "
-             "this the higher bar).</p>"]
-    names = ("before_after", "3d_before", "3d_after", "paired_cosine")
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = gap_figures(store, rep, tmp, names=names)
-        imgs = {name: Path(p).read_bytes() for name, p in paths.items()}
-    parts.append(_img(imgs["before_after"], "2-D PCA before and after"))
-    parts.append("<details><summary>All gap diagnostics, 3-D views, paired cosines and store versions</summary>"
-                 + _table(rows)
-                 + f'<p class="note">Rows: {rep.before.rows}; samples without a pair: {_e(rep.unpaired)}. '
-                 f"Alignment <code>{_e(rep.after.alignment_key)}</code> (before: <code>{_e(rep.before.alignment_key)}"
-                 f"</code>), match={_e(s['match'])}, noise_std={s['noise_std']:g}, width {s['dim']}.</p>"
-                 + '<div class="figs">' + _img(imgs["3d_before"], "3-D PCA before") + _img(imgs["3d_after"],
-                                                                                            "3-D PCA after")
-                 + "</div>" + _img(imgs["paired_cosine"], "paired cosine")
-                 + "<h3>Store versions behind these numbers</h3>"
-                 + _table([{"stage": st.stage, "alignment": st.alignment_key, "versions": st.versions}
-                           for st in (rep.before, rep.after)]) + "</details>")
-    return "\n".join(parts), len(imgs)
-
-
-def _retrieval_rows(rep) -> list[dict[str, str]]:
-    """Image→text recall@1 and @10 over distinct texts, with both chance levels, before and after."""
-    out = []
-    for k in (1, 10):
-        cells = {}
-        for stage in ("before", "after"):
-            r = getattr(rep, stage).measures.get("exact_text_recall") or {}
-            if k not in r.get("recall", {}):
-                return out
-            cells[stage] = f"{r['recall'][k]:.3f}"
-        r = rep.after.measures["exact_text_recall"]
-        common = r.get("most_common", {}).get(k)
-        out.append({"metric": f"recall@{k} image→text (exact text, {r['distinct_texts']} distinct texts)",
-                    **cells, "chance": f"{r['chance'][k]:.3f} random; "
-                    + (f"{common:.3f} always the {k} most common" if common is not None else "")})
-    return out
-
-
-def _sweep_section(store, dataset: str, info: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    from .figures import sweep_plot
-
-    points = sweep_points(store, dataset, info["sweep_id"])
-    if not points:
-        return "", []
-    mode, fusion = info["mode"], info["fusion"]
-    reference = sweep_reference(store, dataset, info["sweep_id"])
-    sel = select(points, mode, reference)
-    buf = io.BytesIO()
-    on_val = mode_rules(mode).selects_on_val
-    marker = {f"{fusion} test": sel["lam"]} if on_val else None
-    sweep_plot(plot_rows(points, fusion, mode), buf, selected=marker, title=f"{dataset} {fusion} ({mode})")
-    if on_val:
-        text = (f"λ selected on mean validation macro-F1: <b>{sel['lam']:+.2f}</b>; test at that λ: accuracy "
-                f"{sel['test_acc']:.4f} ± {sel['test_acc_sd']:.4f}, macro-F1 {sel['test_f1']:.4f} ± "
-                f"{sel['test_f1_sd']:.4f}.")
-    else:
-        text = (f"Paper selection (best on test, optimistic): best accuracy {sel['best_acc']:.4f} at λ="
-                f"{sel['best_acc_lam']:+.2f}; best F1 (at the best-accuracy epoch) {sel['best_f1']:.4f} at λ="
-                f"{sel['best_f1_lam']:+.2f}.")
-    if reference is not None:  # the one "no alignment" row (sweep_records.REFERENCE), as the results table shows it
-        text += (f" No alignment (<code>{_e(reference.group_id)}</code>, the mode's default input scaling): test "
-                 f"macro-F1 {reference.test_f1:.3f} ± {reference.test_f1_sd or 0.0:.3f} over {reference.seeds} "
-                 "seeds; every ΔF1 vs none below is paired with it on the same test rows.")
-    rows = [dict(r, **{"store versions": p.table_versions})
-            for r, p in zip(table_rows(points, mode, reference), points)]
-    method = sweep_method(store, dataset, info["sweep_id"])
-    html_part = (f"<details><summary>λ sweep of {_e(FUSION_NAMES.get(fusion, fusion))}, {_e(mode)} protocol, "
-                 f"{_e(METHODS.get(method, method))} ({len(points)} λ values, sweep <code>{_e(info['sweep_id'])}"
-                 f"</code>, method {_e(method)})</summary>"
-                 f"<p>{text}</p>" + _img(buf.getvalue(), f"λ sweep {fusion} {mode}") + _table(rows) + "</details>")
-    extra = []
-    picks = [("λ", 0.0)] + ([("selected λ", sel["lam"])] if on_val else
-                            [("best-on-test λ", sel["best_acc_lam"])])
-    for label, lam in picks:
-        p = next((q for q in points if abs(q.lam - lam) < 1e-12), None)
-        if p is not None:
-            extra.append({"setting": f"{FUSION_NAMES.get(fusion, fusion)}, {METHODS.get(method, method)} "
-                                     f"λ={p.lam:+.1f} ({label} of the sweep)",
-                          "fusion": fusion, "mode": mode, "alignment": f"sweep {label}={p.lam:g} ({p.alignment_key})",
-                          "seeds": p.seeds, "test accuracy": f"{p.test_acc:.4f} ± {p.test_acc_sd:.4f}",
-                          "test macro-F1": f"{p.test_f1:.4f} ± {p.test_f1_sd:.4f}", "split": info["split"],
-                          "group": p.group_id, "store versions": p.table_versions})
-    return html_part, extra
-
-
 def _thumbnail(ref: str | None) -> str:
     """A small inline PNG of the sample's image ('' when it has none or it cannot be read now)."""
     if not ref:
@@ -259,13 +108,13 @@ def _thumbnail(ref: str | None) -> str:
     from .images import load_image
 
     try:
-        img = load_image(ref)
+        image = load_image(ref)
     except (InputError, OSError):
         return ""
-    img.thumbnail((48, 48))
+    image.thumbnail((48, 48))
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return _img(buf.getvalue(), "sample")
+    image.save(buf, format="PNG")
+    return embed_png(buf.getvalue(), "sample")
 
 
 def predictions_section(predictions: dict[str, Any]) -> tuple[str, int]:
@@ -275,69 +124,12 @@ def predictions_section(predictions: dict[str, Any]) -> tuple[str, int]:
     for r in predictions.get("rows", []):
         thumb = _thumbnail(r.get("image_ref"))
         images += bool(thumb)
-        cells = [f'<span class="thumb">{thumb}{_e(r["sample"])}</span>' if thumb else _e(r["sample"]),
-                 _e("unknown" if r.get("true label") is None else r["true label"]), _e(r["predicted"]),
-                 _cell(r["probability"])]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    body = (f"<table><tr>{''.join(f'<th>{_e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>" if rows
-            else '<p class="note">(none)</p>')
+        rows.append([f'<span class="thumb">{thumb}{escape(r["sample"])}</span>' if thumb else escape(r["sample"]),
+                     escape("unknown" if r.get("true label") is None else r["true label"]), escape(r["predicted"]),
+                     cell(r["probability"])])
     title = predictions.get("title", "Predictions")
-    return f"<h2>{_e(title)}</h2><p class=\"note\">{_e(predictions.get('note', ''))}</p>" + body, images
-
-
-def _method_section(store, dataset: str, sweeps: list[dict[str, Any]]) -> tuple[str, int]:
-    """The method-comparison figures: per (fusion, mode), one panel per swept method."""
-    from .figures import method_comparison_plot
-    from .sweep_intervals import METHOD, comparison_panel
-
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for info in sweeps:
-        points = sweep_points(store, dataset, info["sweep_id"])
-        if not points:
-            continue
-        reference = sweep_reference(store, dataset, info["sweep_id"])
-        sel = select(points, info["mode"])
-        label = sweep_method(store, dataset, info["sweep_id"])
-        panels = groups.setdefault((info["fusion"], info["mode"]), {})
-        if label in panels:
-            label = f"{label} ({info['sweep_id']})"
-        panels[label] = comparison_panel(points, reference, sel.get("lam"))
-    parts = []
-    for (fusion, mode), panels in sorted(groups.items()):
-        buf = io.BytesIO()
-        method_comparison_plot(panels, buf, title=f"{dataset} {fusion} ({mode})")
-        parts.append(f"<h3>{_e(FUSION_NAMES.get(fusion, fusion))}, {_e(mode)} protocol</h3>"
-                     + _img(buf.getvalue(), f"methods {fusion} {mode}"))
-    if not parts:
-        return "", 0
-    note = (f'<p class="note">Test macro-F1 against λ, one panel per alignment method; bars: 95% t intervals over '
-            f"seeds, clipped to [0, 1]; dashed line and band: the sweep's no-alignment runs (same seeds and split), "
-            f"the reference the Results table compares the gap shift with. Paired differences ({_e(METHOD)}) are "
-            f"in each sweep's table below.</p>")
-    return "<h2>Alignment methods: the gap shift and others</h2>" + note + "".join(parts), len(parts)
-
-
-def _shifts(store, dataset: str, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Results table's gap-shift rows: per honest sweep, the λ chosen on validation and its reference runs."""
-    from .sweep_records import REFERENCE, sweep_group_id, sweep_records
-
-    out = []
-    for info in sweeps:
-        if not mode_rules(info["mode"]).selects_on_val:
-            continue
-        points = sweep_points(store, dataset, info["sweep_id"])
-        sel = select(points, info["mode"])
-        pick = next((p for p in points if sel and p.lam == sel.get("lam")), None)
-        if pick is None:
-            continue
-        recs = sweep_records(store, dataset, info["sweep_id"])
-        ref_gid = sweep_group_id(info["sweep_id"], REFERENCE)
-        method = sweep_method(store, dataset, info["sweep_id"])
-        name = (f"{FUSION_NAMES.get(info['fusion'], info['fusion'])}, {METHODS.get(method, method)} "
-                f"λ={pick.lam:+.1f} (chosen on validation among {len(points)} λ values)")
-        out.append({"name": name, "records": recs[pick.group_id], "group": pick.group_id,
-                    "reference": recs.get(ref_gid, []), "reference_group": ref_gid})
-    return out
+    return (f"<h2>{escape(title)}</h2><p class=\"note\">{escape(predictions.get('note', ''))}</p>" + grid(rows, cols),
+            images)
 
 
 def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | None = None,
@@ -418,14 +210,13 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
             image_model, text_model = both[-1].model_keys["image"], both[-1].model_keys["text"]
     from .results import results_section
 
-    results_html, images, _ = results_section(store, dataset, plain, shifts=_shifts(store, dataset, sweeps))
+    results_html, images, _ = results_section(store, dataset, plain, shifts=gap_shift_entries(store, dataset, sweeps))
     sections = [results_html]
     if gap_report is not None:
         image_model, text_model = gap_report.settings["image_model_key"], gap_report.settings["text_model_key"]
     if gap and (alignment_key or (image_model and text_model)):
-        part, n = _gap_section(store, dataset, {"image_model": image_model, "text_model": text_model,
-                                                "alignment_key": alignment_key, "lam": lam,
-                                                "max_queries": max_queries, "report": gap_report})
+        part, n = gap_section(store, dataset, gap_report, image_model=image_model, text_model=text_model,
+                              alignment_key=alignment_key, lam=lam, max_queries=max_queries)
         sections.append(part)
         images += n
     elif gap:
@@ -433,12 +224,12 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
                         "pass image and text models to include the gap diagnostics.</p>")
     sweep_parts, extra_rows = [], []
     for info in sweeps:
-        part, extra = _sweep_section(store, dataset, info)
+        part, extra = sweep_section(store, dataset, info)
         if part:
             sweep_parts.append(part)
             extra_rows += extra
             images += 1
-    method_part, n_method = _method_section(store, dataset, sweeps)
+    method_part, n_method = methods_section(store, dataset, sweeps)
     images += n_method
     sections.append((method_part or "<h2>Alignment methods: the gap shift and others</h2>")
                      + "<h3>Each λ sweep</h3>"
@@ -457,7 +248,7 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
                     f" ({len(comp)} groups)</summary><p class=\"note\">Mean ± sd over seeds of the test metrics. "
                     "Paper mode picks the epoch on test (optimistic, as the paper did); honest mode picks it on "
                     "validation and touches test once. Store versions are the exact table versions the runs "
-                    "read.</p>" + _table(comp, _RUN_COLUMNS) + "</details>")
+                    "read.</p>" + table(comp, _RUN_COLUMNS) + "</details>")
     from . import __version__
 
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -466,16 +257,13 @@ def write_report(store, dataset: str, out: str | Path, *, runs: Sequence[str] | 
     # the store as this report leaves it (the gap's alignments are written once, then reused)
     meta = {"fingerprint": report_fingerprint(store, dataset, **inputs), "generated": generated,
             **{k: getattr(result, k) for k in ("images", "run_groups", "sweeps", "gap")}}
-    head = (f"<h1>embedstore report: {_e(dataset)}</h1><p class=\"note\">Store <code>{_e(store.uri)}</code>; "
-            f"generated {_e(generated)} by embedstore {_e(__version__)}; "
+    head = (f"<h1>embedstore report: {escape(dataset)}</h1><p class=\"note\">Store <code>{escape(store.uri)}"
+            f"</code>; generated {escape(generated)} by embedstore {escape(__version__)}; "
             f"{len(records)} runs in {len({r.group_id for r in records})} groups. Folded parts "
             f"(▸) open with a click.</p>")
     if banner:
-        head += f'<p class="banner">{_e(banner)}</p>'
-    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-           f'<meta name="{_META}" content="{_e(json.dumps(meta, sort_keys=True))}">'
-           f"<title>embedstore report: {_e(dataset)}</title><style>{_CSS}</style></head><body>{head}"
-           f"{''.join(sections)}</body></html>")
+        head += f'<p class="banner">{escape(banner)}</p>'
+    doc = page(f"embedstore report: {dataset}", head + "".join(sections), {_META: json.dumps(meta, sort_keys=True)})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(doc, encoding="utf-8")

@@ -40,12 +40,12 @@ Examples
 
 from __future__ import annotations
 
-import html as _html
 import io
 from typing import Any, Sequence
 
 import numpy as np
 
+from ._html import embed_png, escape, table
 from .stats import format_mean_sd
 from .compare import baseline_cells, compare_records, fold_predictions, setting_interval
 from .errors import InputError
@@ -63,19 +63,6 @@ def columns(rows: Sequence[dict[str, Any]], comparison: bool = True) -> list[str
     """The top table's columns: :data:`COLUMNS`, every other visible cell of ``rows``, then :data:`COMPARISON`."""
     extra = [k for r in rows for k in r if k not in COLUMNS + COMPARISON and not k.startswith("_") and k != "group"]
     return list(COLUMNS) + list(dict.fromkeys(extra)) + (list(COMPARISON) if comparison else [])
-
-
-def _e(value: Any) -> str:
-    return _html.escape("" if value is None else str(value))
-
-
-def _rows_html(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return '<p class="note">(none)</p>'
-    cols = list(columns or rows[0])
-    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_e(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
@@ -190,8 +177,6 @@ def per_class(recs: Sequence[RunRecord]) -> tuple[list[dict[str, Any]], np.ndarr
 def results_section(store, dataset: str, records: Sequence[RunRecord] | None = None,
                     shifts: Sequence[dict[str, Any]] = ()) -> tuple[str, int, str | None]:
     """``(html, n_images, best group id)`` of the results section (see the module docstring)."""
-    import base64
-
     from .figures import confusion_plot
 
     records = list_runs(store, dataset) if records is None else list(records)
@@ -200,9 +185,9 @@ def results_section(store, dataset: str, records: Sequence[RunRecord] | None = N
     if not rows:
         parts.append('<p class="note">No honest run with recorded test predictions: train with '
                      "<code>--mode honest</code> (e.g. <code>--cv 5</code>) to see results with intervals.</p>")
-        table = shift_rows(shifts, [])
-        if table:
-            parts.append(_rows_html([_visible(r) for r in table], columns(table)))
+        top = shift_rows(shifts, [])
+        if top:
+            parts.append(_rows_table(top, columns(top)))
         return "".join(parts), 0, None
     primary = primary_protocol(rows)
     ranked = [r for r in rows if r["_protocol"] == primary]
@@ -211,22 +196,23 @@ def results_section(store, dataset: str, records: Sequence[RunRecord] | None = N
     best.update({"compared with": "", "difference (95% CI)": "", "verdict": "best head"})
     for other in ranked[1:]:
         other.update(_compare(other, best))
-    table = ranked + shift_rows(shifts, ranked)
-    for r in table:  # a row tested on other rows than the best head says on which
+    top = ranked + shift_rows(shifts, ranked)
+    for r in top:  # a row tested on other rows than the best head says on which
         if r["_protocol"] != primary:
             r["runs"] = f"{r['runs']} ({protocol_text(r['_recs']).rsplit(', ', 1)[0]})"
     n_rows = count_test_rows(best["_recs"])
     behind = [r["setting"] for r in ranked[1:] if r["verdict"].startswith("worse")]
     tied = [r["setting"] for r in ranked[1:] if r["verdict"] == "no evidence of a difference"]
-    answer = (f"Best head: <b>{_e(best['setting'])}</b>, test macro-F1 {_e(best['test macro-F1 (95% CI)'])}, on "
-              f"{_e(protocol_text(best['_recs']))} ({n_rows} test rows). Chosen by mean test macro-F1 among the "
-              f"{len(ranked)} setting{'s' if len(ranked) != 1 else ''} evaluated on these same test rows"
+    answer = (f"Best head: <b>{escape(best['setting'])}</b>, test macro-F1 "
+              f"{escape(best['test macro-F1 (95% CI)'])}, on {escape(protocol_text(best['_recs']))} ({n_rows} test "
+              f"rows). Chosen by mean test macro-F1 among the {len(ranked)} "
+              f"setting{'s' if len(ranked) != 1 else ''} evaluated on these same test rows"
               + (f"; {len(others)} other setting{'s' if len(others) != 1 else ''} tested on other rows "
                  "are listed below, not ranked" if others else "") + ". "
               + (f"It is ahead, beyond the noise, of {_names(behind)}. " if behind else "")
               + (f"No evidence that it beats {_names(tied)}." if tied else ""))
     parts.append(f'<p class="answer">{answer}</p>')
-    parts.append(_rows_html([_visible(r) for r in table], columns(table)))
+    parts.append(_rows_table(top, columns(top)))
     parts.append('<p class="note">Honest runs only (epoch, C and λ chosen on validation; test touched once). '
                  "Intervals: 95% percentile bootstrap over test rows, per fold, clipped to [0, 1]; differences: "
                  "the row minus the setting it is compared with, paired on the same test rows (the same bootstrap "
@@ -235,23 +221,24 @@ def results_section(store, dataset: str, records: Sequence[RunRecord] | None = N
         for r in others:
             r["runs"] = protocol_text(r["_recs"])
         parts.append("<h3>Settings tested on other rows (not ranked against the best head)</h3>"
-                     + _rows_html([_visible(r) for r in others], columns(others, comparison=False)))
+                     + _rows_table(others, columns(others, comparison=False)))
     cls_rows, conf, classes, pooled = per_class(best["_recs"])
     buf = confusion_plot(conf, classes, io.BytesIO(), title=f"{best['setting']}: test predictions"
                          + (f", {len({r.seed for r in best['_recs']})} seeds pooled"
                             if len({r.seed for r in best["_recs"]}) > 1 else ""))
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
     parts.append(f"<details><summary>The best head per class: precision, recall, F1 and confusion matrix</summary>"
-                 f'<p class="note">{_e(pooled)}.</p>{_rows_html(cls_rows)}'
-                 f'<img alt="confusion matrix" src="data:image/png;base64,{png}"></details>')
+                 f'<p class="note">{escape(pooled)}.</p>{table(cls_rows, render=escape)}'
+                 f'{embed_png(buf.getvalue(), "confusion matrix")}</details>')
     return "".join(parts), 1, best["group"]
 
 
 def _names(names: Sequence[str]) -> str:
     """``<i>a</i>, <i>b</i> and <i>c</i>`` (the names hold commas themselves)."""
-    items = [f"<i>{_e(n)}</i>" for n in names]
+    items = [f"<i>{escape(n)}</i>" for n in names]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _visible(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if not k.startswith("_") and k != "group"}
+def _rows_table(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:
+    """The table of ``rows`` without their hidden keys; its cells are text already, escaped as they are."""
+    return table([{k: v for k, v in r.items() if not k.startswith("_") and k != "group"} for r in rows], cols,
+                 render=escape)

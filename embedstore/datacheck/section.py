@@ -26,24 +26,11 @@ True
 
 from __future__ import annotations
 
-import html
-from typing import Any
-
+from .._html import escape, grid
 from .records import CheckRecord, flag_summary, flagged_runs, latest_check
 
 TOP = 8
 _IMG = '<img alt="{alt}" src="{src}" style="width:56px;height:56px;object-fit:cover;margin:0 2px 0 0">'
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _table(rows: list[list[str]], head: list[str]) -> str:
-    if not rows:
-        return '<p class="note">(none)</p>'
-    return ("<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"
-            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
 
 
 def _refs(store, rec: CheckRecord, ids: set[str]) -> dict[str, str]:
@@ -73,9 +60,9 @@ class _Thumbs:
 
         uri = thumbnail_uri(self.refs.get(sid))
         if uri is None:
-            return _e(sid)
+            return escape(sid)
         self.count += 1
-        return f'<span class="thumb">{_IMG.format(alt=_e(sid), src=uri)}{_e(sid)}</span>'
+        return f'<span class="thumb">{_IMG.format(alt=escape(sid), src=uri)}{escape(sid)}</span>'
 
 
 def data_checks_section(store, dataset: str, top: int = TOP) -> tuple[str, int]:
@@ -84,16 +71,17 @@ def data_checks_section(store, dataset: str, top: int = TOP) -> tuple[str, int]:
     title = "<h2>Data checks</h2>"
     if rec is None:
         return (title + f'<p class="note">No check recorded for this dataset: run <code>embedstore check '
-                f"{_e(dataset)}</code> to look for leaks, duplicates, label issues and shortcut columns.</p>", 0)
+                f"{escape(dataset)}</code> to look for leaks, duplicates, label issues and shortcut columns.</p>", 0)
     res = rec.result
     c = res["counts"]
     leaks = [p for p in res["near_duplicates"] if p["leak_columns"]][:top]
     suspects = res.get("label_ranking", [])[:top]
     thumbs = _Thumbs(_refs(store, rec, {p[k] for p in leaks for k in ("a", "b")} | {s["sample_id"] for s in suspects}))
-    parts = [title, f'<p class="note">Check <code>{_e(rec.check_id)}</code> of {_e(rec.created_at)} over '
-                    f"{c['rows']} rows; models {_e(', '.join(f'{m} {i}' for m, i in sorted(res['models'].items())))}"
-                    f"; store versions {_e(', '.join(f'{t}@{v}' for t, v in sorted(rec.table_versions.items())))}.</p>"]
-    parts.append(_table([
+    models = ", ".join(f"{m} {i}" for m, i in sorted(res["models"].items()))
+    versions = ", ".join(f"{t}@{v}" for t, v in sorted(rec.table_versions.items()))
+    parts = [title, f'<p class="note">Check <code>{escape(rec.check_id)}</code> of {escape(rec.created_at)} over '
+                    f"{c['rows']} rows; models {escape(models)}; store versions {escape(versions)}.</p>"]
+    parts.append(grid([
         ["near-duplicate pairs", str(c["near_duplicate_pairs"]), f"{c['near_duplicate_leaks']} across splits"],
         ["exact duplicate groups (same content hash)", str(c["exact_duplicate_groups"]),
          f"{c['exact_duplicate_leaks']} across splits"],
@@ -103,32 +91,34 @@ def data_checks_section(store, dataset: str, top: int = TOP) -> tuple[str, int]:
         ["shortcut columns", str(c["shortcuts"]), ", ".join(s["column"] for s in res["shortcuts"] if s["shortcut"])],
     ], ["finding", "n", "detail"]))
     for modality, t in sorted(res.get("thresholds", {}).items()):
-        parts.append(f'<p class="note">Near-duplicates ({_e(modality)}): locally scaled distance below '
-                     f"{t['threshold']:.3f} ({_e(t.get('source'))} for this model and dataset: intrinsic dimension "
-                     f"{t.get('intrinsic_dim', float('nan')):.1f}, {t.get('dims')} whitened components).</p>")
+        parts.append(f'<p class="note">Near-duplicates ({escape(modality)}): locally scaled distance below '
+                     f"{t['threshold']:.3f} ({escape(t.get('source'))} for this model and dataset: intrinsic "
+                     f"dimension {t.get('intrinsic_dim', float('nan')):.1f}, {t.get('dims')} whitened components).</p>")
     if leaks:
-        parts.append("<h3>Near-duplicates across splits</h3>" + _table(
-            [[thumbs(p["a"]), thumbs(p["b"]), f"{p['scaled']:.3f}", _e(", ".join(p["leak_columns"]))] for p in leaks],
+        parts.append("<h3>Near-duplicates across splits</h3>" + grid(
+            [[thumbs(p["a"]), thumbs(p["b"]), f"{p['scaled']:.3f}", escape(", ".join(p["leak_columns"]))]
+             for p in leaks],
             ["sample", "near-duplicate", "scaled distance", "different splits in"]))
     if suspects:
-        parts.append("<h3>Most suspect labels</h3>" + _table(
-            [[thumbs(s["sample_id"]), _e(s["given"]), _e(s["suggested"]), f"{s['quality']:.3f}",
+        parts.append("<h3>Most suspect labels</h3>" + grid(
+            [[thumbs(s["sample_id"]), escape(s["given"]), escape(s["suggested"]), f"{s['quality']:.3f}",
               "yes" if s["issue"] else ""] for s in suspects],
             ["sample", "given label", "suggested", "p(given label)", "flagged"]))
     if res["group_leaks"]:
-        parts.append("<h3>Groups in two splits</h3>" + _table(
-            [[_e(g["split_column"]), _e(g["group"]), _e(", ".join(f"{s} {n}" for s, n in g["splits"].items()))]
-             for g in res["group_leaks"][:top]], ["split column", "group", "rows per split"]))
+        parts.append("<h3>Groups in two splits</h3>" + grid(
+            [[escape(g["split_column"]), escape(g["group"]),
+              escape(", ".join(f"{s} {n}" for s, n in g["splits"].items()))] for g in res["group_leaks"][:top]],
+            ["split column", "group", "rows per split"]))
     for s in (s for s in res["shortcuts"] if s["shortcut"]):
         rule = s.get("rule") or {}
-        parts.append(f'<p class="banner">Shortcut: column <code>{_e(s["column"])}</code> predicts the label on its '
-                     f"own ({_e(s['column'])}={_e(rule.get('value'))} → {_e(rule.get('label'))} in "
-                     f"{100 * (rule.get('precision') or 0):.0f} % of {_e(rule.get('support'))} rows)"
+        parts.append(f'<p class="banner">Shortcut: column <code>{escape(s["column"])}</code> predicts the label on its '
+                     f"own ({escape(s['column'])}={escape(rule.get('value'))} → {escape(rule.get('label'))} in "
+                     f"{100 * (rule.get('precision') or 0):.0f} % of {escape(rule.get('support'))} rows)"
                      + (" and is in the prompt: the text vectors carry it." if s["in_prompt"] else ".") + "</p>")
     runs = flagged_runs(store, dataset)
     if runs:
-        parts.append(f"<h3>Runs trained on flagged rows ({len(runs)})</h3>" + _table(
-            [[f"<code>{_e(r)}</code>", _e(flag_summary(v))] for r, v in sorted(runs.items())[:top]],
+        parts.append(f"<h3>Runs trained on flagged rows ({len(runs)})</h3>" + grid(
+            [[f"<code>{escape(r)}</code>", escape(flag_summary(v))] for r, v in sorted(runs.items())[:top]],
             ["run", "flagged rows it read"]))
-    parts += [f'<p class="note">{_e(n)}</p>' for n in res.get("notes", [])]
+    parts += [f'<p class="note">{escape(n)}</p>' for n in res.get("notes", [])]
     return "\n".join(parts), thumbs.count
